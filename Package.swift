@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "cloud-hypervisor",
+    products: [
+        .executable(name: "cloud-hypervisor", targets: ["cloud-hypervisor"]),
+        .library(name: "Hypervisor", targets: ["Hypervisor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // The C core: vCPU threads, run loop, buses and the devices on the hot path.
+        // Its public headers live in the top-level include/, the one C API Swift sees.
+        .target(
+            name: "CVMMCore",
+            path: ".",
+            sources: ["Sources/CVMMCore"],
+            publicHeadersPath: "include",
+            cSettings: [
+                .define("_GNU_SOURCE"),
+                .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]),
+            ]
+        ),
+        .target(
+            name: "Hypervisor",
+            dependencies: [
+                "CVMMCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "cloud-hypervisor",
+            dependencies: [
+                "Hypervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "HypervisorTests",
+            dependencies: ["Hypervisor", "CVMMCore", "cloud-hypervisor"],
+            exclude: ["Guests"]
+        ),
+    ]
+)

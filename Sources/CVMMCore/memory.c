@@ -1,0 +1,75 @@
+/* Guest RAM regions: one anonymous mapping and one KVM memslot each. */
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm_memory.h"
+#include "vm_internal.h"
+
+int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (size == 0 || (gpa | size) & (page - 1) || gpa + size < gpa)
+        return -EINVAL;
+    if (vm->nregions == VMM_MAX_MEM_REGIONS)
+        return -ENOSPC;
+    for (unsigned i = 0; i < vm->nregions; i++) {
+        const struct vmm_mem_region *r = &vm->regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+            return -EEXIST;
+    }
+
+    int mflags = (flags & VMM_MEM_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+    mflags |= MAP_ANONYMOUS | MAP_NORESERVE;
+    if (flags & VMM_MEM_PREFAULT)
+        mflags |= MAP_POPULATE;
+    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, -1, 0);
+    if (hva == MAP_FAILED)
+        return -errno;
+
+    int ret = 0;
+    if ((flags & VMM_MEM_MERGEABLE) && madvise(hva, size, MADV_MERGEABLE) < 0)
+        ret = -errno;
+    if (!ret && (flags & VMM_MEM_THP) && madvise(hva, size, MADV_HUGEPAGE) < 0)
+        ret = -errno;
+    /* Guest RAM never belongs in a core dump of the VMM. */
+    if (!ret && madvise(hva, size, MADV_DONTDUMP) < 0)
+        ret = -errno;
+
+    uint32_t slot = vm->nregions;
+    struct kvm_userspace_memory_region mr = {
+        .slot = slot,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)hva,
+    };
+    if (!ret && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+        ret = -errno;
+    if (ret) {
+        munmap(hva, size);
+        return ret;
+    }
+    vm->regions[vm->nregions++] = (struct vmm_mem_region){ gpa, size, hva, slot };
+    return 0;
+}
+
+unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return vm->nregions; }
+
+int vmm_memory_region(const struct vmm_vm *vm, unsigned index, struct vmm_mem_region *out)
+{
+    if (index >= vm->nregions)
+        return -ENOENT;
+    *out = vm->regions[index];
+    return 0;
+}
+
+void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
+{
+    for (unsigned i = 0; i < vm->nregions; i++) {
+        const struct vmm_mem_region *r = &vm->regions[i];
+        if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+            return (uint8_t *)r->hva + (gpa - r->gpa);
+    }
+    return NULL;
+}

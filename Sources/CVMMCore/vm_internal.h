@@ -1,0 +1,61 @@
+/* Private layout of the VM and vCPU objects, shared by the core's files. */
+#ifndef CVMM_VM_INTERNAL_H
+#define CVMM_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <linux/kvm.h>
+
+#include "vmm_memory.h"
+#include "vmm_vcpu.h"
+#include "vmm_vm.h"
+
+#define VMM_MAX_MEM_REGIONS 32
+
+struct vmm_vcpu {
+    struct vmm_vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool started;
+};
+
+struct vmm_vm {
+    int kvm_fd;
+    int vm_fd;
+    int run_mmap_size;
+    struct vmm_bus *pio;
+    struct vmm_bus *mmio;
+
+    /* Written before the vCPUs start, read-only afterwards. */
+    struct vmm_mem_region regions[VMM_MAX_MEM_REGIONS];
+    unsigned nregions;
+    struct vmm_vcpu *vcpus;
+    unsigned nvcpus;
+
+    int stop_fd;
+    atomic_bool stopping;
+    pthread_mutex_t stop_lock;
+    struct vmm_stop_info stop;
+
+    vmm_vcpu_thread_init_fn thread_init;
+    void *thread_init_opaque;
+};
+
+/* vcpu_kick.c */
+int vmm_kick_signal_install(void);
+int vmm_kick_signal(void);
+
+/* vcpu_dump.c: register dump on stderr for fatal exits. */
+void vmm_vcpu_dump(const struct vmm_vcpu *vcpu);
+
+/* vcpu_exit.c: handles one exit; false when the vCPU must stop running. */
+bool vmm_vcpu_handle_exit(struct vmm_vcpu *vcpu);
+
+/* cpuid.c */
+int vmm_cpuid_setup(struct vmm_vcpu *vcpu);
+
+#endif

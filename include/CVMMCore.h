@@ -1,0 +1,15 @@
+/* CVMMCore: the C core of the VMM. This umbrella is the only C API Swift sees.
+ * Every call returns 0 or a negative errno unless it says otherwise. */
+#ifndef CVMMCORE_H
+#define CVMMCORE_H
+
+#include "vmm_bus.h"
+#include "vmm_vm.h"
+#include "vmm_memory.h"
+#include "vmm_vcpu.h"
+#include "vmm_irq.h"
+#include "vmm_serial.h"
+#include "vmm_power.h"
+#include "vmm_pvh.h"
+
+#endif

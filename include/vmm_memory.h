@@ -1,0 +1,38 @@
+/* Guest RAM: anonymous mappings registered as KVM memory slots. Regions are
+ * listed so that later a VFIO container can DMA-map the same memory. */
+#ifndef VMM_MEMORY_H
+#define VMM_MEMORY_H
+
+#include <stdint.h>
+
+struct vmm_vm;
+
+enum {
+    VMM_MEM_SHARED    = 1u << 0, /* MAP_SHARED instead of private */
+    VMM_MEM_PREFAULT  = 1u << 1, /* populate at allocation (MAP_POPULATE) */
+    VMM_MEM_MERGEABLE = 1u << 2, /* madvise(MADV_MERGEABLE) for KSM */
+    VMM_MEM_THP       = 1u << 3, /* madvise(MADV_HUGEPAGE) */
+};
+
+struct vmm_mem_region {
+    uint64_t gpa;
+    uint64_t size;
+    void *hva;
+    uint32_t slot;
+};
+
+/* Maps `size` bytes (page-aligned) and makes them guest RAM at `gpa`.
+ * Regions are added before the vCPUs start. */
+int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
+                       uint32_t flags);
+
+unsigned vmm_memory_region_count(const struct vmm_vm *vm);
+/* -ENOENT past the last region. */
+int vmm_memory_region(const struct vmm_vm *vm, unsigned index,
+                      struct vmm_mem_region *out);
+
+/* The host address of [gpa, gpa+len) if one region holds all of it, else
+ * NULL: callers never write across a hole by accident. */
+void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len);
+
+#endif

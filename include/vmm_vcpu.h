@@ -1,0 +1,30 @@
+/* vCPUs: created and run on threads owned by the C core. */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include <stdint.h>
+
+struct vmm_vm;
+
+/* Called on each vCPU thread after it is named and its signal mask is set,
+ * before the first KVM_RUN: the place to confine the thread (seccomp). A
+ * non-zero return (negative errno) stops the VM before any guest code runs. */
+typedef int (*vmm_vcpu_thread_init_fn)(void *opaque, unsigned index);
+
+/* Creates `count` vCPUs with KVM's supported CPUID, each with its own APIC ID. */
+int vmm_vcpus_create(struct vmm_vm *vm, unsigned count);
+unsigned vmm_vcpu_count(const struct vmm_vm *vm);
+
+/* Puts vCPU 0 at a PVH entry point: 32-bit protected mode, paging off,
+ * flat segments, %ebx = `start_info_gpa` (Xen's PVH boot ABI). Writes the
+ * boot GDT into guest RAM at `gdt_gpa` (needs 32 bytes). */
+int vmm_vcpu_setup_pvh(struct vmm_vm *vm, uint32_t entry, uint32_t start_info_gpa,
+                       uint64_t gdt_gpa);
+
+/* Starts one thread per vCPU ("vcpu<N>"); each calls `init` first. */
+int vmm_vcpus_start(struct vmm_vm *vm, vmm_vcpu_thread_init_fn init, void *opaque);
+
+/* Waits for every vCPU thread to finish. Call after a stop was requested. */
+void vmm_vcpus_join(struct vmm_vm *vm);
+
+#endif
