@@ -11,5 +11,6 @@
 #include "vmm_serial.h"
 #include "vmm_power.h"
 #include "vmm_pvh.h"
+#include "vmm_sys.h"
 
 #endif

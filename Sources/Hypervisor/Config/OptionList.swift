@@ -1,0 +1,110 @@
+/// Cloud Hypervisor's option value syntax: `key=value,key=value`.
+///
+/// Commas inside `[...]` or double quotes do not split, so lists such as
+/// `affinity=[0@[0,1]]` stay one value. Every option's parser goes through
+/// here, so unknown and duplicate keys are reported the same way everywhere.
+public struct OptionList: Sendable, Equatable {
+    public let option: String
+    private var values: [String: String]
+    private var order: [String]
+
+    /// Splits `text` and checks every key against `known`.
+    public init(_ text: String, option: String, known: [String]) throws(ConfigError) {
+        self.option = option
+        values = [:]
+        order = []
+        for item in Self.split(text) where !item.isEmpty {
+            guard let eq = item.firstIndex(of: "=") else {
+                throw .invalidValue(option: option, key: nil, value: String(item),
+                                    reason: "expected key=value (keys: \(known.joined(separator: ", ")))")
+            }
+            let key = String(item[..<eq])
+            let value = Self.unquote(String(item[item.index(after: eq)...]))
+            guard known.contains(key) else {
+                throw .unknownKey(option: option, key: key, known: known)
+            }
+            guard values[key] == nil else { throw .duplicateKey(option: option, key: key) }
+            values[key] = value
+            order.append(key)
+        }
+    }
+
+    /// The keys given, in the order given.
+    public var keys: [String] { order }
+
+    public subscript(key: String) -> String? { values[key] }
+
+    /// A key's value, which must be present and non-empty.
+    public func required(_ key: String) throws(ConfigError) -> String {
+        guard let value = values[key], !value.isEmpty else {
+            throw .missing(option: option, what: "\(key)=… is required")
+        }
+        return value
+    }
+
+    /// `on`/`off` (and `true`/`false`), as Cloud Hypervisor accepts them.
+    public func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let value = values[key] else { return nil }
+        switch value {
+        case "on", "true": return true
+        case "off", "false": return false
+        default:
+            throw .invalidValue(option: option, key: key, value: value, reason: "expected on or off")
+        }
+    }
+
+    public func integer<T: FixedWidthInteger & Sendable>(_ key: String, in range: ClosedRange<T>) throws(ConfigError) -> T? {
+        guard let value = values[key] else { return nil }
+        guard let number = T(value), range.contains(number) else {
+            throw .invalidValue(option: option, key: key, value: value,
+                                reason: "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number
+    }
+
+    public func size(_ key: String) throws(ConfigError) -> UInt64? {
+        guard let value = values[key] else { return nil }
+        do {
+            return try ByteSize.parse(value)
+        } catch {
+            throw .invalidValue(option: option, key: key, value: value, reason: error.reason)
+        }
+    }
+
+    /// Refuses keys the VMM recognises but does not implement yet, unless
+    /// they carry the value that means "what happens anyway".
+    public func refuseUnsupported(_ keys: [String], unlessEqualTo defaults: [String: String] = [:]) throws(ConfigError) {
+        for key in keys {
+            if let value = values[key], defaults[key] != value {
+                throw .notSupported("\(option) \(key)=\(value)")
+            }
+        }
+    }
+
+    static func split(_ text: String) -> [Substring] {
+        var parts: [Substring] = []
+        var depth = 0
+        var quoted = false
+        var start = text.startIndex
+        for index in text.indices {
+            switch text[index] {
+            case "\"": quoted.toggle()
+            case "[" where !quoted: depth += 1
+            case "]" where !quoted: depth = max(0, depth - 1)
+            case "," where !quoted && depth == 0:
+                parts.append(text[start..<index])
+                start = text.index(after: index)
+            default: break
+            }
+        }
+        parts.append(text[start...])
+        return parts
+    }
+
+    private static func unquote(_ value: String) -> String {
+        if value.count >= 2, value.first == "\"", value.last == "\"" {
+            return String(value.dropFirst().dropLast())
+        }
+        return value
+    }
+}

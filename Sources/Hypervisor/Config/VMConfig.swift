@@ -1,0 +1,93 @@
+/// Everything one VM launch needs, as value types checked before anything
+/// is opened. The CLI fills it; later the API server will too.
+public struct VMConfig: Sendable, Equatable {
+    /// `--seccomp true|false|log`.
+    public enum SeccompMode: String, Sendable, Equatable, CaseIterable {
+        case enabled = "true"
+        case disabled = "false"
+        case log
+    }
+
+    /// A PVH ELF kernel (`--kernel`).
+    public var kernelPath: String?
+    /// Loaded after the kernel and handed to it as a PVH module (`--initramfs`).
+    public var initramfsPath: String?
+    /// The kernel command line (`--cmdline`).
+    public var cmdline: String
+    public var cpus: CPUsConfig
+    public var memory: MemoryConfig
+    /// COM1 (`--serial`); Cloud Hypervisor's default is `null`.
+    public var serial: ConsoleConfig
+    /// virtio-console (`--console`); nil when the option was not given.
+    public var console: ConsoleConfig?
+    public var disks: [DiskConfig]
+    public var devices: [DeviceConfig]
+    public var nets: [NetConfig]
+    public var rng: RngConfig?
+    public var seccomp: SeccompMode
+    public var apiSocketPath: String?
+    /// Where log lines go instead of standard error (`--log-file`).
+    public var logFilePath: String?
+    /// Number of `-v` flags: 0 warnings, 1 info, 2 debug, 3+ trace.
+    public var verbosity: Int
+
+    public static let maxCmdlineBytes = 4096
+
+    public init(kernelPath: String? = nil, initramfsPath: String? = nil, cmdline: String = "",
+                cpus: CPUsConfig = CPUsConfig(), memory: MemoryConfig = MemoryConfig(),
+                serial: ConsoleConfig = .null, console: ConsoleConfig? = nil,
+                disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
+                rng: RngConfig? = nil, seccomp: SeccompMode = .enabled, apiSocketPath: String? = nil,
+                logFilePath: String? = nil, verbosity: Int = 0) {
+        self.kernelPath = kernelPath
+        self.initramfsPath = initramfsPath
+        self.cmdline = cmdline
+        self.cpus = cpus
+        self.memory = memory
+        self.serial = serial
+        self.console = console
+        self.disks = disks
+        self.devices = devices
+        self.nets = nets
+        self.rng = rng
+        self.seccomp = seccomp
+        self.apiSocketPath = apiSocketPath
+        self.logFilePath = logFilePath
+        self.verbosity = verbosity
+    }
+
+    /// Checks what no single option can: required options, and features
+    /// that are recognised but not built yet.
+    public func validate() throws(ConfigError) {
+        guard kernelPath != nil else {
+            throw .missing(option: "--kernel", what: "a kernel is required: give a PVH ELF with --kernel PATH")
+        }
+        guard cmdline.utf8.count < Self.maxCmdlineBytes else {
+            throw .invalidValue(option: "--cmdline", key: nil, value: String(cmdline.prefix(20)) + "…",
+                                reason: "longer than \(Self.maxCmdlineBytes - 1) bytes")
+        }
+        switch serial {
+        case .pty, .socket: throw .notSupported("--serial \(Self.describe(serial))")
+        default: break
+        }
+        if let console, console != .off {
+            throw .notSupported("--console \(Self.describe(console)) (virtio-console comes with PCI); use --console off")
+        }
+        if !disks.isEmpty { throw .notSupported("--disk (virtio-blk comes with PCI)") }
+        if !nets.isEmpty { throw .notSupported("--net (virtio-net comes with PCI)") }
+        if rng != nil { throw .notSupported("--rng (virtio-rng comes with PCI)") }
+        if !devices.isEmpty { throw .notSupported("--device (VFIO assignment comes after PCI)") }
+        if apiSocketPath != nil { throw .notSupported("--api-socket") }
+    }
+
+    static func describe(_ console: ConsoleConfig) -> String {
+        switch console {
+        case .off: return "off"
+        case .null: return "null"
+        case .tty: return "tty"
+        case .pty: return "pty"
+        case let .file(path): return "file=\(path)"
+        case let .socket(path): return "socket=\(path)"
+        }
+    }
+}

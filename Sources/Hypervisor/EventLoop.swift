@@ -1,0 +1,75 @@
+import CVMMCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The VMM thread's event loop: waits for the VM's stop event or a
+/// termination signal. Later the serial input, the API socket and I/O
+/// backends join the same epoll set.
+final class EventLoop {
+    static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    private let epollFD: Int32
+    private let signalFD: Int32
+
+    init() throws(VMMError) {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in Self.stopSignals { sigaddset(&mask, signal) }
+        // Blocked before any vCPU thread exists, so only signalfd sees them.
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        signal(SIGPIPE, SIG_IGN)
+        signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard signalFD >= 0 else { throw .system(SystemError("signalfd", errno: errno)) }
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else {
+            let error = errno
+            close(signalFD)
+            throw .system(SystemError("epoll_create1", errno: error))
+        }
+        try add(signalFD)
+    }
+
+    deinit {
+        close(epollFD)
+        close(signalFD)
+    }
+
+    private func add(_ fd: Int32) throws(VMMError) {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = fd
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+            throw .system(SystemError("epoll_ctl", errno: errno))
+        }
+    }
+
+    /// Blocks until the VM asks to stop (nil) or a stop signal arrives (its number).
+    func waitForStop(of vm: VirtualMachine) -> Int32? {
+        let stopFD = vm.stopEventFD
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = stopFD
+        epoll_ctl(epollFD, EPOLL_CTL_ADD, stopFD, &event)
+        defer { epoll_ctl(epollFD, EPOLL_CTL_DEL, stopFD, nil) }
+
+        var ready = [epoll_event](repeating: epoll_event(), count: 4)
+        while true {
+            let n = epoll_wait(epollFD, &ready, Int32(ready.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            for event in ready.prefix(Int(n)) {
+                if event.data.fd == signalFD {
+                    var info = signalfd_siginfo()
+                    if read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+                        return Int32(info.ssi_signo)
+                    }
+                } else if event.data.fd == stopFD {
+                    return nil
+                }
+            }
+        }
+    }
+}

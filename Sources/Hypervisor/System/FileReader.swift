@@ -1,0 +1,58 @@
+import SystemPackage
+
+/// Reads a kernel or initramfs file straight into guest memory, without an
+/// intermediate copy of the whole file.
+struct FileReader: ~Copyable {
+    let path: String
+    private let fd: FileDescriptor
+    let size: UInt64
+
+    init(path: String, option: String) throws(BootError) {
+        let opened: FileDescriptor
+        do {
+            opened = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        } catch {
+            throw .unreadable(option: option, path: path, reason: String(describing: error))
+        }
+        let end: Int64
+        do {
+            end = try opened.seek(offset: 0, from: .end)
+        } catch {
+            try? opened.close()
+            throw .unreadable(option: option, path: path, reason: String(describing: error))
+        }
+        self.path = path
+        fd = opened
+        size = UInt64(end)
+    }
+
+    deinit { try? fd.close() }
+
+    /// Fills `buffer` from `offset`; a file that ends early is an error.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(BootError) {
+        var done = 0
+        while done < buffer.count {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[done...])
+            let n: Int
+            do {
+                n = try fd.read(fromAbsoluteOffset: Int64(offset) + Int64(done), into: chunk, retryOnInterrupt: true)
+            } catch {
+                throw .unreadable(option: nil, path: path, reason: String(describing: error))
+            }
+            guard n > 0 else { throw .truncated(path: path) }
+            done += n
+        }
+    }
+
+    /// Reads `count` bytes at `offset` into a new array.
+    func bytes(at offset: UInt64, count: Int) throws(BootError) -> [UInt8] {
+        guard offset <= size, UInt64(count) <= size - offset else { throw .truncated(path: path) }
+        var result = [UInt8](repeating: 0, count: count)
+        var failure: BootError?
+        result.withUnsafeMutableBytes { buffer in
+            do throws(BootError) { try read(at: offset, into: buffer) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return result
+    }
+}

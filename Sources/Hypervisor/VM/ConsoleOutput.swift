@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fd a console writes to, opened once per launch so that a guest
+/// reboot keeps appending to the same file.
+final class ConsoleOutput {
+    /// -1 for a device whose output is discarded.
+    let fd: Int32
+    private let owned: Bool
+
+    init(_ config: ConsoleConfig, option: String) throws(VMMError) {
+        switch config {
+        case .tty:
+            fd = STDOUT_FILENO
+            owned = false
+        case let .file(path):
+            let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+            guard opened >= 0 else { throw .system(SystemError("\(option) file=\(path): open", errno: errno)) }
+            fd = opened
+            owned = true
+        default:
+            fd = -1
+            owned = false
+        }
+    }
+
+    deinit {
+        if owned { close(fd) }
+    }
+}

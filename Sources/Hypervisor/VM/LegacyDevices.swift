@@ -1,0 +1,42 @@
+import CVMMCore
+
+/// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
+/// ACPI sleep/reset register and the i8042 reset line.
+final class LegacyDevices {
+    static let com1Port: UInt64 = 0x3f8
+    static let com1GSI: UInt32 = 4
+
+    private let vm: VirtualMachine
+    private var serial: OpaquePointer?
+    /// The C UART keeps a pointer to its line, so it lives at a fixed address.
+    private let serialIRQ: UnsafeMutablePointer<vmm_irq>
+
+    /// `serialOutput` nil means `--serial off`: no UART at all.
+    init(vm: VirtualMachine, serialOutput: ConsoleOutput?) throws(VMMError) {
+        self.vm = vm
+        serialIRQ = .allocate(capacity: 1)
+        serialIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: Self.com1GSI))
+
+        let vmPointer = UnsafeMutableRawPointer(vm.handle)
+        try vm.registerPIO(base: UInt64(VMM_ACPI_SLEEP_PORT), length: UInt64(VMM_ACPI_SLEEP_LEN),
+                           handler: vmm_acpi_sleep_io, opaque: vmPointer)
+        try vm.registerPIO(base: UInt64(VMM_I8042_CMD_PORT), length: 1, handler: vmm_i8042_io, opaque: vmPointer)
+
+        if let serialOutput {
+            var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
+            guard r == 0 else { throw .system(SystemError("connect COM1 to IRQ 4", returned: r)) }
+            var uart: OpaquePointer?
+            r = vmm_serial_create(serialOutput.fd, serialIRQ, &uart)
+            guard r == 0, let uart else { throw .system(SystemError("create COM1", returned: r)) }
+            serial = uart
+            try vm.registerPIO(base: Self.com1Port, length: 8, handler: vmm_serial_io, opaque: UnsafeMutableRawPointer(uart))
+        }
+    }
+
+    /// Runs once the vCPU threads are joined: no handler can be running.
+    deinit {
+        vmm_serial_destroy(serial)
+        vmm_irq_release(vm.handle, serialIRQ)
+        serialIRQ.deallocate()
+    }
+}

@@ -1,0 +1,71 @@
+import CVMMCore
+
+/// Owns one C-core VM (`struct vmm_vm`): its fds, RAM, vCPUs and buses.
+/// Used from the VMM thread only; vCPU threads live in the C core.
+final class VirtualMachine {
+    let handle: OpaquePointer
+    let memoryBytes: UInt64
+
+    init(memory: MemoryConfig) throws(VMMError) {
+        var error = vmm_error()
+        var vm: OpaquePointer?
+        let result = vmm_vm_create(&vm, &error)
+        guard result == 0, let vm else {
+            let what = error.what.map { String(cString: $0) } ?? "create the VM"
+            throw .system(SystemError(what, returned: result))
+        }
+        handle = vm
+        memoryBytes = memory.sizeBytes
+        var flags: UInt32 = 0
+        if memory.shared { flags |= UInt32(VMM_MEM_SHARED) }
+        if memory.prefault { flags |= UInt32(VMM_MEM_PREFAULT) }
+        if memory.mergeable { flags |= UInt32(VMM_MEM_MERGEABLE) }
+        if memory.thp { flags |= UInt32(VMM_MEM_THP) }
+        for range in GuestLayout.ramRanges(memoryBytes: memory.sizeBytes) {
+            let r = vmm_memory_add_ram(vm, range.start, range.size, flags)
+            guard r == 0 else {
+                vmm_vm_destroy(vm)
+                throw .system(SystemError("map \(ByteSize.describe(range.size)) of guest RAM at 0x\(String(range.start, radix: 16))", returned: r))
+            }
+        }
+    }
+
+    deinit { vmm_vm_destroy(handle) }
+
+    var pioBus: OpaquePointer { vmm_vm_pio_bus(handle) }
+    var mmioBus: OpaquePointer { vmm_vm_mmio_bus(handle) }
+
+    /// Host view of guest RAM [gpa, gpa+count), or nil if no one region holds it.
+    func memory(at gpa: UInt64, count: UInt64) -> UnsafeMutableRawBufferPointer? {
+        guard let base = vmm_memory_hva(handle, gpa, count) else { return nil }
+        return UnsafeMutableRawBufferPointer(start: base, count: Int(count))
+    }
+
+    func createVCPUs(_ count: Int) throws(VMMError) {
+        try check(vmm_vcpus_create(handle, UInt32(count)), "create \(count) vCPUs")
+    }
+
+    func registerPIO(base: UInt64, length: UInt64, handler: vmm_io_fn, opaque: UnsafeMutableRawPointer?) throws(VMMError) {
+        try check(vmm_bus_register(pioBus, base, length, handler, opaque),
+                  "claim I/O ports 0x\(String(base, radix: 16))+\(length)")
+    }
+
+    func registerMMIO(base: UInt64, length: UInt64, handler: vmm_io_fn, opaque: UnsafeMutableRawPointer?) throws(VMMError) {
+        try check(vmm_bus_register(mmioBus, base, length, handler, opaque),
+                  "claim MMIO 0x\(String(base, radix: 16))+\(length)")
+    }
+
+    /// Starts every vCPU thread; each runs `init` (if any) before guest code.
+    func start(threadInit: vmm_vcpu_thread_init_fn? = nil, opaque: UnsafeMutableRawPointer? = nil) throws(VMMError) {
+        try check(vmm_vcpus_start(handle, threadInit, opaque), "start the vCPU threads")
+    }
+
+    func requestStop() { vmm_vm_request_stop(handle, VMM_STOP_REQUESTED, -1, 0) }
+    var stopEventFD: Int32 { vmm_vm_stop_eventfd(handle) }
+    var stopInfo: vmm_stop_info { vmm_vm_stop_info(handle) }
+    func joinVCPUs() { vmm_vcpus_join(handle) }
+
+    private func check(_ result: Int32, _ what: @autoclosure () -> String) throws(VMMError) {
+        guard result == 0 else { throw .system(SystemError(what(), returned: result)) }
+    }
+}

@@ -1,0 +1,4 @@
+/// The VMM's version, printed by `--version`.
+public enum Version {
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import Hypervisor
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Cloud Hypervisor's command line. Each option's value is parsed by the
+/// Hypervisor library, so the messages are the same wherever a config comes from.
+@main
+struct CloudHypervisor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cloud-hypervisor",
+        abstract: "A KVM virtual machine monitor with Cloud Hypervisor's command line.",
+        discussion: """
+            Example: boot a PVH kernel on COM1 with 4 vCPUs and 512M of RAM:
+              cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
+                --serial tty --console off --cpus boot=4 --memory size=512M
+
+            Options that are recognised but not built yet (--disk, --net, --rng,
+            --device, --api-socket, --console tty) are refused with "not supported yet".
+            """,
+        version: "cloud-hypervisor v\(Version.string)"
+    )
+
+    @Option(help: ArgumentHelp("PVH ELF kernel to boot (vmlinux built with CONFIG_PVH).", valueName: "path"))
+    var kernel: String?
+
+    @Option(help: ArgumentHelp("Initramfs, handed to the kernel as a PVH module.", valueName: "path"))
+    var initramfs: String?
+
+    @Option(help: ArgumentHelp("Kernel command line.", valueName: "string"))
+    var cmdline: String = ""
+
+    @Option(help: ArgumentHelp("boot=<n>[,max=<n>]", valueName: "cpus"), transform: library(CPUsConfig.init(parsing:)))
+    var cpus: CPUsConfig = CPUsConfig()
+
+    @Option(help: ArgumentHelp("size=<size>[,shared=on|off,prefault=on|off,mergeable=on|off,thp=on|off]", valueName: "memory"),
+            transform: library(MemoryConfig.init(parsing:)))
+    var memory: MemoryConfig = MemoryConfig()
+
+    @Option(help: ArgumentHelp("COM1: off|null|tty|file=<path> (default null).", valueName: "serial"),
+            transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--serial") })
+    var serial: ConsoleConfig = .null
+
+    @Option(help: ArgumentHelp("virtio-console: off (tty comes with PCI).", valueName: "console"),
+            transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--console") })
+    var console: ConsoleConfig?
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=<image>[,readonly=on|off,id=<id>] ... (not supported yet)", valueName: "disk"),
+            transform: library(DiskConfig.init(parsing:)))
+    var disk: [DiskConfig] = []
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=/sys/bus/pci/devices/<bdf>/[,id=<id>] ... (not supported yet)", valueName: "device"),
+            transform: library(DeviceConfig.init(parsing:)))
+    var device: [DeviceConfig] = []
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("tap=<if>,mac=<mac>,... (not supported yet)", valueName: "net"),
+            transform: library(NetConfig.init(parsing:)))
+    var net: [NetConfig] = []
+
+    @Option(help: ArgumentHelp("src=<path> (not supported yet)", valueName: "rng"), transform: library(RngConfig.init(parsing:)))
+    var rng: RngConfig?
+
+    @Option(help: ArgumentHelp("true|false|log", valueName: "seccomp"), transform: parseSeccomp)
+    var seccomp: VMConfig.SeccompMode = .enabled
+
+    @Option(name: .customLong("api-socket"), help: ArgumentHelp("(not supported yet)", valueName: "path"))
+    var apiSocket: String?
+
+    @Option(name: .customLong("log-file"), help: ArgumentHelp("Write log lines here instead of standard error.", valueName: "path"))
+    var logFile: String?
+
+    @Flag(name: .short, help: "More log output (repeat for more).")
+    var verbose: Int
+
+    var vmConfig: VMConfig {
+        VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
+                 serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng,
+                 seccomp: seccomp, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose)
+    }
+
+    static func main() {
+        let command: CloudHypervisor
+        do {
+            command = try parseAsRoot() as! CloudHypervisor
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            fail(message(for: error))
+        }
+        do {
+            let handler = try FileLogHandler.open(path: command.logFile, verbosity: command.verbose)
+            LoggingSystem.bootstrap { _ in handler }
+            let reason = try Launcher(config: command.vmConfig).run()
+            if case let .failure(message) = reason { fail(message) }
+            Glibc.exit(0)
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        let line = "cloud-hypervisor: error: \(message)\n"
+        _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+        Glibc.exit(1)
+    }
+}
