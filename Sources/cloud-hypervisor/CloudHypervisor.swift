@@ -84,7 +84,7 @@ struct CloudHypervisor: ParsableCommand {
     static func main() {
         let command: CloudHypervisor
         do {
-            command = try parseAsRoot() as! CloudHypervisor
+            command = try parse()
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             fail(message(for: error))

@@ -14,7 +14,9 @@ public struct CPUsConfig: Sendable, Equatable {
 
     static let known = ["boot", "max", "topology", "kvm_hyperv", "max_phys_bits", "affinity", "features", "nested"]
 
+    /// Also takes a bare number, `--cpus 4`, as `boot=4`.
     public init(parsing text: String) throws(ConfigError) {
+        let text = text.first?.isNumber == true && !text.contains("=") ? "boot=\(text)" : text
         let list = try OptionList(text, option: "--cpus", known: Self.known)
         try list.refuseUnsupported(["topology", "max_phys_bits", "affinity", "features"])
         try list.refuseUnsupported(["kvm_hyperv", "nested"], unlessEqualTo: ["kvm_hyperv": "off", "nested": "on"])

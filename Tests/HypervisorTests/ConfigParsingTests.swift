@@ -1,0 +1,139 @@
+import Testing
+@testable import Hypervisor
+
+@Suite("Option values")
+struct ConfigParsingTests {
+    @Test("sizes take bytes or a K/M/G suffix", arguments: [
+        ("4096", UInt64(4096)), ("64K", 64 << 10), ("512M", 512 << 20), ("2G", 2 << 30), ("1g", 1 << 30),
+    ])
+    func sizes(text: String, bytes: UInt64) throws {
+        #expect(try ByteSize.parse(text) == bytes)
+    }
+
+    @Test("bad sizes are refused", arguments: ["", "M", "12Q", "-1M", "1.5G", "99999999999999999999", "17179869184G"])
+    func badSizes(text: String) {
+        #expect(throws: ByteSize.ParseError.self) { try ByteSize.parse(text) }
+    }
+
+    @Test("key=value lists keep bracketed and quoted commas")
+    func optionListSplitting() throws {
+        let list = try OptionList(#"boot=2,affinity=[0@[0,1],1@[2]],features="a,b""#, option: "--cpus", known: CPUsConfig.known)
+        #expect(list.keys == ["boot", "affinity", "features"])
+        #expect(list["affinity"] == "[0@[0,1],1@[2]]")
+        #expect(list["features"] == "a,b")
+    }
+
+    @Test("unknown, duplicate and bare keys are named")
+    func optionListErrors() {
+        #expect(throws: ConfigError.unknownKey(option: "--cpus", key: "bogus", known: CPUsConfig.known)) {
+            try CPUsConfig(parsing: "boot=1,bogus=2")
+        }
+        #expect(throws: ConfigError.duplicateKey(option: "--cpus", key: "boot")) {
+            try CPUsConfig(parsing: "boot=1,boot=2")
+        }
+        #expect(throws: ConfigError.self) { try CPUsConfig(parsing: "boot") }
+    }
+
+    @Test("--cpus", arguments: [("boot=4", 4), ("boot=1,max=1", 1), ("", 1), ("boot=254", 254), ("4", 4)])
+    func cpus(text: String, boot: Int) throws {
+        #expect(try CPUsConfig(parsing: text).boot == boot)
+    }
+
+    @Test("--cpus refuses 0, too many, max below boot, and hotplug")
+    func badCPUs() {
+        for text in ["boot=0", "boot=255", "boot=x", "boot=4,max=2", "0", "4x"] {
+            #expect(throws: ConfigError.self, "\(text)") { try CPUsConfig(parsing: text) }
+        }
+        #expect(throws: ConfigError.notSupported("--cpus max=4 above boot=2 (vCPU hotplug)")) {
+            try CPUsConfig(parsing: "boot=2,max=4")
+        }
+        #expect(throws: ConfigError.notSupported("--cpus topology=1:2:1:1")) {
+            try CPUsConfig(parsing: "boot=2,topology=1:2:1:1")
+        }
+    }
+
+    @Test("--memory")
+    func memory() throws {
+        let m = try MemoryConfig(parsing: "size=1G,shared=on,prefault=on,mergeable=off,thp=off")
+        #expect(m == MemoryConfig(sizeBytes: 1 << 30, shared: true, prefault: true, mergeable: false, thp: false))
+        #expect(try MemoryConfig(parsing: "").sizeBytes == 512 << 20)
+        #expect(try MemoryConfig(parsing: "size=64M,hugepages=off").sizeBytes == 64 << 20)
+    }
+
+    @Test("--memory refuses tiny, unaligned and unbuilt settings")
+    func badMemory() {
+        for text in ["size=0", "size=1000", "size=512K", "size=1M,shared=maybe"] {
+            #expect(throws: ConfigError.self, "\(text)") { try MemoryConfig(parsing: text) }
+        }
+        #expect(throws: ConfigError.notSupported("--memory hugepages=on")) { try MemoryConfig(parsing: "size=1G,hugepages=on") }
+        #expect(throws: ConfigError.notSupported("--memory hotplug_size=1G")) { try MemoryConfig(parsing: "hotplug_size=1G") }
+    }
+
+    @Test("--serial and --console", arguments: [
+        ("off", ConsoleConfig.off), ("null", .null), ("tty", .tty), ("pty", .pty),
+        ("file=/tmp/x.log", .file(path: "/tmp/x.log")), ("socket=/tmp/s", .socket(path: "/tmp/s")),
+    ])
+    func console(text: String, expected: ConsoleConfig) throws {
+        #expect(try ConsoleConfig(parsing: text, option: "--serial") == expected)
+    }
+
+    @Test("bad console values", arguments: ["", "foo", "file=", "path=/x", "file=/x,iommu=on"])
+    func badConsole(text: String) {
+        #expect(throws: ConfigError.self) { try ConsoleConfig(parsing: text, option: "--serial") }
+    }
+
+    @Test("device options check their syntax")
+    func devices() throws {
+        #expect(try DiskConfig(parsing: "path=/a.raw,readonly=on,id=d0") == DiskConfig(path: "/a.raw", readonly: true, id: "d0"))
+        #expect(throws: ConfigError.missing(option: "--disk", what: "path=… is required")) { try DiskConfig(parsing: "readonly=on") }
+        #expect(throws: ConfigError.self) { try DiskConfig(parsing: "path=/a,cache=none") }
+        #expect(try DeviceConfig(parsing: "path=/sys/bus/pci/devices/0000:01:00.0/").path == "/sys/bus/pci/devices/0000:01:00.0/")
+        #expect(throws: ConfigError.self) { try DeviceConfig(parsing: "id=x") }
+        #expect(try RngConfig(parsing: "").source == "/dev/urandom")
+    }
+
+    @Test("a launch needs a kernel and refuses what is not built")
+    func validation() throws {
+        #expect(throws: ConfigError.self) { try VMConfig().validate() }
+        var config = VMConfig(kernelPath: "/k")
+        try config.validate()
+        config.console = .off
+        try config.validate()
+
+        let refused: [(inout VMConfig) -> Void] = [
+            { $0.console = .tty },
+            { $0.serial = .pty },
+            { $0.disks = [DiskConfig(path: "/a", readonly: false, id: nil)] },
+            { $0.devices = [DeviceConfig(path: "/sys/bus/pci/devices/0000:01:00.0", id: nil)] },
+            { $0.rng = RngConfig(source: "/dev/urandom") },
+            { $0.apiSocketPath = "/tmp/api" },
+            { $0.cmdline = String(repeating: "x", count: 5000) },
+        ]
+        for change in refused {
+            var c = VMConfig(kernelPath: "/k")
+            change(&c)
+            #expect(throws: ConfigError.self) { try c.validate() }
+        }
+    }
+}
+
+extension DiskConfig {
+    init(path: String, readonly: Bool, id: String?) {
+        self = try! DiskConfig(parsing: "path=\(path)")
+        self.readonly = readonly
+        self.id = id
+    }
+}
+
+extension DeviceConfig {
+    init(path: String, id: String?) {
+        self = try! DeviceConfig(parsing: "path=\(path)")
+        self.id = id
+    }
+}
+
+extension RngConfig {
+    init(source: String) {
+        self = try! RngConfig(parsing: "src=\(source)")
+    }
+}

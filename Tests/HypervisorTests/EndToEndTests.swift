@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+
+@Suite("cloud-hypervisor on /dev/kvm with tiny PVH guests", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+struct EndToEndTests {
+    @Test("serial output, command line and initramfs reach the guest; power-off exits 0")
+    func hello() throws {
+        let initramfs = FileManager.default.temporaryDirectory.appendingPathComponent("initramfs-\(getpid()).txt")
+        try "module bytes".write(to: initramfs, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: initramfs) }
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--serial", "tty", "--console", "off",
+                        "--cpus", "1", "--memory", "size=64M", "--cmdline", "console=ttyS0 quiet",
+                        "--initramfs", initramfs.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == """
+            Hello from a tiny PVH guest
+            cmdline: console=ttyS0 quiet
+            module: module bytesmemmap entries: 2
+
+            """)
+    }
+
+    @Test("RAM above the 32-bit hole shows up as a third memory map entry")
+    func highMemory() throws {
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--serial", "tty", "--memory", "size=3200M"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("memmap entries: 3"))
+    }
+
+    @Test("--serial file= writes the guest's output to the file; null and off print nothing")
+    func serialModes() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("serial-\(getpid()).log")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let hello = try Guests.path("hello")
+        var r = runVMM(["--kernel", hello, "--serial", "file=\(file.path)"])
+        #expect(r.status == 0)
+        #expect(r.stdout.isEmpty)
+        #expect(try String(contentsOf: file, encoding: .utf8).hasPrefix("Hello from a tiny PVH guest\n"))
+        for mode in ["null", "off"] {
+            r = runVMM(["--kernel", hello, "--serial", mode])
+            #expect(r.status == 0, "\(mode): \(r.stderr)")
+            #expect(r.stdout.isEmpty, "\(mode)")
+        }
+    }
+
+    @Test("reads from unassigned ports and MMIO return all ones inside a real guest")
+    func unassigned() throws {
+        let r = runVMM(["--kernel", try Guests.path("io"), "--serial", "tty"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "unassigned reads: all ones\n")
+    }
+
+    @Test("a triple fault exits non-zero with a register dump and a message")
+    func tripleFault() throws {
+        let r = runVMM(["--kernel", try Guests.path("triple"), "--serial", "tty"])
+        #expect(r.status == 1)
+        #expect(r.stdout == "about to triple-fault\n")
+        #expect(r.stderr.contains("rip="))
+        #expect(r.stderr.contains("cloud-hypervisor: error: the guest triple-faulted on vCPU 0 (KVM_EXIT_SHUTDOWN)"))
+    }
+
+    @Test("several vCPUs: the APs start by INIT-SIPI, and all stop on power-off", arguments: [2, 4, 8])
+    func smp(cpus: Int) throws {
+        let r = runVMM(["--kernel", try Guests.path("smp"), "--serial", "tty", "--cpus", "boot=\(cpus)",
+                        "--cmdline", "\(cpus - 1)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "APs started: \(cpus - 1)\n")
+    }
+
+    @Test("a guest reset reboots it, and SIGTERM then stops the VMM cleanly")
+    func resetReboots() throws {
+        let r = runVMM(["--kernel", try Guests.path("reset"), "--serial", "tty", "--cpus", "2"]) { process, output in
+            _ = eventually(10) { output().components(separatedBy: "booted\n").count > 3 }
+            process.terminate()
+        }
+        #expect(!r.timedOut)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.components(separatedBy: "booted\n").count > 3, "rebooted at least twice")
+    }
+
+    @Test("SIGTERM and SIGINT stop spinning vCPUs and exit 0", arguments: [SIGTERM, SIGINT])
+    func signalStops(signal: Int32) throws {
+        let r = runVMM(["--kernel", try Guests.path("spin"), "--serial", "tty", "--cpus", "4"]) { process, output in
+            _ = eventually(10) { output().contains("spinning") }
+            kill(process.processIdentifier, signal)
+        }
+        #expect(!r.timedOut, "the VMM did not stop")
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+}
+
+@Suite("cloud-hypervisor refuses bad input with one line and exit 1")
+struct BadInputTests {
+    static let cases: [([String], String)] = [
+        (["--cpus", "boot=0"], "--cpus boot: invalid value '0'"),
+        (["--cpus", "boot=2,max=4"], "vCPU hotplug) is not supported yet"),
+        (["--cpus", "boot=2,sockets=2"], "--cpus: unknown key 'sockets'"),
+        (["--memory", "size=12Q"], "--memory size: invalid value '12Q'"),
+        (["--memory", "size=1G,hugepages=on"], "--memory hugepages=on is not supported yet"),
+        (["--serial", "bogus"], "expected off, null, pty, tty, file=PATH or socket=PATH"),
+        (["--seccomp", "maybe"], "--seccomp: invalid value 'maybe'"),
+        (["--kernel", "/k", "--disk", "path=a.raw", "path=b.img"], "--disk (virtio-blk comes with PCI) is not supported yet"),
+        (["--kernel", "/k", "--disk", "readonly=on"], "--disk: path=… is required"),
+        (["--kernel", "/k", "--device", "path=/sys/bus/pci/devices/0000:01:00.0/"], "--device (VFIO assignment comes after PCI) is not supported yet"),
+        (["--kernel", "/k", "--net", "tap=tap0"], "--net (virtio-net comes with PCI) is not supported yet"),
+        (["--kernel", "/k", "--rng", "src=/dev/urandom"], "--rng (virtio-rng comes with PCI) is not supported yet"),
+        (["--kernel", "/k", "--console", "tty"], "--console tty (virtio-console comes with PCI); use --console off is not supported yet"),
+        (["--kernel", "/k", "--api-socket", "/tmp/x.sock"], "--api-socket is not supported yet"),
+        (["--serial", "tty"], "--kernel: a kernel is required"),
+        (["--kernel", "/nonexistent/vmlinux"], "--kernel: cannot read '/nonexistent/vmlinux': No such file or directory"),
+        (["--kernel", "/etc/hostname"], "is not an ELF file"),
+        (["--kernel", "/bin/true"], "has no PVH entry point (Xen ELF note 18)"),
+        (["--bogus"], "Unknown option '--bogus'"),
+    ]
+
+    @Test("each bad input names its problem", arguments: cases)
+    func refused(arguments: [String], message: String) {
+        let r = runVMM(arguments)
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("cloud-hypervisor: error: "), "\(r.stderr)")
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stderr.filter { $0 == "\n" }.count == 1, "one line: \(r.stderr)")
+    }
+
+    @Test("a kernel that does not fit in RAM is refused before it runs", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+    func kernelTooBig() throws {
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--memory", "size=1M"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("does not fit in guest memory"), "\(r.stderr)")
+    }
+
+    @Test("--help shows an example and --version the version")
+    func helpAndVersion() {
+        let help = runVMM(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("cloud-hypervisor --kernel vmlinux"))
+        let version = runVMM(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.hasPrefix("cloud-hypervisor v"))
+    }
+}

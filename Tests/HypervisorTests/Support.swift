@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+/// Whether this machine can run guests at all; KVM tests are skipped, not passed, without it.
+enum Host {
+    static let hasKVM = access("/dev/kvm", R_OK | W_OK) == 0
+    static let kvmSkipReason: Comment = "needs read-write /dev/kvm"
+}
+
+/// Builds the tiny assembly guests once per test run with gcc -m32.
+enum Guests {
+    static let sourceDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Guests")
+    static let names = ["hello", "io", "triple", "reset", "spin", "smp"]
+
+    /// name → path of the built ELF; a build failure fails the test that asked.
+    static let built: Result<[String: String], BuildError> = {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("vmm-guests-\(getpid())")
+        try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        var paths: [String: String] = [:]
+        for name in names {
+            let target = out.appendingPathComponent(name).path
+            let result = run("/usr/bin/env", ["gcc", "-m32", "-nostdlib", "-static", "-no-pie",
+                                              "-Wl,-T,guest.ld", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
+                                              "-o", target, "common.S", "\(name).S"],
+                             directory: sourceDirectory.path)
+            guard result.status == 0 else { return .failure(BuildError(message: "gcc \(name).S: \(result.stderr)")) }
+            paths[name] = target
+        }
+        return .success(paths)
+    }()
+
+    struct BuildError: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+    static func path(_ name: String) throws -> String {
+        try #require(try built.get()[name])
+    }
+}
+
+/// The cloud-hypervisor binary next to this test bundle.
+enum VMM {
+    static var binary: String {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        // swift test runs .build/<config>/<Package>PackageTests.xctest
+        if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
+        return dir.appendingPathComponent("cloud-hypervisor").path
+    }
+}
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var timedOut: Bool
+}
+
+/// Runs a command to its end or `timeout`, capturing both outputs through files.
+@discardableResult
+func run(_ executable: String, _ arguments: [String], directory: String? = nil, timeout: Double = 30,
+         whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
+    let tmp = FileManager.default.temporaryDirectory
+    let outURL = tmp.appendingPathComponent("run-\(UUID().uuidString).out")
+    let errURL = tmp.appendingPathComponent("run-\(UUID().uuidString).err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = try? FileHandle(forWritingTo: outURL)
+    process.standardError = try? FileHandle(forWritingTo: errURL)
+    let read = { (url: URL) in (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+    do { try process.run() } catch { return RunResult(status: -1, stdout: "", stderr: "\(error)", timedOut: false) }
+    whileRunning?(process, { read(outURL) })
+    let deadline = Date().addingTimeInterval(timeout)
+    var timedOut = false
+    while process.isRunning {
+        if Date() > deadline {
+            timedOut = true
+            process.terminate()
+            usleep(200_000)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        usleep(2000)
+    }
+    process.waitUntilExit()
+    return RunResult(status: process.terminationStatus, stdout: read(outURL), stderr: read(errURL), timedOut: timedOut)
+}
+
+/// Runs cloud-hypervisor with `arguments`.
+@discardableResult
+func runVMM(_ arguments: [String], timeout: Double = 30,
+            whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
+    run(VMM.binary, arguments, timeout: timeout, whileRunning: whileRunning)
+}
+
+/// Polls `condition` for up to `seconds`.
+func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(5000)
+    }
+    return condition()
+}
