@@ -7,9 +7,11 @@ enum Host {
     static let kvmSkipReason: Comment = "needs read-write /dev/kvm"
 }
 
-/// Builds the tiny assembly guests once per test run with gcc -m32.
+/// Builds the tiny assembly guests once per test run, with the same script
+/// the demo and the benchmark use.
 enum Guests {
-    static let sourceDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Guests")
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
     static let names = ["hello", "io", "triple", "reset", "spin", "smp"]
 
     /// name → path of the built ELF; a build failure fails the test that asked.
@@ -19,11 +21,8 @@ enum Guests {
         var paths: [String: String] = [:]
         for name in names {
             let target = out.appendingPathComponent(name).path
-            let result = run("/usr/bin/env", ["gcc", "-m32", "-nostdlib", "-static", "-no-pie",
-                                              "-Wl,-T,guest.ld", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
-                                              "-o", target, "common.S", "\(name).S"],
-                             directory: sourceDirectory.path)
-            guard result.status == 0 else { return .failure(BuildError(message: "gcc \(name).S: \(result.stderr)")) }
+            let result = run(repository.appendingPathComponent("scripts/build-guest.sh").path, [name, target])
+            guard result.status == 0 else { return .failure(BuildError(message: "build \(name).S: \(result.stderr)")) }
             paths[name] = target
         }
         return .success(paths)
