@@ -36,9 +36,14 @@ struct vmm_stop_info {
     uint64_t detail;
 };
 
-/* Opens /dev/kvm, checks the API version and the extensions the VMM needs,
- * creates the VM with its in-kernel irqchip and PIT. */
-int vmm_vm_create(struct vmm_vm **out, struct vmm_error *err);
+/* Opens /dev/kvm and checks the API version and the extensions the VMM
+ * needs. Done once per launch, before privileges are dropped: every boot
+ * (a guest reset reboots) creates its VM from this fd. */
+int vmm_kvm_open(int *out_fd, struct vmm_error *err);
+
+/* Creates a VM with its in-kernel irqchip and PIT. `kvm_fd` stays the
+ * caller's. */
+int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err);
 /* Stops and joins the vCPUs, then releases every fd and mapping. */
 void vmm_vm_destroy(struct vmm_vm *vm);
 

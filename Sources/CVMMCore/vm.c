@@ -39,21 +39,32 @@ static int fail(struct vmm_error *err, const char *what, int code)
     return code;
 }
 
+int vmm_kvm_open(int *out_fd, struct vmm_error *err)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail(err, "open /dev/kvm", -errno);
+    int ret = 0;
+    int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        ret = fail(err, "KVM_GET_API_VERSION is not 12", version < 0 ? -errno : -ENOTSUP);
+        goto error;
+    }
+    for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
+        if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
+            ret = fail(err, required_caps[i].what, -ENOTSUP);
+            goto error;
+        }
+    }
+    *out_fd = fd;
+    return 0;
+error:
+    close(fd);
+    return ret;
+}
+
 static int vm_open(struct vmm_vm *vm, struct vmm_error *err)
 {
-    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (vm->kvm_fd < 0)
-        return fail(err, "open /dev/kvm", -errno);
-
-    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-    if (version != KVM_API_VERSION)
-        return fail(err, "KVM_GET_API_VERSION is not 12", version < 0 ? -errno : -ENOTSUP);
-
-    for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0)
-            return fail(err, required_caps[i].what, -ENOTSUP);
-    }
-
     vm->run_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (vm->run_mmap_size < (int)sizeof(struct kvm_run))
         return fail(err, "KVM_GET_VCPU_MMAP_SIZE", vm->run_mmap_size < 0 ? -errno : -EINVAL);
@@ -71,7 +82,7 @@ static int vm_open(struct vmm_vm *vm, struct vmm_error *err)
     return 0;
 }
 
-int vmm_vm_create(struct vmm_vm **out, struct vmm_error *err)
+int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
 {
     int ret = vmm_kick_signal_install();
     if (ret < 0)
@@ -80,7 +91,8 @@ int vmm_vm_create(struct vmm_vm **out, struct vmm_error *err)
     struct vmm_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return fail(err, "allocate the VM", -ENOMEM);
-    vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+    vm->vm_fd = vm->stop_fd = -1;
+    vm->kvm_fd = kvm_fd;
     pthread_mutex_init(&vm->stop_lock, NULL);
     vm->stop.vcpu = -1;
 
@@ -126,7 +138,6 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     close_fd(&vm->vm_fd);
     for (unsigned i = 0; i < vm->nregions; i++)
         munmap(vm->regions[i].hva, vm->regions[i].size);
-    close_fd(&vm->kvm_fd);
     close_fd(&vm->stop_fd);
     vmm_bus_destroy(vm->pio);
     vmm_bus_destroy(vm->mmio);

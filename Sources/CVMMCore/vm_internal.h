@@ -24,7 +24,7 @@ struct vmm_vcpu {
 };
 
 struct vmm_vm {
-    int kvm_fd;
+    int kvm_fd; /* borrowed from the launch */
     int vm_fd;
     int run_mmap_size;
     struct vmm_bus *pio;

@@ -25,26 +25,23 @@ public struct Launcher {
         } catch {
             throw .config(error)
         }
-        let events = try EventLoop()
-        let serialOutput: ConsoleOutput? = config.serial == .off
-            ? nil : try ConsoleOutput(config.serial, option: "--serial")
+        let resources = try LaunchResources(config: config)
         while true {
-            let reason = try boot(serialOutput: serialOutput, events: events)
+            let reason = try boot(resources)
             guard reason == .reset else { return reason }
             logger.info("guest requested a reset: rebooting")
         }
     }
 
-    private func boot(serialOutput: ConsoleOutput?, events: EventLoop) throws(VMMError) -> StopReason {
-        let vm = try VirtualMachine(memory: config.memory)
+    private func boot(_ resources: LaunchResources) throws(VMMError) -> StopReason {
+        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         try vm.createVCPUs(config.cpus.boot)
-        let devices = try LegacyDevices(vm: vm, serialOutput: serialOutput)
-        try PVHLoader(vm: vm).load(kernelPath: config.kernelPath ?? "", initramfsPath: config.initramfsPath,
-                                   cmdline: config.cmdline)
+        let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
+        try PVHLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
 
         try vm.start()
-        let signal = events.waitForStop(of: vm)
+        let signal = resources.events.waitForStop(of: vm)
         if signal != nil { vm.requestStop() }
         vm.joinVCPUs()
         withExtendedLifetime(devices) {}
@@ -54,5 +51,27 @@ public struct Launcher {
             return .signal(signal)
         }
         return StopReason(vm.stopInfo)
+    }
+}
+
+/// Everything a launch opens once, while it may still be privileged: every
+/// boot of the guest reuses these.
+final class LaunchResources {
+    let kvm: KVMDevice
+    let kernel: FileReader
+    let initramfs: FileReader?
+    let serialOutput: ConsoleOutput?
+    let events: EventLoop
+
+    init(config: VMConfig) throws(VMMError) {
+        do {
+            kernel = try FileReader(path: config.kernelPath ?? "", option: "--kernel")
+            initramfs = try config.initramfsPath.map { (path) throws(BootError) in try FileReader(path: path, option: "--initramfs") }
+        } catch {
+            throw .boot(error)
+        }
+        serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
+        kvm = try KVMDevice()
+        events = try EventLoop()
     }
 }

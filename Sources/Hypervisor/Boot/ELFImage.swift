@@ -17,7 +17,7 @@ struct ELFImage {
     private static let ptLoad: UInt32 = 1
     private static let ptNote: UInt32 = 4
 
-    init(reading file: borrowing FileReader) throws(BootError) {
+    init(reading file: FileReader) throws(BootError) {
         let path = file.path
         guard file.size >= 52 else { throw .notELF(path: path) }
         let ident = try file.bytes(at: 0, count: 16)

@@ -6,18 +6,18 @@ import CVMMCore
 struct PVHLoader {
     let vm: VirtualMachine
 
-    func load(kernelPath: String, initramfsPath: String?, cmdline: String) throws(VMMError) {
+    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String) throws(VMMError) {
         let entry: UInt32
         let kernelEnd: UInt64
         do {
-            (entry, kernelEnd) = try loadKernel(path: kernelPath)
+            (entry, kernelEnd) = try loadKernel(kernel)
         } catch {
             throw .boot(error)
         }
         var modules: [vmm_pvh_modlist_entry] = []
-        if let initramfsPath {
+        if let initramfs {
             do {
-                modules.append(try loadInitramfs(path: initramfsPath, above: kernelEnd))
+                modules.append(try loadInitramfs(initramfs, above: kernelEnd))
             } catch {
                 throw .boot(error)
             }
@@ -27,8 +27,8 @@ struct PVHLoader {
         guard r == 0 else { throw .system(SystemError("set up vCPU 0 for the PVH entry", returned: r)) }
     }
 
-    private func loadKernel(path: String) throws(BootError) -> (entry: UInt32, end: UInt64) {
-        let file = try FileReader(path: path, option: "--kernel")
+    private func loadKernel(_ file: FileReader) throws(BootError) -> (entry: UInt32, end: UInt64) {
+        let path = file.path
         let image = try ELFImage(reading: file)
         var end: UInt64 = 0
         for segment in image.segments {
@@ -50,8 +50,8 @@ struct PVHLoader {
 
     /// At the top of RAM below the 32-bit hole, page-aligned, as Linux
     /// boot loaders place it.
-    private func loadInitramfs(path: String, above kernelEnd: UInt64) throws(BootError) -> vmm_pvh_modlist_entry {
-        let file = try FileReader(path: path, option: "--initramfs")
+    private func loadInitramfs(_ file: FileReader, above kernelEnd: UInt64) throws(BootError) -> vmm_pvh_modlist_entry {
+        let path = file.path
         let lowEnd = GuestLayout.lowRAMEnd(memoryBytes: vm.memoryBytes)
         let pageMask: UInt64 = 0xfff
         guard file.size <= lowEnd, (lowEnd - file.size) & ~pageMask >= kernelEnd,

@@ -1,8 +1,9 @@
 import SystemPackage
 
 /// Reads a kernel or initramfs file straight into guest memory, without an
-/// intermediate copy of the whole file.
-struct FileReader: ~Copyable {
+/// intermediate copy of the whole file. Opened once per launch, so that a
+/// reboot after privileges are dropped reads the same files again.
+final class FileReader {
     let path: String
     private let fd: FileDescriptor
     let size: UInt64

@@ -5,16 +5,19 @@ import CVMMCore
 final class VirtualMachine {
     let handle: OpaquePointer
     let memoryBytes: UInt64
+    /// The VM borrows the fd; this keeps it open as long as the VM lives.
+    private let kvm: KVMDevice
 
-    init(memory: MemoryConfig) throws(VMMError) {
+    init(kvm: KVMDevice, memory: MemoryConfig) throws(VMMError) {
         var error = vmm_error()
         var vm: OpaquePointer?
-        let result = vmm_vm_create(&vm, &error)
+        let result = vmm_vm_create(kvm.fd, &vm, &error)
         guard result == 0, let vm else {
             let what = error.what.map { String(cString: $0) } ?? "create the VM"
             throw .system(SystemError(what, returned: result))
         }
         handle = vm
+        self.kvm = kvm
         memoryBytes = memory.sizeBytes
         var flags: UInt32 = 0
         if memory.shared { flags |= UInt32(VMM_MEM_SHARED) }
