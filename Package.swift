@@ -25,10 +25,14 @@ let package = Package(
                 .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]),
             ]
         ),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCapNG", pkgConfig: "libcap-ng", providers: [.apt(["libcap-ng-dev"])]),
         .target(
             name: "Hypervisor",
             dependencies: [
                 "CVMMCore",
+                "CSeccomp",
+                "CCapNG",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -40,9 +44,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Test-only C: provokes seccomp violations in a forked child. Never
+        // linked into the shipped binary.
+        .target(name: "CVMMTestHooks", dependencies: ["CVMMCore"], path: "Tests/CVMMTestHooks"),
         .testTarget(
             name: "HypervisorTests",
-            dependencies: ["Hypervisor", "CVMMCore", "cloud-hypervisor"],
+            dependencies: ["Hypervisor", "CVMMCore", "CVMMTestHooks", "cloud-hypervisor"],
             exclude: ["Guests"]
         ),
     ]

@@ -11,6 +11,8 @@
 #include "vmm_serial.h"
 #include "vmm_power.h"
 #include "vmm_pvh.h"
+#include "vmm_privileges.h"
+#include "vmm_seccomp.h"
 #include "vmm_sys.h"
 
 #endif

@@ -7,5 +7,6 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <linux/sched.h> /* CLONE_THREAD, for the seccomp clone rule */
 
 #endif

@@ -41,10 +41,13 @@ static int fail(struct vmm_error *err, const char *what, int code)
 
 int vmm_kvm_open(int *out_fd, struct vmm_error *err)
 {
+    /* Here, before any seccomp filter, which would refuse sigaction. */
+    int ret = vmm_kick_signal_install();
+    if (ret < 0)
+        return fail(err, "install the vCPU kick signal handler", ret);
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return fail(err, "open /dev/kvm", -errno);
-    int ret = 0;
     int version = ioctl(fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
         ret = fail(err, "KVM_GET_API_VERSION is not 12", version < 0 ? -errno : -ENOTSUP);
@@ -84,10 +87,7 @@ static int vm_open(struct vmm_vm *vm, struct vmm_error *err)
 
 int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
 {
-    int ret = vmm_kick_signal_install();
-    if (ret < 0)
-        return fail(err, "install the vCPU kick signal handler", ret);
-
+    int ret;
     struct vmm_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return fail(err, "allocate the VM", -ENOMEM);

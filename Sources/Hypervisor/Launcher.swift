@@ -26,21 +26,26 @@ public struct Launcher {
             throw .config(error)
         }
         let resources = try LaunchResources(config: config)
+        let sandbox = try Sandbox(config: config)
         while true {
-            let reason = try boot(resources)
+            let reason = try boot(resources, sandbox: sandbox)
             guard reason == .reset else { return reason }
             logger.info("guest requested a reset: rebooting")
         }
     }
 
-    private func boot(_ resources: LaunchResources) throws(VMMError) -> StopReason {
+    private func boot(_ resources: LaunchResources, sandbox: Sandbox) throws(VMMError) -> StopReason {
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         try vm.createVCPUs(config.cpus.boot)
         let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
         try PVHLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
 
-        try vm.start()
+        if let filter = sandbox.vcpuFilter {
+            try vm.start(threadInit: vmm_seccomp_vcpu_init, opaque: filter.opaque)
+        } else {
+            try vm.start()
+        }
         let signal = resources.events.waitForStop(of: vm)
         if signal != nil { vm.requestStop() }
         vm.joinVCPUs()

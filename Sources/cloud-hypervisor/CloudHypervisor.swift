@@ -75,10 +75,17 @@ struct CloudHypervisor: ParsableCommand {
     @Flag(name: .short, help: "More log output (repeat for more).")
     var verbose: Int
 
+    @Option(help: ArgumentHelp("Run as this user once devices are open (not in Cloud Hypervisor).", valueName: "name|uid"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("Run as this group (default: the user's group).", valueName: "name|gid"))
+    var group: String?
+
     var vmConfig: VMConfig {
         VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
                  serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng,
-                 seccomp: seccomp, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose)
+                 seccomp: seccomp, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose,
+                 user: user, group: group)
     }
 
     static func main() {

@@ -30,6 +30,10 @@ public struct VMConfig: Sendable, Equatable {
     public var logFilePath: String?
     /// Number of `-v` flags: 0 warnings, 1 info, 2 debug, 3+ trace.
     public var verbosity: Int
+    /// Run as this user (name or uid) once devices are open (`--user`).
+    public var user: String?
+    /// Run as this group (name or gid); defaults to the user's group (`--group`).
+    public var group: String?
 
     public static let maxCmdlineBytes = 4096
 
@@ -38,7 +42,7 @@ public struct VMConfig: Sendable, Equatable {
                 serial: ConsoleConfig = .null, console: ConsoleConfig? = nil,
                 disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
                 rng: RngConfig? = nil, seccomp: SeccompMode = .enabled, apiSocketPath: String? = nil,
-                logFilePath: String? = nil, verbosity: Int = 0) {
+                logFilePath: String? = nil, verbosity: Int = 0, user: String? = nil, group: String? = nil) {
         self.kernelPath = kernelPath
         self.initramfsPath = initramfsPath
         self.cmdline = cmdline
@@ -54,6 +58,8 @@ public struct VMConfig: Sendable, Equatable {
         self.apiSocketPath = apiSocketPath
         self.logFilePath = logFilePath
         self.verbosity = verbosity
+        self.user = user
+        self.group = group
     }
 
     /// Checks what no single option can: required options, and features

@@ -1,0 +1,129 @@
+/* Seccomp installation per thread and the SIGSYS report.
+ *
+ * Process-wide state, documented: the syscall name table and the SIGSYS
+ * handler are set once by the VMM thread before any filter exists; the
+ * thread kind is thread-local so the handler can say who violated. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vmm_privileges.h"
+#include "vmm_seccomp.h"
+
+static const char *const *syscall_names;
+static unsigned syscall_name_count;
+static __thread int thread_kind = -1;
+
+static const char *const kind_names[VMM_THREAD_KINDS] = { "vmm", "vcpu" };
+
+/* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs. */
+static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS };
+
+/* What a boot issues on the VMM thread (vm.c, memory.c, vcpu.c, cpuid.c,
+ * pvh_entry.c, irq.c): a guest reset builds a new VM under the filter. */
+static const unsigned long vmm_ioctls[] = {
+    KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM, KVM_SET_TSS_ADDR,
+    KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
+    KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_REGS,
+    KVM_IRQFD,
+};
+
+const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
+{
+    return (unsigned)kind < VMM_THREAD_KINDS ? kind_names[kind] : "unknown";
+}
+
+unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out)
+{
+    switch (kind) {
+    case VMM_THREAD_VCPU:
+        *out = vcpu_ioctls;
+        return sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]);
+    case VMM_THREAD_VMM:
+        *out = vmm_ioctls;
+        return sizeof(vmm_ioctls) / sizeof(vmm_ioctls[0]);
+    default:
+        *out = NULL;
+        return 0;
+    }
+}
+
+int vmm_seccomp_install(const struct vmm_seccomp_program *program)
+{
+    struct sock_fprog prog = {
+        .len = program->length,
+        .filter = (struct sock_filter *)program->filter,
+    };
+    int ret = vmm_set_no_new_privs();
+    if (ret < 0)
+        return ret;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -errno;
+    thread_kind = (int)program->kind;
+    return 0;
+}
+
+int vmm_seccomp_vcpu_init(void *opaque, unsigned index)
+{
+    (void)index;
+    return vmm_seccomp_install(opaque);
+}
+
+/* Appends `s` to buf at *pos; async-signal-safe. */
+static void append(char *buf, size_t size, size_t *pos, const char *s)
+{
+    while (*s && *pos + 1 < size)
+        buf[(*pos)++] = *s++;
+}
+
+static void append_number(char *buf, size_t size, size_t *pos, long n)
+{
+    char digits[24];
+    int i = 0;
+    unsigned long v = n < 0 ? (unsigned long)-n : (unsigned long)n;
+    do {
+        digits[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i < (int)sizeof(digits));
+    if (n < 0)
+        append(buf, size, pos, "-");
+    while (i > 0 && *pos + 1 < size)
+        buf[(*pos)++] = digits[--i];
+}
+
+static void sigsys_handler(int sig, siginfo_t *info, void *ucontext)
+{
+    (void)sig;
+    (void)ucontext;
+    int nr = info->si_syscall;
+    const char *name = nr >= 0 && (unsigned)nr < syscall_name_count && syscall_names[nr]
+                           ? syscall_names[nr] : "unknown";
+    const char *kind = thread_kind >= 0 ? vmm_thread_kind_name(thread_kind) : "unfiltered";
+    char line[256];
+    size_t pos = 0;
+    append(line, sizeof(line), &pos, "cloud-hypervisor: error: seccomp: the ");
+    append(line, sizeof(line), &pos, kind);
+    append(line, sizeof(line), &pos, " thread made a forbidden system call: ");
+    append(line, sizeof(line), &pos, name);
+    append(line, sizeof(line), &pos, " (");
+    append_number(line, sizeof(line), &pos, nr);
+    append(line, sizeof(line), &pos, "); stopping the VMM\n");
+    ssize_t ignored = write(STDERR_FILENO, line, pos);
+    (void)ignored;
+    syscall(SYS_exit_group, 1);
+}
+
+int vmm_seccomp_trap_init(const char *const *names, unsigned count)
+{
+    syscall_names = names;
+    syscall_name_count = count;
+    struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGSYS, &sa, NULL) < 0 ? -errno : 0;
+}

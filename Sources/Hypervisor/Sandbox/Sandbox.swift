@@ -1,0 +1,50 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The hardening sequence, run once everything privileged is open and
+/// before any vCPU exists: rlimits, privilege drop, no_new_privs, then the
+/// VMM thread's seccomp filter. vCPU threads install theirs on start.
+final class Sandbox {
+    /// Installed by each vCPU thread before its first KVM_RUN; nil with `--seccomp false`.
+    let vcpuFilter: SeccompFilter?
+    let vmmFilter: SeccompFilter?
+
+    init(config: VMConfig) throws(VMMError) {
+        let identity: Identity
+        do {
+            identity = try Identity(user: config.user, group: config.group)
+        } catch {
+            throw .config(error)
+        }
+        Self.setLimits()
+        try PrivilegeDrop.apply(identity)
+        let r = vmm_set_no_new_privs()
+        guard r == 0 else { throw .system(SystemError("prctl(PR_SET_NO_NEW_PRIVS)", returned: r)) }
+        guard config.seccomp != .disabled else {
+            vcpuFilter = nil
+            vmmFilter = nil
+            return
+        }
+        let trap = SeccompFilter.trapInitialized
+        guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp)
+        vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp)
+        try vmm.install()
+        vmmFilter = vmm
+    }
+
+    /// No core files (guest memory and secrets stay out of them); as many
+    /// descriptors as the hard limit allows, for devices' eventfds later.
+    private static func setLimits() {
+        var core = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
+        var files = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0 {
+            files.rlim_cur = files.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        }
+    }
+}

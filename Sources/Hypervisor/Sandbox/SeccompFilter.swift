@@ -1,0 +1,165 @@
+import CSeccomp
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-thread-kind seccomp allow-lists, compiled with libseccomp into BPF
+/// that the C core installs on each thread before it touches guest input.
+///
+/// The lists are what each thread was measured to need (strace over boots,
+/// resets and SMP guests); ioctl is narrowed to the KVM requests the C core
+/// names for that thread kind.
+public final class SeccompFilter: @unchecked Sendable {
+    // @unchecked: `instructions` and `program` are written once in init and
+    // only read afterwards, by the threads that install the program.
+
+    /// What each thread kind may call besides its ioctls.
+    static let allowed: [vmm_thread_kind: [String]] = [
+        VMM_THREAD_VCPU: [
+            "write",            // console bytes, irqfd and stop eventfds, fatal-exit dump
+            "futex",            // device and stop locks
+            "getpid", "tgkill", // pthread_kill: a stop request kicks the other vCPUs
+            "rt_sigreturn",     // back from the kick handler
+            "rt_sigprocmask", "madvise", "exit", // thread exit in glibc
+            "exit_group",
+        ],
+        VMM_THREAD_VMM: [
+            "epoll_wait", "epoll_ctl", "read", "write", "close",
+            "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
+            "pread64",          // the kernel and initramfs again after a reset
+            "eventfd2",         // stop event and interrupt lines of a new boot
+            "clone",            // vCPU threads (restricted to CLONE_THREAD below)
+            "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
+            "rt_sigaction",     // glibc installs its setxid handler at the first pthread_create
+            "futex", "getpid", "tgkill", "rt_sigprocmask", "rt_sigreturn",
+            "exit", "exit_group",
+        ],
+    ]
+
+    /// vCPU threads are cloned from the VMM thread and keep its filter
+    /// beneath their own, so the VMM's list admits everything theirs does.
+    static func syscalls(for kind: vmm_thread_kind) -> [String] {
+        let own = allowed[kind] ?? []
+        guard kind == VMM_THREAD_VMM else { return own }
+        return own + (allowed[VMM_THREAD_VCPU] ?? []).filter { !own.contains($0) }
+    }
+
+    static func ioctls(for kind: vmm_thread_kind) -> [UInt] {
+        func list(_ kind: vmm_thread_kind) -> [UInt] {
+            var numbers: UnsafePointer<UInt>?
+            let count = Int(vmm_seccomp_ioctls(kind, &numbers))
+            return (0..<count).map { numbers![$0] }
+        }
+        let own = list(kind)
+        guard kind == VMM_THREAD_VMM else { return own }
+        return own + list(VMM_THREAD_VCPU).filter { !own.contains($0) }
+    }
+
+    public let kind: String
+    /// Number of syscalls allowed (ioctl counted once).
+    public let allowedSyscallCount: Int
+    private let instructions: UnsafeMutableBufferPointer<sock_filter>
+    private let program: UnsafeMutablePointer<vmm_seccomp_program>
+
+    init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode) throws(VMMError) {
+        self.kind = String(cString: vmm_thread_kind_name(kind))
+        let names = Self.syscalls(for: kind)
+        allowedSyscallCount = names.count + 1
+        let violation = mode == .log ? SCMP_ACT_LOG : SCMP_ACT_TRAP
+        guard let ctx = seccomp_init(violation) else {
+            throw .system(SystemError("seccomp_init", errno: ENOMEM))
+        }
+        defer { seccomp_release(ctx) }
+
+        for name in names {
+            let nr = seccomp_syscall_resolve_name(name)
+            guard nr != __NR_SCMP_ERROR else { throw .system(SystemError("seccomp: unknown syscall \(name)", errno: EINVAL)) }
+            if name == "clone" {
+                // Threads only: a new process could leave the sandbox's accounting.
+                var threadOnly = scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ,
+                                              datum_a: UInt64(CLONE_THREAD), datum_b: UInt64(CLONE_THREAD))
+                try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 1, &threadOnly), "seccomp: rule for clone")
+            } else {
+                try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "seccomp: rule for \(name)")
+            }
+        }
+        if kind == VMM_THREAD_VMM {
+            // clone3's flags sit behind a pointer a filter cannot read: glibc
+            // falls back to clone, whose flags it can.
+            let clone3 = seccomp_syscall_resolve_name("clone3")
+            try Self.check(seccomp_rule_add_exact_array(ctx, UInt32(SCMP_ACT_ERRNO_ENOSYS), clone3, 0, nil), "seccomp: rule for clone3")
+        }
+        let ioctlNumber = seccomp_syscall_resolve_name("ioctl")
+        for ioctl in Self.ioctls(for: kind) {
+            var request = scmp_arg_cmp(arg: 1, op: SCMP_CMP_EQ, datum_a: UInt64(ioctl), datum_b: 0)
+            try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, ioctlNumber, 1, &request), "seccomp: ioctl rule")
+        }
+
+        let bytes = try Self.export(ctx)
+        let count = bytes.count / MemoryLayout<sock_filter>.size
+        let filter = UnsafeMutableBufferPointer<sock_filter>.allocate(capacity: count)
+        _ = bytes.withUnsafeBytes { raw in
+            memcpy(filter.baseAddress!, raw.baseAddress!, count * MemoryLayout<sock_filter>.size)
+        }
+        instructions = filter
+        program = .allocate(capacity: 1)
+        program.initialize(to: vmm_seccomp_program(kind: kind, filter: filter.baseAddress, length: UInt16(count)))
+    }
+
+    deinit {
+        program.deallocate()
+        instructions.deallocate()
+    }
+
+    /// For `vmm_vcpus_start`'s init hook (`vmm_seccomp_vcpu_init`).
+    var opaque: UnsafeMutableRawPointer { UnsafeMutableRawPointer(program) }
+
+    /// Installs the filter on the calling thread.
+    func install() throws(VMMError) {
+        let r = vmm_seccomp_install(program)
+        guard r == 0 else { throw .system(SystemError("install the \(kind) seccomp filter", returned: r)) }
+    }
+
+    /// libseccomp 2.5 exports BPF only to a file descriptor.
+    private static func export(_ ctx: scmp_filter_ctx) throws(VMMError) -> [UInt8] {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw .system(SystemError("pipe", errno: errno)) }
+        defer { close(fds[0]) }
+        let r = seccomp_export_bpf(ctx, fds[1])
+        close(fds[1])
+        try check(r, "seccomp_export_bpf")
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .system(SystemError("read the seccomp program", errno: errno)) }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return bytes
+    }
+
+    private static func check(_ result: Int32, _ what: String) throws(VMMError) {
+        guard result >= 0 else { throw .system(SystemError(what, returned: result)) }
+    }
+
+    /// The SIGSYS report needs syscall names without allocating in a signal
+    /// handler: resolve them all once, for the life of the process.
+    static let trapInitialized: Int32 = {
+        let count = 512
+        let table = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: count)
+        for nr in 0..<count {
+            let name = seccomp_syscall_resolve_num_arch(UInt32(SCMP_ARCH_NATIVE), Int32(nr))
+            table[nr] = name.map { UnsafePointer($0) }
+        }
+        return vmm_seccomp_trap_init(table, UInt32(count))
+    }()
+}
+
+private let SCMP_ACT_TRAP: UInt32 = 0x0003_0000
+private let SCMP_ACT_LOG: UInt32 = 0x7ffc_0000
+private let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
+private let SCMP_ACT_ERRNO_ENOSYS: UInt32 = 0x0005_0000 | UInt32(ENOSYS)

@@ -1,0 +1,20 @@
+/* Test-only: provokes seccomp violations. Built into the test bundle only,
+ * never into cloud-hypervisor. */
+#ifndef VMM_TEST_HOOKS_H
+#define VMM_TEST_HOOKS_H
+
+#include "vmm_seccomp.h"
+
+struct vmm_test_violation {
+    int exit_code;      /* -1 if killed by a signal */
+    int signal;         /* the signal, if killed */
+    long result;        /* what the forbidden syscall returned (log mode) */
+    int child_pid;
+    char stderr_text[512];
+};
+
+/* Forks; the child installs `program` and calls socket(AF_UNIX, SOCK_STREAM, 0),
+ * which no VMM thread may do. */
+int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out);
+
+#endif

@@ -1,0 +1,46 @@
+/* Test-only violation hook; see vmm_test_hooks.h. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmm_test_hooks.h"
+
+int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out)
+{
+    int err_pipe[2], result_pipe[2];
+    if (pipe(err_pipe) < 0 || pipe(result_pipe) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        /* Only async-signal-safe calls from here on: the parent has threads. */
+        dup2(err_pipe[1], STDERR_FILENO);
+        if (vmm_seccomp_install(program) < 0)
+            _exit(99);
+        long r = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+        ssize_t ignored = write(result_pipe[1], &r, sizeof(r));
+        (void)ignored;
+        _exit(0);
+    }
+    close(err_pipe[1]);
+    close(result_pipe[1]);
+    memset(out, 0, sizeof(*out));
+    out->child_pid = pid;
+    ssize_t n = read(err_pipe[0], out->stderr_text, sizeof(out->stderr_text) - 1);
+    if (n > 0)
+        out->stderr_text[n] = 0;
+    if (read(result_pipe[0], &out->result, sizeof(out->result)) != sizeof(out->result))
+        out->result = -1;
+    close(err_pipe[0]);
+    close(result_pipe[0]);
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -errno;
+    out->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    out->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return 0;
+}

@@ -1,0 +1,126 @@
+import CVMMCore
+import CVMMTestHooks
+import Foundation
+import Testing
+@testable import Hypervisor
+
+/// Reads a few fields of /proc/PID/task/*/status for every thread.
+func threadStatus(pid: Int32) -> [String: [String: String]] {
+    let dir = "/proc/\(pid)/task"
+    var result: [String: [String: String]] = [:]
+    for tid in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(tid)/status", encoding: .utf8) else { continue }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+        }
+        result["\(fields["Name"] ?? "?")/\(tid)"] = fields
+    }
+    return result
+}
+
+@Suite("seccomp filters and privilege drop", .enabled(if: Host.hasKVM, Host.kvmSkipReason), .serialized)
+struct SandboxTests {
+    static let isRoot = getuid() == 0
+
+    /// Starts the spinning guest, inspects its threads, stops it with SIGTERM.
+    private func inspectRunningVMM(_ extra: [String]) throws -> (RunResult, [String: [String: String]]) {
+        var seen: [String: [String: String]] = [:]
+        let r = runVMM(["--kernel", try Guests.path("spin"), "--serial", "tty", "--cpus", "3"] + extra) { process, output in
+            _ = eventually(10) { output().contains("spinning") }
+            // vCPU threads install their filters before running guest code; the guest has printed, so all are up.
+            _ = eventually(5) { threadStatus(pid: process.processIdentifier).keys.filter { $0.hasPrefix("vcpu") }.count == 3 }
+            seen = threadStatus(pid: process.processIdentifier)
+            process.terminate()
+        }
+        return (r, seen)
+    }
+
+    @Test("every thread runs filtered with no_new_privs while the guest runs")
+    func everyThreadFiltered() throws {
+        let (r, threads) = try inspectRunningVMM([])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
+        for (name, status) in threads {
+            #expect(status["Seccomp"] == "2", "\(name)")
+            #expect(status["NoNewPrivs"] == "1", "\(name)")
+        }
+    }
+
+    @Test("--seccomp false installs no filter")
+    func seccompOff() throws {
+        let (r, threads) = try inspectRunningVMM(["--seccomp", "false"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!threads.isEmpty)
+        for (name, status) in threads { #expect(status["Seccomp"] == "0", "\(name)") }
+    }
+
+    @Test("--user nobody: ids changed and every capability set empty on every thread", .enabled(if: isRoot, "needs root"))
+    func dropToNobody() throws {
+        let (r, threads) = try inspectRunningVMM(["--user", "nobody"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let nobody = String(getpwnam("nobody")!.pointee.pw_uid)
+        for (name, status) in threads {
+            #expect(status["Uid"]?.split(separator: "\t").allSatisfy { $0 == nobody } == true, "\(name): \(status["Uid"] ?? "")")
+            #expect(status["Groups"] == "", "\(name)")
+            for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"] {
+                #expect(status[set] == "0000000000000000", "\(name) \(set)")
+            }
+            #expect(status["Seccomp"] == "2", "\(name)")
+        }
+    }
+
+    @Test("a guest reset reboots under the filters as nobody", .enabled(if: isRoot, "needs root"))
+    func rebootWhileConfined() throws {
+        let r = runVMM(["--kernel", try Guests.path("reset"), "--serial", "tty", "--cpus", "2", "--user", "nobody"]) { process, output in
+            _ = eventually(10) { output().components(separatedBy: "booted\n").count > 3 }
+            process.terminate()
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.components(separatedBy: "booted\n").count > 3)
+    }
+
+    @Test("unknown users and groups are refused before anything runs")
+    func unknownIdentity() throws {
+        var r = runVMM(["--kernel", try Guests.path("hello"), "--user", "no-such-user-here"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "cloud-hypervisor: error: --user: invalid value 'no-such-user-here': no such user\n")
+        r = runVMM(["--kernel", try Guests.path("hello"), "--group", "no-such-group-here"])
+        #expect(r.stderr == "cloud-hypervisor: error: --group: invalid value 'no-such-group-here': no such group\n")
+    }
+
+    @Test("a vCPU thread's forbidden syscall kills the VMM with a line naming the thread kind and syscall")
+    func violationKills() throws {
+        let filter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: .enabled)
+        #expect(SeccompFilter.trapInitialized == 0)
+        var outcome = vmm_test_violation()
+        #expect(vmm_test_violate(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), &outcome) == 0)
+        let text = withUnsafeBytes(of: outcome.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        #expect(outcome.exit_code == 1)
+        #expect(text == "cloud-hypervisor: error: seccomp: the vcpu thread made a forbidden system call: socket (41); stopping the VMM\n")
+    }
+
+    @Test("under --seccomp log a forbidden syscall is allowed and logged by the kernel")
+    func violationLogged() throws {
+        let filter = try SeccompFilter(kind: VMM_THREAD_VMM, mode: .log)
+        var outcome = vmm_test_violation()
+        #expect(vmm_test_violate(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), &outcome) == 0)
+        #expect(outcome.exit_code == 0)
+        #expect(outcome.result >= 0, "socket() ran")
+        let dmesg = run("/usr/bin/env", ["dmesg"])
+        try #require(dmesg.status == 0, "kernel log unreadable here")
+        #expect(dmesg.stdout.contains("pid=\(outcome.child_pid) ") && dmesg.stdout.contains("syscall=41"),
+                "no audit record for pid \(outcome.child_pid)")
+    }
+
+    @Test("each thread kind's list is short, and the VMM's covers the vCPU's")
+    func listSizes() throws {
+        let vcpu = SeccompFilter.syscalls(for: VMM_THREAD_VCPU)
+        let vmm = SeccompFilter.syscalls(for: VMM_THREAD_VMM)
+        #expect(Set(vcpu).isSubset(of: Set(vmm)))
+        #expect(Set(SeccompFilter.ioctls(for: VMM_THREAD_VCPU)).isSubset(of: Set(SeccompFilter.ioctls(for: VMM_THREAD_VMM))))
+        #expect(vcpu.count + 1 <= 27, "Firecracker's vCPU list is about 27")
+        #expect(vmm.count + 1 <= 50, "Firecracker's VMM list is about 50")
+    }
+}

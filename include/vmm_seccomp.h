@@ -1,0 +1,40 @@
+/* Installing seccomp filters on the VMM's threads, and reporting a
+ * violation. The filters themselves are built in Swift with libseccomp;
+ * the C core says which KVM ioctls each thread kind issues. */
+#ifndef VMM_SECCOMP_H
+#define VMM_SECCOMP_H
+
+#include <linux/filter.h>
+#include <stdint.h>
+
+enum vmm_thread_kind {
+    VMM_THREAD_VMM = 0, /* the main thread: setup, event loop, reboots */
+    VMM_THREAD_VCPU,    /* a vCPU run loop */
+    VMM_THREAD_KINDS,
+};
+
+/* A BPF program for one thread kind. The memory stays the caller's and
+ * must outlive every thread that installs it. */
+struct vmm_seccomp_program {
+    enum vmm_thread_kind kind;
+    const struct sock_filter *filter;
+    unsigned short length;
+};
+
+const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
+
+/* The KVM ioctl request numbers the core issues on a thread of `kind`. */
+unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out);
+
+/* Sets no_new_privs and installs `program` on the calling thread. */
+int vmm_seccomp_install(const struct vmm_seccomp_program *program);
+
+/* A vmm_vcpu_thread_init_fn: `opaque` is the vCPU program. */
+int vmm_seccomp_vcpu_init(void *opaque, unsigned index);
+
+/* Installs the SIGSYS handler that names the thread kind and the syscall,
+ * then ends the VMM. `names[nr]` is the name of syscall nr (NULL if none);
+ * the table must live for the rest of the process. */
+int vmm_seccomp_trap_init(const char *const *names, unsigned count);
+
+#endif
