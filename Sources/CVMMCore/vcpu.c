@@ -65,6 +65,8 @@ static void *vcpu_thread(void *arg)
     snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
     pthread_setname_np(pthread_self(), name);
     vcpu_unblock_signals();
+    vcpu->self = pthread_self();
+    atomic_store(&vcpu->kickable, true);
 
     if (vm->thread_init) {
         int ret = vm->thread_init(vm->thread_init_opaque, vcpu->index);
@@ -74,7 +76,7 @@ static void *vcpu_thread(void *arg)
         }
     }
 
-    while (!atomic_load_explicit(&vm->stopping, memory_order_acquire)) {
+    while (!atomic_load(&vm->stopping)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
             int err = errno;
             if (err == EINTR || err == EAGAIN)
@@ -118,6 +120,7 @@ void vmm_vcpus_join(struct vmm_vm *vm)
         if (vcpu->started) {
             pthread_join(vcpu->thread, NULL);
             vcpu->started = false;
+            atomic_store(&vcpu->kickable, false);
         }
     }
 }

@@ -163,15 +163,16 @@ void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_stop_reason reason, int vcp
     if (!first)
         return;
 
-    /* immediate_exit covers a vCPU that is about to enter KVM_RUN; the
-     * signal covers one already inside it. */
+    /* immediate_exit covers a vCPU about to enter KVM_RUN; the signal one
+     * already inside it. Every thread that can take the signal gets it:
+     * one still starting sees `stopping` before its first KVM_RUN. */
     pthread_t self = pthread_self();
     for (unsigned i = 0; i < vm->nvcpus; i++) {
         struct vmm_vcpu *v = &vm->vcpus[i];
         if (v->run)
             __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-        if (v->started && !pthread_equal(v->thread, self))
-            pthread_kill(v->thread, vmm_kick_signal());
+        if (atomic_load(&v->kickable) && !pthread_equal(v->self, self))
+            pthread_kill(v->self, vmm_kick_signal());
     }
     uint64_t one = 1;
     while (write(vm->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)

@@ -20,7 +20,13 @@ struct vmm_vcpu {
     int fd;
     struct kvm_run *run;
     pthread_t thread;
-    bool started;
+    bool started;          /* VMM thread only: created and not yet joined */
+    /* Set by the vCPU thread itself once it can take the kick signal. A
+     * stop stores `stopping` then loads this; the thread stores this then
+     * loads `stopping` (both seq_cst): one of them always sees the other.
+     * `self` is written by the thread before it, for the kicker. */
+    pthread_t self;
+    atomic_bool kickable;
 };
 
 struct vmm_vm {
