@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs one shell command inside the lab's L1 (QEMU TCG, q35, intel-iommu,
+# edu device, nested KVM) with the host's root read-only at / and prints
+# L1's console. Exits with the command's status.
+#
+#   lab/run.sh [--out DIR] [--timeout SECONDS] [--qemu-arg ARG]... -- COMMAND
+#
+# --out: a host directory that is writable inside L1 (the command runs
+# there; files it writes come back). --qemu-arg adds QEMU options, e.g.
+# "-device e1000e" for another PCI device.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="" timeout=600 extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --timeout) timeout="$2"; shift 2 ;;
+        --qemu-arg) extra+=("$2"); shift 2 ;;
+        --) shift; break ;;
+        *) echo "usage: $0 [--out DIR] [--timeout S] [--qemu-arg ARG]... -- COMMAND" >&2; exit 2 ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "lab: no command given" >&2; exit 2; }
+cache="$("$here/setup.sh")"
+[ -n "$out" ] || out="$(mktemp -d /tmp/lab-out.XXXXXX)"
+mkdir -p "$out"; out="$(cd "$out" && pwd)"
+printf '%s\n' "$*" > "$out/command.sh"
+
+console="$out/console.log"
+set +e
+timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 2G -smp 1 \
+    -device intel-iommu -device edu \
+    -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$out,mount_tag=out,security_model=none" \
+    -kernel "$cache/l1-vmlinuz" -initrd "$cache/l1-initramfs.cpio" \
+    -append "console=ttyS0 panic=-1 intel_iommu=on quiet lab.out=$out" \
+    -nographic -no-reboot -monitor none "${extra[@]}" </dev/null 2>&1 | tee "$console" | sed -u '/^LAB-EXIT=/d'
+qemu=${PIPESTATUS[0]}
+set -e
+status=$(sed -n 's/^LAB-EXIT=\([0-9]*\).*/\1/p' "$console" | tr -d '\r' | tail -1)
+if [ -z "$status" ]; then
+    [ "$qemu" -eq 124 ] && echo "lab: L1 timed out after ${timeout}s" >&2 || echo "lab: L1 ended without running the command (qemu exit $qemu)" >&2
+    exit 125
+fi
+exit "$status"

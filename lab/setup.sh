@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Prepares the nested lab (shared/LAB.md) on a fresh Debian 12 machine and
+# caches it: QEMU and tools from Debian, the L1 kernel (generic flavour, with
+# 9p) and its initramfs, and the L2 artefacts for the VMM under test (the
+# cloud kernel as bzImage and as an uncompressed PVH vmlinux, its modules,
+# busybox initramfs images). Prints the cache directory.
+#
+# LAB_CACHE overrides the cache (default: .lab-cache in the repository).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${LAB_CACHE:-$here/../.lab-cache}"
+mkdir -p "$cache"
+cache="$(cd "$cache" && pwd)"
+
+need=(qemu-system-x86 busybox-static cpio lz4 kmod)
+missing=()
+for p in "${need[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "lab: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The newest Debian 6.1 ABI that has both flavours.
+abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' | awk '{print $1}' \
+      | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
+[ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
+stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh | sha256sum | cut -c1-12)"
+if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
+
+fetch() { # flavour dir
+    local pkg="linux-image-$abi-$1"
+    if [ ! -d "$cache/$2/boot" ]; then
+        rm -rf "$cache/$2" "$cache/dl"; mkdir -p "$cache/dl" "$cache/$2"
+        (cd "$cache/dl" && apt-get download "$pkg" >/dev/null 2>&1) \
+            || { echo "lab: cannot download $pkg from the Debian archive" >&2; exit 1; }
+        dpkg-deb -x "$cache"/dl/"$pkg"_*.deb "$cache/$2"
+        rm -rf "$cache/dl"
+    fi
+}
+fetch amd64 l1-kernel
+fetch cloud-amd64 l2-kernel
+
+# Modules with their dependencies, in load order, from modules.dep.
+modules_in_order() { # root kver names...
+    local root=$1 kver=$2; shift 2
+    for m in "$@"; do modprobe -d "$root" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'; done \
+        | awk '!seen[$0]++'
+}
+
+# L1 initramfs: busybox, the modules for 9p, KVM and VFIO, and the init.
+l1k="$abi-amd64"
+depmod -b "$cache/l1-kernel" "$l1k"
+rm -rf "$cache/l1-root"; mkdir -p "$cache/l1-root"/{bin,dev,proc,sys,host,modules}
+cp /bin/busybox "$cache/l1-root/bin/busybox"
+for m in $(modules_in_order "$cache/l1-kernel" "$l1k" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1); do
+    cp "$m" "$cache/l1-root/modules/"
+    basename "$m" >> "$cache/l1-root/modules/order"
+done
+cp "$here/l1-init.sh" "$cache/l1-root/init"
+chmod +x "$cache/l1-root/init"
+(cd "$cache/l1-root" && find . | cpio -o -H newc --quiet) > "$cache/l1-initramfs.cpio"
+cp "$cache/l1-kernel/boot/vmlinuz-$l1k" "$cache/l1-vmlinuz"
+
+# L2: the cloud kernel as bzImage, and its LZ4 payload unpacked to the ELF
+# vmlinux (setup_sects at 0x1f1, payload_offset at 0x248, payload_length at 0x24c).
+l2k="$abi-cloud-amd64"
+bz="$cache/l2-kernel/boot/vmlinuz-$l2k"
+cp "$bz" "$cache/l2-bzImage"
+read -r setup_sects payload_offset payload_length < <(python3 - "$bz" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(0x250)
+print(d[0x1f1] or 4, struct.unpack_from("<I", d, 0x248)[0], struct.unpack_from("<I", d, 0x24c)[0])
+PY
+)
+start=$(( (setup_sects + 1) * 512 + payload_offset ))
+tail -c +$((start + 1)) "$bz" | head -c "$payload_length" | lz4 -dc > "$cache/l2-vmlinux" 2>/dev/null || true
+python3 - "$cache/l2-vmlinux" <<'PY' || { echo "lab: could not unpack the L2 vmlinux from its bzImage" >&2; exit 1; }
+import sys
+assert open(sys.argv[1], "rb").read(4) == b"\x7fELF"
+PY
+
+# L2 initramfs: busybox and an init that reports what the tests check.
+depmod -b "$cache/l2-kernel" "$l2k"
+rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
+cp /bin/busybox "$cache/l2-root/bin/busybox"
+cp "$here/l2-init.sh" "$cache/l2-root/init"
+chmod +x "$cache/l2-root/init"
+(cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
+
+rm -f "$cache"/ready-*
+touch "$stamp"
+echo "$cache"
