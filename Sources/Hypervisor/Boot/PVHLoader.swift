@@ -6,7 +6,7 @@ import CVMMCore
 struct PVHLoader {
     let vm: VirtualMachine
 
-    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String) throws(VMMError) {
+    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, vcpuCount: Int) throws(VMMError) {
         let entry: UInt32
         let kernelEnd: UInt64
         do {
@@ -21,6 +21,9 @@ struct PVHLoader {
             } catch {
                 throw .boot(error)
             }
+        }
+        for table in ACPITables(vcpuCount: vcpuCount).build() {
+            try write(table.bytes, at: table.address)
         }
         try writeStartInfo(cmdline: cmdline, modules: modules)
         let r = vmm_vcpu_setup_pvh(vm.handle, entry, UInt32(GuestLayout.pvhStartInfoAddress), GuestLayout.gdtAddress)
@@ -78,7 +81,7 @@ struct PVHLoader {
         let info = vmm_pvh_start_info(
             magic: VMM_PVH_START_MAGIC, version: 1, flags: 0, nr_modules: UInt32(modules.count),
             modlist_paddr: modules.isEmpty ? 0 : GuestLayout.pvhModlistAddress,
-            cmdline_paddr: GuestLayout.cmdlineAddress, rsdp_paddr: 0,
+            cmdline_paddr: GuestLayout.cmdlineAddress, rsdp_paddr: ACPITables.rsdpAddress,
             memmap_paddr: GuestLayout.pvhMemmapAddress, memmap_entries: UInt32(memmap.count), reserved: 0)
         try write([info], at: GuestLayout.pvhStartInfoAddress)
     }

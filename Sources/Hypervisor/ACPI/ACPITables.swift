@@ -1,0 +1,93 @@
+/// The ACPI tables a Linux guest needs on this machine, laid out as Cloud
+/// Hypervisor does on x86_64: an RSDP at 0xe0000 pointing to an XSDT with
+/// a hardware-reduced FADT (sleep control/status and reset registers at the
+/// I/O port the power device serves), a MADT with every vCPU and the
+/// in-kernel IOAPIC, and a DSDT with COM1 and the S5 (soft-off) state.
+struct ACPITables {
+    static let rsdpAddress: UInt64 = 0xe0000
+    static let sleepControlPort: UInt64 = 0x600
+    static let localAPICAddress: UInt32 = 0xfee0_0000
+    static let ioAPICAddress: UInt32 = 0xfec0_0000
+
+    let vcpuCount: Int
+
+    /// (guest address, bytes) for each table, RSDP first.
+    func build() -> [(address: UInt64, bytes: [UInt8])] {
+        var next = Self.rsdpAddress + 64
+        func place(_ bytes: [UInt8]) -> UInt64 {
+            let at = next
+            next = (next + UInt64(bytes.count) + 15) & ~15
+            return at
+        }
+        let dsdt = self.dsdt()
+        let dsdtAt = place(dsdt)
+        let fadt = self.fadt(dsdt: dsdtAt)
+        let fadtAt = place(fadt)
+        let madt = self.madt()
+        let madtAt = place(madt)
+        let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt].flatMap { AML.littleEndian($0, bytes: 8) })
+        let xsdtAt = place(xsdt)
+        return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt), (xsdtAt, xsdt)]
+    }
+
+    static func rsdp(xsdt: UInt64) -> [UInt8] {
+        var bytes = Array("RSD PTR ".utf8) + [0] + oemID + [2] + [0, 0, 0, 0]
+            + AML.littleEndian(36, bytes: 4) + AML.littleEndian(xsdt, bytes: 8) + [0, 0, 0, 0]
+        bytes[8] = checksum(bytes[0..<20])
+        bytes[32] = checksum(bytes[0..<36])
+        return bytes
+    }
+
+    func dsdt() -> [UInt8] {
+        let com1 = AML.device("COM1", [
+            AML.name("_HID", AML.eisaID("PNP0501")),
+            AML.name("_UID", AML.integer(0)),
+            AML.name("_CRS", AML.resources([AML.ioPorts(base: 0x3f8, length: 8), AML.irq(4)])),
+        ])
+        // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
+        let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1]) + s5)
+    }
+
+    func fadt(dsdt: UInt64) -> [UInt8] {
+        var body = [UInt8](repeating: 0, count: 276 - 36)
+        func put(_ offset: Int, _ bytes: [UInt8]) { body.replaceSubrange(offset - 36..<offset - 36 + bytes.count, with: bytes) }
+        put(40, AML.littleEndian(dsdt, bytes: 4))
+        let hardwareReduced: UInt64 = 1 << 20, resetRegisterSupported: UInt64 = 1 << 10
+        put(112, AML.littleEndian(hardwareReduced | resetRegisterSupported, bytes: 4))
+        put(116, Self.ioRegister(Self.sleepControlPort))    // RESET_REG
+        put(128, [1])                                       // RESET_VALUE
+        put(131, [5])                                       // FADT minor version (6.5)
+        put(140, AML.littleEndian(dsdt, bytes: 8))          // X_DSDT
+        put(244, Self.ioRegister(Self.sleepControlPort))    // SLEEP_CONTROL_REG
+        put(256, Self.ioRegister(Self.sleepControlPort + 1)) // SLEEP_STATUS_REG
+        put(268, Array("CLOUDHV\0".utf8))                   // hypervisor vendor identity
+        return Self.table("FACP", revision: 6, body: body)
+    }
+
+    func madt() -> [UInt8] {
+        var body = AML.littleEndian(UInt64(Self.localAPICAddress), bytes: 4) + AML.littleEndian(0, bytes: 4)
+        for cpu in 0..<vcpuCount {
+            body += [0, 8, UInt8(cpu), UInt8(cpu)] + AML.littleEndian(1, bytes: 4) // enabled local APIC
+        }
+        body += [1, 12, 0, 0] + AML.littleEndian(UInt64(Self.ioAPICAddress), bytes: 4) + AML.littleEndian(0, bytes: 4)
+        return Self.table("APIC", revision: 5, body: body)
+    }
+
+    /// Generic Address Structure: one byte in system I/O space.
+    static func ioRegister(_ port: UInt64) -> [UInt8] { [1, 8, 0, 1] + AML.littleEndian(port, bytes: 8) }
+
+    static let oemID = Array("CLOUDH".utf8)
+
+    static func table(_ signature: String, revision: UInt8, body: [UInt8]) -> [UInt8] {
+        var bytes = Array(signature.utf8) + AML.littleEndian(UInt64(36 + body.count), bytes: 4) + [revision, 0]
+            + oemID + Array("CHSWIFT ".utf8) + AML.littleEndian(1, bytes: 4) + Array("CHSW".utf8)
+            + AML.littleEndian(1, bytes: 4) + body
+        bytes[9] = checksum(bytes[...])
+        return bytes
+    }
+
+    static func checksum(_ bytes: ArraySlice<UInt8>) -> UInt8 {
+        0 &- bytes.reduce(UInt8(0), &+)
+    }
+}

@@ -1,0 +1,81 @@
+/// The few AML constructs the DSDT needs (ACPI 6.5 §20), encoded by hand:
+/// names, packages, devices, scopes and resource buffers.
+enum AML {
+    /// PkgLength: the length of what follows, counting its own bytes.
+    static func package(length body: [UInt8]) -> [UInt8] {
+        let total = body.count + 1
+        if total < 0x40 { return [UInt8(total)] + body }
+        for extra in 1...3 {
+            let total = body.count + 1 + extra
+            guard total < 1 << (4 + 8 * extra) else { continue }
+            var bytes = [UInt8(extra << 6) | UInt8(total & 0xf)]
+            for i in 0..<extra { bytes.append(UInt8((total >> (4 + 8 * i)) & 0xff)) }
+            return bytes + body
+        }
+        preconditionFailure("AML package too large")
+    }
+
+    /// A four-character name segment, padded with '_'.
+    static func nameSegment(_ name: String) -> [UInt8] {
+        let bytes = Array(name.utf8)
+        precondition(bytes.count <= 4)
+        return bytes + Array(repeating: UInt8(ascii: "_"), count: 4 - bytes.count)
+    }
+
+    static func integer(_ value: UInt64) -> [UInt8] {
+        switch value {
+        case 0: return [0x00]
+        case 1: return [0x01]
+        case ...0xff: return [0x0a, UInt8(value)]
+        case ...0xffff: return [0x0b] + littleEndian(value, bytes: 2)
+        case ...0xffff_ffff: return [0x0c] + littleEndian(value, bytes: 4)
+        default: return [0x0e] + littleEndian(value, bytes: 8)
+        }
+    }
+
+    static func string(_ text: String) -> [UInt8] { [0x0d] + Array(text.utf8) + [0] }
+
+    static func name(_ name: String, _ value: [UInt8]) -> [UInt8] { [0x08] + nameSegment(name) + value }
+
+    static func package(_ elements: [[UInt8]]) -> [UInt8] {
+        [0x12] + package(length: [UInt8(elements.count)] + elements.flatMap { $0 })
+    }
+
+    static func device(_ name: String, _ body: [[UInt8]]) -> [UInt8] {
+        [0x5b, 0x82] + package(length: nameSegment(name) + body.flatMap { $0 })
+    }
+
+    /// A scope under the root, e.g. `\_SB_`.
+    static func scope(root name: String, _ body: [[UInt8]]) -> [UInt8] {
+        [0x10] + package(length: [0x5c] + nameSegment(name) + body.flatMap { $0 })
+    }
+
+    /// EISA ID such as "PNP0501", as the compressed DWORD ASL's EisaId() makes.
+    static func eisaID(_ id: String) -> [UInt8] {
+        let c = Array(id.utf8)
+        let vendor = UInt32(c[0] - 0x40) << 10 | UInt32(c[1] - 0x40) << 5 | UInt32(c[2] - 0x40)
+        let product = UInt32(id.suffix(4), radix: 16)!
+        return [0x0c, UInt8(vendor >> 8), UInt8(vendor & 0xff), UInt8(product >> 8), UInt8(product & 0xff)]
+    }
+
+    /// A resource template (§6.4) as a Buffer, end tag appended.
+    static func resources(_ descriptors: [[UInt8]]) -> [UInt8] {
+        let bytes: [UInt8] = descriptors.flatMap { $0 } + [0x79, 0x00]
+        return [0x11] + package(length: integer(UInt64(bytes.count)) + bytes)
+    }
+
+    /// IO(Decode16, base, base, 1, length).
+    static func ioPorts(base: UInt16, length: UInt8) -> [UInt8] {
+        [0x47, 0x01] + littleEndian(UInt64(base), bytes: 2) + littleEndian(UInt64(base), bytes: 2) + [0x01, length]
+    }
+
+    /// IRQNoFlags(){irq}: edge-triggered, active-high ISA interrupt.
+    static func irq(_ irq: UInt8) -> [UInt8] {
+        let mask = UInt16(1) << irq
+        return [0x22, UInt8(mask & 0xff), UInt8(mask >> 8)]
+    }
+
+    static func littleEndian(_ value: UInt64, bytes: Int) -> [UInt8] {
+        (0..<bytes).map { UInt8((value >> (8 * UInt64($0))) & 0xff) }
+    }
+}
