@@ -28,7 +28,7 @@ printf '%s\n' "$*" > "$out/command.sh"
 
 console="$out/console.log"
 set +e
-timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 2G -smp 1 \
+timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 4G -smp 1 \
     -device intel-iommu -device edu \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$out,mount_tag=out,security_model=none" \

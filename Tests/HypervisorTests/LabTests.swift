@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+/// The nested lab (lab/run.sh): Linux guests under the VMM, one level down.
+/// One L1 boot runs every lab scenario; the tests read its results.
+enum Lab {
+    static let cache = Guests.repository.appendingPathComponent(".lab-cache").path
+    static let vmm = Guests.repository.appendingPathComponent(".build/release/cloud-hypervisor").path
+    static var ready: Bool {
+        FileManager.default.fileExists(atPath: "/usr/bin/qemu-system-x86_64")
+            && FileManager.default.fileExists(atPath: vmm)
+            && ((try? FileManager.default.contentsOfDirectory(atPath: cache))?.contains { $0.hasPrefix("ready-") } ?? false)
+    }
+    static let skipReason: Comment = "needs the nested lab and a release build: run scripts/test.sh"
+
+    struct Boot {
+        let status: Int32
+        let log: String
+    }
+
+    /// name → result, from one lab run of lab/tests/linux-boot.sh.
+    static let linuxBoots: Result<[String: Boot], Failure> = {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lab-linux-\(getpid())")
+        try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let script = Guests.repository.appendingPathComponent("lab/tests/linux-boot.sh").path
+        let run = run(Guests.repository.appendingPathComponent("lab/run.sh").path,
+                      ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
+        guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
+        var boots: [String: Boot] = [:]
+        for name in ["vmlinux-4cpu", "vmlinux-1cpu", "vmlinux-3g"] {
+            let status = (try? String(contentsOf: out.appendingPathComponent("\(name).status"), encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
+            let log = (try? String(contentsOf: out.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
+            boots[name] = Boot(status: status, log: log)
+        }
+        return .success(boots)
+    }()
+
+    struct Failure: Error, CustomStringConvertible { let message: String; var description: String { message } }
+
+    static func boot(_ name: String) throws -> Boot { try #require(try linuxBoots.get()[name]) }
+
+    /// MemTotal in kB as the guest reported it.
+    static func memTotal(_ log: String) -> Int? {
+        // The serial console ends lines with CRLF, one Character to Swift.
+        guard let line = log.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("L2: MemTotal:") }) else { return nil }
+        return Int(line.split(separator: " ").first { Int($0) != nil } ?? "")
+    }
+}
+
+@Suite("Linux in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabLinuxBootTests {
+    @Test("the cloud kernel boots as a PVH vmlinux with 4 vCPUs and 512M, confined, and powers off with exit 0")
+    func fourCPUs() throws {
+        let boot = try Lab.boot("vmlinux-4cpu")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: nproc=4"))
+        let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
+        #expect((400_000...524_288).contains(mem), "MemTotal \(mem) kB for 512M")
+    }
+
+    @Test("one vCPU")
+    func oneCPU() throws {
+        let boot = try Lab.boot("vmlinux-1cpu")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: nproc=1"))
+    }
+
+    @Test("3200M: RAM above the 32-bit hole is seen")
+    func aboveFourGiB() throws {
+        let boot = try Lab.boot("vmlinux-3g")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
+        #expect(mem > 3_072_000, "MemTotal \(mem) kB: the RAM from 4 GiB up is missing")
+    }
+}
