@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds the VMM and boots a tiny PVH
-# guest on COM1 (the Linux boot with device assignment in the nested lab
-# replaces this demo as those pieces land).
+# Sets up a fresh Debian 12 machine, builds the VMM, and boots the Debian
+# cloud kernel with it inside the nested lab (QEMU L1 with nested KVM):
+# the L2 guest's console is shown, and its poweroff ends the VMM.
+# (Device assignment joins this demo when VFIO lands.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+cache="$(lab/setup.sh)"
 swift build -c release --static-swift-stdlib
-mkdir -p .build/guests
-scripts/build-guest.sh hello .build/guests/hello
-echo "demo initramfs" > .build/guests/initramfs.txt
-set -x
-.build/release/cloud-hypervisor --kernel .build/guests/hello --initramfs .build/guests/initramfs.txt \
-    --cmdline "console=ttyS0 demo" --serial tty --console off --cpus 1 --memory size=64M
+vmm="$PWD/.build/release/cloud-hypervisor"
+lab/run.sh -- "echo '--- L1: starting cloud-hypervisor ---';
+  $vmm --kernel $cache/l2-vmlinux --initramfs $cache/l2-initramfs.cpio \
+    --cmdline 'console=ttyS0 panic=-1' --serial tty --console off --cpus 4 --memory size=512M \
+    --seccomp true --user nobody;
+  echo \"--- L1: cloud-hypervisor exited with \$? ---\""
