@@ -21,6 +21,13 @@ unsigned vmm_vcpu_count(const struct vmm_vm *vm);
 int vmm_vcpu_setup_pvh(struct vmm_vm *vm, uint32_t entry, uint32_t start_info_gpa,
                        uint64_t gdt_gpa);
 
+/* Puts vCPU 0 at a 64-bit Linux boot protocol entry: long mode with the
+ * first GiB identity-mapped (page tables written at `pml4_gpa`, 12 KiB,
+ * page-aligned), flat 64-bit segments from a GDT at `gdt_gpa`, %rsi =
+ * `boot_params_gpa` (the zero page). */
+int vmm_vcpu_setup_linux64(struct vmm_vm *vm, uint64_t entry, uint64_t boot_params_gpa,
+                           uint64_t gdt_gpa, uint64_t pml4_gpa);
+
 /* Starts one thread per vCPU ("vcpu<N>"); each calls `init` first. */
 int vmm_vcpus_start(struct vmm_vm *vm, vmm_vcpu_thread_init_fn init, void *opaque);
 

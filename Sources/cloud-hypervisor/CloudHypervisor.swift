@@ -14,7 +14,7 @@ struct CloudHypervisor: ParsableCommand {
         commandName: "cloud-hypervisor",
         abstract: "A KVM virtual machine monitor with Cloud Hypervisor's command line.",
         discussion: """
-            Example: boot a PVH kernel on COM1 with 4 vCPUs and 512M of RAM:
+            Example: boot a kernel on COM1 with 4 vCPUs and 512M of RAM:
               cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
                 --serial tty --console off --cpus boot=4 --memory size=512M
 
@@ -24,7 +24,7 @@ struct CloudHypervisor: ParsableCommand {
         version: "cloud-hypervisor v\(Version.string)"
     )
 
-    @Option(help: ArgumentHelp("PVH ELF kernel to boot (vmlinux built with CONFIG_PVH).", valueName: "path"))
+    @Option(help: ArgumentHelp("Kernel to boot: a PVH ELF (vmlinux with CONFIG_PVH) or a bzImage.", valueName: "path"))
     var kernel: String?
 
     @Option(help: ArgumentHelp("Initramfs, handed to the kernel as a PVH module.", valueName: "path"))

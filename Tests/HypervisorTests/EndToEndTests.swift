@@ -111,7 +111,7 @@ struct BadInputTests {
         (["--kernel", "/k", "--api-socket", "/tmp/x.sock"], "--api-socket is not supported yet"),
         (["--serial", "tty"], "--kernel: a kernel is required"),
         (["--kernel", "/nonexistent/vmlinux"], "--kernel: cannot read '/nonexistent/vmlinux': No such file or directory"),
-        (["--kernel", "/etc/hostname"], "is not an ELF file"),
+        (["--kernel", "/etc/hostname"], "is neither a PVH ELF (vmlinux with CONFIG_PVH) nor a bzImage"),
         (["--kernel", "/bin/true"], "has no PVH entry point (Xen ELF note 18)"),
         (["--bogus"], "Unknown option '--bogus'"),
     ]
@@ -130,6 +130,25 @@ struct BadInputTests {
         let r = runVMM(["--kernel", try Guests.path("hello"), "--memory", "size=1M"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("does not fit in guest memory"), "\(r.stderr)")
+    }
+
+    @Test("a bzImage without a 64-bit entry, or cut short, is refused", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+    func badBzImage() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bzimage-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var image = [UInt8](repeating: 0, count: 0x1000)
+        image.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
+        image[0x206] = 0x0b  // protocol 2.11
+        image[0x207] = 0x02
+        try Data(image).write(to: URL(fileURLWithPath: path))
+        var r = runVMM(["--kernel", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("boot protocol 2.11 without a 64-bit entry"), "\(r.stderr)")
+
+        try Data(image.prefix(0x240)).write(to: URL(fileURLWithPath: path))
+        r = runVMM(["--kernel", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("ends early"), "\(r.stderr)")
     }
 
     @Test("--help shows an example and --version the version")

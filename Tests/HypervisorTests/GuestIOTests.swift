@@ -18,7 +18,7 @@ struct GuestIOTests {
         try vm.registerPIO(base: 0x3000, length: 0x10, handler: AccessRecorder.handler, opaque: pio.opaque)
         try vm.registerPIO(base: 0x3010, length: 4, handler: AccessRecorder.handler, opaque: report.opaque)
         try vm.registerMMIO(base: 0xd000_0000, length: 0x1000, handler: AccessRecorder.handler, opaque: mmio.opaque)
-        try PVHLoader(vm: vm).load(kernel: try FileReader(path: try Guests.path("io"), option: "--kernel"), initramfs: nil, cmdline: "", vcpuCount: 1)
+        try KernelLoader(vm: vm).load(kernel: try FileReader(path: try Guests.path("io"), option: "--kernel"), initramfs: nil, cmdline: "", vcpuCount: 1)
 
         try vm.start()
         var fds = pollfd(fd: vm.stopEventFD, events: Int16(POLLIN), revents: 0)

@@ -27,7 +27,7 @@ enum Lab {
                       ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
-        for name in ["vmlinux-4cpu", "vmlinux-1cpu", "vmlinux-3g"] {
+        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g"] {
             let status = (try? String(contentsOf: out.appendingPathComponent("\(name).status"), encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
             let log = (try? String(contentsOf: out.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
@@ -50,9 +50,10 @@ enum Lab {
 
 @Suite("Linux in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabLinuxBootTests {
-    @Test("the cloud kernel boots as a PVH vmlinux with 4 vCPUs and 512M, confined, and powers off with exit 0")
-    func fourCPUs() throws {
-        let boot = try Lab.boot("vmlinux-4cpu")
+    @Test("the cloud kernel boots with 4 vCPUs and 512M, confined, and powers off with exit 0",
+          arguments: ["vmlinux-4cpu", "bzimage-4cpu"])
+    func fourCPUs(name: String) throws {
+        let boot = try Lab.boot(name)
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: nproc=4"))
         let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")

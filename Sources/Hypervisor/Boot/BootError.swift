@@ -2,7 +2,8 @@
 public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
     case unreadable(option: String?, path: String, reason: String)
     case truncated(path: String)
-    case notELF(path: String)
+    case notAKernel(path: String)
+    case unsupportedBzImage(path: String, reason: String)
     case unsupportedELF(path: String, reason: String)
     case noPVHNote(path: String)
     case doesNotFit(what: String, path: String, needEnd: UInt64, memoryBytes: UInt64)
@@ -14,8 +15,10 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(option.map { "\($0): " } ?? "")cannot read '\(path)': \(reason)"
         case let .truncated(path):
             return "'\(path)' ends early: the file is truncated or not what its headers say"
-        case let .notELF(path):
-            return "--kernel: '\(path)' is not an ELF file: give an uncompressed vmlinux with a PVH entry (bzImage is not supported yet)"
+        case let .notAKernel(path):
+            return "--kernel: '\(path)' is neither a PVH ELF (vmlinux with CONFIG_PVH) nor a bzImage"
+        case let .unsupportedBzImage(path, reason):
+            return "--kernel: bzImage '\(path)': \(reason)"
         case let .unsupportedELF(path, reason):
             return "--kernel: '\(path)': \(reason)"
         case let .noPVHNote(path):

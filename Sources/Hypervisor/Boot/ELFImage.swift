@@ -19,9 +19,9 @@ struct ELFImage {
 
     init(reading file: FileReader) throws(BootError) {
         let path = file.path
-        guard file.size >= 52 else { throw .notELF(path: path) }
+        guard file.size >= 52 else { throw .truncated(path: path) }
         let ident = try file.bytes(at: 0, count: 16)
-        guard ident[0..<4].elementsEqual([0x7f, 0x45, 0x4c, 0x46]) else { throw .notELF(path: path) }
+        guard ident[0..<4].elementsEqual([0x7f, 0x45, 0x4c, 0x46]) else { throw .notAKernel(path: path) }
         let is64: Bool
         switch ident[4] {
         case 1: is64 = false

@@ -8,7 +8,7 @@ public struct VMConfig: Sendable, Equatable {
         case log
     }
 
-    /// A PVH ELF kernel (`--kernel`).
+    /// A PVH ELF kernel or a bzImage (`--kernel`).
     public var kernelPath: String?
     /// Loaded after the kernel and handed to it as a PVH module (`--initramfs`).
     public var initramfsPath: String?
@@ -66,7 +66,7 @@ public struct VMConfig: Sendable, Equatable {
     /// that are recognised but not built yet.
     public func validate() throws(ConfigError) {
         guard kernelPath != nil else {
-            throw .missing(option: "--kernel", what: "a kernel is required: give a PVH ELF with --kernel PATH")
+            throw .missing(option: "--kernel", what: "a kernel is required: give a vmlinux (PVH) or bzImage with --kernel PATH")
         }
         guard cmdline.utf8.count < Self.maxCmdlineBytes else {
             throw .invalidValue(option: "--cmdline", key: nil, value: String(cmdline.prefix(20)) + "…",

@@ -1,31 +1,47 @@
 import CVMMCore
 
-/// Loads a PVH ELF kernel and its initramfs into guest RAM, writes the
-/// hvm_start_info, command line and memory map, and points vCPU 0 at the
-/// entry (Xen's PVH boot ABI, which Linux implements with CONFIG_PVH).
-struct PVHLoader {
+/// Loads a kernel and its initramfs into guest RAM with the ACPI tables
+/// and points vCPU 0 at its entry. Two formats, told apart by their magic:
+/// a PVH ELF (Xen's PVH boot ABI, Linux's CONFIG_PVH entry; hvm_start_info
+/// carries cmdline, memory map and initramfs) and a bzImage (Linux's 64-bit
+/// boot protocol; the zero page carries them).
+struct KernelLoader {
     let vm: VirtualMachine
 
     func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, vcpuCount: Int) throws(VMMError) {
-        let entry: UInt32
-        let kernelEnd: UInt64
-        do {
-            (entry, kernelEnd) = try loadKernel(kernel)
-        } catch {
-            throw .boot(error)
-        }
-        var modules: [vmm_pvh_modlist_entry] = []
-        if let initramfs {
-            do {
-                modules.append(try loadInitramfs(initramfs, above: kernelEnd))
-            } catch {
-                throw .boot(error)
-            }
-        }
         for table in ACPITables(vcpuCount: vcpuCount).build() {
             try write(table.bytes, at: table.address)
         }
-        try writeStartInfo(cmdline: cmdline, modules: modules)
+        let magic: [UInt8]
+        do {
+            magic = try kernel.bytes(at: 0, count: Int(min(kernel.size, 0x206)))
+        } catch {
+            throw .boot(error)
+        }
+        if magic.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
+            try loadPVH(kernel: kernel, initramfs: initramfs, cmdline: cmdline)
+        } else if magic.count == 0x206, magic[0x202..<0x206].elementsEqual("HdrS".utf8) {
+            try loadBzImage(kernel: kernel, initramfs: initramfs, cmdline: cmdline)
+        } else {
+            throw .boot(.notAKernel(path: kernel.path))
+        }
+    }
+
+    private func loadPVH(kernel: FileReader, initramfs: FileReader?, cmdline: String) throws(VMMError) {
+        let entry: UInt32
+        var modules: [vmm_pvh_modlist_entry] = []
+        do {
+            let kernelEnd: UInt64
+            (entry, kernelEnd) = try loadKernel(kernel)
+            if let initramfs {
+                let placed = try loadInitramfs(initramfs, above: kernelEnd, below: GuestLayout.lowRAMEnd(memoryBytes: vm.memoryBytes))
+                modules.append(vmm_pvh_modlist_entry(paddr: placed, size: initramfs.size, cmdline_paddr: 0, reserved: 0))
+            }
+        } catch {
+            throw .boot(error)
+        }
+        try writeCmdline(cmdline)
+        try writeStartInfo(modules: modules)
         let r = vmm_vcpu_setup_pvh(vm.handle, entry, UInt32(GuestLayout.pvhStartInfoAddress), GuestLayout.gdtAddress)
         guard r == 0 else { throw .system(SystemError("set up vCPU 0 for the PVH entry", returned: r)) }
     }
@@ -51,27 +67,24 @@ struct PVHLoader {
         return (image.pvhEntry, end)
     }
 
-    /// At the top of RAM below the 32-bit hole, page-aligned, as Linux
-    /// boot loaders place it.
-    private func loadInitramfs(_ file: FileReader, above kernelEnd: UInt64) throws(BootError) -> vmm_pvh_modlist_entry {
-        let path = file.path
-        let lowEnd = GuestLayout.lowRAMEnd(memoryBytes: vm.memoryBytes)
+    /// At the top of RAM below `limit`, page-aligned, as Linux boot loaders
+    /// place it; returns where.
+    func loadInitramfs(_ file: FileReader, above kernelEnd: UInt64, below limit: UInt64) throws(BootError) -> UInt64 {
         let pageMask: UInt64 = 0xfff
-        guard file.size <= lowEnd, (lowEnd - file.size) & ~pageMask >= kernelEnd,
-              let target = vm.memory(at: (lowEnd - file.size) & ~pageMask, count: file.size) else {
-            throw .doesNotFit(what: "--initramfs", path: path, needEnd: kernelEnd + file.size,
+        guard file.size <= limit, (limit - file.size) & ~pageMask >= kernelEnd,
+              let target = vm.memory(at: (limit - file.size) & ~pageMask, count: file.size) else {
+            throw .doesNotFit(what: "--initramfs", path: file.path, needEnd: kernelEnd + file.size,
                               memoryBytes: vm.memoryBytes)
         }
-        let address = (lowEnd - file.size) & ~pageMask
         try file.read(at: 0, into: target)
-        return vmm_pvh_modlist_entry(paddr: address, size: file.size, cmdline_paddr: 0, reserved: 0)
+        return (limit - file.size) & ~pageMask
     }
 
-    private func writeStartInfo(cmdline: String, modules: [vmm_pvh_modlist_entry]) throws(VMMError) {
-        var cmdlineBytes = Array(cmdline.utf8)
-        cmdlineBytes.append(0)
-        try write(cmdlineBytes, at: GuestLayout.cmdlineAddress)
+    func writeCmdline(_ cmdline: String) throws(VMMError) {
+        try write(Array(cmdline.utf8) + [0], at: GuestLayout.cmdlineAddress)
+    }
 
+    private func writeStartInfo(modules: [vmm_pvh_modlist_entry]) throws(VMMError) {
         let memmap = GuestLayout.usableRAM(memoryBytes: vm.memoryBytes).map {
             vmm_pvh_memmap_entry(addr: $0.start, size: $0.size, type: UInt32(VMM_E820_RAM), reserved: 0)
         }
@@ -86,7 +99,7 @@ struct PVHLoader {
         try write([info], at: GuestLayout.pvhStartInfoAddress)
     }
 
-    private func write<T>(_ values: [T], at gpa: UInt64) throws(VMMError) {
+    func write<T>(_ values: [T], at gpa: UInt64) throws(VMMError) {
         let bytes = UInt64(MemoryLayout<T>.stride * values.count)
         guard bytes > 0 else { return }
         guard let target = vm.memory(at: gpa, count: bytes) else {
