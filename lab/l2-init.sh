@@ -11,5 +11,10 @@ echo "L2: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 action=$(sed -n 's/.*l2\.action=\([a-z]*\).*/\1/p' /proc/cmdline)
 case "$action" in
     reboot) echo "L2: rebooting"; reboot -f ;;
+    echo)
+        echo "L2: waiting for input"
+        read -r line
+        echo "L2: got [$line]"
+        poweroff -f ;;
     *) echo "L2: powering off"; poweroff -f ;;
 esac

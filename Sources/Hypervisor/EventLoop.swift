@@ -4,8 +4,8 @@ import Glibc
 #endif
 
 /// The VMM thread's event loop: waits for the VM's stop event or a
-/// termination signal. Later the serial input, the API socket and I/O
-/// backends join the same epoll set.
+/// termination signal, and feeds standard input to the serial port. Later
+/// the API socket and I/O backends join the same epoll set.
 final class EventLoop {
     static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
 
@@ -44,22 +44,31 @@ final class EventLoop {
         }
     }
 
-    /// Blocks until the VM asks to stop (nil) or a stop signal arrives (its number).
-    func waitForStop(of vm: VirtualMachine) -> Int32? {
+    /// Blocks until the VM asks to stop (nil) or a stop signal arrives (its
+    /// number), passing `input`'s bytes to the guest meanwhile.
+    func waitForStop(of vm: VirtualMachine, input: SerialInput? = nil) -> Int32? {
         let stopFD = vm.stopEventFD
+        var watched = [stopFD]
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
         event.data.fd = stopFD
         epoll_ctl(epollFD, EPOLL_CTL_ADD, stopFD, &event)
-        defer { epoll_ctl(epollFD, EPOLL_CTL_DEL, stopFD, nil) }
+        // A regular file cannot be polled (EPERM): such input is left unread.
+        if let input, !input.closed {
+            event.data.fd = input.fd
+            if epoll_ctl(epollFD, EPOLL_CTL_ADD, input.fd, &event) == 0 { watched.append(input.fd) }
+        }
+        defer { for fd in watched { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) } }
 
         var ready = [epoll_event](repeating: epoll_event(), count: 4)
         while true {
-            let n = epoll_wait(epollFD, &ready, Int32(ready.count), -1)
+            // Input waiting for FIFO room is retried every 10 ms.
+            let n = epoll_wait(epollFD, &ready, Int32(ready.count), input?.hasPending == true ? 10 : -1)
             if n < 0 {
                 if errno == EINTR { continue }
                 return nil
             }
+            input?.flush()
             for event in ready.prefix(Int(n)) {
                 if event.data.fd == signalFD {
                     var info = signalfd_siginfo()
@@ -68,6 +77,12 @@ final class EventLoop {
                     }
                 } else if event.data.fd == stopFD {
                     return nil
+                } else if let input, event.data.fd == input.fd {
+                    input.readAvailable()
+                    if input.closed {
+                        epoll_ctl(epollFD, EPOLL_CTL_DEL, input.fd, nil)
+                        watched.removeAll { $0 == input.fd }
+                    }
                 }
             }
         }

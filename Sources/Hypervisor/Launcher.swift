@@ -26,7 +26,7 @@ public struct Launcher {
             throw .config(error)
         }
         let resources = try LaunchResources(config: config)
-        let sandbox = try Sandbox(config: config)
+        let sandbox = try Sandbox(config: config, terminal: resources.terminal != nil)
         while true {
             let reason = try boot(resources, sandbox: sandbox)
             guard reason == .reset else { return reason }
@@ -47,7 +47,8 @@ public struct Launcher {
         } else {
             try vm.start()
         }
-        let signal = resources.events.waitForStop(of: vm)
+        let input = resources.readsInput ? devices.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
+        let signal = resources.events.waitForStop(of: vm, input: input)
         if signal != nil { vm.requestStop() }
         vm.joinVCPUs()
         withExtendedLifetime(devices) {}
@@ -68,6 +69,9 @@ final class LaunchResources {
     let initramfs: FileReader?
     let serialOutput: ConsoleOutput?
     let events: EventLoop
+    /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
+    let readsInput: Bool
+    let terminal: RawTerminal?
 
     init(config: VMConfig) throws(VMMError) {
         do {
@@ -79,5 +83,7 @@ final class LaunchResources {
         serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
         kvm = try KVMDevice()
         events = try EventLoop()
+        readsInput = config.serial == .tty
+        terminal = readsInput ? RawTerminal(fd: STDIN_FILENO) : nil
     }
 }

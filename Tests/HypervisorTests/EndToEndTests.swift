@@ -1,3 +1,4 @@
+import CVMMTestHooks
 import Foundation
 import Testing
 
@@ -41,6 +42,40 @@ struct EndToEndTests {
             #expect(r.status == 0, "\(mode): \(r.stderr)")
             #expect(r.stdout.isEmpty, "\(mode)")
         }
+    }
+
+    @Test("--serial tty: standard input reaches the guest, a paste longer than the FIFO too")
+    func serialInput() throws {
+        let line = String(repeating: "0123456789", count: 30) + "\n"
+        let r = runVMM(["--kernel", try Guests.path("echo"), "--serial", "tty"], input: line)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "echo> " + line)
+    }
+
+    @Test("on a terminal: raw mode while the guest runs, the settings restored after")
+    func rawTerminal() throws {
+        var master: Int32 = -1, slave: Int32 = -1
+        try #require(vmm_test_openpty(&master, &slave) == 0)
+        defer { close(master); close(slave) }
+        var before = termios(), during = termios(), after = termios()
+        tcgetattr(slave, &before)
+        let handle = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: VMM.binary)
+        process.arguments = ["--kernel", try Guests.path("echo"), "--serial", "tty"]
+        process.standardInput = handle
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        #expect(eventually(10) { tcgetattr(slave, &during); return during.c_lflag & tcflag_t(ICANON) == 0 })
+        _ = write(master, "x\n", 2)
+        #expect(eventually(10) { !process.isRunning })
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        tcgetattr(slave, &after)
+        #expect(process.terminationStatus == 0)
+        #expect(during.c_lflag & tcflag_t(ECHO) == 0, "no local echo while the guest owns the console")
+        #expect(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag)
     }
 
     @Test("reads from unassigned ports and MMIO return all ones inside a real guest")

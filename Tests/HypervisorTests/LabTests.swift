@@ -27,7 +27,7 @@ enum Lab {
                       ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
-        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g"] {
+        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g", "vmlinux-input"] {
             let status = (try? String(contentsOf: out.appendingPathComponent("\(name).status"), encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
             let log = (try? String(contentsOf: out.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
@@ -65,6 +65,13 @@ struct LabLinuxBootTests {
         let boot = try Lab.boot("vmlinux-1cpu")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: nproc=1"))
+    }
+
+    @Test("a line on the VMM's standard input reaches the guest's shell through COM1's interrupt")
+    func consoleInput() throws {
+        let boot = try Lab.boot("vmlinux-input")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: got [hello from L1]"), "\(boot.log.suffix(2000))")
     }
 
     @Test("3200M: RAM above the 32-bit hole is seen")

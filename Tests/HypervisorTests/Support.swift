@@ -12,7 +12,7 @@ enum Host {
 enum Guests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    static let names = ["hello", "io", "triple", "reset", "spin", "smp"]
+    static let names = ["hello", "io", "triple", "reset", "spin", "smp", "echo"]
 
     /// name → path of the built ELF; a build failure fails the test that asked.
     static let built: Result<[String: String], BuildError> = {
@@ -56,7 +56,7 @@ struct RunResult {
 /// Runs a command to its end or `timeout`, capturing both outputs through files.
 @discardableResult
 func run(_ executable: String, _ arguments: [String], directory: String? = nil, timeout: Double = 30,
-         whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
+         input: String? = nil, whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
     let tmp = FileManager.default.temporaryDirectory
     let outURL = tmp.appendingPathComponent("run-\(UUID().uuidString).out")
     let errURL = tmp.appendingPathComponent("run-\(UUID().uuidString).err")
@@ -70,11 +70,16 @@ func run(_ executable: String, _ arguments: [String], directory: String? = nil, 
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.standardInput = FileHandle.nullDevice
+    let stdin = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
     process.standardOutput = try? FileHandle(forWritingTo: outURL)
     process.standardError = try? FileHandle(forWritingTo: errURL)
     let read = { (url: URL) in (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
     do { try process.run() } catch { return RunResult(status: -1, stdout: "", stderr: "\(error)", timedOut: false) }
+    if let input {
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try? stdin.fileHandleForWriting.close()
+    }
     whileRunning?(process, { read(outURL) })
     let deadline = Date().addingTimeInterval(timeout)
     var timedOut = false
@@ -93,9 +98,9 @@ func run(_ executable: String, _ arguments: [String], directory: String? = nil, 
 
 /// Runs cloud-hypervisor with `arguments`.
 @discardableResult
-func runVMM(_ arguments: [String], timeout: Double = 30,
+func runVMM(_ arguments: [String], timeout: Double = 30, input: String? = nil,
             whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
-    run(VMM.binary, arguments, timeout: timeout, whileRunning: whileRunning)
+    run(VMM.binary, arguments, timeout: timeout, input: input, whileRunning: whileRunning)
 }
 
 /// Polls `condition` for up to `seconds`.

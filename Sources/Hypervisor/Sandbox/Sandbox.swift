@@ -12,7 +12,8 @@ final class Sandbox {
     let vcpuFilter: SeccompFilter?
     let vmmFilter: SeccompFilter?
 
-    init(config: VMConfig) throws(VMMError) {
+    /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
+    init(config: VMConfig, terminal: Bool) throws(VMMError) {
         let identity: Identity
         do {
             identity = try Identity(user: config.user, group: config.group)
@@ -30,7 +31,8 @@ final class Sandbox {
         }
         let trap = SeccompFilter.trapInitialized
         guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp)
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp,
+                                    extraIoctls: terminal ? [UInt(TCGETS), UInt(TCSETS)] : [])
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp)
         try vmm.install()
         vmmFilter = vmm

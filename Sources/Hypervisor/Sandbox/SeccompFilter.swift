@@ -63,7 +63,8 @@ public final class SeccompFilter: @unchecked Sendable {
     private let instructions: UnsafeMutableBufferPointer<sock_filter>
     private let program: UnsafeMutablePointer<vmm_seccomp_program>
 
-    init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode) throws(VMMError) {
+    /// `extraIoctls`: requests a feature in use needs on this thread only.
+    init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode, extraIoctls: [UInt] = []) throws(VMMError) {
         self.kind = String(cString: vmm_thread_kind_name(kind))
         let names = Self.syscalls(for: kind)
         allowedSyscallCount = names.count + 1
@@ -92,7 +93,7 @@ public final class SeccompFilter: @unchecked Sendable {
             try Self.check(seccomp_rule_add_exact_array(ctx, UInt32(SCMP_ACT_ERRNO_ENOSYS), clone3, 0, nil), "seccomp: rule for clone3")
         }
         let ioctlNumber = seccomp_syscall_resolve_name("ioctl")
-        for ioctl in Self.ioctls(for: kind) {
+        for ioctl in Self.ioctls(for: kind) + extraIoctls {
             var request = scmp_arg_cmp(arg: 1, op: SCMP_CMP_EQ, datum_a: UInt64(ioctl), datum_b: 0)
             try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, ioctlNumber, 1, &request), "seccomp: ioctl rule")
         }

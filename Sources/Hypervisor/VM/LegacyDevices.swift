@@ -7,7 +7,8 @@ final class LegacyDevices {
     static let com1GSI: UInt32 = 4
 
     private let vm: VirtualMachine
-    private var serial: OpaquePointer?
+    /// COM1's C device, for the input path; nil with `--serial off`.
+    private(set) var serial: OpaquePointer?
     /// The C UART keeps a pointer to its line, so it lives at a fixed address.
     private let serialIRQ: UnsafeMutablePointer<vmm_irq>
 

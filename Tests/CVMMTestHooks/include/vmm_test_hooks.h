@@ -17,4 +17,7 @@ struct vmm_test_violation {
  * which no VMM thread may do. */
 int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out);
 
+/* A pseudo-terminal pair, for tests of the VMM on a terminal. */
+int vmm_test_openpty(int *master, int *slave);
+
 #endif
