@@ -61,8 +61,16 @@ final class EventLoop {
         defer { for fd in watched { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) } }
 
         var ready = [epoll_event](repeating: epoll_event(), count: 4)
+        var inputArmed = true
         while true {
-            // Input waiting for FIFO room is retried every 10 ms.
+            // Input waiting for FIFO room is retried every 10 ms; meanwhile
+            // its fd is not watched, or its readiness would spin this loop.
+            if let input, watched.contains(input.fd), inputArmed == input.hasPending {
+                inputArmed = !input.hasPending
+                event.events = inputArmed ? EPOLLIN.rawValue : 0
+                event.data.fd = input.fd
+                epoll_ctl(epollFD, EPOLL_CTL_MOD, input.fd, &event)
+            }
             let n = epoll_wait(epollFD, &ready, Int32(ready.count), input?.hasPending == true ? 10 : -1)
             if n < 0 {
                 if errno == EINTR { continue }
