@@ -24,7 +24,7 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .noPVHNote(path):
             return "--kernel: '\(path)' has no PVH entry point (Xen ELF note 18): build the kernel with CONFIG_PVH=y"
         case let .doesNotFit(what, path, needEnd, memory):
-            return "\(what) '\(path)' does not fit in guest memory: it needs RAM up to \(ByteSize.describe(needEnd)) but --memory size=\(ByteSize.describe(memory)); give more memory"
+            return "\(what) '\(path)' does not fit in guest memory: it needs --memory size=\((needEnd + (1 << 20) - 1) >> 20)M or more, not \(ByteSize.describe(memory))"
         case let .belowHighRAM(path, address):
             return "--kernel: '\(path)' loads at 0x\(String(address, radix: 16)), below 1M where the boot structures live"
         }
