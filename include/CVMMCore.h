@@ -10,6 +10,7 @@
 #include "vmm_irq.h"
 #include "vmm_serial.h"
 #include "vmm_power.h"
+#include "vmm_pvpanic.h"
 #include "vmm_pvh.h"
 #include "vmm_privileges.h"
 #include "vmm_seccomp.h"

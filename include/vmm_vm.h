@@ -28,6 +28,7 @@ enum vmm_stop_reason {
     VMM_STOP_UNKNOWN_EXIT,    /* detail = exit_reason */
     VMM_STOP_RUN_ERROR,       /* KVM_RUN failed; detail = errno */
     VMM_STOP_VCPU_SETUP,      /* a vCPU thread's init hook failed; detail = errno */
+    VMM_STOP_GUEST_PANIC,     /* the guest kernel reported a panic (pvpanic) */
 };
 
 struct vmm_stop_info {

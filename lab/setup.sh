@@ -87,6 +87,11 @@ PY
 depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
+: > "$cache/l2-root/modules/order"
+for m in $(modules_in_order "$cache/l2-kernel" "$l2k" pvpanic-mmio); do
+    cp "$m" "$cache/l2-root/modules/"
+    basename "$m" >> "$cache/l2-root/modules/order"
+done
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"

@@ -94,6 +94,14 @@ struct EndToEndTests {
         #expect(r.stderr.contains("cloud-hypervisor: error: the guest triple-faulted on vCPU 0 (KVM_EXIT_SHUTDOWN)"))
     }
 
+    @Test("a guest that reports a panic through pvpanic ends the run with an error, not a reboot")
+    func guestPanic() throws {
+        let r = runVMM(["--kernel", try Guests.path("panic"), "--serial", "tty"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stdout == "Kernel panic - not syncing: test\n")
+        #expect(r.stderr.contains("cloud-hypervisor: error: the guest kernel panicked"), "\(r.stderr)")
+    }
+
     @Test("several vCPUs: the APs start by INIT-SIPI, and all stop on power-off", arguments: [2, 4, 8])
     func smp(cpus: Int) throws {
         let r = runVMM(["--kernel", try Guests.path("smp"), "--serial", "tty", "--cpus", "boot=\(cpus)",

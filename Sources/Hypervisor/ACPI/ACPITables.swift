@@ -1,8 +1,10 @@
+import CVMMCore
+
 /// The ACPI tables a Linux guest needs on this machine, laid out as Cloud
 /// Hypervisor does on x86_64: an RSDP at 0xe0000 pointing to an XSDT with
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
 /// I/O port the power device serves), a MADT with every vCPU and the
-/// in-kernel IOAPIC, and a DSDT with COM1 and the S5 (soft-off) state.
+/// in-kernel IOAPIC, and a DSDT with COM1, pvpanic and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort: UInt64 = 0x600
@@ -44,9 +46,13 @@ struct ACPITables {
             AML.name("_UID", AML.integer(0)),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: 0x3f8, length: 8), AML.irq(4)])),
         ])
+        let pvpanic = AML.device("PEVT", [
+            AML.name("_HID", AML.string("QEMU0001")),
+            AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_PVPANIC_PORT), length: 1)])),
+        ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1]) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, pvpanic]) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

@@ -1,7 +1,7 @@
 import CVMMCore
 
 /// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
-/// ACPI sleep/reset register and the i8042 reset line.
+/// ACPI sleep/reset register, the i8042 reset line and pvpanic.
 final class LegacyDevices {
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
@@ -22,6 +22,7 @@ final class LegacyDevices {
         try vm.registerPIO(base: UInt64(VMM_ACPI_SLEEP_PORT), length: UInt64(VMM_ACPI_SLEEP_LEN),
                            handler: vmm_acpi_sleep_io, opaque: vmPointer)
         try vm.registerPIO(base: UInt64(VMM_I8042_CMD_PORT), length: 1, handler: vmm_i8042_io, opaque: vmPointer)
+        try vm.registerPIO(base: UInt64(VMM_PVPANIC_PORT), length: 1, handler: vmm_pvpanic_io, opaque: vmPointer)
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)

@@ -32,6 +32,8 @@ public enum StopReason: Equatable, Sendable {
             self = .failure("unhandled KVM exit reason \(info.detail) on \(vcpu); its registers are above")
         case VMM_STOP_RUN_ERROR:
             self = .failure("KVM_RUN failed on \(vcpu): \(errnoText())")
+        case VMM_STOP_GUEST_PANIC:
+            self = .failure("the guest kernel panicked (it said so through pvpanic); its console above shows why")
         case VMM_STOP_VCPU_SETUP:
             self = .failure("\(vcpu) could not be set up: \(errnoText())")
         default:
