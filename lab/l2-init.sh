@@ -12,6 +12,8 @@ field() { grep "^$1" /proc/cpuinfo | cut -d: -f2 | tr -d ' ' | sort -un | tr '\n
 echo "L2: nproc=$(nproc)"
 echo "L2: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 echo "L2: topology packages=[$(field 'physical id')] cores=[$(field 'cpu cores')] siblings=[$(field siblings)] apicids=[$(field apicid)]"
+echo "L2: tsc_deadline_timer=$(grep -c -w tsc_deadline_timer /proc/cpuinfo)"
+echo "L2: $(dmesg | grep -o 'x86/PAT: Configuration.*' | tr -s ' ')"
 # Each kernel warning or oops by its headline, the line after "cut here".
 dmesg | grep -A1 -e '-\[ cut here \]-' | grep -v -e 'cut here' -e '^--$' | sed 's/^/L2: kernel warning: /'
 action=$(sed -n 's/.*l2\.action=\([a-z]*\).*/\1/p' /proc/cmdline)

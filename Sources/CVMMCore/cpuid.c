@@ -11,6 +11,7 @@
 
 #define CPUID_MAX_ENTRIES 256
 #define CPUID_1_EDX_HTT (1u << 28)
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define TOPOLOGY_LEVEL_SMT 1u
 #define TOPOLOGY_LEVEL_CORE 2u
@@ -19,6 +20,7 @@ struct topology {
     uint32_t apic_id;
     uint32_t cores;
     uint32_t core_bits; /* APIC ID bits that number the cores */
+    bool tsc_deadline;  /* the in-kernel LAPIC emulates it; KVM leaves the bit to us */
 };
 
 static uint32_t order(uint32_t n)
@@ -63,6 +65,8 @@ static void set_topology(struct kvm_cpuid_entry2 *e, const struct topology *t)
         e->ebx = (e->ebx & 0x0000ffffu) | ((1u << t->core_bits) << 16) | (t->apic_id << 24);
         e->edx = t->cores > 1 ? (e->edx | CPUID_1_EDX_HTT) : (e->edx & ~CPUID_1_EDX_HTT);
         e->ecx |= CPUID_1_ECX_HYPERVISOR;
+        if (t->tsc_deadline)
+            e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
         break;
     case 4:
         /* Intel cache leaves: cores per package, and one thread per cache
@@ -101,6 +105,7 @@ int vmm_cpuid_setup(struct vmm_vcpu *vcpu)
         .apic_id = vcpu->index,
         .cores = vcpu->vm->nvcpus,
         .core_bits = order(vcpu->vm->nvcpus),
+        .tsc_deadline = ioctl(vcpu->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0,
     };
     /* Drop the host's 0xb/0x1f sub-leaves; write ours where the host had them. */
     bool has_leaf[2] = { false, false };

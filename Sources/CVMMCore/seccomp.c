@@ -26,12 +26,12 @@ static const char *const kind_names[VMM_THREAD_KINDS] = { "vmm", "vcpu" };
 static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS };
 
 /* What a boot issues on the VMM thread (vm.c, memory.c, vcpu.c, cpuid.c,
- * pvh_entry.c, irq.c): a guest reset builds a new VM under the filter. */
+ * msr.c, pvh_entry.c, irq.c): a guest reset builds a new VM under the filter. */
 static const unsigned long vmm_ioctls[] = {
     KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM, KVM_SET_TSS_ADDR,
     KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
     KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_REGS,
-    KVM_IRQFD,
+    KVM_IRQFD, KVM_SET_MSRS,
 };
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)

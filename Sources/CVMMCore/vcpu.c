@@ -36,6 +36,8 @@ int vmm_vcpus_create(struct vmm_vm *vm, unsigned count)
             return -errno;
         vcpu->run = run;
         int ret = vmm_cpuid_setup(vcpu);
+        if (ret == 0)
+            ret = vmm_msrs_setup(vcpu);
         if (ret < 0)
             return ret;
     }

@@ -64,4 +64,7 @@ bool vmm_vcpu_handle_exit(struct vmm_vcpu *vcpu);
 /* cpuid.c */
 int vmm_cpuid_setup(struct vmm_vcpu *vcpu);
 
+/* msr.c: after the CPUID, which decides what MSRs the vCPU has. */
+int vmm_msrs_setup(struct vmm_vcpu *vcpu);
+
 #endif

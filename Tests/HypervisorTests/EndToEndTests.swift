@@ -94,6 +94,13 @@ struct EndToEndTests {
         #expect(r.stderr.contains("cloud-hypervisor: error: the guest triple-faulted on vCPU 0 (KVM_EXIT_SHUTDOWN)"))
     }
 
+    @Test("vCPUs start with MTRRs on (write-back default) and fast strings, as firmware leaves them", arguments: [1, 2])
+    func bootMSRs(cpus: Int) throws {
+        let r = runVMM(["--kernel", try Guests.path("msr"), "--serial", "tty", "--cpus", "boot=\(cpus)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "MTRRs on, default write-back\nfast strings on\n")
+    }
+
     @Test("a guest that reports a panic through pvpanic ends the run with an error, not a reboot")
     func guestPanic() throws {
         let r = runVMM(["--kernel", try Guests.path("panic"), "--serial", "tty"])
