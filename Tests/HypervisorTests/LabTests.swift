@@ -27,7 +27,7 @@ enum Lab {
                       ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
-        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g", "vmlinux-input", "vmlinux-panic"] {
+        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g", "vmlinux-input", "vmlinux-panic", "vmlinux-reboot"] {
             let status = (try? String(contentsOf: out.appendingPathComponent("\(name).status"), encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
             let log = (try? String(contentsOf: out.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
@@ -93,6 +93,14 @@ struct LabLinuxBootTests {
         let boot = try Lab.boot("vmlinux-input")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: got [hello from L1]"), "\(boot.log.suffix(2000))")
+    }
+
+    @Test("the guest's reboot restarts it in the same VMM, which SIGTERM then ends with exit 0")
+    func reboot() throws {
+        let boot = try Lab.boot("vmlinux-reboot")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        let boots = boot.log.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("L2: userspace up") }.count
+        #expect(boots >= 2, "\(boot.log.suffix(3000))")
     }
 
     @Test("3200M: RAM above the 32-bit hole is seen")

@@ -11,6 +11,15 @@ boot() { # name, kernel file, then cloud-hypervisor arguments
         --serial tty --console off --seccomp true --user nobody "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
 }
+# Waits, 300 s at most, until FILE has COUNT lines that contain TEXT.
+wait_for() { # file, text, count
+    tries=0
+    while [ $tries -lt 1500 ]; do
+        n=$(grep -c -F "$2" "$1" 2>/dev/null); [ "${n:-0}" -ge "$3" ] && return 0
+        sleep 0.2; tries=$((tries + 1))
+    done
+    return 1
+}
 boot vmlinux-4cpu l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet" --cpus 4 --memory size=512M
 boot bzimage-4cpu l2-bzImage --cmdline "console=ttyS0 panic=-1 quiet" --cpus 4 --memory size=512M
 boot vmlinux-1cpu l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet" --cpus 1 --memory size=512M
@@ -19,15 +28,17 @@ boot vmlinux-3g l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet" --cpus 2 --m
 
 # Console input: a line typed once the guest waits for it reaches its
 # shell through COM1's receive interrupt (IRQ 4, irqfd, IOAPIC). The FIFO
-# lives on L1's tmpfs (9p refuses special files); the writer gives up with
-# the boot's own timeout.
+# lives on L1's tmpfs (9p refuses special files).
 fifo=/run/vmm-input.fifo
 rm -f "$fifo"; mkfifo "$fifo"
-( tries=0
-  while ! grep -q "L2: waiting for input" vmlinux-input.log 2>/dev/null && [ $tries -lt 1500 ]; do
-      sleep 0.2; tries=$((tries + 1))
-  done
-  echo "hello from L1" ) > "$fifo" &
+( wait_for vmlinux-input.log "L2: waiting for input" 1; echo "hello from L1" ) > "$fifo" &
 boot vmlinux-input l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet l2.action=echo" --cpus 2 --memory size=512M < "$fifo"
 wait
 rm -f "$fifo"
+
+# Reboot: the guest's reboot restarts it in the same VMM process, as under
+# Cloud Hypervisor; once it has come up twice, SIGTERM ends the VMM (exit 0).
+boot vmlinux-reboot l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet l2.action=reboot" --cpus 2 --memory size=512M &
+wait_for vmlinux-reboot.log "L2: userspace up" 2
+pkill -TERM -f "l2.action=reboot"
+wait

@@ -8,6 +8,8 @@ import CVMMCore
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort: UInt64 = 0x600
+    /// Written to the reset register (the sleep control port) to reset.
+    static let resetValue: UInt8 = 1
     static let localAPICAddress: UInt32 = 0xfee0_0000
     static let ioAPICAddress: UInt32 = 0xfec0_0000
 
@@ -62,7 +64,7 @@ struct ACPITables {
         let hardwareReduced: UInt64 = 1 << 20, resetRegisterSupported: UInt64 = 1 << 10
         put(112, AML.littleEndian(hardwareReduced | resetRegisterSupported, bytes: 4))
         put(116, Self.ioRegister(Self.sleepControlPort))    // RESET_REG
-        put(128, [1])                                       // RESET_VALUE
+        put(128, [Self.resetValue])                         // RESET_VALUE
         put(131, [5])                                       // FADT minor version (6.5)
         put(140, AML.littleEndian(dsdt, bytes: 8))          // X_DSDT
         put(244, Self.ioRegister(Self.sleepControlPort))    // SLEEP_CONTROL_REG

@@ -1,7 +1,7 @@
 import CVMMCore
 
-/// Loads a kernel and its initramfs into guest RAM with the ACPI tables
-/// and points vCPU 0 at its entry. Two formats, told apart by their magic:
+/// Loads a kernel and its initramfs into guest RAM with the ACPI tables and
+/// the reset-vector code, and points vCPU 0 at its entry. Two formats, told apart by their magic:
 /// a PVH ELF (Xen's PVH boot ABI, Linux's CONFIG_PVH entry; hvm_start_info
 /// carries cmdline, memory map and initramfs) and a bzImage (Linux's 64-bit
 /// boot protocol; the zero page carries them).
@@ -12,6 +12,8 @@ struct KernelLoader {
         for table in ACPITables(vcpuCount: vcpuCount).build() {
             try write(table.bytes, at: table.address)
         }
+        try write(ResetVector.code(resetPort: UInt16(ACPITables.sleepControlPort), resetValue: ACPITables.resetValue),
+                  at: ResetVector.address)
         let magic: [UInt8]
         do {
             magic = try kernel.bytes(at: 0, count: Int(min(kernel.size, 0x206)))
