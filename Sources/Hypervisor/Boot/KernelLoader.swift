@@ -51,20 +51,22 @@ struct KernelLoader {
     private func loadKernel(_ file: FileReader) throws(BootError) -> (entry: UInt32, end: UInt64) {
         let path = file.path
         let image = try ELFImage(reading: file)
+        // The whole extent first, so that a refusal names the size that fits.
         var end: UInt64 = 0
         for segment in image.segments {
             guard segment.physicalAddress >= GuestLayout.highRAMStart else {
                 throw .belowHighRAM(path: path, address: segment.physicalAddress)
             }
             let (segmentEnd, overflow) = segment.physicalAddress.addingReportingOverflow(segment.memorySize)
-            guard !overflow, let target = vm.memory(at: segment.physicalAddress, count: segment.memorySize) else {
-                throw .doesNotFit(what: "--kernel", path: path, needEnd: overflow ? .max : segmentEnd,
-                                  memoryBytes: vm.memoryBytes)
+            end = max(end, overflow ? .max : segmentEnd)
+        }
+        for segment in image.segments {
+            guard let target = vm.memory(at: segment.physicalAddress, count: segment.memorySize) else {
+                throw .doesNotFit(what: "--kernel", path: path, needEnd: end, memoryBytes: vm.memoryBytes)
             }
             // The rest (bss) is already zero: guest RAM is a fresh anonymous mapping.
             try file.read(at: segment.fileOffset,
                           into: UnsafeMutableRawBufferPointer(rebasing: target[..<Int(segment.fileSize)]))
-            end = max(end, segmentEnd)
         }
         return (image.pvhEntry, end)
     }
