@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #define VMM_ACPI_SLEEP_PORT 0x600
+/* Written to the sleep port (the FADT's reset register) to reset. */
+#define VMM_ACPI_RESET_VALUE 1
 #define VMM_ACPI_SLEEP_LEN 8
 #define VMM_I8042_CMD_PORT 0x64
 

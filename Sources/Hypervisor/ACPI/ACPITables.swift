@@ -7,9 +7,8 @@ import CVMMCore
 /// in-kernel IOAPIC, and a DSDT with COM1, pvpanic and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
-    static let sleepControlPort: UInt64 = 0x600
-    /// Written to the reset register (the sleep control port) to reset.
-    static let resetValue: UInt8 = 1
+    static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
+    static let resetValue = UInt8(VMM_ACPI_RESET_VALUE)
     static let localAPICAddress: UInt32 = 0xfee0_0000
     static let ioAPICAddress: UInt32 = 0xfec0_0000
 
