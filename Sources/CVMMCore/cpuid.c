@@ -20,7 +20,6 @@ struct topology {
     uint32_t apic_id;
     uint32_t cores;
     uint32_t core_bits; /* APIC ID bits that number the cores */
-    bool tsc_deadline;  /* the in-kernel LAPIC emulates it; KVM leaves the bit to us */
 };
 
 static uint32_t order(uint32_t n)
@@ -64,9 +63,6 @@ static void set_topology(struct kvm_cpuid_entry2 *e, const struct topology *t)
         /* Addressable logical processors per package, and this APIC ID. */
         e->ebx = (e->ebx & 0x0000ffffu) | ((1u << t->core_bits) << 16) | (t->apic_id << 24);
         e->edx = t->cores > 1 ? (e->edx | CPUID_1_EDX_HTT) : (e->edx & ~CPUID_1_EDX_HTT);
-        e->ecx |= CPUID_1_ECX_HYPERVISOR;
-        if (t->tsc_deadline)
-            e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
         break;
     case 4:
         /* Intel cache leaves: cores per package, and one thread per cache
@@ -89,35 +85,57 @@ static void set_topology(struct kvm_cpuid_entry2 *e, const struct topology *t)
     }
 }
 
-int vmm_cpuid_setup(struct vmm_vcpu *vcpu)
+static struct kvm_cpuid2 *cpuid_alloc(void)
 {
-    struct kvm_cpuid2 *cpuid =
-        calloc(1, sizeof(*cpuid) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+    return calloc(1, sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+}
+
+int vmm_cpuid_supported(const struct vmm_vm *vm, struct kvm_cpuid2 **out)
+{
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
     if (!cpuid)
         return -ENOMEM;
     cpuid->nent = CPUID_MAX_ENTRIES - 6; /* room for the topology leaves */
-    int ret = 0;
-    if (ioctl(vcpu->vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
-        ret = -errno;
-        goto out;
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+        int err = errno;
+        free(cpuid);
+        return -err;
     }
+    /* The in-kernel LAPIC emulates TSC-deadline mode; KVM leaves the bit to us. */
+    bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        if (e->function != 1)
+            continue;
+        e->ecx |= CPUID_1_ECX_HYPERVISOR;
+        if (tsc_deadline)
+            e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
+    }
+    *out = cpuid;
+    return 0;
+}
+
+int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
+{
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
+    if (!cpuid)
+        return -ENOMEM;
     const struct topology t = {
         .apic_id = vcpu->index,
         .cores = vcpu->vm->nvcpus,
         .core_bits = order(vcpu->vm->nvcpus),
-        .tsc_deadline = ioctl(vcpu->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0,
     };
     /* Drop the host's 0xb/0x1f sub-leaves; write ours where the host had them. */
     bool has_leaf[2] = { false, false };
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < cpuid->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+    for (uint32_t i = 0; i < supported->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &supported->entries[i];
         if (e->function == 0xb || e->function == 0x1f) {
             has_leaf[e->function == 0x1f] = true;
             continue;
         }
-        set_topology(e, &t);
-        cpuid->entries[kept++] = *e;
+        cpuid->entries[kept] = *e;
+        set_topology(&cpuid->entries[kept++], &t);
     }
     static const uint32_t leaves[2] = { 0xb, 0x1f };
     for (int l = 0; l < 2; l++) {
@@ -127,9 +145,7 @@ int vmm_cpuid_setup(struct vmm_vcpu *vcpu)
             cpuid->entries[kept++] = extended_topology(leaves[l], index, &t);
     }
     cpuid->nent = kept;
-    if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
-        ret = -errno;
-out:
+    int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
     free(cpuid);
     return ret;
 }

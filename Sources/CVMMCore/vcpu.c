@@ -9,6 +9,20 @@
 #include "vmm_vcpu.h"
 #include "vm_internal.h"
 
+static int vcpu_create(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
+{
+    vcpu->fd = ioctl(vcpu->vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)vcpu->index);
+    if (vcpu->fd < 0)
+        return -errno;
+    void *run = mmap(NULL, (size_t)vcpu->vm->run_mmap_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED, vcpu->fd, 0);
+    if (run == MAP_FAILED)
+        return -errno;
+    vcpu->run = run;
+    int ret = vmm_cpuid_setup(vcpu, supported);
+    return ret < 0 ? ret : vmm_msrs_setup(vcpu);
+}
+
 int vmm_vcpus_create(struct vmm_vm *vm, unsigned count)
 {
     if (count == 0 || vm->vcpus)
@@ -25,23 +39,12 @@ int vmm_vcpus_create(struct vmm_vm *vm, unsigned count)
         vm->vcpus[i] = (struct vmm_vcpu){ .vm = vm, .index = i, .fd = -1 };
     vm->nvcpus = count;
 
-    for (unsigned i = 0; i < count; i++) {
-        struct vmm_vcpu *vcpu = &vm->vcpus[i];
-        vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
-        if (vcpu->fd < 0)
-            return -errno;
-        void *run = mmap(NULL, (size_t)vm->run_mmap_size, PROT_READ | PROT_WRITE,
-                         MAP_SHARED, vcpu->fd, 0);
-        if (run == MAP_FAILED)
-            return -errno;
-        vcpu->run = run;
-        int ret = vmm_cpuid_setup(vcpu);
-        if (ret == 0)
-            ret = vmm_msrs_setup(vcpu);
-        if (ret < 0)
-            return ret;
-    }
-    return 0;
+    struct kvm_cpuid2 *supported = NULL;
+    int ret = vmm_cpuid_supported(vm, &supported);
+    for (unsigned i = 0; ret == 0 && i < count; i++)
+        ret = vcpu_create(&vm->vcpus[i], supported);
+    free(supported);
+    return ret;
 }
 
 unsigned vmm_vcpu_count(const struct vmm_vm *vm) { return vm->nvcpus; }

@@ -61,8 +61,10 @@ void vmm_vcpu_dump(const struct vmm_vcpu *vcpu);
 /* vcpu_exit.c: handles one exit; false when the vCPU must stop running. */
 bool vmm_vcpu_handle_exit(struct vmm_vcpu *vcpu);
 
-/* cpuid.c */
-int vmm_cpuid_setup(struct vmm_vcpu *vcpu);
+/* cpuid.c: what KVM supports, fetched once per VM (the caller frees it),
+ * then each vCPU's copy with its place in the topology. */
+int vmm_cpuid_supported(const struct vmm_vm *vm, struct kvm_cpuid2 **out);
+int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported);
 
 /* msr.c: after the CPUID, which decides what MSRs the vCPU has. */
 int vmm_msrs_setup(struct vmm_vcpu *vcpu);
