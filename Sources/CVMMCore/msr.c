@@ -25,14 +25,15 @@ int vmm_msrs_setup(struct vmm_vcpu *vcpu)
         { MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRBACK },
     };
     enum { COUNT = sizeof(boot) / sizeof(boot[0]) };
-    struct {
-        struct kvm_msrs header;
-        struct kvm_msr_entry entries[COUNT];
-    } msrs = { .header.nmsrs = COUNT };
+    /* struct kvm_msrs ends in a flexible array: room for COUNT entries. */
+    union {
+        struct kvm_msrs msrs;
+        uint8_t bytes[sizeof(struct kvm_msrs) + COUNT * sizeof(struct kvm_msr_entry)];
+    } buffer = { .msrs.nmsrs = COUNT };
     for (size_t i = 0; i < COUNT; i++)
-        msrs.entries[i] = (struct kvm_msr_entry){ .index = boot[i].index, .data = boot[i].value };
+        buffer.msrs.entries[i] = (struct kvm_msr_entry){ .index = boot[i].index, .data = boot[i].value };
     /* KVM_SET_MSRS returns how many it set: it stops at the first refused. */
-    int set = ioctl(vcpu->fd, KVM_SET_MSRS, &msrs);
+    int set = ioctl(vcpu->fd, KVM_SET_MSRS, &buffer.msrs);
     if (set < 0)
         return -errno;
     return set == COUNT ? 0 : -EINVAL;
