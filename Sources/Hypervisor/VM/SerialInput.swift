@@ -21,9 +21,9 @@ final class SerialInput {
     /// Whether input waits for room in the FIFO (the event loop then polls).
     var hasPending: Bool { !pending.isEmpty }
 
-    /// Called when `fd` is readable.
+    /// Called when `fd` is readable (the event loop asks only while nothing
+    /// is pending; appending keeps every byte in order regardless).
     func readAvailable() {
-        guard pending.isEmpty else { return flush() }
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = read(fd, &buffer, buffer.count)
         if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) {
@@ -31,7 +31,7 @@ final class SerialInput {
             return
         }
         if n > 0 {
-            pending = Array(buffer[0..<n])
+            pending += buffer[0..<n]
             flush()
         }
     }
