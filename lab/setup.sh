@@ -50,16 +50,22 @@ modules_in_order() { # root kver names...
     for m in "$@"; do modprobe -d "$root" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'; done \
         | awk '!seen[$0]++'
 }
+# Copies them into an initramfs tree's modules/, with modules/order for its init.
+copy_modules() { # root kver tree names...
+    local root=$1 kver=$2 tree=$3; shift 3
+    : > "$tree/modules/order"
+    for m in $(modules_in_order "$root" "$kver" "$@"); do
+        cp "$m" "$tree/modules/"
+        basename "$m" >> "$tree/modules/order"
+    done
+}
 
 # L1 initramfs: busybox, the modules for 9p, KVM and VFIO, and the init.
 l1k="$abi-amd64"
 depmod -b "$cache/l1-kernel" "$l1k"
 rm -rf "$cache/l1-root"; mkdir -p "$cache/l1-root"/{bin,dev,proc,sys,host,modules}
 cp /bin/busybox "$cache/l1-root/bin/busybox"
-for m in $(modules_in_order "$cache/l1-kernel" "$l1k" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1); do
-    cp "$m" "$cache/l1-root/modules/"
-    basename "$m" >> "$cache/l1-root/modules/order"
-done
+copy_modules "$cache/l1-kernel" "$l1k" "$cache/l1-root" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1
 cp "$here/l1-init.sh" "$cache/l1-root/init"
 chmod +x "$cache/l1-root/init"
 (cd "$cache/l1-root" && find . | cpio -o -H newc --quiet) > "$cache/l1-initramfs.cpio"
@@ -87,11 +93,7 @@ PY
 depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
-: > "$cache/l2-root/modules/order"
-for m in $(modules_in_order "$cache/l2-kernel" "$l2k" pvpanic-mmio); do
-    cp "$m" "$cache/l2-root/modules/"
-    basename "$m" >> "$cache/l2-root/modules/order"
-done
+copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
