@@ -98,6 +98,10 @@ int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
 
     if ((ret = vm_open(vm, err)) < 0)
         goto error;
+    if ((ret = vmm_gsi_routes_init(vm)) < 0) {
+        fail(err, "allocate the interrupt routing table", ret);
+        goto error;
+    }
     vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_fd < 0) {
         ret = fail(err, "eventfd", -errno);
@@ -141,6 +145,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     close_fd(&vm->stop_fd);
     vmm_bus_destroy(vm->pio);
     vmm_bus_destroy(vm->mmio);
+    vmm_gsi_routes_destroy(vm);
     pthread_mutex_destroy(&vm->stop_lock);
     free(vm);
 }

@@ -13,6 +13,18 @@
 #include "vmm_vm.h"
 
 #define VMM_MAX_MEM_REGIONS 32
+/* MSI routes the VM can have at once (KVM allows 4096 GSIs in all). */
+#define VMM_GSI_MSI_MAX 1024
+
+/* gsi.c: the routing table's owner state; see vmm_gsi.h. */
+struct vmm_gsi_routes {
+    pthread_mutex_t lock;
+    bool used[VMM_GSI_MSI_MAX];
+    bool routed[VMM_GSI_MSI_MAX];
+    uint64_t address[VMM_GSI_MSI_MAX];
+    uint32_t data[VMM_GSI_MSI_MAX];
+    struct kvm_irq_routing *table;
+};
 
 struct vmm_vcpu {
     struct vmm_vm *vm;
@@ -42,6 +54,8 @@ struct vmm_vm {
     struct vmm_vcpu *vcpus;
     unsigned nvcpus;
 
+    struct vmm_gsi_routes gsi;
+
     int stop_fd;
     atomic_bool stopping;
     pthread_mutex_t stop_lock;
@@ -50,6 +64,10 @@ struct vmm_vm {
     vmm_vcpu_thread_init_fn thread_init;
     void *thread_init_opaque;
 };
+
+/* gsi.c */
+int vmm_gsi_routes_init(struct vmm_vm *vm);
+void vmm_gsi_routes_destroy(struct vmm_vm *vm);
 
 /* vcpu_kick.c */
 int vmm_kick_signal_install(void);

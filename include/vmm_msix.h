@@ -1,0 +1,45 @@
+/* MSI-X for an emulated PCI function: the capability, the vector table
+ * and pending-bit array inside one of its BARs, and one KVM GSI route plus
+ * irqfd per vector, so that signalling a vector is one eventfd write from
+ * the device's thread. Masked vectors (per vector or the function mask)
+ * collect pending bits and fire when unmasked. */
+#ifndef VMM_MSIX_H
+#define VMM_MSIX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vmm_vm;
+struct vmm_pci_dev;
+struct vmm_msix;
+
+#define VMM_MSIX_MAX_VECTORS 2048
+#define VMM_MSIX_ENTRY_SIZE 16
+#define VMM_MSIX_NO_VECTOR 0xffff
+
+/* Adds the capability to `dev` (table at `table_offset` and PBA at
+ * `pba_offset` of BAR `bar`, both 8-byte aligned) and creates a GSI and
+ * irqfd per vector. */
+int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors, unsigned bar,
+                    uint32_t table_offset, uint32_t pba_offset, struct vmm_msix **out);
+void vmm_msix_destroy(struct vmm_msix *msix);
+
+/* The owner's BAR handler forwards accesses to the table and the PBA,
+ * with offsets relative to their start. */
+void vmm_msix_table_io(struct vmm_msix *msix, uint64_t offset, uint8_t *data, uint32_t size,
+                       bool is_write);
+void vmm_msix_pba_io(struct vmm_msix *msix, uint64_t offset, uint8_t *data, uint32_t size,
+                     bool is_write);
+/* The owner's config_written hook forwards every write (enable and
+ * function-mask bits live in the capability). */
+void vmm_msix_config_written(struct vmm_msix *msix, uint32_t offset, uint32_t size);
+
+/* Raises `vector`: an eventfd write, or a pending bit while masked.
+ * -EINVAL for a vector the function does not have. */
+int vmm_msix_signal(struct vmm_msix *msix, unsigned vector);
+bool vmm_msix_enabled(struct vmm_msix *msix);
+unsigned vmm_msix_vector_count(const struct vmm_msix *msix);
+/* The eventfd behind `vector` (for a device that signals from elsewhere). */
+int vmm_msix_eventfd(const struct vmm_msix *msix, unsigned vector);
+
+#endif
