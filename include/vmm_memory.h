@@ -35,4 +35,13 @@ int vmm_memory_region(const struct vmm_vm *vm, unsigned index,
  * NULL: callers never write across a hole by accident. */
 void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len);
 
+/* A read-only view of guest RAM for device threads: fixed once the vCPUs
+ * run. Tests and fuzzers build one over their own buffers. */
+struct vmm_gmem {
+    const struct vmm_mem_region *regions;
+    unsigned count;
+};
+struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm);
+void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len);
+
 #endif

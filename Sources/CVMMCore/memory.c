@@ -66,8 +66,19 @@ int vmm_memory_region(const struct vmm_vm *vm, unsigned index, struct vmm_mem_re
 
 void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
 {
-    for (unsigned i = 0; i < vm->nregions; i++) {
-        const struct vmm_mem_region *r = &vm->regions[i];
+    struct vmm_gmem mem = vmm_memory_view(vm);
+    return vmm_gmem_hva(&mem, gpa, len);
+}
+
+struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
+{
+    return (struct vmm_gmem){ vm->regions, vm->nregions };
+}
+
+void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
+{
+    for (unsigned i = 0; i < mem->count; i++) {
+        const struct vmm_mem_region *r = &mem->regions[i];
         if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
             return (uint8_t *)r->hva + (gpa - r->gpa);
     }
