@@ -10,6 +10,9 @@
 enum vmm_thread_kind {
     VMM_THREAD_VMM = 0, /* the main thread: setup, event loop, reboots */
     VMM_THREAD_VCPU,    /* a vCPU run loop */
+    VMM_THREAD_VIRTIO_BLK,     /* a virtio-blk device's queues */
+    VMM_THREAD_VIRTIO_CONSOLE, /* the virtio-console's queues and input */
+    VMM_THREAD_VIRTIO_RNG,     /* the virtio-rng's queue */
     VMM_THREAD_KINDS,
 };
 
@@ -29,7 +32,7 @@ unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out
 /* Sets no_new_privs and installs `program` on the calling thread. */
 int vmm_seccomp_install(const struct vmm_seccomp_program *program);
 
-/* A vmm_vcpu_thread_init_fn: `opaque` is the vCPU program. */
+/* A thread init hook (vCPUs, device threads): `opaque` is the thread's program. */
 int vmm_seccomp_vcpu_init(void *opaque, unsigned index);
 
 /* Installs the SIGSYS handler that names the thread kind and the syscall,

@@ -7,6 +7,14 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
 #include <linux/sched.h> /* CLONE_THREAD, for the seccomp clone rule */
+
+/* fcntl's open-file-description lock, which Swift's Glibc hides behind
+ * _GNU_SOURCE: a disk image's lock belongs to its fd, not the process. */
+enum { VMM_F_OFD_SETLK = 37 };
+#ifdef F_OFD_SETLK
+_Static_assert(VMM_F_OFD_SETLK == F_OFD_SETLK, "F_OFD_SETLK");
+#endif
 
 #endif

@@ -1,22 +1,44 @@
 #!/bin/busybox sh
 # L2's init, inside the VMM under test: reports what the lab tests check,
-# then powers off through ACPI (the VMM must exit 0).
+# then powers off through ACPI (the VMM must exit 0). The same script is
+# the initramfs's /init and the disk's /sbin/init: with root= on the
+# command line, the initramfs loads the drivers and switches to that root.
 /bin/busybox --install -s /bin
 export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs dev /dev 2>/dev/null
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+if [ -d /modules ]; then
+    # What udev would load: pvpanic (acpi:QEMU0001), virtio over PCI, ext4.
+    for m in $(cat /modules/order); do insmod /modules/$m; done
+    root=$(arg root)
+    if [ -n "$root" ]; then
+        mode=ro; grep -qw rw /proc/cmdline && mode=rw
+        mkdir -p /newroot
+        tries=0
+        until [ -b "$root" ] || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+        mount -t ext4 -o $mode "$root" /newroot || { echo "L2: cannot mount $root"; poweroff -f; }
+        umount /proc /sys /dev 2>/dev/null
+        exec switch_root /newroot /sbin/init
+    fi
+fi
 echo "L2: userspace up"
-# What udev would load for the VMM's ACPI devices (pvpanic: acpi:QEMU0001).
-for m in $(cat /modules/order); do insmod /modules/$m; done
+echo "L2: root=$(awk '$2=="/"{print $1" "$3" "$4}' /proc/mounts | tail -1 | cut -d, -f1)"
 field() { grep "^$1" /proc/cpuinfo | cut -d: -f2 | tr -d ' ' | sort -un | tr '\n' ' ' | sed 's/ $//'; }
 echo "L2: nproc=$(nproc)"
 echo "L2: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 echo "L2: topology packages=[$(field 'physical id')] cores=[$(field 'cpu cores')] siblings=[$(field siblings)] apicids=[$(field apicid)]"
 echo "L2: tsc_deadline_timer=$(grep -c -w tsc_deadline_timer /proc/cpuinfo)"
 echo "L2: $(dmesg | grep -o 'x86/PAT: Configuration.*' | tr -s ' ')"
-# Each kernel warning or oops by its headline, the line after "cut here".
+for d in /sys/bus/pci/devices/*; do
+    echo "L2: pci $(basename $d) $(cat $d/vendor):$(cat $d/device) class=$(cat $d/class) driver=$(basename $(readlink $d/driver) 2>/dev/null)"
+done
+# Kernel warnings and oopses by their headline, and PCI/ACPI complaints.
 dmesg | grep -A1 -e '-\[ cut here \]-' | grep -v -e 'cut here' -e '^--$' | sed 's/^/L2: kernel warning: /'
-action=$(sed -n 's/.*l2\.action=\([a-z]*\).*/\1/p' /proc/cmdline)
+dmesg | grep -i -e 'pci.*\(fatal\|fail\|error\|conflict\|not reserved\|can.t\)' -e 'acpi.*\(error\|warning\|fail\)' \
+    | sed 's/^/L2: pci-acpi complaint: /'
+action=$(arg l2.action)
 case "$action" in
     reboot) echo "L2: rebooting"; reboot -f ;;
     panic) echo "L2: panicking"; echo c > /proc/sysrq-trigger ;;
@@ -25,5 +47,30 @@ case "$action" in
         read -r line
         echo "L2: got [$line]"
         poweroff -f ;;
+    disk)
+        # Each virtio vector with its delivery count summed over the vCPUs.
+        grep virtio /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " " $(NF-2) " count=" n}'
+
+        echo "L2: hwrng $(cat /sys/class/misc/hw_random/rng_current 2>/dev/null) $(head -c 16 /dev/hwrng | od -An -tx1 | tr -d ' ')"
+        echo "written by L2 $(cat /proc/sys/kernel/random/boot_id)" > /l2-written.txt
+        sync
+        echo "L2: wrote $(cat /l2-written.txt)"
+        if [ -b /dev/vdb ]; then
+            echo "L2: vdb ro=$(cat /sys/block/vdb/ro) size=$(cat /sys/block/vdb/size) serial=$(cat /sys/block/vdb/serial 2>/dev/null)"
+            if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2>/dev/null; then echo "L2: vdb write allowed"; else echo "L2: vdb write refused"; fi
+            echo "L2: vdb reads $(head -c 16 /dev/vdb | od -An -c | tr -d ' ')"
+        fi
+        poweroff -f ;;
+    hvc)
+        echo "L2: hvc0 waiting"
+        echo "L2: hello on hvc0" > /dev/hvc0
+        read -r line < /dev/hvc0
+        echo "L2: hvc0 got [$line]"
+        poweroff -f ;;
+    sigterm)
+        echo "first flushed data" > /l2-flushed.txt
+        sync
+        echo "L2: flushed"
+        i=0; while true; do echo "$i" >> /l2-more.txt; i=$((i + 1)); done ;;
     *) echo "L2: powering off"; poweroff -f ;;
 esac

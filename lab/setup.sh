@@ -12,7 +12,7 @@ cache="${LAB_CACHE:-$here/../.lab-cache}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 
-need=(qemu-system-x86 busybox-static cpio lz4 kmod)
+need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -93,10 +93,24 @@ PY
 depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
-copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio
+copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci virtio_blk virtio_console \
+    virtio_rng ext4
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
+
+# L2 disk: an MBR partition table and an ext4 root on partition 1 (from
+# 1 MiB, as cloud images lay it out) holding busybox and the same init.
+rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
+cp /bin/busybox "$cache/l2-rootfs/bin/busybox"
+cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
+chmod +x "$cache/l2-rootfs/sbin/init"
+rm -f "$cache/l2-root.ext4" "$cache/l2-disk.raw"
+mkfs.ext4 -q -F -L l2root -d "$cache/l2-rootfs" "$cache/l2-root.ext4" 63M
+truncate -s 64M "$cache/l2-disk.raw"
+echo 'start=2048, type=83' | sfdisk -q "$cache/l2-disk.raw"
+dd if="$cache/l2-root.ext4" of="$cache/l2-disk.raw" bs=1M seek=1 conv=notrunc status=none
+rm -f "$cache/l2-root.ext4"
 
 rm -f "$cache"/ready-*
 touch "$stamp"

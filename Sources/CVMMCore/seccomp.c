@@ -20,10 +20,17 @@ static const char *const *syscall_names;
 static unsigned syscall_name_count;
 static __thread int thread_kind = -1;
 
-static const char *const kind_names[VMM_THREAD_KINDS] = { "vmm", "vcpu" };
+static const char *const kind_names[VMM_THREAD_KINDS] = {
+    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng",
+};
 
-/* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs. */
-static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS };
+/* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs, and
+ * what guest PCI accesses served on it need: moving a virtio BAR moves its
+ * queues' ioeventfds (pci.c, virtio_pci.c), and unmasking an MSI-X vector
+ * commits its route (msix.c, gsi.c). */
+static const unsigned long vcpu_ioctls[] = {
+    KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+};
 
 /* What a boot issues on the VMM thread (vm.c, memory.c, vcpu.c, cpuid.c,
  * msr.c, pvh_entry.c, irq.c): a guest reset builds a new VM under the filter. */
@@ -31,7 +38,7 @@ static const unsigned long vmm_ioctls[] = {
     KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VM, KVM_SET_TSS_ADDR,
     KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
     KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_REGS,
-    KVM_IRQFD, KVM_SET_MSRS,
+    KVM_IRQFD, KVM_SET_MSRS, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
 };
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
@@ -48,7 +55,7 @@ unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out
     case VMM_THREAD_VMM:
         *out = vmm_ioctls;
         return sizeof(vmm_ioctls) / sizeof(vmm_ioctls[0]);
-    default:
+    default: /* device threads issue no ioctl */
         *out = NULL;
         return 0;
     }

@@ -38,10 +38,20 @@ public struct Launcher {
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         try vm.createVCPUs(config.cpus.boot)
         let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
+        let virtio = try VirtioDevices(vm: vm, bus: try PCIBus(vm: vm), resources: resources)
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                    vcpuCount: config.cpus.boot)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
 
+        // Device threads first: a vCPU's first kick finds its device listening.
+        do {
+            try virtio.start(filters: sandbox.deviceFilters)
+        } catch {
+            vm.requestStop()
+            virtio.stop()
+            throw error
+        }
+        defer { virtio.stop() }
         if let filter = sandbox.vcpuFilter {
             try vm.start(threadInit: vmm_seccomp_vcpu_init, opaque: filter.opaque)
         } else {
@@ -68,6 +78,13 @@ final class LaunchResources {
     let kernel: FileReader
     let initramfs: FileReader?
     let serialOutput: ConsoleOutput?
+    /// virtio-console's output; nil with `--console off`.
+    let consoleOutput: ConsoleOutput?
+    /// `--console tty` while COM1 does not take standard input: it goes to hvc0.
+    let consoleReadsInput: Bool
+    let disks: [DiskImage]
+    /// virtio-rng's entropy source.
+    let rngSource: Int32
     let events: EventLoop
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
     let readsInput: Bool
@@ -81,9 +98,20 @@ final class LaunchResources {
             throw .boot(error)
         }
         serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
+        consoleOutput = config.console == .off ? nil : try ConsoleOutput(config.console, option: "--console")
+        var disks: [DiskImage] = []
+        for disk in config.disks { disks.append(try DiskImage(disk)) }
+        self.disks = disks
+        rngSource = open(config.rng.source, O_RDONLY | O_CLOEXEC)
+        guard rngSource >= 0 else {
+            throw .system(SystemError("--rng src=\(config.rng.source): open", errno: errno))
+        }
         kvm = try KVMDevice()
         events = try EventLoop()
         readsInput = config.serial == .tty
-        terminal = readsInput ? RawTerminal(fd: STDIN_FILENO) : nil
+        consoleReadsInput = config.console == .tty && !readsInput
+        terminal = readsInput || consoleReadsInput ? RawTerminal(fd: STDIN_FILENO) : nil
     }
+
+    deinit { close(rngSource) }
 }

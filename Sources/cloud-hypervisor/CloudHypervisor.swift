@@ -18,8 +18,8 @@ struct CloudHypervisor: ParsableCommand {
               cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
                 --serial tty --console off --cpus boot=4 --memory size=512M
 
-            Options that are recognised but not built yet (--disk, --net, --rng,
-            --device, --api-socket, --console tty) are refused with "not supported yet".
+            Options that are recognised but not built yet (--net, --device,
+            --api-socket) are refused with "not supported yet".
             """,
         version: "cloud-hypervisor v\(Version.string)"
     )
@@ -44,11 +44,11 @@ struct CloudHypervisor: ParsableCommand {
             transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--serial") })
     var serial: ConsoleConfig = .null
 
-    @Option(help: ArgumentHelp("virtio-console: off (tty comes with PCI).", valueName: "console"),
+    @Option(help: ArgumentHelp("virtio-console (hvc0): off|null|tty|file=<path> (default tty).", valueName: "console"),
             transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--console") })
-    var console: ConsoleConfig?
+    var console: ConsoleConfig = .tty
 
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=<image>[,readonly=on|off,id=<id>] ... (not supported yet)", valueName: "disk"),
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=<raw image>[,readonly=on|off,id=<id>,serial=<s>,num_queues=<n>,queue_size=<n>] ...", valueName: "disk"),
             transform: library(DiskConfig.init(parsing:)))
     var disk: [DiskConfig] = []
 
@@ -60,8 +60,9 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(NetConfig.init(parsing:)))
     var net: [NetConfig] = []
 
-    @Option(help: ArgumentHelp("src=<path> (not supported yet)", valueName: "rng"), transform: library(RngConfig.init(parsing:)))
-    var rng: RngConfig?
+    @Option(help: ArgumentHelp("virtio-rng: src=<path> (default /dev/urandom; bare --rng too).", valueName: "rng"),
+            transform: library(RngConfig.init(parsing:)))
+    var rng: RngConfig = RngConfig()
 
     @Option(help: ArgumentHelp("true|false|log", valueName: "seccomp"), transform: parseSeccomp)
     var seccomp: VMConfig.SeccompMode = .enabled
@@ -91,7 +92,7 @@ struct CloudHypervisor: ParsableCommand {
     static func main() {
         let command: CloudHypervisor
         do {
-            command = try parse()
+            command = try parse(bareRngAsDefault(Array(CommandLine.arguments.dropFirst())))
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             fail(message(for: error))

@@ -13,3 +13,16 @@ func parseSeccomp(_ text: String) throws -> VMConfig.SeccompMode {
     return mode
 }
 
+
+/// Cloud Hypervisor's docs write `--rng` with no value for the default
+/// source; ArgumentParser options need one, so the bare flag gets it here.
+func bareRngAsDefault(_ arguments: [String]) -> [String] {
+    var result: [String] = []
+    for (i, argument) in arguments.enumerated() {
+        result.append(argument)
+        if argument == "--rng", i + 1 == arguments.count || arguments[i + 1].hasPrefix("-") {
+            result.append("src=\(RngConfig.defaultSource)")
+        }
+    }
+    return result
+}

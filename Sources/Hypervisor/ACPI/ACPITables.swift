@@ -4,7 +4,8 @@ import CVMMCore
 /// Hypervisor does on x86_64: an RSDP at 0xe0000 pointing to an XSDT with
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
 /// I/O port the power device serves), a MADT with every vCPU and the
-/// in-kernel IOAPIC, and a DSDT with COM1, pvpanic and the S5 (soft-off) state.
+/// in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with COM1, pvpanic,
+/// the PCI host bridge and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
@@ -13,6 +14,7 @@ struct ACPITables {
     static let ioAPICAddress: UInt32 = 0xfec0_0000
 
     let vcpuCount: Int
+    let memoryBytes: UInt64
 
     /// (guest address, bytes) for each table, RSDP first.
     func build() -> [(address: UInt64, bytes: [UInt8])] {
@@ -28,9 +30,12 @@ struct ACPITables {
         let fadtAt = place(fadt)
         let madt = self.madt()
         let madtAt = place(madt)
-        let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt].flatMap { AML.littleEndian($0, bytes: 8) })
+        let mcfg = PCIDescription(memoryBytes: memoryBytes).mcfg()
+        let mcfgAt = place(mcfg)
+        let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt, mcfgAt].flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
-        return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt), (xsdtAt, xsdt)]
+        return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt),
+                (mcfgAt, mcfg), (xsdtAt, xsdt)]
     }
 
     static func rsdp(xsdt: UInt64) -> [UInt8] {
@@ -53,7 +58,7 @@ struct ACPITables {
         ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, pvpanic]) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, pvpanic] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

@@ -37,8 +37,12 @@ enum AML {
 
     static func name(_ name: String, _ value: [UInt8]) -> [UInt8] { [0x08] + nameSegment(name) + value }
 
+    /// A Package of up to 255 elements, or a VarPackage beyond that.
     static func package(_ elements: [[UInt8]]) -> [UInt8] {
-        [0x12] + package(length: [UInt8(elements.count)] + elements.flatMap { $0 })
+        if elements.count < 256 {
+            return [0x12] + package(length: [UInt8(elements.count)] + elements.flatMap { $0 })
+        }
+        return [0x13] + package(length: integer(UInt64(elements.count)) + elements.flatMap { $0 })
     }
 
     static func device(_ name: String, _ body: [[UInt8]]) -> [UInt8] {
@@ -73,6 +77,39 @@ enum AML {
     static func irq(_ irq: UInt8) -> [UInt8] {
         let mask = UInt16(1) << irq
         return [0x22, UInt8(mask & 0xff), UInt8(mask >> 8)]
+    }
+
+    enum AddressSpace: UInt8 {
+        case memory = 0
+        case io = 1
+        case busNumber = 2
+    }
+
+    /// A bridge's window (producer, fixed min and max, no translation):
+    /// general flags 0x0c; I/O windows take the entire range.
+    static func wordAddress(type: AddressSpace, min: UInt16, max: UInt16) -> [UInt8] {
+        [0x88, 13, 0, type.rawValue, 0x0c, type == .io ? 0x03 : 0x00]
+            + [0, 0] + littleEndian(UInt64(min), bytes: 2) + littleEndian(UInt64(max), bytes: 2)
+            + [0, 0] + littleEndian(UInt64(max) - UInt64(min) + 1, bytes: 2)
+    }
+
+    /// A 32-bit read-write, non-cacheable memory window.
+    static func dwordMemory(min: UInt32, max: UInt32) -> [UInt8] {
+        [0x87, 23, 0, AddressSpace.memory.rawValue, 0x0c, 0x01]
+            + littleEndian(0, bytes: 4) + littleEndian(UInt64(min), bytes: 4) + littleEndian(UInt64(max), bytes: 4)
+            + littleEndian(0, bytes: 4) + littleEndian(UInt64(max) - UInt64(min) + 1, bytes: 4)
+    }
+
+    /// A 64-bit read-write, non-cacheable memory window.
+    static func qwordMemory(min: UInt64, max: UInt64) -> [UInt8] {
+        [0x8a, 43, 0, AddressSpace.memory.rawValue, 0x0c, 0x01]
+            + littleEndian(0, bytes: 8) + littleEndian(min, bytes: 8) + littleEndian(max, bytes: 8)
+            + littleEndian(0, bytes: 8) + littleEndian(max - min + 1, bytes: 8)
+    }
+
+    /// Memory32Fixed(ReadWrite, base, length).
+    static func memory32Fixed(base: UInt32, length: UInt32) -> [UInt8] {
+        [0x86, 9, 0, 0x01] + littleEndian(UInt64(base), bytes: 4) + littleEndian(UInt64(length), bytes: 4)
     }
 
     static func littleEndian(_ value: UInt64, bytes: Int) -> [UInt8] {

@@ -74,13 +74,13 @@ extension KernelLoader {
         zeroPage[ZeroPage.loadFlags] |= 0x01 // LOADED_HIGH
         Self.put(&zeroPage, ZeroPage.cmdLinePointer, UInt32(GuestLayout.cmdlineAddress))
         Self.put(&zeroPage, ZeroPage.acpiRSDP, ACPITables.rsdpAddress)
-        let e820 = GuestLayout.usableRAM(memoryBytes: vm.memoryBytes).prefix(ZeroPage.e820Max)
+        let e820 = GuestLayout.memoryMap(memoryBytes: vm.memoryBytes).prefix(ZeroPage.e820Max)
         zeroPage[ZeroPage.e820Entries] = UInt8(e820.count)
-        for (i, range) in e820.enumerated() {
+        for (i, entry) in e820.enumerated() {
             let at = ZeroPage.e820Table + 20 * i
-            Self.put(&zeroPage, at, range.start)
-            Self.put(&zeroPage, at + 8, range.size)
-            Self.put(&zeroPage, at + 16, UInt32(VMM_E820_RAM))
+            Self.put(&zeroPage, at, entry.range.start)
+            Self.put(&zeroPage, at + 8, entry.range.size)
+            Self.put(&zeroPage, at + 16, entry.type)
         }
         try writeCmdline(cmdline)
         try write(zeroPage, at: Self.zeroPageAddress)

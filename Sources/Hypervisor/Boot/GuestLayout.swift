@@ -1,3 +1,5 @@
+import CVMMCore
+
 /// Where things live in guest-physical memory on x86_64, following Cloud
 /// Hypervisor's layout so that guests see the machine they expect.
 public enum GuestLayout {
@@ -16,6 +18,26 @@ public enum GuestLayout {
     public static let hole32Start: UInt64 = 0xc000_0000
     /// RAM that does not fit below the hole resumes at 4 GiB.
     public static let ram64Start: UInt64 = 1 << 32
+
+    /// PCI's 32-bit MMIO window: the start of the hole, 640 MiB, as in Cloud Hypervisor.
+    public static let pciMMIO32 = Range(start: hole32Start, size: 640 << 20)
+    /// ECAM (MMCONFIG) for bus 0, just above the 32-bit window; reserved in E820.
+    public static let pciECAM = Range(start: 0xe800_0000, size: UInt64(VMM_PCI_ECAM_SIZE))
+    /// PCI's I/O port window, above the legacy ports.
+    public static let pciIO = Range(start: 0x1000, size: 0x1_0000 - 0x1000)
+    /// Size of the 64-bit MMIO window above RAM.
+    static let pciMMIO64Size: UInt64 = 64 << 30
+
+    /// PCI's 64-bit MMIO window: the first GiB boundary above RAM and 4 GiB.
+    public static func pciMMIO64(memoryBytes: UInt64) -> Range {
+        let ramEnd = ramRanges(memoryBytes: memoryBytes).map(\.end).max() ?? 0
+        let gib: UInt64 = 1 << 30
+        let start = (max(ramEnd, ram64Start) + gib - 1) & ~(gib - 1)
+        return Range(start: start, size: pciMMIO64Size)
+    }
+
+    /// Ranges the memory map marks reserved: firmware-owned device memory.
+    public static let reserved: [Range] = [pciECAM]
 
     public struct Range: Equatable, Sendable {
         public let start: UInt64
@@ -47,6 +69,12 @@ public enum GuestLayout {
             }
         }
         return result
+    }
+
+    /// The E820/PVH memory map: usable RAM, then the reserved ranges, with their E820 types.
+    static func memoryMap(memoryBytes: UInt64) -> [(range: Range, type: UInt32)] {
+        usableRAM(memoryBytes: memoryBytes).map { ($0, UInt32(VMM_E820_RAM)) }
+            + reserved.map { ($0, UInt32(VMM_E820_RESERVED)) }
     }
 
     /// End of the RAM below the 32-bit hole.

@@ -9,7 +9,7 @@ struct KernelLoader {
     let vm: VirtualMachine
 
     func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, vcpuCount: Int) throws(VMMError) {
-        for table in ACPITables(vcpuCount: vcpuCount).build() {
+        for table in ACPITables(vcpuCount: vcpuCount, memoryBytes: vm.memoryBytes).build() {
             try write(table.bytes, at: table.address)
         }
         try write(ResetVector.code(resetPort: UInt16(ACPITables.sleepControlPort), resetValue: ACPITables.resetValue),
@@ -89,8 +89,8 @@ struct KernelLoader {
     }
 
     private func writeStartInfo(modules: [vmm_pvh_modlist_entry]) throws(VMMError) {
-        let memmap = GuestLayout.usableRAM(memoryBytes: vm.memoryBytes).map {
-            vmm_pvh_memmap_entry(addr: $0.start, size: $0.size, type: UInt32(VMM_E820_RAM), reserved: 0)
+        let memmap = GuestLayout.memoryMap(memoryBytes: vm.memoryBytes).map {
+            vmm_pvh_memmap_entry(addr: $0.range.start, size: $0.range.size, type: $0.type, reserved: 0)
         }
         try write(memmap, at: GuestLayout.pvhMemmapAddress)
         try write(modules, at: GuestLayout.pvhModlistAddress)

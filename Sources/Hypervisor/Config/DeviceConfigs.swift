@@ -1,12 +1,34 @@
-/// The device options whose parsers exist so that their syntax is checked
-/// like Cloud Hypervisor's; `VMConfig.validate()` refuses them until the
-/// devices behind them (virtio over PCI, VFIO) exist.
+import CVMMCore
 
-/// `--disk path=…[,readonly=on,id=…]`.
+/// The device options. Keys Cloud Hypervisor has that are not built yet
+/// are refused as "not supported yet"; `VMConfig.validate()` refuses the
+/// options whose devices do not exist yet (VFIO, virtio-net).
+
+/// `--disk path=…[,readonly=on,id=…,serial=…,num_queues=N,queue_size=N,image_type=raw]`.
 public struct DiskConfig: Sendable, Equatable {
+    /// A raw image file or block device.
     public var path: String
+    /// The guest sees a read-only disk; the image is opened read-only.
     public var readonly: Bool
     public var id: String?
+    /// What the guest reads as the disk's serial (GET_ID), 20 bytes at most.
+    public var serial: String?
+    /// Request queues (multiqueue with more than one).
+    public var numQueues: Int
+    /// Entries per queue: a power of two.
+    public var queueSize: Int
+
+    public static let defaultQueueSize = 128
+
+    public init(path: String, readonly: Bool = false, id: String? = nil, serial: String? = nil,
+                numQueues: Int = 1, queueSize: Int = defaultQueueSize) {
+        self.path = path
+        self.readonly = readonly
+        self.id = id
+        self.serial = serial
+        self.numQueues = numQueues
+        self.queueSize = queueSize
+    }
 
     static let known = ["path", "readonly", "direct", "iommu", "num_queues", "queue_size", "vhost_user",
                         "socket", "bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
@@ -15,9 +37,28 @@ public struct DiskConfig: Sendable, Equatable {
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--disk", known: Self.known)
-        path = try list.required("path")
-        readonly = try list.bool("readonly") ?? false
-        id = list["id"]
+        try list.refuseUnsupported(["socket", "bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
+                                    "ops_one_time_burst", "ops_refill_time", "rate_limit_group", "queue_affinity"])
+        try list.refuseUnsupported(["direct", "iommu", "vhost_user", "backing_files", "sparse", "pci_segment"],
+                                   unlessEqualTo: ["direct": "off", "iommu": "off", "vhost_user": "off",
+                                                   "backing_files": "off", "sparse": "on", "pci_segment": "0"])
+        if let type = list["image_type"], type != "raw" {
+            guard ["qcow2", "vhd", "vhdx", "fixed_vhd"].contains(type) else {
+                throw .invalidValue(option: "--disk", key: "image_type", value: type,
+                                    reason: "expected raw, qcow2, vhd or vhdx")
+            }
+            throw .notSupported("--disk image_type=\(type) (only raw images for now)")
+        }
+        let serial = list["serial"]
+        if let serial, serial.utf8.count > 20 {
+            throw .invalidValue(option: "--disk", key: "serial", value: serial, reason: "at most 20 bytes")
+        }
+        let queueSize = try list.integer("queue_size", in: 2...Int(VMM_VIRTQ_MAX_SIZE)) ?? Self.defaultQueueSize
+        guard queueSize & (queueSize - 1) == 0 else {
+            throw .invalidValue(option: "--disk", key: "queue_size", value: String(queueSize), reason: "must be a power of two")
+        }
+        self.init(path: try list.required("path"), readonly: try list.bool("readonly") ?? false, id: list["id"],
+                  serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize)
     }
 }
 
@@ -52,12 +93,21 @@ public struct NetConfig: Sendable, Equatable {
     }
 }
 
-/// `--rng src=/dev/urandom`.
+/// `--rng src=/dev/urandom`: the virtio-rng device, which every VM has.
 public struct RngConfig: Sendable, Equatable {
+    public static let defaultSource = "/dev/urandom"
+    /// Where entropy comes from.
     public var source: String
+
+    public init(source: String = defaultSource) {
+        self.source = source
+    }
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--rng", known: ["src", "iommu"])
-        source = list["src"] ?? "/dev/urandom"
+        try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
+        let source = list["src"] ?? Self.defaultSource
+        guard !source.isEmpty else { throw .missing(option: "--rng", what: "src= needs a path") }
+        self.init(source: source)
     }
 }

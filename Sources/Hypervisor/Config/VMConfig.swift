@@ -18,12 +18,13 @@ public struct VMConfig: Sendable, Equatable {
     public var memory: MemoryConfig
     /// COM1 (`--serial`); Cloud Hypervisor's default is `null`.
     public var serial: ConsoleConfig
-    /// virtio-console (`--console`); nil when the option was not given.
-    public var console: ConsoleConfig?
+    /// virtio-console, the guest's hvc0 (`--console`); Cloud Hypervisor's default is `tty`.
+    public var console: ConsoleConfig
     public var disks: [DiskConfig]
     public var devices: [DeviceConfig]
     public var nets: [NetConfig]
-    public var rng: RngConfig?
+    /// virtio-rng; every VM has one, as in Cloud Hypervisor (`--rng`).
+    public var rng: RngConfig
     public var seccomp: SeccompMode
     public var apiSocketPath: String?
     /// Where log lines go instead of standard error (`--log-file`).
@@ -39,9 +40,9 @@ public struct VMConfig: Sendable, Equatable {
 
     public init(kernelPath: String? = nil, initramfsPath: String? = nil, cmdline: String = "",
                 cpus: CPUsConfig = CPUsConfig(), memory: MemoryConfig = MemoryConfig(),
-                serial: ConsoleConfig = .null, console: ConsoleConfig? = nil,
+                serial: ConsoleConfig = .null, console: ConsoleConfig = .tty,
                 disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
-                rng: RngConfig? = nil, seccomp: SeccompMode = .enabled, apiSocketPath: String? = nil,
+                rng: RngConfig = RngConfig(), seccomp: SeccompMode = .enabled, apiSocketPath: String? = nil,
                 logFilePath: String? = nil, verbosity: Int = 0, user: String? = nil, group: String? = nil) {
         self.kernelPath = kernelPath
         self.initramfsPath = initramfsPath
@@ -72,17 +73,26 @@ public struct VMConfig: Sendable, Equatable {
             throw .invalidValue(option: "--cmdline", key: nil, value: String(cmdline.prefix(20)) + "…",
                                 reason: "longer than \(Self.maxCmdlineBytes - 1) bytes")
         }
-        switch serial {
-        case .pty, .socket: throw .notSupported("--serial \(Self.describe(serial))")
-        default: break
+        for (option, mode) in [("--serial", serial), ("--console", console)] {
+            switch mode {
+            case .pty, .socket: throw .notSupported("\(option) \(Self.describe(mode))")
+            default: break
+            }
         }
-        if let console, console != .off {
-            throw .notSupported("--console \(Self.describe(console)) (virtio-console comes with PCI); use --console off")
+        var ids = Set<String>()
+        for disk in disks {
+            if let id = disk.id, !ids.insert(id).inserted {
+                throw .conflict("--disk: id '\(id)' is given to more than one disk")
+            }
         }
-        if !disks.isEmpty { throw .notSupported("--disk (virtio-blk comes with PCI)") }
-        if !nets.isEmpty { throw .notSupported("--net (virtio-net comes with PCI)") }
-        if rng != nil { throw .notSupported("--rng (virtio-rng comes with PCI)") }
-        if !devices.isEmpty { throw .notSupported("--device (VFIO assignment comes after PCI)") }
+        // Every device takes a slot on bus 0, beside the host bridge.
+        let functions = disks.count + (console == .off ? 0 : 1) + 1
+        guard functions <= 31 else {
+            throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks",
+                                reason: "bus 0 has 31 slots for devices, and the console and rng take theirs")
+        }
+        if !nets.isEmpty { throw .notSupported("--net (virtio-net)") }
+        if !devices.isEmpty { throw .notSupported("--device (VFIO assignment)") }
         if apiSocketPath != nil { throw .notSupported("--api-socket") }
     }
 

@@ -11,6 +11,8 @@ final class Sandbox {
     /// Installed by each vCPU thread before its first KVM_RUN; nil with `--seccomp false`.
     let vcpuFilter: SeccompFilter?
     let vmmFilter: SeccompFilter?
+    /// Installed by each device thread before it reads a queue; empty with `--seccomp false`.
+    let deviceFilters: [vmm_thread_kind: SeccompFilter]
 
     /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
     init(config: VMConfig, terminal: Bool) throws(VMMError) {
@@ -27,6 +29,7 @@ final class Sandbox {
         guard config.seccomp != .disabled else {
             vcpuFilter = nil
             vmmFilter = nil
+            deviceFilters = [:]
             return
         }
         let trap = SeccompFilter.trapInitialized
@@ -34,6 +37,11 @@ final class Sandbox {
         let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp,
                                     extraIoctls: terminal ? [UInt(TCGETS), UInt(TCSETS)] : [])
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp)
+        var devices: [vmm_thread_kind: SeccompFilter] = [:]
+        for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG] {
+            devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp)
+        }
+        deviceFilters = devices
         try vmm.install()
         vmmFilter = vmm
     }

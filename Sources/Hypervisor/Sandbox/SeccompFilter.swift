@@ -18,18 +18,29 @@ public final class SeccompFilter: @unchecked Sendable {
     /// What each thread kind may call besides its ioctls.
     static let allowed: [vmm_thread_kind: [String]] = [
         VMM_THREAD_VCPU: [
-            "write",            // console bytes, irqfd and stop eventfds, fatal-exit dump
-            "futex",            // device and stop locks
+            "write",            // console bytes, irqfd, kick and stop eventfds, fatal-exit dump
+            "futex",            // device and stop locks, waiting for a virtio reset
             "getpid", "tgkill", // pthread_kill: a stop request kicks the other vCPUs
             "rt_sigreturn",     // back from the kick handler
             "rt_sigprocmask", "madvise", "exit", // thread exit in glibc
             "exit_group",
+            "mmap", "mprotect", "munmap", "brk", // a guest BAR move publishes a new bus table (malloc)
+            "clock_gettime",    // the rate limit on guest-triggered warnings
         ],
+        VMM_THREAD_VIRTIO_BLK: deviceThread + [
+            "preadv", "pwritev", // guest reads and writes, straight into guest memory
+            "fdatasync",         // flush
+            "fallocate",         // discard, write-zeroes
+        ],
+        VMM_THREAD_VIRTIO_CONSOLE: deviceThread + [
+            "epoll_ctl",         // input paused while the guest has no receive buffers
+        ],
+        VMM_THREAD_VIRTIO_RNG: deviceThread,
         VMM_THREAD_VMM: [
             "epoll_wait", "epoll_ctl", "read", "write", "close",
             "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
             "pread64",          // the kernel and initramfs again after a reset
-            "eventfd2",         // stop event and interrupt lines of a new boot
+            "eventfd2", "epoll_create1", // stop event, interrupt lines, device threads' kicks of a new boot
             "clone",            // vCPU threads (restricted to CLONE_THREAD below)
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
             "rt_sigaction",     // glibc installs its setxid handler at the first pthread_create
@@ -38,12 +49,22 @@ public final class SeccompFilter: @unchecked Sendable {
         ],
     ]
 
-    /// vCPU threads are cloned from the VMM thread and keep its filter
-    /// beneath their own, so the VMM's list admits everything theirs does.
+    /// What every device thread needs: wait for kicks, read them, signal
+    /// irqfds, lock, and leave.
+    static let deviceThread = [
+        "epoll_wait", "read", "write", "futex", "clock_gettime",
+        "rt_sigprocmask", "madvise", "exit", "exit_group",
+    ]
+
+    /// Every thread kind that starts below the VMM thread.
+    static let childKinds = [VMM_THREAD_VCPU, VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG]
+
+    /// Other threads are cloned from the VMM thread and keep its filter
+    /// beneath their own, so the VMM's list admits everything theirs do.
     static func syscalls(for kind: vmm_thread_kind) -> [String] {
         let own = allowed[kind] ?? []
         guard kind == VMM_THREAD_VMM else { return own }
-        return own + (allowed[VMM_THREAD_VCPU] ?? []).filter { !own.contains($0) }
+        return childKinds.reduce(own) { list, child in list + (allowed[child] ?? []).filter { !list.contains($0) } }
     }
 
     static func ioctls(for kind: vmm_thread_kind) -> [UInt] {
@@ -54,7 +75,7 @@ public final class SeccompFilter: @unchecked Sendable {
         }
         let own = list(kind)
         guard kind == VMM_THREAD_VMM else { return own }
-        return own + list(VMM_THREAD_VCPU).filter { !own.contains($0) }
+        return childKinds.reduce(own) { all, child in all + list(child).filter { !all.contains($0) } }
     }
 
     public let kind: String
@@ -67,7 +88,8 @@ public final class SeccompFilter: @unchecked Sendable {
     init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode, extraIoctls: [UInt] = []) throws(VMMError) {
         self.kind = String(cString: vmm_thread_kind_name(kind))
         let names = Self.syscalls(for: kind)
-        allowedSyscallCount = names.count + 1
+        let ioctls = Self.ioctls(for: kind) + extraIoctls
+        allowedSyscallCount = names.count + (ioctls.isEmpty ? 0 : 1)
         let violation = mode == .log ? SCMP_ACT_LOG : SCMP_ACT_TRAP
         guard let ctx = seccomp_init(violation) else {
             throw .system(SystemError("seccomp_init", errno: ENOMEM))
@@ -93,7 +115,7 @@ public final class SeccompFilter: @unchecked Sendable {
             try Self.check(seccomp_rule_add_exact_array(ctx, UInt32(SCMP_ACT_ERRNO_ENOSYS), clone3, 0, nil), "seccomp: rule for clone3")
         }
         let ioctlNumber = seccomp_syscall_resolve_name("ioctl")
-        for ioctl in Self.ioctls(for: kind) + extraIoctls {
+        for ioctl in ioctls {
             var request = scmp_arg_cmp(arg: 1, op: SCMP_CMP_EQ, datum_a: UInt64(ioctl), datum_b: 0)
             try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, ioctlNumber, 1, &request), "seccomp: ioctl rule")
         }

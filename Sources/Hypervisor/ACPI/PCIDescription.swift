@@ -1,0 +1,63 @@
+import CVMMCore
+
+/// How the guest finds PCI through ACPI, as Cloud Hypervisor describes it:
+/// an MCFG table for ECAM, a `PCI0` host bridge (PNP0A08, PCI Express)
+/// with its windows in `_CRS` and legacy INTx routing in `_PRT`, and the
+/// ECAM range claimed as motherboard resources (PNP0C02), which Linux
+/// checks before it trusts MMCONFIG.
+struct PCIDescription {
+    /// The IOAPIC pins `_PRT` spreads INTx over (16-23: free of ISA IRQs).
+    static let intxGSIBase: UInt32 = 16
+    static let intxGSICount: UInt32 = 8
+
+    let memoryBytes: UInt64
+
+    /// The GSI of `pin` (0 = INTA) in `slot`: pins rotate across slots as on
+    /// a physical board, so that neighbours do not all share one line.
+    static func intxGSI(slot: Int, pin: Int) -> UInt32 {
+        intxGSIBase + UInt32((slot + pin) % Int(intxGSICount))
+    }
+
+    func mcfg() -> [UInt8] {
+        let ecam = GuestLayout.pciECAM
+        let entry = AML.littleEndian(ecam.start, bytes: 8) + [0, 0] + [0, UInt8((ecam.size >> 20) - 1)] + [0, 0, 0, 0]
+        return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entry)
+    }
+
+    /// The DSDT's devices under `\_SB`.
+    func devices() -> [[UInt8]] {
+        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes)
+        let ecam = GuestLayout.pciECAM
+        let crs = AML.resources([
+            AML.wordAddress(type: .busNumber, min: 0, max: UInt16((ecam.size >> 20) - 1)),
+            AML.ioPorts(base: UInt16(VMM_PCI_CONF1_PORT), length: 8),
+            AML.wordAddress(type: .io, min: 0, max: 0x0cf7),
+            AML.wordAddress(type: .io, min: 0x0d00, max: 0xffff),
+            AML.dwordMemory(min: UInt32(mmio32.start), max: UInt32(mmio32.end - 1)),
+            AML.qwordMemory(min: mmio64.start, max: mmio64.end - 1),
+        ])
+        var routes: [[UInt8]] = []
+        for slot in 1..<Int(VMM_PCI_SLOTS) {
+            for pin in 0..<4 {
+                routes.append(AML.package([AML.integer(UInt64(slot) << 16 | 0xffff), AML.integer(UInt64(pin)),
+                                           AML.integer(0), AML.integer(UInt64(Self.intxGSI(slot: slot, pin: pin)))]))
+            }
+        }
+        let pci0 = AML.device("PCI0", [
+            AML.name("_HID", AML.eisaID("PNP0A08")),
+            AML.name("_CID", AML.eisaID("PNP0A03")),
+            AML.name("_ADR", AML.integer(0)),
+            AML.name("_SEG", AML.integer(0)),
+            AML.name("_UID", AML.integer(0)),
+            AML.name("_BBN", AML.integer(0)),
+            AML.name("_CRS", crs),
+            AML.name("_PRT", AML.package(routes)),
+        ])
+        let motherboard = AML.device("MBRD", [
+            AML.name("_HID", AML.eisaID("PNP0C02")),
+            AML.name("_UID", AML.integer(0)),
+            AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size))])),
+        ])
+        return [pci0, motherboard]
+    }
+}

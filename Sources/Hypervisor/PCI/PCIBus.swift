@@ -1,0 +1,77 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bus 0 of PCI segment 0 for one boot: the C bus (host bridge, conf1 and
+/// ECAM), which function sits in which slot, and where each BAR goes in
+/// the windows — what firmware would have done before the kernel starts.
+final class PCIBus {
+    let handle: OpaquePointer
+    /// The bus's ranges live on this VM's buses: it outlives the bus.
+    private let vm: VirtualMachine
+    private var nextSlot = 1
+    private var allocators: [vmm_pci_bar_kind: WindowAllocator]
+
+    init(vm: VirtualMachine) throws(VMMError) {
+        var bus: OpaquePointer?
+        let r = vmm_pci_bus_create(vm.handle, GuestLayout.pciECAM.start, &bus)
+        guard r == 0, let bus else { throw .system(SystemError("create the PCI bus", returned: r)) }
+        handle = bus
+        self.vm = vm
+        allocators = [
+            VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO),
+            VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
+            VMM_PCI_BAR_MEM64: WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes)),
+        ]
+    }
+
+    /// Runs once every function on it is gone (they unregister their BARs).
+    deinit { vmm_pci_bus_destroy(handle) }
+
+    /// Places `function` in the next free slot with its BARs assigned;
+    /// returns the slot.
+    @discardableResult
+    func add(_ function: OpaquePointer, name: String) throws(VMMError) -> Int {
+        guard nextSlot < Int(VMM_PCI_SLOTS) else {
+            throw .system(SystemError("\(name): no free PCI slot (31 devices at most)", errno: ENOSPC))
+        }
+        for bar in 0..<UInt32(VMM_PCI_BARS) {
+            var kind = VMM_PCI_BAR_NONE
+            var size: UInt64 = 0
+            vmm_pci_dev_bar(function, bar, &kind, &size)
+            guard size > 0, let window = allocators[kind] else { continue }
+            guard let address = window.allocate(size: size) else {
+                throw .system(SystemError("\(name): no room for its \(ByteSize.describe(size)) BAR\(bar) in the PCI window",
+                                          errno: ENOSPC))
+            }
+            let r = vmm_pci_dev_set_bar_address(function, bar, address)
+            guard r == 0 else { throw .system(SystemError("\(name): place BAR\(bar)", returned: r)) }
+        }
+        let slot = nextSlot
+        let r = vmm_pci_bus_add(handle, UInt32(slot), function)
+        guard r == 0 else { throw .system(SystemError("\(name): put it in PCI slot \(slot)", returned: r)) }
+        nextSlot += 1
+        return slot
+    }
+}
+
+/// Hands out naturally aligned ranges of one window, lowest first.
+final class WindowAllocator {
+    private let window: GuestLayout.Range
+    private var next: UInt64
+
+    init(_ window: GuestLayout.Range) {
+        self.window = window
+        next = window.start
+    }
+
+    /// `size` is a power of two; nil when the window is full.
+    func allocate(size: UInt64) -> UInt64? {
+        let start = (next + size - 1) & ~(size - 1)
+        guard start >= next, start + size > start, start + size <= window.end else { return nil }
+        next = start + size
+        return start
+    }
+}

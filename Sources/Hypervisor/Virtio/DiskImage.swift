@@ -1,0 +1,125 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `--disk` image, opened and locked once per launch while the VMM may
+/// still be privileged; every boot's virtio-blk device serves this fd.
+///
+/// The lock is an OFD lock on the whole file, as Cloud Hypervisor takes
+/// it: shared for `readonly=on`, exclusive otherwise, so two VMMs never
+/// write one image. Closing the fd releases it.
+final class DiskImage {
+    let config: DiskConfig
+    let fd: Int32
+    let sizeBytes: UInt64
+    /// GET_ID's answer: `serial=`, or an id derived from the file, as Cloud Hypervisor does.
+    let serial: String
+
+    init(_ config: DiskConfig) throws(VMMError) {
+        self.config = config
+        let path = config.path
+        func refuse(_ reason: String) -> VMMError {
+            .config(.invalidValue(option: "--disk", key: "path", value: path, reason: reason))
+        }
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let error = errno
+            throw error == ENOENT ? refuse("no such file (create one, e.g. truncate -s 1G \(path))")
+                                  : refuse(String(cString: strerror(error)))
+        }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFBLK else {
+            throw refuse(type == S_IFDIR ? "is a directory, not a disk image" : "is not a regular file or block device")
+        }
+        let opened = open(path, (config.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard opened >= 0 else {
+            let error = errno
+            throw error == EACCES || error == EROFS || error == EPERM
+                ? refuse("cannot be opened for writing (\(String(cString: strerror(error)))); readonly=on gives the guest a read-only disk")
+                : refuse(String(cString: strerror(error)))
+        }
+        fd = opened
+        let end = lseek(fd, 0, SEEK_END)
+        guard end >= 0 else {
+            let error = errno
+            close(fd)
+            throw refuse("cannot find its size: \(String(cString: strerror(error)))")
+        }
+        sizeBytes = UInt64(end)
+        if let format = Self.otherFormat(fd: fd, size: sizeBytes) {
+            close(fd)
+            throw .config(.notSupported("--disk path=\(path): a \(format) image (only raw images for now; convert it with qemu-img convert -O raw)"))
+        }
+        var lock = flock()
+        lock.l_type = Int16(config.readonly ? F_RDLCK : F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
+            close(fd)
+            let holder = Self.lockHolder(device: st.st_dev, inode: st.st_ino).map { " by \($0)" } ?? " by another process"
+            throw refuse("is locked\(holder): an image is used by one VM at a time (readonly=on disks can share one)")
+        }
+        serial = config.serial ?? String("\(st.st_dev)\(st.st_rdev)\(st.st_ino)".prefix(20))
+    }
+
+    deinit { close(fd) }
+
+    /// The name of a disk format this is not raw, from its magic.
+    static func otherFormat(fd: Int32, size: UInt64) -> String? {
+        var head = [UInt8](repeating: 0, count: 512)
+        let n = pread(fd, &head, head.count, 0)
+        guard n > 0 else { return nil }
+        let start = head.prefix(n)
+        let magics: [(String, [UInt8])] = [
+            ("qcow2", [0x51, 0x46, 0x49, 0xfb]), ("vhdx", Array("vhdxfile".utf8)),
+            ("vhd", Array("conectix".utf8)), ("vmdk", Array("KDMV".utf8)),
+        ]
+        for (name, magic) in magics where start.starts(with: magic) { return name }
+        // A fixed VHD is raw data with a footer at the end.
+        if size >= 512 {
+            var footer = [UInt8](repeating: 0, count: 8)
+            if pread(fd, &footer, 8, off_t(size - 512)) == 8, footer == Array("conectix".utf8) { return "vhd" }
+        }
+        return nil
+    }
+
+    /// "pid N (comm)" of a process holding an OFD lock on the file, from
+    /// /proc/PID/fdinfo (an OFD lock itself records no pid).
+    static func lockHolder(device: dev_t, inode: ino_t) -> String? {
+        let dev = UInt64(device)
+        let major = (dev >> 8) & 0xfff | (dev >> 32) & ~UInt64(0xfff)
+        let minor = dev & 0xff | (dev >> 12) & ~UInt64(0xff)
+        let wanted = "\(hex2(major)):\(hex2(minor)):\(inode)"
+        guard let proc = opendir("/proc") else { return nil }
+        defer { closedir(proc) }
+        while let entry = readdir(proc) {
+            let pid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard Int32(pid) != nil, Int32(pid) != getpid(), let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
+            defer { closedir(fds) }
+            while let fdEntry = readdir(fds) {
+                let name = withUnsafeBytes(of: fdEntry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard Int(name) != nil, let text = readSmallFile("/proc/\(pid)/fdinfo/\(name)") else { continue }
+                for line in text.split(separator: "\n") where line.hasPrefix("lock:") && line.contains(" \(wanted) ") {
+                    let comm = readSmallFile("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
+                    return "pid \(pid) (\(comm))"
+                }
+            }
+        }
+        return nil
+    }
+
+    private static func hex2(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return digits.count < 2 ? "0" + digits : digits
+    }
+
+    private static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buffer, buffer.count)
+        return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : nil
+    }
+}
