@@ -99,13 +99,18 @@ struct ConfigParsingTests {
         try config.validate()
         config.console = .off
         try config.validate()
+        // Built now: disks, a console on the terminal, an rng from a chosen source.
+        config.disks = [DiskConfig(path: "/a", readonly: true, id: nil)]
+        config.console = .tty
+        config.rng = RngConfig(source: "/dev/random")
+        try config.validate()
 
         let refused: [(inout VMConfig) -> Void] = [
-            { $0.console = .tty },
+            { $0.console = .pty },
             { $0.serial = .pty },
-            { $0.disks = [DiskConfig(path: "/a", readonly: false, id: nil)] },
+            { $0.disks = [DiskConfig(path: "/a", readonly: false, id: "d"), DiskConfig(path: "/b", readonly: false, id: "d")] },
+            { $0.disks = Array(repeating: DiskConfig(path: "/a", readonly: false, id: nil), count: 30) },
             { $0.devices = [DeviceConfig(path: "/sys/bus/pci/devices/0000:01:00.0", id: nil)] },
-            { $0.rng = RngConfig(source: "/dev/urandom") },
             { $0.apiSocketPath = "/tmp/api" },
             { $0.cmdline = String(repeating: "x", count: 5000) },
         ]

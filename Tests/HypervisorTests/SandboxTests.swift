@@ -37,11 +37,17 @@ struct SandboxTests {
         return (r, seen)
     }
 
-    @Test("every thread runs filtered with no_new_privs while the guest runs")
+    @Test("every thread runs filtered with no_new_privs while the guest runs, device threads included")
     func everyThreadFiltered() throws {
-        let (r, threads) = try inspectRunningVMM([])
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-disk-\(getpid()).raw")
+        FileManager.default.createFile(atPath: disk.path, contents: Data(count: 1 << 20))
+        defer { try? FileManager.default.removeItem(at: disk) }
+        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "null"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
+        for name in ["virtio-blk0", "virtio-console", "virtio-rng"] {
+            #expect(threads.keys.contains { $0.hasPrefix(name + "/") }, "no \(name) thread: \(threads.keys)")
+        }
         for (name, status) in threads {
             #expect(status["Seccomp"] == "2", "\(name)")
             #expect(status["NoNewPrivs"] == "1", "\(name)")
@@ -114,12 +120,18 @@ struct SandboxTests {
                 "no audit record for pid \(outcome.child_pid)")
     }
 
-    @Test("each thread kind's list is short, and the VMM's covers the vCPU's")
+    @Test("each thread kind's list is short, and the VMM's covers every other kind's")
     func listSizes() throws {
         let vcpu = SeccompFilter.syscalls(for: VMM_THREAD_VCPU)
         let vmm = SeccompFilter.syscalls(for: VMM_THREAD_VMM)
-        #expect(Set(vcpu).isSubset(of: Set(vmm)))
-        #expect(Set(SeccompFilter.ioctls(for: VMM_THREAD_VCPU)).isSubset(of: Set(SeccompFilter.ioctls(for: VMM_THREAD_VMM))))
+        for kind in SeccompFilter.childKinds {
+            #expect(Set(SeccompFilter.syscalls(for: kind)).isSubset(of: Set(vmm)))
+            #expect(Set(SeccompFilter.ioctls(for: kind)).isSubset(of: Set(SeccompFilter.ioctls(for: VMM_THREAD_VMM))))
+        }
+        for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG] {
+            #expect(SeccompFilter.syscalls(for: kind).count <= 14, "device threads need little")
+            #expect(SeccompFilter.ioctls(for: kind).isEmpty, "device threads issue no ioctl")
+        }
         #expect(vcpu.count + 1 <= 27, "Firecracker's vCPU list is about 27")
         #expect(vmm.count + 1 <= 50, "Firecracker's VMM list is about 50")
     }

@@ -1,0 +1,196 @@
+import CVMMCore
+import Glibc
+import Testing
+@testable import Hypervisor
+
+/// Config space, BARs and MSI-X on a real VM's buses (no guest runs).
+@Suite("PCI configuration space, BARs and MSI-X", .enabled(if: Host.hasKVM, Host.kvmSkipReason), .serialized)
+struct PCITests {
+    let vm: VirtualMachine
+
+    init() throws {
+        vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
+    }
+
+    func function(_ recorder: AccessRecorder, bars: [(UInt32, vmm_pci_bar_kind, UInt64)]) throws -> OpaquePointer {
+        var dev: OpaquePointer?
+        try #require(vmm_pci_dev_create(vm.handle, 0x1234, 0x5678, 0x018000, 1, 0x1af4, 0x1100, nil, nil, &dev) == 0)
+        for (bar, kind, size) in bars {
+            try #require(vmm_pci_dev_add_bar(dev, bar, kind, size, false, AccessRecorder.handler, recorder.opaque) == 0)
+        }
+        return dev!
+    }
+
+    func read32(_ dev: OpaquePointer, _ offset: UInt32) -> UInt32 {
+        var value: UInt32 = 0
+        withUnsafeMutableBytes(of: &value) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
+        return value
+    }
+
+    func write(_ dev: OpaquePointer, _ offset: UInt32, _ value: UInt32, size: UInt32 = 4) {
+        var v = value
+        withUnsafeMutableBytes(of: &v) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), size, true) }
+    }
+
+    func mmioRead(_ address: UInt64) -> UInt32 {
+        var value: UInt32 = 0
+        withUnsafeMutableBytes(of: &value) { _ = vmm_bus_dispatch(vm.mmioBus, address, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
+        return value
+    }
+
+    @Test("BAR sizing: all-ones reads back the size mask with the type bits, for 32-bit, 64-bit and I/O BARs")
+    func sizing() throws {
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [
+            (0, VMM_PCI_BAR_MEM64, 0x8000), (2, VMM_PCI_BAR_MEM32, 0x1000), (3, VMM_PCI_BAR_IO, 0x20)])
+        defer { vmm_pci_dev_destroy(dev) }
+        for offset in stride(from: UInt32(0x10), through: 0x1c, by: 4) { write(dev, offset, 0xffff_ffff) }
+        #expect(read32(dev, 0x10) == 0xffff_8004)
+        #expect(read32(dev, 0x14) == 0xffff_ffff)
+        #expect(read32(dev, 0x18) == 0xffff_f000)
+        #expect(read32(dev, 0x1c) == 0xffff_ffe1)
+        #expect(read32(dev, 0x20) == 0, "an unused BAR stays zero")
+        // Identity and the header are read-only.
+        write(dev, 0x00, 0xdead_beef)
+        #expect(read32(dev, 0x00) == 0x5678_1234)
+        #expect(read32(dev, 0x08) == 0x0180_0001)
+    }
+
+    @Test("a BAR decodes only with the command bit, moves when reprogrammed (above 4 GiB too), and goes dark when disabled")
+    func decodeAndMove() throws {
+        let recorder = AccessRecorder(tag: 7, readBase: 0x40)
+        let dev = try function(recorder, bars: [(0, VMM_PCI_BAR_MEM64, 0x1000)])
+        defer { vmm_pci_dev_destroy(dev) }
+        let before = vmm_bus_count(vm.mmioBus)
+        try #require(vmm_pci_dev_set_bar_address(dev, 0, 0x1_0000_0000) == 0)
+        #expect(vmm_bus_count(vm.mmioBus) == before, "no decode before the guest enables memory")
+        write(dev, 0x04, 0x2, size: 2)
+        #expect(vmm_pci_dev_bar_address(dev, 0) == 0x1_0000_0000)
+        #expect(mmioRead(0x1_0000_0010) == 0x5352_5150)
+        // The guest moves it: low dword, then high dword.
+        write(dev, 0x10, 0xc000_0000)
+        write(dev, 0x14, 0)
+        #expect(vmm_pci_dev_bar_address(dev, 0) == 0xc000_0000)
+        #expect(mmioRead(0x1_0000_0010) == 0xffff_ffff, "the old place reads as nothing")
+        #expect(mmioRead(0xc000_0000) == 0x4342_4140)
+        write(dev, 0x04, 0x0, size: 2)
+        #expect(vmm_bus_count(vm.mmioBus) == before)
+        #expect(mmioRead(0xc000_0000) == 0xffff_ffff)
+    }
+
+    @Test("a BAR the guest puts over another device's stays unmapped; the other device keeps working")
+    func overlap() throws {
+        let first = AccessRecorder(tag: 1, readBase: 0x10), second = AccessRecorder(tag: 2, readBase: 0x20)
+        let a = try function(first, bars: [(0, VMM_PCI_BAR_MEM32, 0x1000)])
+        let b = try function(second, bars: [(0, VMM_PCI_BAR_MEM32, 0x1000)])
+        defer { vmm_pci_dev_destroy(a); vmm_pci_dev_destroy(b) }
+        try #require(vmm_pci_dev_set_bar_address(a, 0, 0xc000_0000) == 0)
+        try #require(vmm_pci_dev_set_bar_address(b, 0, 0xc000_1000) == 0)
+        write(a, 0x04, 0x2, size: 2)
+        write(b, 0x04, 0x2, size: 2)
+        write(b, 0x10, 0xc000_0000)
+        #expect(vmm_pci_dev_bar_address(b, 0) == 0)
+        #expect(mmioRead(0xc000_0000) == 0x1312_1110)
+        #expect(second.accesses.isEmpty)
+        write(b, 0x10, 0xc000_2000)
+        #expect(vmm_pci_dev_bar_address(b, 0) == 0xc000_2000, "moved somewhere free, it decodes again")
+    }
+
+    @Test("capabilities are linked from 0x34 and the status bit says so; writes to a read-only capability are ignored")
+    func capabilities() throws {
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        defer { vmm_pci_dev_destroy(dev) }
+        var first: UInt8 = 0, second: UInt8 = 0
+        let body: [UInt8] = [0x09, 0, 8, 1, 2, 3, 4, 5]
+        try #require(vmm_pci_dev_add_capability(dev, body, nil, 8, &first) == 0)
+        try #require(vmm_pci_dev_add_capability(dev, body, nil, 8, &second) == 0)
+        #expect(read32(dev, 0x34) & 0xff == UInt32(first))
+        #expect(read32(dev, 0x04) >> 16 & 0x10 == 0x10)
+        #expect((read32(dev, UInt32(first)) >> 8) & 0xff == UInt32(second))
+        #expect((read32(dev, UInt32(second)) >> 8) & 0xff == 0)
+        write(dev, UInt32(first) + 4, 0xffff_ffff)
+        #expect(read32(dev, UInt32(first) + 4) == 0x0504_0302)
+        #expect(read32(dev, 0x100) == 0, "extended space reads as zeros")
+        #expect(read32(dev, 0x1000) == 0xffff_ffff, "past the config space: nothing")
+    }
+
+    @Test("conf1 and ECAM reach the same functions; absent slots and functions read as all-ones")
+    func busAccess() throws {
+        var bus: OpaquePointer?
+        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, &bus) == 0)
+        defer { vmm_pci_bus_destroy(bus) }
+        func conf1(_ address: UInt32, _ offset: UInt64 = 4, size: UInt32 = 4) -> UInt32 {
+            var a = address
+            withUnsafeMutableBytes(of: &a) { vmm_pci_conf1_io(bus.map { UnsafeMutableRawPointer($0) }, 0, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, true) }
+            var v: UInt32 = 0
+            withUnsafeMutableBytes(of: &v) { vmm_pci_conf1_io(bus.map { UnsafeMutableRawPointer($0) }, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), size, false) }
+            return v
+        }
+        #expect(conf1(0x8000_0000) == 0x0d57_8086, "host bridge at 00:00.0")
+        #expect(conf1(0x8000_0800) == 0xffff_ffff, "slot 1 is empty")
+        #expect(conf1(0x0000_0000) == 0xffff_ffff, "without the enable bit nothing answers")
+        #expect(conf1(0x8000_0008, 6, size: 2) == 0x0600, "a word at 0xcfe: class code high bytes")
+        #expect(mmioRead(0xe800_0000) == 0x0d57_8086)
+        #expect(mmioRead(0xe800_0000 + (1 << 12)) == 0xffff_ffff, "function 1 does not exist")
+        #expect(mmioRead(0xe800_0000 + (1 << 15)) == 0xffff_ffff)
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        #expect(vmm_pci_bus_add(bus, 3, dev) == 0)
+        #expect(vmm_pci_bus_add(bus, 3, dev) == -EEXIST)
+        #expect(vmm_pci_bus_add(bus, 0, dev) == -EINVAL)
+        #expect(mmioRead(0xe800_0000 + (3 << 15)) == 0x5678_1234)
+        #expect(conf1(0x8000_1800) == 0x5678_1234)
+    }
+
+    @Test("MSI-X: table and PBA in a BAR; a masked vector's signal becomes a pending bit; garbage accesses are ignored")
+    func msix() throws {
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        defer { vmm_pci_dev_destroy(dev) }
+        var msix: OpaquePointer?
+        try #require(vmm_msix_create(vm.handle, dev, 3, 0, 0x0, 0x800, &msix) == 0)
+        defer { vmm_msix_destroy(msix) }
+        let cap = UInt32(read32(dev, 0x34) & 0xff)
+        #expect(read32(dev, cap) & 0xff == 0x11)
+        #expect(read32(dev, cap) >> 16 == 2, "table size - 1")
+        func table(_ offset: UInt64, _ value: UInt32? = nil, size: UInt32 = 4) -> UInt32 {
+            var v = value ?? 0
+            withUnsafeMutableBytes(of: &v) { vmm_msix_table_io(msix, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), size, value != nil) }
+            return v
+        }
+        func pba() -> UInt32 {
+            var v: UInt32 = 0
+            withUnsafeMutableBytes(of: &v) { vmm_msix_pba_io(msix, 0, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
+            return v
+        }
+        #expect(table(12) == 1, "vectors start masked")
+        _ = table(16, 0xfee0_0000)
+        _ = table(24, 0x41)
+        #expect(table(16) == 0xfee0_0000 && table(24) == 0x41)
+        #expect(vmm_msix_signal(msix, 1) == 0)
+        #expect(pba() == 0b010, "masked (and MSI-X off): pending")
+        #expect(vmm_msix_signal(msix, 7) == -EINVAL)
+        // The owner's config_written hook forwards control writes, as virtio_pci.c does.
+        func control(_ value: UInt32) {
+            write(dev, cap + 2, value, size: 2)
+            vmm_msix_config_written(msix, cap + 2, 2)
+        }
+        // Enable MSI-X with the function mask, then unmask vector 1: still pending under the function mask.
+        control(0xc000)
+        _ = table(28, 0)
+        #expect(pba() == 0b010)
+        // Clearing the function mask delivers it.
+        control(0x8000)
+        #expect(vmm_msix_enabled(msix))
+        #expect(pba() == 0)
+        // Unmasked, a signal goes straight to the irqfd (KVM consumes the
+        // eventfd itself); masked again, it is pending again.
+        #expect(vmm_msix_signal(msix, 1) == 0 && pba() == 0)
+        _ = table(28, 1)
+        #expect(vmm_msix_signal(msix, 1) == 0 && pba() == 0b010)
+        #expect(vmm_msix_eventfd(msix, 1) >= 0 && vmm_msix_eventfd(msix, 3) == -1)
+        // Unaligned, odd-sized and out-of-table accesses change nothing.
+        _ = table(18, 0x1234)
+        _ = table(17, 0x1, size: 1)
+        _ = table(48, 0xffff_ffff)
+        #expect(table(16) == 0xfee0_0000)
+        #expect(table(48) == 0xffff_ffff, "past the table: reads as nothing")
+    }
+}
