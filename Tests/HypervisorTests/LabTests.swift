@@ -12,33 +12,45 @@ enum Lab {
             && ((try? FileManager.default.contentsOfDirectory(atPath: cache))?.contains { $0.hasPrefix("ready-") } ?? false)
     }
     static let skipReason: Comment = "needs the nested lab and a release build: run scripts/test.sh"
+    /// Where the lab run leaves its files (the scenarios run in it inside L1).
+    static let outDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("lab-linux-\(getpid())")
 
     struct Boot {
         let status: Int32
         let log: String
+        /// What the L1 side found on the scenario's disk image afterwards, if it looked.
+        let check: String
     }
 
-    /// name → result, from one lab run of lab/tests/linux-boot.sh.
+    /// name → result of every scenario, from one lab run of lab/tests/all.sh.
     static let linuxBoots: Result<[String: Boot], Failure> = {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lab-linux-\(getpid())")
+        let out = outDirectory
         try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let script = Guests.repository.appendingPathComponent("lab/tests/linux-boot.sh").path
+        let script = Guests.repository.appendingPathComponent("lab/tests/all.sh").path
         let run = run(Guests.repository.appendingPathComponent("lab/run.sh").path,
                       ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
-        for name in ["vmlinux-4cpu", "bzimage-4cpu", "vmlinux-1cpu", "vmlinux-3g", "vmlinux-input", "vmlinux-panic", "vmlinux-reboot"] {
-            let status = (try? String(contentsOf: out.appendingPathComponent("\(name).status"), encoding: .utf8))
-                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
-            let log = (try? String(contentsOf: out.appendingPathComponent("\(name).log"), encoding: .utf8)) ?? ""
-            boots[name] = Boot(status: status, log: log)
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [])
+            .filter { $0.hasSuffix(".status") }.map { String($0.dropLast(".status".count)) }
+        for name in names {
+            func text(_ suffix: String) -> String {
+                (try? String(contentsOf: out.appendingPathComponent("\(name).\(suffix)"), encoding: .utf8)) ?? ""
+            }
+            let status = Int32(text("status").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            boots[name] = Boot(status: status, log: text("log"), check: text("check").trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return .success(boots)
     }()
 
     struct Failure: Error, CustomStringConvertible { let message: String; var description: String { message } }
 
-    static func boot(_ name: String) throws -> Boot { try #require(try linuxBoots.get()[name]) }
+    static func boot(_ name: String) throws -> Boot { try #require(try linuxBoots.get()[name], "no result for \(name)") }
+
+    /// The guest's report lines ("L2: ...") with the console's CR removed.
+    static func lines(_ log: String, _ prefix: String) -> [String] {
+        log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasPrefix(prefix) }
+    }
 
     /// MemTotal in kB as the guest reported it.
     static func memTotal(_ log: String) -> Int? {
@@ -109,5 +121,61 @@ struct LabLinuxBootTests {
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
         #expect(mem > 3_072_000, "MemTotal \(mem) kB: the RAM from 4 GiB up is missing")
+    }
+}
+
+@Suite("virtio over PCI in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabVirtioTests {
+    @Test("the seed's command shape: root on /dev/vda1 of a virtio disk, MSI-X interrupts, and the guest's write on the host image")
+    func rootDisk() throws {
+        let boot = try Lab.boot("disk")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(boot.log.suffix(3000))")
+        let wrote = try #require(Lab.lines(boot.log, "L2: wrote ").first, "\(boot.log.suffix(2000))")
+        #expect(boot.check == String(wrote.dropFirst("L2: wrote ".count)), "the host image holds what the guest wrote")
+        // Found through ACPI with no pci= option: the host bridge and each device, bound to its driver.
+        let pci = Lab.lines(boot.log, "L2: pci ")
+        #expect(pci.contains { $0.contains("0x8086:0x0d57 class=0x060000") }, "\(pci)")
+        #expect(pci.filter { $0.contains("0x1af4:0x1042 class=0x018000 driver=virtio-pci") }.count == 2, "\(pci)")
+        #expect(pci.contains { $0.contains("0x1af4:0x1044") && $0.hasSuffix("driver=virtio-pci") }, "\(pci)")
+        #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
+        let warnings = Lab.lines(boot.log, "L2: kernel warning:").filter { !$0.contains("XSAVE consistency problem") }
+        #expect(warnings.isEmpty, "\(warnings)")
+        // The disk's request queue interrupts through an MSI-X vector.
+        let requests = Lab.lines(boot.log, "L2: irq virtio0-req.0 ")
+        let count = requests.first.flatMap { Int($0.split(separator: "=").last ?? "") } ?? 0
+        #expect(count > 0, "\(Lab.lines(boot.log, "L2: irq"))")
+    }
+
+    @Test("readonly=on, in the same --disk list: the guest sees a read-only disk and its write is refused")
+    func readonlyDisk() throws {
+        let boot = try Lab.boot("disk")
+        #expect(boot.log.contains("L2: vdb ro=1 size=16384 serial=ro-disk"), "\(boot.log.suffix(2000))")
+        #expect(boot.log.contains("L2: vdb write refused"), "\(boot.log.suffix(2000))")
+        #expect(boot.log.contains("L2: vdb reads seconddisk"), "\(boot.log.suffix(2000))")
+    }
+
+    @Test("/dev/hwrng yields bytes from virtio-rng")
+    func rng() throws {
+        let boot = try Lab.boot("disk")
+        let line = try #require(Lab.lines(boot.log, "L2: hwrng ").first, "\(boot.log.suffix(2000))")
+        let parts = line.split(separator: " ")
+        #expect(parts.count == 4 && parts[2] == "virtio_rng.0" && parts[3].count == 32, "\(line)")
+    }
+
+    @Test("SIGTERM while the guest writes: the VMM exits 0 and what the guest flushed is on the host image")
+    func sigterm() throws {
+        let boot = try Lab.boot("sigterm")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.check == "first flushed data", "\(boot.log.suffix(2000))")
+    }
+
+    @Test("--console tty: the guest's hvc0 writes to standard output and reads a typed line")
+    func hvc0() throws {
+        let boot = try Lab.boot("hvc")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: hello on hvc0"), "\(boot.log.suffix(2000))")
+        let serial = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("hvc-serial.log").path, encoding: .utf8)) ?? ""
+        #expect(serial.contains("L2: hvc0 got [typed on hvc0]"), "\(serial.suffix(2000))")
     }
 }

@@ -11,15 +11,7 @@ boot() { # name, kernel file, then cloud-hypervisor arguments
         --serial tty --console off --seccomp true --user nobody "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
 }
-# Waits, 300 s at most, until FILE has COUNT lines that contain TEXT.
-wait_for() { # file, text, count
-    tries=0
-    while [ $tries -lt 1500 ]; do
-        n=$(grep -c -F "$2" "$1" 2>/dev/null); [ "${n:-0}" -ge "$3" ] && return 0
-        sleep 0.2; tries=$((tries + 1))
-    done
-    return 1
-}
+. "$(dirname "$0")/common.sh"
 boot vmlinux-4cpu l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet" --cpus 4 --memory size=512M
 boot bzimage-4cpu l2-bzImage --cmdline "console=ttyS0 panic=-1 quiet" --cpus 4 --memory size=512M
 boot vmlinux-1cpu l2-vmlinux --cmdline "console=ttyS0 panic=-1 quiet" --cpus 1 --memory size=512M
