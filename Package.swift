@@ -23,7 +23,9 @@ let package = Package(
             cSettings: [
                 .define("_GNU_SOURCE"),
                 .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]),
-            ]
+            ],
+            // virtio-blk's asynchronous I/O (Debian liburing-dev).
+            linkerSettings: [.linkedLibrary("uring")]
         ),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCapNG", pkgConfig: "libcap-ng", providers: [.apt(["libcap-ng-dev"])]),

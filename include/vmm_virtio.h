@@ -32,6 +32,9 @@ struct vmm_virtio_blk_config {
 int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config *config,
                           struct vmm_virtio **out);
 
+/* Whether the disk's requests go through io_uring (false: one at a time). */
+bool vmm_virtio_blk_is_async(const struct vmm_virtio *device);
+
 /* virtio-rng (`--rng`): reads entropy from `source_fd` (not owned). */
 int vmm_virtio_rng_create(struct vmm_vm *vm, int source_fd, struct vmm_virtio **out);
 

@@ -55,6 +55,7 @@ case "$action" in
         echo "written by L2 $(cat /proc/sys/kernel/random/boot_id)" > /l2-written.txt
         sync
         echo "L2: wrote $(cat /l2-written.txt)"
+        dmesg | grep -o 'virtio_blk virtio[0-9]*: [0-9/]* default/read/poll queues' | sed 's/^/L2: /'
         if [ -b /dev/vdb ]; then
             echo "L2: vdb ro=$(cat /sys/block/vdb/ro) size=$(cat /sys/block/vdb/size) serial=$(cat /sys/block/vdb/serial 2>/dev/null)"
             if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 oflag=direct 2>/dev/null; then echo "L2: vdb write allowed"; else echo "L2: vdb write refused"; fi

@@ -1,6 +1,8 @@
 /* virtio-blk (virtio 1.2 §5.2) on a raw image: read, write, flush,
  * get-id, discard and write-zeroes, one or more queues, served on the
- * device's thread with vectored I/O straight into guest memory. */
+ * device's thread with vectored I/O straight into guest memory. Reads,
+ * writes and flushes go through io_uring so that a queue's requests
+ * overlap; where io_uring is unavailable, each is done in turn. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -10,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/epoll.h>
+
+#include "blk_uring.h"
 #include "virtio_dev.h"
 
 #define SECTOR 512u
@@ -17,8 +22,26 @@
 #define DISCARD_SEGS 32u
 #define MAX_DISCARD_SECTORS (UINT32_MAX / SECTOR)
 
+/* A request in flight: what its completion needs. */
+#define REQ_IOV (SEG_MAX + 2)
+struct blk_req {
+    struct blk_req *next_free;
+    uint16_t head, queue;
+    bool write;
+    uint32_t written;  /* bytes put in the chain when it succeeds, status included */
+    uint64_t expected; /* bytes the operation must move */
+    uint64_t offset;
+    uint8_t *status;   /* the chain's status byte in guest RAM */
+    int iovcnt;
+    struct iovec iov[REQ_IOV];
+};
+
 struct virtio_blk {
     struct vmm_virtio v; /* first: the core's object is the device's */
+    struct blk_uring *uring; /* NULL: synchronous */
+    struct blk_req *reqs, *free_reqs;
+    unsigned inflight;
+    bool *signal_queue; /* per queue: completions pushed since the last signal */
     int fd;
     uint64_t size_bytes;
     bool readonly;
@@ -73,14 +96,54 @@ static bool in_bounds(const struct virtio_blk *b, uint64_t sector, uint64_t byte
     return sector <= b->size_bytes / SECTOR && bytes <= b->size_bytes - sector * SECTOR;
 }
 
-static uint8_t read_write(struct virtio_blk *b, const struct vmm_virtq_chain *c, uint64_t sector, bool write,
-                          uint32_t *written)
+/* The status byte: the last writable byte of the chain. */
+static uint8_t *status_byte(const struct vmm_virtq_chain *c)
+{
+    for (unsigned i = c->count; i-- > 0;)
+        if (c->bufs[i].writable && c->bufs[i].len)
+            return c->bufs[i].hva + c->bufs[i].len - 1;
+    return NULL;
+}
+
+/* Hands a read, write or flush to io_uring; false if it must be done here. */
+static bool start_async(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_chain *c, enum blk_op op,
+                        uint64_t offset, uint64_t len)
+{
+    struct blk_req *r = b->free_reqs;
+    if (!b->uring || !r)
+        return false;
+    r->iovcnt = 0;
+    if (op != BLK_OP_FLUSH) {
+        bool write = op == BLK_OP_WRITE;
+        r->iovcnt = vmm_virtq_iov(c, !write, write ? sizeof(struct virtio_blk_outhdr) : 0, len, r->iov, REQ_IOV);
+        if (r->iovcnt < 0)
+            return false; /* more segments than a pooled request holds */
+    }
+    if (blk_uring_queue(b->uring, op, b->fd, r->iov, r->iovcnt, offset, r) < 0)
+        return false;
+    b->free_reqs = r->next_free;
+    b->inflight++;
+    r->head = c->head;
+    r->queue = (uint16_t)qi;
+    r->write = op == BLK_OP_WRITE;
+    r->expected = len;
+    r->offset = offset;
+    r->written = 1 + (op == BLK_OP_READ ? (uint32_t)len : 0);
+    r->status = status_byte(c);
+    return true;
+}
+
+/* Reads and writes: -EINPROGRESS when handed to io_uring, else a status. */
+static int read_write(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_chain *c, uint64_t sector, bool write,
+                      uint32_t *written)
 {
     uint64_t len = write ? c->readable - sizeof(struct virtio_blk_outhdr) : c->writable - 1;
     if (write && b->readonly)
         return VIRTIO_BLK_S_IOERR;
     if (!in_bounds(b, sector, len))
         return VIRTIO_BLK_S_IOERR;
+    if (start_async(b, qi, c, write ? BLK_OP_WRITE : BLK_OP_READ, sector * SECTOR, len))
+        return -EINPROGRESS;
     /* A guest write is data the device reads, and the other way round. */
     int n = vmm_virtq_iov(c, !write, write ? sizeof(struct virtio_blk_outhdr) : 0, len, b->iov, VMM_VIRTQ_MAX_CHAIN);
     if (n < 0 || transfer(b->fd, b->iov, n, sector * SECTOR, write) < 0)
@@ -122,26 +185,31 @@ static uint8_t ranges(struct virtio_blk *b, const struct vmm_virtq_chain *c, boo
     return VIRTIO_BLK_S_OK;
 }
 
-/* One request; returns the bytes written into the chain (data + status). */
-static uint32_t handle(struct virtio_blk *b, const struct vmm_virtq_chain *c)
+/* One request: true and the bytes written into the chain (data + status)
+ * when it is answered now, false when it is in flight. */
+static bool handle(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_chain *c, uint32_t *out)
 {
     struct virtio_blk_outhdr hdr;
+    *out = 0;
     if (c->writable == 0)
-        return 0; /* nowhere to put a status: nothing can be answered */
+        return true; /* nowhere to put a status: nothing can be answered */
     uint32_t written = 1;
-    uint8_t status;
+    int status;
     if (vmm_virtq_read(c, 0, &hdr, sizeof(hdr)) != sizeof(hdr)) {
         status = VIRTIO_BLK_S_IOERR;
     } else {
         switch (hdr.type) {
         case VIRTIO_BLK_T_IN:
-            status = read_write(b, c, hdr.sector, false, &written);
+            status = read_write(b, qi, c, hdr.sector, false, &written);
             break;
         case VIRTIO_BLK_T_OUT:
-            status = read_write(b, c, hdr.sector, true, &written);
+            status = read_write(b, qi, c, hdr.sector, true, &written);
             break;
         case VIRTIO_BLK_T_FLUSH:
-            status = fdatasync(b->fd) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+            if (start_async(b, qi, c, BLK_OP_FLUSH, 0, 0))
+                status = -EINPROGRESS;
+            else
+                status = fdatasync(b->fd) == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
             break;
         case VIRTIO_BLK_T_GET_ID: {
             uint64_t n = c->writable - 1 < sizeof(b->serial) ? c->writable - 1 : sizeof(b->serial);
@@ -160,8 +228,12 @@ static uint32_t handle(struct virtio_blk *b, const struct vmm_virtq_chain *c)
             break;
         }
     }
-    vmm_virtq_write(c, c->writable - 1, &status, 1);
-    return written;
+    if (status == -EINPROGRESS)
+        return false;
+    uint8_t byte = (uint8_t)status;
+    vmm_virtq_write(c, c->writable - 1, &byte, 1);
+    *out = written;
+    return true;
 }
 
 static void queue_kick(struct vmm_virtio *v, unsigned qi)
@@ -171,10 +243,15 @@ static void queue_kick(struct vmm_virtio *v, unsigned qi)
     do {
         unsigned done = 0;
         int r;
+        uint32_t written;
         while ((r = vmm_virtq_pop(q, &v->mem, &b->chain)) > 0) {
-            vmm_virtq_push(q, b->chain.head, handle(b, &b->chain));
-            done++;
+            if (handle(b, qi, &b->chain, &written)) {
+                vmm_virtq_push(q, b->chain.head, written);
+                done++;
+            }
         }
+        if (b->uring)
+            blk_uring_flush(b->uring);
         if (done)
             virtio_queue_signal(v, qi);
         if (r < 0) {
@@ -184,15 +261,114 @@ static void queue_kick(struct vmm_virtio *v, unsigned qi)
     } while (vmm_virtq_rearm(q));
 }
 
-static void destroy(struct vmm_virtio *v) { free(blk_of(v)); }
+/* One completion: the status byte, then the chain back to the guest. */
+static void complete(void *ctx, void *tag, int result)
+{
+    struct virtio_blk *b = ctx;
+    struct blk_req *r = tag;
+    uint8_t status = VIRTIO_BLK_S_OK;
+    if (result < 0) {
+        status = VIRTIO_BLK_S_IOERR;
+    } else if ((uint64_t)result < r->expected) {
+        /* A short transfer: the rest, here. */
+        struct iovec *iov = r->iov;
+        int count = r->iovcnt;
+        uint64_t skip = (uint64_t)result;
+        while (count > 0 && skip >= iov->iov_len) {
+            skip -= iov->iov_len;
+            iov++;
+            count--;
+        }
+        if (count > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + skip;
+            iov->iov_len -= skip;
+        }
+        if (transfer(b->fd, iov, count, r->offset + (uint64_t)result, r->write) < 0)
+            status = VIRTIO_BLK_S_IOERR;
+    }
+    b->inflight--;
+    /* After a reset or a broken queue the chain is no longer the guest's to get back. */
+    if (b->v.active && r->status) {
+        *r->status = status;
+        vmm_virtq_push(&b->v.queues[r->queue].vq, r->head, status == VIRTIO_BLK_S_OK ? r->written : 1);
+        b->signal_queue[r->queue] = true;
+    }
+    r->next_free = b->free_reqs;
+    b->free_reqs = r;
+}
+
+static void fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
+{
+    struct virtio_blk *b = blk_of(v);
+    (void)fd;
+    (void)events;
+    blk_uring_reap(b->uring, false, complete, b);
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        if (b->signal_queue[i]) {
+            b->signal_queue[i] = false;
+            virtio_queue_signal(v, i);
+        }
+    }
+}
+
+/* Waits out every request in flight: the guest may reuse its buffers as
+ * soon as the reset completes. */
+static void drain(struct virtio_blk *b)
+{
+    while (b->inflight)
+        if (!blk_uring_reap(b->uring, true, complete, b))
+            break;
+}
+
+static void reset(struct vmm_virtio *v)
+{
+    v->active = false;
+    drain(blk_of(v));
+}
+
+static void destroy(struct vmm_virtio *v)
+{
+    struct virtio_blk *b = blk_of(v);
+    if (b->uring) {
+        v->active = false;
+        drain(b);
+        blk_uring_destroy(b->uring);
+    }
+    free(b->reqs);
+    free(b->signal_queue);
+    free(b);
+}
 
 static const struct virtio_device_ops blk_ops = {
     .device_id = VIRTIO_ID_BLOCK,
     .pci_class = 0x018000, /* mass storage, other */
     .config_access = config_access,
     .queue_kick = queue_kick,
+    .fd_ready = fd_ready,
+    .reset = reset,
     .destroy = destroy,
 };
+
+/* The request pool and io_uring; without io_uring the device works
+ * synchronously, so only allocation failures are errors. */
+static int setup_async(struct virtio_blk *b, unsigned depth)
+{
+    b->signal_queue = calloc(b->v.nqueues, sizeof(bool));
+    if (!b->signal_queue)
+        return -ENOMEM;
+    if (blk_uring_create(depth, &b->uring) < 0) {
+        b->uring = NULL;
+        return 0;
+    }
+    b->reqs = calloc(depth, sizeof(*b->reqs));
+    if (!b->reqs)
+        return -ENOMEM;
+    for (unsigned i = 0; i < depth; i++) {
+        b->reqs[i].next_free = b->free_reqs;
+        b->free_reqs = &b->reqs[i];
+    }
+    return virtio_watch(&b->v, blk_uring_eventfd(b->uring), EPOLLIN, true);
+}
 
 int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config *cfg, struct vmm_virtio **out)
 {
@@ -226,11 +402,18 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config 
     c->write_zeroes_may_unmap = 1;
     int ret = virtio_init(&b->v, vm, &blk_ops, cfg->thread_name ? cfg->thread_name : "virtio-blk",
                           features, cfg->num_queues, cfg->queue_size);
+    if (ret == 0)
+        ret = setup_async(b, (unsigned)cfg->num_queues * cfg->queue_size);
     if (ret < 0) {
         virtio_destroy(&b->v);
-        free(b);
+        destroy(&b->v);
         return ret;
     }
     *out = &b->v;
     return 0;
+}
+
+bool vmm_virtio_blk_is_async(const struct vmm_virtio *v)
+{
+    return ((const struct virtio_blk *)v)->uring != NULL;
 }

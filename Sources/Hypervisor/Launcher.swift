@@ -38,7 +38,7 @@ public struct Launcher {
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         try vm.createVCPUs(config.cpus.boot)
         let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
-        let virtio = try VirtioDevices(vm: vm, bus: try PCIBus(vm: vm), resources: resources)
+        let virtio = try VirtioDevices(vm: vm, bus: try PCIBus(vm: vm), resources: resources, logger: logger)
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                    vcpuCount: config.cpus.boot)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")

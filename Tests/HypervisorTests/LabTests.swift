@@ -147,12 +147,15 @@ struct LabVirtioTests {
         #expect(count > 0, "\(Lab.lines(boot.log, "L2: irq"))")
     }
 
-    @Test("readonly=on, in the same --disk list: the guest sees a read-only disk and its write is refused")
+    @Test("readonly=on and num_queues=4, in the same --disk list: a read-only multiqueue disk that refuses writes")
     func readonlyDisk() throws {
         let boot = try Lab.boot("disk")
         #expect(boot.log.contains("L2: vdb ro=1 size=16384 serial=ro-disk"), "\(boot.log.suffix(2000))")
         #expect(boot.log.contains("L2: vdb write refused"), "\(boot.log.suffix(2000))")
         #expect(boot.log.contains("L2: vdb reads seconddisk"), "\(boot.log.suffix(2000))")
+        // num_queues=4 with 4 vCPUs: multiqueue, one queue per vCPU.
+        #expect(boot.log.contains("L2: virtio_blk virtio1: 4/0/0 default/read/poll queues"), "\(Lab.lines(boot.log, "L2: virtio_blk"))")
+        #expect(boot.log.contains("L2: virtio_blk virtio0: 1/0/0 default/read/poll queues"))
     }
 
     @Test("/dev/hwrng yields bytes from virtio-rng")

@@ -27,11 +27,11 @@ seed() { # name, disk, l2.action, then more arguments
 }
 
 # The seed's command without --device: root on vda1, plus a read-only
-# second disk given in the same --disk list. The guest writes a file,
+# second disk (four queues) given in the same --disk list. The guest writes a file,
 # syncs and powers off; the file must be on the host's image.
 fresh_disk $work/disk.raw
 truncate -s 8M $work/ro.raw; printf 'second disk' | dd of=$work/ro.raw conv=notrunc status=none
-seed disk $work/disk.raw disk --disk path=$work/disk.raw path=$work/ro.raw,readonly=on,serial=ro-disk \
+seed disk $work/disk.raw disk --disk path=$work/disk.raw path=$work/ro.raw,readonly=on,serial=ro-disk,num_queues=4 \
     --console off --serial tty
 root_file $work/disk.raw /l2-written.txt > disk.check
 

@@ -28,7 +28,8 @@ public final class SeccompFilter: @unchecked Sendable {
             "clock_gettime",    // the rate limit on guest-triggered warnings
         ],
         VMM_THREAD_VIRTIO_BLK: deviceThread + [
-            "preadv", "pwritev", // guest reads and writes, straight into guest memory
+            "io_uring_enter",    // submit requests, wait for completions on a reset
+            "preadv", "pwritev", // synchronous I/O without io_uring, and short transfers' rest
             "fdatasync",         // flush
             "fallocate",         // discard, write-zeroes
         ],
@@ -41,6 +42,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
             "pread64",          // the kernel and initramfs again after a reset
             "eventfd2", "epoll_create1", // stop event, interrupt lines, device threads' kicks of a new boot
+            "io_uring_setup", "io_uring_register", // a new boot's virtio-blk rings
             "clone",            // vCPU threads (restricted to CLONE_THREAD below)
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
             "rt_sigaction",     // glibc installs its setxid handler at the first pthread_create

@@ -1,4 +1,5 @@
 import CVMMCore
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ final class VirtioDevices {
     private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind)] = []
     private var running = false
 
-    init(vm: VirtualMachine, bus: PCIBus, resources: LaunchResources) throws(VMMError) {
+    init(vm: VirtualMachine, bus: PCIBus, resources: LaunchResources, logger: Logger) throws(VMMError) {
         self.bus = bus
         for (index, disk) in resources.disks.enumerated() {
             let name = "virtio-blk\(index)"
@@ -28,6 +29,8 @@ final class VirtioDevices {
                 }
             }
             try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)")
+            let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
+            logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine)")
         }
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
