@@ -70,6 +70,8 @@ putn:
     pop %eax
     ret
 
+    .section .note.GNU-stack, "", @progbits
+
     .bss
     .p2align 4
     .space 4096

@@ -1,0 +1,174 @@
+/* A hostile guest for the PCI and virtio paths, in 32-bit protected mode
+ * with paging off (so BARs go below 4 GiB). It writes garbage into config
+ * space, puts a BAR over RAM and over another device's BAR, points MSI-X
+ * vectors nowhere, and feeds virtio-rng a descriptor loop; the device must
+ * report DEVICE_NEEDS_RESET, and after a reset it must work as usual.
+ * Prints what it saw; the test reads the lines. */
+#include <stdint.h>
+
+void poweroff(void);
+static void print(const char *s) { __asm__ volatile("call puts" : : "S"(s) : "memory"); }
+
+static void print_hex(uint32_t v)
+{
+    char buf[11] = "0x";
+    for (int i = 0; i < 8; i++)
+        buf[2 + i] = "0123456789abcdef"[(v >> (28 - 4 * i)) & 0xf];
+    buf[10] = 0;
+    print(buf);
+}
+
+static void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+static uint32_t cfg_read(unsigned slot, unsigned reg)
+{
+    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
+    return inl(0xcfc);
+}
+
+static void cfg_write(unsigned slot, unsigned reg, uint32_t v)
+{
+    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
+    outl(0xcfc, v);
+}
+
+#define R8(a) (*(volatile uint8_t *)(uintptr_t)(a))
+#define R16(a) (*(volatile uint16_t *)(uintptr_t)(a))
+#define R32(a) (*(volatile uint32_t *)(uintptr_t)(a))
+
+/* virtio-pci BAR layout and common-config offsets (virtio_pci.c). */
+enum { COMMON = 0x0, NOTIFY = 0x3000, MSIX = 0x4000 };
+enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, MSIX_CFG = 0x10, STATUS = 0x14, QSEL = 0x16,
+       QSIZE = 0x18, QVEC = 0x1a, QEN = 0x1c, QDESC = 0x20, QDRV = 0x28, QDEV = 0x30 };
+
+/* Guest memory for the rings and the buffer. */
+#define DESC 0x200000u
+#define AVAIL 0x201000u
+#define USED 0x202000u
+#define BUF 0x300000u
+
+static unsigned find(uint32_t id)
+{
+    for (unsigned slot = 1; slot < 32; slot++)
+        if (cfg_read(slot, 0) == id)
+            return slot;
+    return 0;
+}
+
+static void zero(uint32_t at, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i += 4)
+        R32(at + i) = 0;
+}
+
+static void desc(unsigned i, uint32_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    R32(DESC + 16 * i) = addr;
+    R32(DESC + 16 * i + 4) = 0;
+    R32(DESC + 16 * i + 8) = len;
+    R16(DESC + 16 * i + 12) = flags;
+    R16(DESC + 16 * i + 14) = next;
+}
+
+/* The driver side of a device setup with one queue of 8, ending in DRIVER_OK. */
+static int start(uint32_t bar)
+{
+    R8(bar + COMMON + STATUS) = 0;
+    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
+        ;
+    R8(bar + COMMON + STATUS) = 1 | 2;
+    R32(bar + COMMON + GFSEL) = 1;
+    R32(bar + COMMON + GF) = 1; /* VIRTIO_F_VERSION_1 */
+    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
+    if (!(R8(bar + COMMON + STATUS) & 8))
+        return -1;
+    R16(bar + COMMON + QSEL) = 0;
+    R16(bar + COMMON + QSIZE) = 8;
+    R16(bar + COMMON + QVEC) = 0xffff;
+    R32(bar + COMMON + QDESC) = DESC; R32(bar + COMMON + QDESC + 4) = 0;
+    R32(bar + COMMON + QDRV) = AVAIL; R32(bar + COMMON + QDRV + 4) = 0;
+    R32(bar + COMMON + QDEV) = USED; R32(bar + COMMON + QDEV + 4) = 0;
+    R16(bar + COMMON + QEN) = 1;
+    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
+    return 0;
+}
+
+static void kick(uint32_t bar, unsigned head)
+{
+    R16(AVAIL + 4) = (uint16_t)head;
+    R16(AVAIL + 2) = 1;
+    R16(bar + NOTIFY) = 0;
+}
+
+void guest_main(void)
+{
+    unsigned rng = find(0x10441af4), other = find(0x10431af4);
+    if (!rng || !other) {
+        print("hostile: no virtio-rng or virtio-console\n");
+        return;
+    }
+    const uint32_t rng_bar = 0xc0010000u, other_bar = 0xc0000000u;
+
+    /* All-ones into every dword of the header and capabilities: BAR sizing,
+     * read-only identity, MSI-X enable and function mask. */
+    for (unsigned reg = 0; reg < 0x100; reg += 4)
+        cfg_write(rng, reg, 0xffffffffu);
+    print("vendor after garbage "); print_hex(cfg_read(rng, 0)); print("\n");
+    print("bar0 sized "); print_hex(cfg_read(rng, 0x10)); print("\n");
+
+    /* The other device decodes at its place; rng's BAR goes over RAM (the
+     * guest's own code at 1 MiB), then over the other device's BAR. */
+    cfg_write(other, 0x10, other_bar); cfg_write(other, 0x14, 0);
+    cfg_write(other, 0x04, 0x2);
+    cfg_write(rng, 0x10, 0x100000); cfg_write(rng, 0x14, 0);
+    cfg_write(rng, 0x04, 0x2);
+    print("still running over RAM\n");
+    cfg_write(rng, 0x10, other_bar);
+    print("other device status "); print_hex(R8(other_bar + COMMON + STATUS)); print("\n");
+    cfg_write(rng, 0x10, rng_bar);
+
+    /* MSI-X vectors at garbage addresses, unmasked, MSI-X on. */
+    for (unsigned v = 0; v < 2; v++) {
+        R32(rng_bar + MSIX + 16 * v) = 0xdead0000u;
+        R32(rng_bar + MSIX + 16 * v + 4) = 0xffffffffu;
+        R32(rng_bar + MSIX + 16 * v + 8) = 0x30;
+        R32(rng_bar + MSIX + 16 * v + 12) = 0;
+    }
+    /* Out-of-range queue selects and notifies. */
+    R16(rng_bar + COMMON + QSEL) = 99;
+    R16(rng_bar + COMMON + QSIZE) = 4;
+    R32(rng_bar + NOTIFY + 0x400) = 7;
+
+    /* A descriptor loop. */
+    zero(DESC, 0x3000);
+    desc(0, BUF, 64, 1 | 2, 1);
+    desc(1, BUF, 64, 1 | 2, 0);
+    if (start(rng_bar) < 0) {
+        print("hostile: FEATURES_OK refused\n");
+        return;
+    }
+    R16(rng_bar + COMMON + MSIX_CFG) = 0;
+    kick(rng_bar, 0);
+    int i;
+    for (i = 0; i < 50000000 && !(R8(rng_bar + COMMON + STATUS) & 0x40); i++)
+        __asm__ volatile("pause");
+    print(R8(rng_bar + COMMON + STATUS) & 0x40 ? "device needs reset\n" : "hostile: no NEEDS_RESET\n");
+
+    /* Reset, then a well-formed request. */
+    zero(DESC, 0x3000);
+    zero(BUF, 64);
+    desc(0, BUF, 64, 2, 0);
+    if (start(rng_bar) < 0) {
+        print("hostile: FEATURES_OK refused after reset\n");
+        return;
+    }
+    print("status after reset "); print_hex(R8(rng_bar + COMMON + STATUS)); print("\n");
+    kick(rng_bar, 0);
+    for (i = 0; i < 50000000 && R16(USED + 2) != 1; i++)
+        __asm__ volatile("pause");
+    uint32_t nonzero = 0;
+    for (unsigned b = 0; b < 64; b += 4)
+        nonzero |= R32(BUF + b);
+    print(R16(USED + 2) == 1 && R32(USED + 8) == 64 && nonzero ? "rng ok 64 bytes\n" : "hostile: rng did not answer\n");
+}
