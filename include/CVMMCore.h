@@ -17,6 +17,7 @@
 #include "vmm_serial.h"
 #include "vmm_power.h"
 #include "vmm_pvpanic.h"
+#include "vmm_rtc.h"
 #include "vmm_pvh.h"
 #include "vmm_privileges.h"
 #include "vmm_seccomp.h"

@@ -75,6 +75,10 @@ struct LabLinuxBootTests {
         // combining, which Linux only enables when MTRRs are on.
         #expect(boot.log.contains("L2: tsc_deadline_timer=4"), "\(boot.log.suffix(2000))")
         #expect(boot.log.contains("L2: x86/PAT: Configuration [0-7]: WB WC UC- UC"), "\(boot.log.suffix(2000))")
+        // The CMOS RTC, found through ACPI (PNP0B00), gives the guest the host's date.
+        var now = time(nil), utc = tm()
+        gmtime_r(&now, &utc)
+        #expect(boot.log.contains("L2: rtc rtc_cmos \(Int(utc.tm_year) + 1900)-"), "\(Lab.lines(boot.log, "L2: rtc"))")
         // QEMU -M microvm in the same L1 gets the XSAVE one too: it comes
         // from the nested lab's emulated XSAVE, not from this VMM's CPUID.
         let warnings = boot.log.split(whereSeparator: \.isNewline)

@@ -194,3 +194,44 @@ struct PCITests {
         #expect(table(48) == 0xffff_ffff, "past the table: reads as nothing")
     }
 }
+
+@Suite("CMOS RTC")
+struct RTCTests {
+    func read(_ rtc: OpaquePointer, _ index: UInt8) -> UInt8 {
+        var i = index, v: UInt8 = 0
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 0, &i, 1, true)
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 1, &v, 1, false)
+        return v
+    }
+
+    @Test("the host's UTC date in BCD, 24-hour mode, valid RAM, and the memory fields firmware fills")
+    func clock() throws {
+        var rtc: OpaquePointer?
+        try #require(vmm_rtc_create(3 << 30, 1 << 30, &rtc) == 0)
+        defer { vmm_rtc_destroy(rtc) }
+        var now = time(nil)
+        var tm = tm()
+        gmtime_r(&now, &tm)
+        func decimal(_ b: UInt8) -> Int { Int(b >> 4) * 10 + Int(b & 0xf) }
+        #expect(decimal(read(rtc!, 0x32)) * 100 + decimal(read(rtc!, 0x09)) == Int(tm.tm_year) + 1900)
+        #expect(decimal(read(rtc!, 0x08)) == Int(tm.tm_mon) + 1)
+        #expect(decimal(read(rtc!, 0x07)) == Int(tm.tm_mday))
+        #expect(decimal(read(rtc!, 0x06)) == Int(tm.tm_wday) + 1)
+        #expect((0...59).contains(decimal(read(rtc!, 0x00))))
+        #expect(read(rtc!, 0x0b) & 0x06 == 0x02, "24-hour, BCD")
+        #expect(read(rtc!, 0x0d) == 0x80)
+        // (3G - 16M) / 64K = 0xbf00 below 4G; 1G / 64K = 0x4000 above it.
+        #expect(read(rtc!, 0x34) == 0x00 && read(rtc!, 0x35) == 0xbf)
+        #expect(read(rtc!, 0x5b) == 0x00 && read(rtc!, 0x5c) == 0x40 && read(rtc!, 0x5d) == 0x00)
+        // Time registers are the host's: a guest write does not stick; plain CMOS bytes do.
+        var index: UInt8 = 0x09, value: UInt8 = 0x99
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 0, &index, 1, true)
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 1, &value, 1, true)
+        #expect(read(rtc!, 0x09) != 0x99 || tm.tm_year % 100 == 99)
+        index = 0x40
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 0, &index, 1, true)
+        vmm_rtc_io(UnsafeMutableRawPointer(rtc), 1, &value, 1, true)
+        #expect(read(rtc!, 0x40) == 0x99)
+        #expect(read(rtc!, 0x80 | 0x0d) == 0x80, "bit 7 of the index is the NMI mask")
+    }
+}

@@ -5,7 +5,7 @@ import CVMMCore
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
 /// I/O port the power device serves), a MADT with every vCPU and the
 /// in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with COM1, pvpanic,
-/// the PCI host bridge and the S5 (soft-off) state.
+/// the CMOS RTC, the PCI host bridge and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
@@ -56,9 +56,14 @@ struct ACPITables {
             AML.name("_HID", AML.string("QEMU0001")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_PVPANIC_PORT), length: 1)])),
         ])
+        // Ports only: this clock raises no alarm or update interrupts.
+        let rtc = AML.device("RTC", [
+            AML.name("_HID", AML.eisaID("PNP0B00")),
+            AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_RTC_PORT), length: UInt8(VMM_RTC_LEN))])),
+        ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, pvpanic] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

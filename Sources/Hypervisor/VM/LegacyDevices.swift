@@ -1,7 +1,7 @@
 import CVMMCore
 
 /// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
-/// ACPI sleep/reset register, the i8042 reset line and pvpanic.
+/// ACPI sleep/reset register, the i8042 reset line, pvpanic and the CMOS RTC.
 final class LegacyDevices {
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
@@ -11,6 +11,7 @@ final class LegacyDevices {
     private(set) var serial: OpaquePointer?
     /// The C UART keeps a pointer to its line, so it lives at a fixed address.
     private let serialIRQ: UnsafeMutablePointer<vmm_irq>
+    private var rtc: OpaquePointer?
 
     /// `serialOutput` nil means `--serial off`: no UART at all.
     init(vm: VirtualMachine, serialOutput: ConsoleOutput?) throws(VMMError) {
@@ -23,6 +24,12 @@ final class LegacyDevices {
                            handler: vmm_acpi_sleep_io, opaque: vmPointer)
         try vm.registerPIO(base: UInt64(VMM_I8042_CMD_PORT), length: 1, handler: vmm_i8042_io, opaque: vmPointer)
         try vm.registerPIO(base: UInt64(VMM_PVPANIC_PORT), length: 1, handler: vmm_pvpanic_io, opaque: vmPointer)
+
+        let ram = GuestLayout.ramRanges(memoryBytes: vm.memoryBytes)
+        let r = vmm_rtc_create(ram.first?.size ?? 0, ram.dropFirst().reduce(0) { $0 + $1.size }, &rtc)
+        guard r == 0, let rtc else { throw .system(SystemError("create the CMOS RTC", returned: r)) }
+        try vm.registerPIO(base: UInt64(VMM_RTC_PORT), length: UInt64(VMM_RTC_LEN), handler: vmm_rtc_io,
+                           opaque: UnsafeMutableRawPointer(rtc))
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
@@ -38,6 +45,7 @@ final class LegacyDevices {
     /// Runs once the vCPU threads are joined: no handler can be running.
     deinit {
         vmm_serial_destroy(serial)
+        vmm_rtc_destroy(rtc)
         vmm_irq_release(vm.handle, serialIRQ)
         serialIRQ.deallocate()
     }
