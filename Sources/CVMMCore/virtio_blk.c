@@ -39,7 +39,11 @@ struct blk_req {
 struct virtio_blk {
     struct vmm_virtio v; /* first: the core's object is the device's */
     struct blk_uring *uring; /* NULL: synchronous */
+    /* The pool: `fresh` requests were never used (their pages never
+     * touched, so an idle VM does not pay for its queue depth); used
+     * ones come back on the free list. */
     struct blk_req *reqs, *free_reqs;
+    unsigned fresh, depth;
     unsigned inflight;
     bool *signal_queue; /* per queue: completions pushed since the last signal */
     int fd;
@@ -109,7 +113,7 @@ static uint8_t *status_byte(const struct vmm_virtq_chain *c)
 static bool start_async(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_chain *c, enum blk_op op,
                         uint64_t offset, uint64_t len)
 {
-    struct blk_req *r = b->free_reqs;
+    struct blk_req *r = b->free_reqs ? b->free_reqs : (b->fresh < b->depth ? &b->reqs[b->fresh] : NULL);
     if (!b->uring || !r)
         return false;
     r->iovcnt = 0;
@@ -121,7 +125,10 @@ static bool start_async(struct virtio_blk *b, unsigned qi, const struct vmm_virt
     }
     if (blk_uring_queue(b->uring, op, b->fd, r->iov, r->iovcnt, offset, r) < 0)
         return false;
-    b->free_reqs = r->next_free;
+    if (r == b->free_reqs)
+        b->free_reqs = r->next_free;
+    else
+        b->fresh++;
     b->inflight++;
     r->head = c->head;
     r->queue = (uint16_t)qi;
@@ -363,10 +370,7 @@ static int setup_async(struct virtio_blk *b, unsigned depth)
     b->reqs = calloc(depth, sizeof(*b->reqs));
     if (!b->reqs)
         return -ENOMEM;
-    for (unsigned i = 0; i < depth; i++) {
-        b->reqs[i].next_free = b->free_reqs;
-        b->free_reqs = &b->reqs[i];
-    }
+    b->depth = depth;
     return virtio_watch(&b->v, blk_uring_eventfd(b->uring), EPOLLIN, true);
 }
 
