@@ -69,6 +69,9 @@ case "$action" in
         read -r line < /dev/hvc0
         echo "L2: hvc0 got [$line]"
         poweroff -f ;;
+    blkbench)
+        blkbench /dev/vdb
+        poweroff -f ;;
     sigterm)
         echo "first flushed data" > /l2-flushed.txt
         sync

@@ -1,0 +1,64 @@
+"""Shared plumbing for the benchmarks that boot Linux in the nested lab:
+prepare the lab and the release build, run one script inside L1, and time
+a VMM process against a console marker. Imported by linux_boot.py and
+virtio_blk.py; their --inside mode runs in L1."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VMM = os.path.join(ROOT, ".build/release/cloud-hypervisor")
+TIMEOUT = 300
+
+
+def prepare():
+    """Installs, sets up the lab and builds; returns the lab cache."""
+    subprocess.run(["scripts/install-deps.sh"], check=True, cwd=ROOT)
+    cache = subprocess.run(["lab/setup.sh"], check=True, cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib"], check=True, cwd=ROOT)
+    return cache
+
+
+def run_inside(script, cache, runs, budget):
+    """Runs `script --inside CACHE RESULT RUNS` in L1; returns (results, out dir)."""
+    out = tempfile.mkdtemp(prefix="bench-lab-")
+    result = os.path.join(out, "result.json")
+    subprocess.run([os.path.join(ROOT, "lab/run.sh"), "--out", out, "--timeout", str(budget), "--",
+                    f"python3 {os.path.abspath(script)} --inside {cache} {result} {runs}"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return json.load(open(result)), out
+
+
+def save(result_path, samples):
+    with open(result_path, "w") as f:
+        json.dump(samples, f)
+
+
+def timed(cmd, log_path, marker):
+    """Runs cmd to its end: seconds to the first console line holding
+    `marker`, seconds to the process's exit, peak RSS (KiB, GNU time) and
+    the console text. Fails the benchmark on a non-zero exit."""
+    rss_path = log_path + ".rss"
+    with open(log_path, "wb") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_path] + cmd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        watchdog = threading.Timer(TIMEOUT, proc.kill)
+        watchdog.start()
+        first = None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if first is None and marker in line:
+                first = time.perf_counter() - start
+        status = proc.wait()
+        total = time.perf_counter() - start
+        watchdog.cancel()
+    text = open(log_path, "rb").read().decode(errors="replace")
+    if status != 0 or first is None:
+        sys.exit(f"bench: {cmd[0]} exited {status} (killed after {TIMEOUT} s?), see {log_path}:\n{text[-2000:]}")
+    return first, total, int(open(rss_path).read().split()[-1]), text

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Memory per VM: proportional set size (PSS) of each cloud-hypervisor
+process with several VMs running at once, guest RAM excluded, against a
+bare C KVM program running the same guest in the same run.
+
+Each VMM runs a tiny guest that spins (so the VMM stays up) with the
+devices a production launch has: a virtio disk, the console, the rng, and
+COM1. PSS splits shared pages (the binary's text, libc) among the
+processes, which is what running many VMs costs per VM. Guest RAM is the
+mapping of exactly --memory's size; it is left out, as its cost is the
+guest's. Prints the mean PSS per VM and the ratio to the bare program, and
+checks it against the 2.5 MiB budget.
+
+    bench/memory.py          # 8 VMs
+    BENCH_VMS=8 bench/memory.py
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, ".build", "bench")
+VMS = int(os.environ.get("BENCH_VMS", "8"))
+GUEST_RAM = 64 << 20
+BUDGET_KIB = 2.5 * 1024
+
+
+def pss_without_guest_ram(pid):
+    """PSS in KiB of every mapping but the guest's RAM."""
+    total, mapping_size = 0, 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5:  # a mapping's header: start-end perms ...
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                mapping_size = end - start
+            elif parts[0] == "Pss:" and mapping_size != GUEST_RAM:
+                total += int(parts[1])
+    return total
+
+
+def measure(commands, ready):
+    """Starts every command, waits until each is up, and reads their PSS."""
+    procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+             for cmd in commands]
+    try:
+        for proc in procs:
+            if ready and ready not in proc.stdout.readline():
+                sys.exit("bench: a VM did not come up")
+        time.sleep(0.5)
+        return [pss_without_guest_ram(p.pid) for p in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        sys.exit("bench: needs read-write /dev/kvm")
+    os.makedirs(OUT, exist_ok=True)
+    subprocess.run(["scripts/install-deps.sh"], check=True, cwd=ROOT)
+    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib"], check=True, cwd=ROOT)
+    spin = os.path.join(OUT, "spin")
+    subprocess.run(["scripts/build-guest.sh", "spin", spin], check=True, cwd=ROOT)
+    bare = os.path.join(OUT, "bare_kvm")
+    subprocess.run(["gcc", "-O2", "-o", bare, "bench/bare_kvm.c"], check=True, cwd=ROOT)
+    disks = tempfile.mkdtemp(prefix="bench-mem-")
+    vmm = os.path.join(ROOT, ".build/release/cloud-hypervisor")
+    commands = []
+    for i in range(VMS):
+        disk = os.path.join(disks, f"disk{i}.raw")
+        with open(disk, "wb") as f:
+            f.truncate(64 << 20)
+        commands.append([vmm, "--kernel", spin, "--memory", f"size={GUEST_RAM >> 20}M", "--serial", "tty",
+                         "--console", "null", "--disk", f"path={disk}"])
+    ours = measure(commands, b"spinning")
+    theirs = measure([[bare, spin]] * VMS, None)
+    mean = sum(ours) / len(ours)
+    bare_mean = sum(theirs) / len(theirs)
+    print(f"PSS per VM with {VMS} VMs running, guest RAM excluded (disk, console, rng, COM1; 1 vCPU):")
+    print(f"  cloud-hypervisor {mean / 1024:6.2f} MiB   (each: {', '.join(f'{p / 1024:.2f}' for p in ours)})")
+    print(f"  bare C KVM       {bare_mean / 1024:6.2f} MiB")
+    print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget 2.5 MiB: "
+          f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
+
+
+if __name__ == "__main__":
+    main()
