@@ -35,6 +35,13 @@ int vmm_memory_region(const struct vmm_vm *vm, unsigned index,
  * NULL: callers never write across a hole by accident. */
 void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len);
 
+/* Device memory straight in the guest (an assigned device's mmapped BAR):
+ * a KVM memory slot, so guest accesses never exit. Not guest RAM: not in
+ * the region list, never DMA-mapped. -EEXIST if it overlaps a slot. Safe
+ * from any thread (a guest BAR move arrives on a vCPU). */
+int vmm_memory_map_device(struct vmm_vm *vm, uint64_t gpa, uint64_t size, void *hva, uint32_t *slot);
+void vmm_memory_unmap_device(struct vmm_vm *vm, uint32_t slot);
+
 /* A read-only view of guest RAM for device threads: fixed once the vCPUs
  * run. Tests and fuzzers build one over their own buffers. */
 struct vmm_gmem {

@@ -41,6 +41,10 @@ struct vmm_pci_ops {
     void (*config_written)(void *opaque, uint32_t offset, uint32_t size);
     /* A BAR now decodes at `address` (`on`) or no longer does. */
     void (*bar_mapped)(void *opaque, unsigned bar, uint64_t address, bool on);
+    /* An assigned device's own config space, for the bytes marked
+     * passthrough: fill `data` from [offset, offset+size), or write it. */
+    void (*device_read)(void *opaque, uint32_t offset, uint8_t *data, uint32_t size);
+    void (*device_write)(void *opaque, uint32_t offset, const uint8_t *data, uint32_t size);
 };
 
 /* Allocates a type-0 function with the given identity; its BARs and
@@ -69,6 +73,14 @@ int vmm_pci_dev_add_capability(struct vmm_pci_dev *dev, const uint8_t *body, con
                                uint8_t length, uint8_t *offset);
 /* Sets the interrupt pin (1 = INTA) and line. */
 void vmm_pci_dev_set_intx(struct vmm_pci_dev *dev, uint8_t pin, uint8_t line);
+
+/* An assigned device: its config bytes as read from the device, and which
+ * of them the device itself answers (reads come from device_read, writes
+ * go to device_write as well as through the emulated write mask). */
+void vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size);
+void vmm_pci_dev_set_passthrough(struct vmm_pci_dev *dev, uint32_t offset, uint32_t length, bool on);
+/* Lets the guest write `mask`'s bits of [offset, offset+length). */
+void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, uint32_t offset, const uint8_t *mask, uint32_t length);
 
 /* Reads/writes config space as the guest does (`offset` 0..4095). */
 void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t *data,

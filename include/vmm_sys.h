@@ -9,6 +9,10 @@
 #include <sys/signalfd.h>
 #include <fcntl.h>
 #include <linux/sched.h> /* CLONE_THREAD, for the seccomp clone rule */
+#include <sys/resource.h>
+
+/* glibc names this limit through an enum Swift's Glibc does not export. */
+enum { VMM_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK };
 
 /* fcntl's open-file-description lock, which Swift's Glibc hides behind
  * _GNU_SOURCE: a disk image's lock belongs to its fd, not the process. */

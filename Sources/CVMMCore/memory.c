@@ -84,3 +84,47 @@ void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
     }
     return NULL;
 }
+
+int vmm_memory_map_device(struct vmm_vm *vm, uint64_t gpa, uint64_t size, void *hva, uint32_t *slot)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (size == 0 || (gpa | size | (uint64_t)(uintptr_t)hva) & (page - 1) || gpa + size < gpa)
+        return -EINVAL;
+    pthread_mutex_lock(&vm->device_slots_lock);
+    int ret = -ENOSPC;
+    for (uint32_t i = 0; i < VMM_MAX_DEVICE_SLOTS; i++) {
+        if (vm->device_slots[i].used)
+            continue;
+        struct kvm_userspace_memory_region mr = {
+            .slot = VMM_MAX_MEM_REGIONS + i,
+            .guest_phys_addr = gpa,
+            .memory_size = size,
+            .userspace_addr = (uint64_t)(uintptr_t)hva,
+        };
+        ret = ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0 ? -errno : 0;
+        if (ret == 0) {
+            vm->device_slots[i].used = true;
+            vm->device_slots[i].gpa = gpa;
+            vm->device_slots[i].size = size;
+            *slot = mr.slot;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&vm->device_slots_lock);
+    return ret;
+}
+
+void vmm_memory_unmap_device(struct vmm_vm *vm, uint32_t slot)
+{
+    uint32_t i = slot - VMM_MAX_MEM_REGIONS;
+    if (slot < VMM_MAX_MEM_REGIONS || i >= VMM_MAX_DEVICE_SLOTS)
+        return;
+    pthread_mutex_lock(&vm->device_slots_lock);
+    if (vm->device_slots[i].used) {
+        /* Size 0 deletes the slot. */
+        struct kvm_userspace_memory_region mr = { .slot = slot, .guest_phys_addr = vm->device_slots[i].gpa };
+        ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
+        vm->device_slots[i].used = false;
+    }
+    pthread_mutex_unlock(&vm->device_slots_lock);
+}

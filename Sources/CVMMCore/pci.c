@@ -242,6 +242,35 @@ void vmm_pci_dev_set_intx(struct vmm_pci_dev *dev, uint8_t pin, uint8_t line)
 
 uint8_t *vmm_pci_dev_config_bytes(struct vmm_pci_dev *dev) { return dev->cfg; }
 
+void vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size)
+{
+    memcpy(dev->cfg, config, size < VMM_PCI_CFG_SIZE ? size : VMM_PCI_CFG_SIZE);
+    /* The device's own list is what the guest walks; none is added here. */
+    dev->last_cap = 0;
+    dev->cap_end = CFG_LEGACY_END;
+}
+
+void vmm_pci_dev_set_passthrough(struct vmm_pci_dev *dev, uint32_t offset, uint32_t length, bool on)
+{
+    if (offset < VMM_PCI_CFG_SIZE && length <= VMM_PCI_CFG_SIZE - offset)
+        memset(dev->passthrough + offset, on, length);
+}
+
+void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, uint32_t offset, const uint8_t *mask, uint32_t length)
+{
+    if (offset < VMM_PCI_CFG_SIZE && length <= VMM_PCI_CFG_SIZE - offset)
+        memcpy(dev->wmask + offset, mask, length);
+}
+
+/* Whether any byte of the access belongs to the assigned device. */
+static bool any_passthrough(const struct vmm_pci_dev *dev, uint32_t offset, uint32_t size)
+{
+    for (uint32_t i = 0; i < size; i++)
+        if (dev->passthrough[offset + i])
+            return true;
+    return false;
+}
+
 static bool overlaps(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
 {
     return a < b + blen && b < a + alen;
@@ -250,17 +279,27 @@ static bool overlaps(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
 void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t *data,
                                uint32_t size, bool is_write)
 {
-    if (offset >= VMM_PCI_CFG_SIZE || size > VMM_PCI_CFG_SIZE - offset) {
+    if (size == 0 || size > 8 || offset >= VMM_PCI_CFG_SIZE || size > VMM_PCI_CFG_SIZE - offset) {
         if (!is_write)
             memset(data, 0xff, size);
         return;
     }
     pthread_mutex_lock(&dev->lock);
+    bool device = dev->ops && any_passthrough(dev, offset, size);
     if (!is_write) {
         memcpy(data, dev->cfg + offset, size);
+        if (device && dev->ops->device_read) {
+            uint8_t live[8];
+            dev->ops->device_read(dev->opaque, offset, live, size);
+            for (uint32_t i = 0; i < size; i++)
+                if (dev->passthrough[offset + i])
+                    data[i] = live[i];
+        }
         pthread_mutex_unlock(&dev->lock);
         return;
     }
+    if (device && dev->ops->device_write)
+        dev->ops->device_write(dev->opaque, offset, data, size);
     for (uint32_t i = 0; i < size; i++) {
         uint32_t o = offset + i;
         uint8_t v = data[i];

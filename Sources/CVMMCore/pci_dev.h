@@ -22,6 +22,7 @@ struct vmm_pci_dev {
     uint8_t cfg[VMM_PCI_CFG_SIZE];
     uint8_t wmask[VMM_PCI_CFG_SIZE];
     uint8_t w1c[VMM_PCI_CFG_SIZE];
+    uint8_t passthrough[VMM_PCI_CFG_SIZE]; /* 1: the assigned device answers */
     uint8_t last_cap;  /* offset of the last capability, 0 if none */
     uint16_t cap_end;  /* where the next capability goes */
     struct pci_bar bars[VMM_PCI_BARS];

@@ -5,6 +5,7 @@
  * thread kind is thread-local so the handler can say who violated. */
 #include <errno.h>
 #include <linux/kvm.h>
+#include <linux/vfio.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,9 @@ static const char *const kind_names[VMM_THREAD_KINDS] = {
  * commits its route (msix.c, gsi.c). */
 static const unsigned long vcpu_ioctls[] = {
     KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+    /* An assigned device (vfio_pci.c): a BAR move moves its memory slot;
+     * the guest enabling MSI hands VFIO the vectors' eventfds. */
+    KVM_SET_USER_MEMORY_REGION, VFIO_DEVICE_SET_IRQS,
 };
 
 /* What a boot issues on the VMM thread (vm.c, memory.c, vcpu.c, cpuid.c,
@@ -39,6 +43,9 @@ static const unsigned long vmm_ioctls[] = {
     KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU,
     KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2, KVM_GET_SREGS, KVM_SET_SREGS, KVM_SET_REGS,
     KVM_IRQFD, KVM_SET_MSRS, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+    /* Assigned devices on every boot (vfio.c, vfio_pci.c). */
+    KVM_CREATE_DEVICE, KVM_SET_DEVICE_ATTR, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA,
+    VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_RESET,
 };
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)

@@ -91,9 +91,10 @@ int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
     struct vmm_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return fail(err, "allocate the VM", -ENOMEM);
-    vm->vm_fd = vm->stop_fd = -1;
+    vm->vm_fd = vm->stop_fd = vm->vfio_kvm_fd = -1;
     vm->kvm_fd = kvm_fd;
     pthread_mutex_init(&vm->stop_lock, NULL);
+    pthread_mutex_init(&vm->device_slots_lock, NULL);
     vm->stop.vcpu = -1;
 
     if ((ret = vm_open(vm, err)) < 0)
@@ -138,6 +139,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
         close_fd(&vcpu->fd);
     }
     free(vm->vcpus);
+    close_fd(&vm->vfio_kvm_fd);
     /* The VM fd goes first so KVM drops its memslots before the RAM is unmapped. */
     close_fd(&vm->vm_fd);
     for (unsigned i = 0; i < vm->nregions; i++)
@@ -146,6 +148,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     vmm_bus_destroy(vm->pio);
     vmm_bus_destroy(vm->mmio);
     vmm_gsi_routes_destroy(vm);
+    pthread_mutex_destroy(&vm->device_slots_lock);
     pthread_mutex_destroy(&vm->stop_lock);
     free(vm);
 }

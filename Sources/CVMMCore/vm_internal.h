@@ -13,6 +13,8 @@
 #include "vmm_vm.h"
 
 #define VMM_MAX_MEM_REGIONS 32
+/* Slots for device memory, after the RAM ones. */
+#define VMM_MAX_DEVICE_SLOTS 64
 /* MSI routes the VM can have at once (KVM allows 4096 GSIs in all). */
 #define VMM_GSI_MSI_MAX 1024
 
@@ -55,6 +57,14 @@ struct vmm_vm {
     unsigned nvcpus;
 
     struct vmm_gsi_routes gsi;
+
+    int vfio_kvm_fd; /* the KVM VFIO device, -1 without assigned devices */
+
+    pthread_mutex_t device_slots_lock;
+    struct {
+        bool used;
+        uint64_t gpa, size;
+    } device_slots[VMM_MAX_DEVICE_SLOTS];
 
     int stop_fd;
     atomic_bool stopping;

@@ -38,7 +38,9 @@ public struct Launcher {
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         try vm.createVCPUs(config.cpus.boot)
         let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
-        let virtio = try VirtioDevices(vm: vm, bus: try PCIBus(vm: vm), resources: resources, logger: logger)
+        let bus = try PCIBus(vm: vm)
+        let virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
+        let assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                    vcpuCount: config.cpus.boot)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
@@ -61,7 +63,7 @@ public struct Launcher {
         let signal = resources.events.waitForStop(of: vm, input: input)
         if signal != nil { vm.requestStop() }
         vm.joinVCPUs()
-        withExtendedLifetime(devices) {}
+        withExtendedLifetime((devices, assigned)) {}
 
         if let signal {
             logger.info("stopped by signal \(signal)")
@@ -83,6 +85,8 @@ final class LaunchResources {
     /// `--console tty` while COM1 does not take standard input: it goes to hvc0.
     let consoleReadsInput: Bool
     let disks: [DiskImage]
+    /// `--device`: the VFIO container, groups and devices; nil without any.
+    let vfio: VFIOAssignment?
     /// virtio-rng's entropy source.
     let rngSource: Int32
     let events: EventLoop
@@ -102,6 +106,7 @@ final class LaunchResources {
         var disks: [DiskImage] = []
         for disk in config.disks { disks.append(try DiskImage(disk)) }
         self.disks = disks
+        vfio = config.devices.isEmpty ? nil : try VFIOAssignment(config.devices)
         rngSource = open(config.rng.source, O_RDONLY | O_CLOEXEC)
         guard rngSource >= 0 else {
             throw .system(SystemError("--rng src=\(config.rng.source): open", errno: errno))

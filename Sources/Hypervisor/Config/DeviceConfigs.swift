@@ -62,17 +62,47 @@ public struct DiskConfig: Sendable, Equatable {
     }
 }
 
-/// `--device path=/sys/bus/pci/devices/…[,id=…]`: a host PCI device for VFIO.
+/// `--device path=/sys/bus/pci/devices/BDF/[,id=…]`: a host PCI device for VFIO.
 public struct DeviceConfig: Sendable, Equatable {
+    /// As given, for messages.
     public var path: String
+    /// The device's address, `0000:01:00.0`.
+    public var bdf: String
     public var id: String?
 
-    static let known = ["path", "iommu", "id", "pci_segment"]
+    static let known = ["path", "iommu", "id", "pci_segment", "x_nv_gpudirect_clique", "bind"]
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--device", known: Self.known)
-        path = try list.required("path")
+        try list.refuseUnsupported(["x_nv_gpudirect_clique", "bind"])
+        try list.refuseUnsupported(["iommu", "pci_segment"], unlessEqualTo: ["iommu": "off", "pci_segment": "0"])
+        let path = try list.required("path")
+        guard let bdf = Self.address(of: path) else {
+            throw .invalidValue(option: "--device", key: "path", value: path,
+                                reason: "expected /sys/bus/pci/devices/DDDD:BB:SS.F/ or a PCI address such as 0000:01:00.0")
+        }
+        self.path = path
+        self.bdf = bdf
         id = list["id"]
+    }
+
+    /// The PCI address in a sysfs path (trailing slash or not) or a bare
+    /// address; the domain defaults to 0000.
+    static func address(of path: String) -> String? {
+        var name = Substring(path)
+        while name.hasSuffix("/") { name = name.dropLast() }
+        if name.contains("/") {
+            guard name.hasPrefix("/sys/bus/pci/devices/") || name.hasPrefix("/sys/devices/") else { return nil }
+            name = name.split(separator: "/").last ?? ""
+        }
+        let parts = name.split(separator: ":", omittingEmptySubsequences: false)
+        let full = parts.count == 2 ? ["0000"] + parts : parts
+        guard full.count == 3, full[0].count == 4, full[1].count == 2 else { return nil }
+        let slotFunction = full[2].split(separator: ".", omittingEmptySubsequences: false)
+        guard slotFunction.count == 2, slotFunction[0].count == 2, slotFunction[1].count == 1,
+              let slot = UInt8(slotFunction[0], radix: 16), slot < 32, let function = UInt8(slotFunction[1], radix: 16), function < 8,
+              UInt16(full[0], radix: 16) != nil, UInt8(full[1], radix: 16) != nil else { return nil }
+        return "\(full[0]):\(full[1]):\(slotFunction[0]).\(slotFunction[1])".lowercased()
     }
 }
 

@@ -86,13 +86,13 @@ public struct VMConfig: Sendable, Equatable {
             }
         }
         // Every device takes a slot on bus 0, beside the host bridge.
-        let functions = disks.count + (console == .off ? 0 : 1) + 1
+        let functions = disks.count + (console == .off ? 0 : 1) + 1 + devices.count
         guard functions <= 31 else {
             throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks",
                                 reason: "bus 0 has 31 slots for devices, and the console and rng take theirs")
         }
         if !nets.isEmpty { throw .notSupported("--net (virtio-net)") }
-        if !devices.isEmpty { throw .notSupported("--device (VFIO assignment)") }
+
         if apiSocketPath != nil { throw .notSupported("--api-socket") }
     }
 

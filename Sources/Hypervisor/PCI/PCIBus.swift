@@ -30,6 +30,9 @@ final class PCIBus {
     /// Runs once every function on it is gone (they unregister their BARs).
     deinit { vmm_pci_bus_destroy(handle) }
 
+    /// The slot the next `add` takes.
+    var nextFreeSlot: Int { nextSlot }
+
     /// Places `function` in the next free slot with its BARs assigned;
     /// returns the slot.
     @discardableResult

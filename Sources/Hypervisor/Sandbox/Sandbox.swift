@@ -47,8 +47,12 @@ final class Sandbox {
     }
 
     /// No core files (guest memory and secrets stay out of them); as many
-    /// descriptors as the hard limit allows, for devices' eventfds later.
+    /// descriptors as the hard limit allows, for devices' eventfds; no cap on
+    /// locked memory, which VFIO's DMA mapping pins (all of guest RAM, each
+    /// boot) and which the privilege drop would otherwise limit to 8M.
     private static func setLimits() {
+        var locked = rlimit(rlim_cur: rlim_t.max, rlim_max: rlim_t.max) // RLIM_INFINITY
+        setrlimit(Int32(VMM_RLIMIT_MEMLOCK), &locked)
         var core = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
         var files = rlimit()

@@ -26,6 +26,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "exit_group",
             "mmap", "mprotect", "munmap", "brk", // a guest BAR move publishes a new bus table (malloc)
             "clock_gettime",    // the rate limit on guest-triggered warnings
+            "pread64", "pwrite64", // an assigned device's trapped BARs and config space
         ],
         VMM_THREAD_VIRTIO_BLK: deviceThread + [
             "io_uring_enter",    // submit requests, wait for completions on a reset

@@ -1,0 +1,119 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The launch's VFIO descriptors, opened while the VMM may still be
+/// privileged and kept for every boot: the container, each IOMMU group
+/// once, each assigned device.
+final class VFIOAssignment {
+    struct Assigned {
+        let config: DeviceConfig
+        let found: DeviceDiscovery.Device
+        let fd: Int32
+    }
+
+    let container: Int32
+    /// Group number → its fd.
+    let groups: [Int: Int32]
+    let devices: [Assigned]
+
+    init(_ configs: [DeviceConfig], discovery: DeviceDiscovery = DeviceDiscovery()) throws(VMMError) {
+        let found: [DeviceDiscovery.Device]
+        do {
+            found = try discovery.check(configs)
+        } catch {
+            throw .config(error)
+        }
+        let container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC)
+        guard container >= 0 else {
+            let error = errno
+            throw .system(SystemError(error == ENOENT ? "open /dev/vfio/vfio (load the vfio-pci module: modprobe vfio-pci)"
+                                                      : "open /dev/vfio/vfio", errno: error))
+        }
+        var groups: [Int: Int32] = [:]
+        var devices: [Assigned] = []
+        do throws(VMMError) {
+            for device in found where groups[device.group] == nil {
+                let path = "/dev/vfio/\(device.group)"
+                let fd = open(path, O_RDWR | O_CLOEXEC)
+                guard fd >= 0 else {
+                    let error = errno
+                    throw .system(SystemError(error == EBUSY ? "open \(path) (the group is in use: another VMM has a device of it)"
+                                                             : "open \(path)", errno: error))
+                }
+                groups[device.group] = fd
+            }
+            var error = vmm_vfio_error()
+            let fds = found.map { groups[$0.group]! }
+            var r = fds.withUnsafeBufferPointer { vmm_vfio_container_setup(container, $0.baseAddress, UInt32($0.count), &error) }
+            guard r == 0 else { throw .system(SystemError("VFIO: \(String(cString: error.what))", returned: r)) }
+            for (config, device) in zip(configs, found) {
+                var fd: Int32 = -1
+                r = vmm_vfio_device_open(groups[device.group]!, device.bdf, &fd, &error)
+                guard r == 0 else { throw .system(SystemError("--device \(device.bdf): open it through VFIO", returned: r)) }
+                devices.append(Assigned(config: config, found: device, fd: fd))
+            }
+        } catch {
+            for device in devices { close(device.fd) }
+            for fd in groups.values { close(fd) }
+            close(container)
+            throw error
+        }
+        self.container = container
+        self.groups = groups
+        self.devices = devices
+    }
+
+    deinit {
+        for device in devices { close(device.fd) }
+        for fd in groups.values { close(fd) }
+        close(container)
+    }
+}
+
+/// One boot's assigned devices: KVM told about the groups, guest RAM
+/// mapped for DMA (IOVA = guest physical address), each device a function
+/// on bus 0 after the virtio ones. Unmapped and released when the boot ends.
+final class AssignedDevices {
+    private let bus: PCIBus
+    private let vm: VirtualMachine
+    private let assignment: VFIOAssignment
+    private var functions: [OpaquePointer] = []
+    private var mapped = false
+
+    init(vm: VirtualMachine, bus: PCIBus, assignment: VFIOAssignment) throws(VMMError) {
+        self.vm = vm
+        self.bus = bus
+        self.assignment = assignment
+        let groups = Array(assignment.groups.values)
+        var r = groups.withUnsafeBufferPointer { vmm_vfio_kvm_groups(vm.handle, $0.baseAddress, UInt32($0.count)) }
+        guard r == 0 else { throw .system(SystemError("VFIO: tell KVM about the IOMMU groups (KVM_DEV_TYPE_VFIO)", returned: r)) }
+        r = vmm_vfio_dma_map(assignment.container, vm.handle)
+        guard r == 0 else {
+            throw .system(SystemError("VFIO: map guest RAM for the device's DMA"
+                + (r == -ENOMEM ? " (the locked-memory limit is too low: run as root, or raise ulimit -l)" : ""), returned: r))
+        }
+        mapped = true
+        for device in assignment.devices {
+            // INTx: the _PRT line of the slot it is about to take.
+            let pin = max(Int(device.found.interruptPin), 1) - 1
+            let gsi = PCIDescription.intxGSI(slot: bus.nextFreeSlot, pin: pin)
+            var function: OpaquePointer?
+            var error = vmm_vfio_error()
+            r = vmm_vfio_pci_create(vm.handle, device.fd, gsi, &function, &error)
+            guard r == 0, let function else {
+                throw .system(SystemError("--device \(device.found.bdf): \(error.what.map { String(cString: $0) } ?? "set it up")", returned: r))
+            }
+            functions.append(function)
+            try bus.add(vmm_vfio_pci_function(function), name: "--device \(device.found.bdf)")
+        }
+    }
+
+    /// Runs once the vCPUs are joined.
+    deinit {
+        for function in functions { vmm_vfio_pci_destroy(function) }
+        if mapped { vmm_vfio_dma_unmap(assignment.container, vm.handle) }
+    }
+}

@@ -1,0 +1,51 @@
+/* VFIO device assignment: the container (one per VM, Type1 v2 IOMMU) with
+ * the groups of every assigned device, guest RAM mapped for DMA at IOVA =
+ * guest physical address, the KVM VFIO pseudo-device, and each assigned
+ * device as a PCI function on bus 0.
+ *
+ * The fds (/dev/vfio/vfio, /dev/vfio/N, the device fd) are opened by the
+ * caller before the privilege drop and stay the caller's. */
+#ifndef VMM_VFIO_H
+#define VMM_VFIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vmm_vm;
+struct vmm_pci_dev;
+struct vmm_vfio_pci;
+
+/* Where a step failed, for the caller's message: `what` is static. */
+struct vmm_vfio_error {
+    int code;
+    const char *what;
+};
+
+/* Checks the API version and Type1 v2 support, that every group is viable
+ * (all its devices bound to vfio-pci or to none), puts the groups in the
+ * container and sets its IOMMU. Once per launch. */
+int vmm_vfio_container_setup(int container, const int *groups, unsigned count, struct vmm_vfio_error *err);
+/* The device fd for `name` ("0000:01:00.0") of `group`. */
+int vmm_vfio_device_open(int group, const char *name, int *out, struct vmm_vfio_error *err);
+
+/* Maps (or unmaps) every guest RAM region for DMA: IOVA = GPA. Once per boot,
+ * before the vCPUs start; pins the RAM. */
+int vmm_vfio_dma_map(int container, const struct vmm_vm *vm);
+void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm);
+/* Tells KVM about the groups (KVM_DEV_TYPE_VFIO), for coherent DMA and
+ * interrupt bypass; the KVM device lives as long as the VM. */
+int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count);
+
+/* The assigned device as a PCI function: its config space passed through
+ * except the BARs, ROM BAR, interrupt line and MSI capability, which are
+ * virtualized; mmappable BAR areas become KVM memory slots (no exit), the
+ * rest is trapped and forwarded; INTx goes through an irqfd on `intx_gsi`
+ * with resample (level-triggered, unmasked by the guest's EOI); MSI vectors
+ * are GSI routes fed by VFIO's eventfds. Resets the device first. */
+int vmm_vfio_pci_create(struct vmm_vm *vm, int device_fd, uint32_t intx_gsi, struct vmm_vfio_pci **out,
+                        struct vmm_vfio_error *err);
+struct vmm_pci_dev *vmm_vfio_pci_function(struct vmm_vfio_pci *d);
+/* Interrupts off, slots removed, device reset; the device fd stays open. */
+void vmm_vfio_pci_destroy(struct vmm_vfio_pci *d);
+
+#endif
