@@ -72,6 +72,16 @@ case "$action" in
     blkbench)
         blkbench /dev/vdb
         poweroff -f ;;
+    edu)
+        edutest probe
+        edutest intx
+        poweroff -f ;;
+    edureboot)
+        # The root file system carries over: the second boot powers off.
+        edutest probe
+        if [ -e /edu-rebooted ]; then rm /edu-rebooted; sync; poweroff -f; fi
+        touch /edu-rebooted; sync
+        echo "L2: rebooting with the device assigned"; reboot -f ;;
     sigterm)
         echo "first flushed data" > /l2-flushed.txt
         sync

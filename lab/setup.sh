@@ -29,7 +29,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    | sha256sum | cut -c1-12)"
+    "$here"/guest/edutest.c | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
 fetch() { # flavour dir
@@ -95,17 +95,18 @@ depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
 copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci virtio_blk virtio_console \
-    virtio_rng ext4
+    virtio_rng ext4 uio_pci_generic
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
-# bench/: the guest side of the block benchmark.
+# Guest-side tools: the block benchmark, the assigned-device test.
 gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/blkbench.c"
+gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
 
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from
 # 1 MiB, as cloud images lay it out) holding busybox and the same init.
 rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
-cp /bin/busybox "$cache/l2-rootfs/bin/busybox"
+cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-rootfs/bin/"
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"
 rm -f "$cache/l2-root.ext4" "$cache/l2-disk.raw"

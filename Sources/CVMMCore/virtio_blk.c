@@ -46,6 +46,7 @@ struct virtio_blk {
     unsigned fresh, depth;
     unsigned inflight;
     bool *signal_queue; /* per queue: completions pushed since the last signal */
+    struct vmm_ratelimit io_log;
     int fd;
     uint64_t size_bytes;
     bool readonly;
@@ -153,8 +154,13 @@ static int read_write(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_
         return -EINPROGRESS;
     /* A guest write is data the device reads, and the other way round. */
     int n = vmm_virtq_iov(c, !write, write ? sizeof(struct virtio_blk_outhdr) : 0, len, b->iov, VMM_VIRTQ_MAX_CHAIN);
-    if (n < 0 || transfer(b->fd, b->iov, n, sector * SECTOR, write) < 0)
+    int ret = n < 0 ? n : transfer(b->fd, b->iov, n, sector * SECTOR, write);
+    if (ret < 0) {
+        if (vmm_ratelimit_allow(&b->io_log))
+            vmm_log_warn("%s: a %s at byte %llu failed: errno %d", b->v.thread_name, write ? "write" : "read",
+                         (unsigned long long)(sector * SECTOR), -ret);
         return VIRTIO_BLK_S_IOERR;
+    }
     if (!write)
         *written += (uint32_t)len;
     return VIRTIO_BLK_S_OK;
@@ -276,6 +282,10 @@ static void complete(void *ctx, void *tag, int result)
     uint8_t status = VIRTIO_BLK_S_OK;
     if (result < 0) {
         status = VIRTIO_BLK_S_IOERR;
+        /* The host's I/O failed: the guest sees an I/O error, the user why. */
+        if (vmm_ratelimit_allow(&b->io_log))
+            vmm_log_warn("%s: a %s at byte %llu failed on the host: errno %d", b->v.thread_name,
+                         r->write ? "write" : r->expected ? "read" : "flush", (unsigned long long)r->offset, -result);
     } else if ((uint64_t)result < r->expected) {
         /* A short transfer: the rest, here. */
         struct iovec *iov = r->iov;

@@ -187,3 +187,56 @@ struct LabVirtioTests {
         #expect(serial.contains("L2: hvc0 got [typed on hvc0]"), "\(serial.suffix(2000))")
     }
 }
+
+@Suite("VFIO device assignment in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabVFIOTests {
+    /// The edu device's checks for `bdf` in a boot's log.
+    func expectEduWorks(_ log: String, _ bdf: String, count: Int = 1) {
+        for line in ["id=0x010000ed", "liveness inverts", "factorial(10)=3628800", "dma roundtrip ok"] {
+            let found = Lab.lines(log, "L2: edu \(bdf) ").filter { $0.contains(line) }.count
+            #expect(found == count, "\(bdf) \(line): \(Lab.lines(log, "L2: edu"))")
+        }
+    }
+
+    @Test("the mission's command with --device, confined: the guest finds the edu device, uses its BAR, does DMA both ways and takes its INTx")
+    func seedCommand() throws {
+        let boot = try Lab.boot("edu")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"))
+        #expect(Lab.lines(boot.log, "L2: pci ").contains { $0.contains("0x1234:0x11e8 class=0x00ff00") }, "\(Lab.lines(boot.log, "L2: pci"))")
+        #expect(boot.log.contains("L2: edu devices=1"))
+        expectEduWorks(boot.log, "0000:00:03.0")
+        // Level-triggered INTx: each one unmasked by the guest's EOI (resample) reaches the guest.
+        #expect(boot.log.contains("L2: edu intx interrupts=3 of 3"), "\(Lab.lines(boot.log, "L2: edu"))")
+        #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
+    }
+
+    @Test("two devices in one --device list (a sysfs path and a bare address): both work")
+    func twoDevices() throws {
+        let boot = try Lab.boot("edu-two")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: edu devices=2"), "\(Lab.lines(boot.log, "L2: edu"))")
+        expectEduWorks(boot.log, "0000:00:03.0")
+        expectEduWorks(boot.log, "0000:00:04.0")
+    }
+
+    @Test("a guest reboot with the device assigned: it works in the second boot too")
+    func reboot() throws {
+        let boot = try Lab.boot("edu-reboot")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: rebooting with the device assigned"))
+        expectEduWorks(boot.log, "0000:00:03.0", count: 2)
+    }
+
+    @Test("preflight: each problem refused before anything runs, with its fix", arguments: [
+        ("preflight-twice", "0000:00:03.0 is given twice; a device can be assigned once"),
+        ("preflight-missing", "no PCI device 0000:00:1e.7 on this host (lspci -D lists them)"),
+        ("preflight-driverless", "is bound to no driver, not vfio-pci: modprobe vfio-pci; echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id"),
+    ])
+    func preflight(name: String, message: String) throws {
+        let boot = try Lab.boot(name)
+        #expect(boot.status == 1, "\(boot.log)")
+        #expect(boot.log.hasPrefix("cloud-hypervisor: error: --device path: invalid value"), "\(boot.log)")
+        #expect(boot.log.contains(message) && boot.log.filter { $0 == "\n" }.count == 1, "\(boot.log)")
+    }
+}

@@ -3,3 +3,4 @@
 here=$(dirname "$0")
 sh "$here/linux-boot.sh" "$1" "$2"
 sh "$here/virtio.sh" "$1" "$2"
+sh "$here/vfio.sh" "$1" "$2"

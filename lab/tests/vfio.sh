@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs inside L1 (lab/run.sh): device assignment with L1's two edu devices
+# (bound to vfio-pci by L1's init), confined as a production launch is.
+# Each scenario leaves NAME.log and NAME.status; the preflight errors
+# leave NAME.log (standard error) and NAME.status only.
+# Usage: vfio.sh VMM CACHE
+vmm=$1 cache=$2
+work=/run/vfio-lab
+mkdir -p $work
+set -- $(for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && basename $d; done)
+edu1=$1 edu2=$2
+echo "$edu1 $edu2" > edu-devices.txt
+seed() { # name, l2.action, then more arguments
+    name=$1 action=$2; shift 2
+    cp "$cache/l2-disk.raw" $work/disk.raw
+    timeout 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" --disk path=$work/disk.raw \
+        --console off --serial tty --cmdline "console=ttyS0 root=/dev/vda1 rw panic=-1 quiet l2.action=$action" \
+        --cpus 4 --memory size=512M --seccomp true --user nobody "$@" > "$name.log" 2>&1
+    echo $? > "$name.status"
+}
+refused() { # name, then arguments
+    name=$1; shift
+    timeout 60 "$vmm" --kernel "$cache/l2-vmlinux" --serial tty --console off "$@" > "$name.log" 2>&1
+    echo $? > "$name.status"
+}
+
+# The mission's command: root on /dev/vda1 and the device, by its sysfs path.
+seed edu edu --device path=/sys/bus/pci/devices/$edu1/
+# Two devices in one --device list, the second by its bare address.
+seed edu-two edu --device path=/sys/bus/pci/devices/$edu1 path=$edu2
+# The guest reboots with the device assigned: it works in both boots.
+seed edu-reboot edureboot --device path=/sys/bus/pci/devices/$edu1/
+
+# Preflight: each refused before anything runs, with the fix.
+refused preflight-twice --device path=/sys/bus/pci/devices/$edu1/ path=$edu1
+refused preflight-missing --device path=/sys/bus/pci/devices/0000:00:1e.7/
+echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/unbind
+refused preflight-driverless --device path=/sys/bus/pci/devices/$edu2/
+echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/bind
