@@ -110,7 +110,7 @@ struct ConfigParsingTests {
             { $0.serial = .pty },
             { $0.disks = [DiskConfig(path: "/a", readonly: false, id: "d"), DiskConfig(path: "/b", readonly: false, id: "d")] },
             { $0.disks = Array(repeating: DiskConfig(path: "/a", readonly: false, id: nil), count: 30) },
-            { $0.devices = [DeviceConfig(path: "/sys/bus/pci/devices/0000:01:00.0", id: nil)] },
+            { $0.nets = [try! NetConfig(parsing: "tap=tap0")] },
             { $0.apiSocketPath = "/tmp/api" },
             { $0.cmdline = String(repeating: "x", count: 5000) },
         ]
@@ -126,13 +126,6 @@ extension DiskConfig {
     init(path: String, readonly: Bool, id: String?) {
         self = try! DiskConfig(parsing: "path=\(path)")
         self.readonly = readonly
-        self.id = id
-    }
-}
-
-extension DeviceConfig {
-    init(path: String, id: String?) {
-        self = try! DeviceConfig(parsing: "path=\(path)")
         self.id = id
     }
 }

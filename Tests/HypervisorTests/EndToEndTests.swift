@@ -158,7 +158,7 @@ struct BadInputTests {
         (["--kernel", "/k", "--disk", "path=a.raw,direct=on"], "--disk direct=on is not supported yet"),
         (["--kernel", "/k", "--disk", "path=a.raw,queue_size=100"], "--disk queue_size: invalid value '100': must be a power of two"),
         (["--kernel", "/k", "--disk", "path=a.raw,id=x", "path=b.raw,id=x"], "--disk: id 'x' is given to more than one disk"),
-        (["--kernel", "/k", "--device", "path=/sys/bus/pci/devices/0000:01:00.0/"], "--device (VFIO assignment) is not supported yet"),
+        (["--kernel", "/k", "--device", "path=/tmp/device"], "--device path: invalid value '/tmp/device': expected /sys/bus/pci/devices/DDDD:BB:SS.F/"),
         (["--kernel", "/k", "--net", "tap=tap0"], "--net (virtio-net) is not supported yet"),
         (["--kernel", "/k", "--console", "pty"], "--console pty is not supported yet"),
         (["--kernel", "/k", "--rng", "src="], "--rng: src= needs a path"),
