@@ -24,6 +24,18 @@ int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors
                     uint32_t table_offset, uint32_t pba_offset, struct vmm_msix **out);
 void vmm_msix_destroy(struct vmm_msix *msix);
 
+/* Called with the function's lock held when the guest sets or clears the
+ * MSI-X enable bit. */
+typedef void (*vmm_msix_enable_fn)(void *opaque, bool enabled);
+
+/* An assigned device's own MSI-X capability at config offset `cap`: its
+ * vectors' eventfds are signalled by VFIO, not by vmm_msix_signal. A
+ * masked vector's eventfd is detached from KVM, so what the device raises
+ * meanwhile counts up in it and is injected when the guest unmasks. The
+ * owner forwards table accesses and config writes as for an emulated one. */
+int vmm_msix_attach(struct vmm_vm *vm, struct vmm_pci_dev *dev, uint8_t cap, unsigned vectors,
+                    vmm_msix_enable_fn enable, void *opaque, struct vmm_msix **out);
+
 /* The owner's BAR handler forwards accesses to the table and the PBA,
  * with offsets relative to their start. */
 void vmm_msix_table_io(struct vmm_msix *msix, uint64_t offset, uint8_t *data, uint32_t size,

@@ -19,8 +19,12 @@ mkdir -p /host/dev/pts 2>/dev/null; mount -t devpts devpts /host/dev/pts 2>/dev/
 mount -t tmpfs tmpfs /host/run
 mount -t tmpfs tmpfs /host/dev/shm 2>/dev/null
 
-# Test PCI devices QEMU adds (edu: 1234:11e8) go to vfio-pci, as Cloud Hypervisor's VFIO HOWTO does.
-[ -d /sys/bus/pci/drivers/vfio-pci ] && echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id 2>/dev/null
+# Test PCI devices QEMU adds (edu: 1234:11e8, NVMe: 1b36:0010, no driver
+# of its own loaded here) go to vfio-pci, as Cloud Hypervisor's VFIO HOWTO does.
+if [ -d /sys/bus/pci/drivers/vfio-pci ]; then
+    echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id 2>/dev/null
+    echo 1b36 0010 > /sys/bus/pci/drivers/vfio-pci/new_id 2>/dev/null
+fi
 
 echo "LAB: L1 ready"
 chroot /host /bin/sh -c "cd '$out' && HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/sh '$out/command.sh'"

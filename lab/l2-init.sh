@@ -76,6 +76,16 @@ case "$action" in
         edutest probe
         edutest intx
         poweroff -f ;;
+    nvme)
+        # The stock NVMe driver (built in) on the assigned controller.
+        for d in /sys/bus/pci/devices/*; do
+            [ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && \
+                echo "L2: nvme $(basename $d) driver=$(basename $(readlink $d/driver) 2>/dev/null)"
+        done
+        tries=0; until [ -b /dev/nvme0n1 ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+        echo "L2: nvme reads [$(dd if=/dev/nvme0n1 bs=512 count=1 iflag=direct 2>/dev/null | head -c 18)]"
+        grep nvme /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " " $(NF-2) " count=" n}'
+        poweroff -f ;;
     edureboot)
         # The root file system carries over: the second boot powers off.
         edutest probe

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one shell command inside the lab's L1 (QEMU TCG, q35, intel-iommu,
-# two edu devices, nested KVM) with the host's root read-only at / and prints
+# two edu devices and an NVMe controller, nested KVM) with the host's root read-only at / and prints
 # L1's console. Exits with the command's status.
 #
 #   lab/run.sh [--out DIR] [--timeout SECONDS] [--qemu-arg ARG]... -- COMMAND
@@ -30,6 +30,7 @@ console="$out/console.log"
 set +e
 timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 4G -smp 1 \
     -device intel-iommu -device edu -device edu \
+    -drive "file=$cache/l1-nvme.raw,if=none,id=nvme0,format=raw,readonly=on" -device nvme,serial=labnvme,drive=nvme0 \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$out,mount_tag=out,security_model=none" \
     -kernel "$cache/l1-vmlinuz" -initrd "$cache/l1-initramfs.cpio" \

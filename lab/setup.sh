@@ -116,6 +116,10 @@ echo 'start=2048, type=83' | sfdisk -q "$cache/l2-disk.raw"
 dd if="$cache/l2-root.ext4" of="$cache/l2-disk.raw" bs=1M seek=1 conv=notrunc status=none
 rm -f "$cache/l2-root.ext4"
 
+# L1's NVMe controller's namespace: a known first sector for the guest to read.
+truncate -s 16M "$cache/l1-nvme.raw"
+printf 'nvme lab namespace' | dd of="$cache/l1-nvme.raw" conv=notrunc status=none
+
 rm -f "$cache"/ready-*
 touch "$stamp"
 echo "$cache"

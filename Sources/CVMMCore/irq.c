@@ -7,18 +7,31 @@
 #include "vmm_irq.h"
 #include "vm_internal.h"
 
+int vmm_irq_attach(struct vmm_vm *vm, const struct vmm_irq *irq)
+{
+    struct kvm_irqfd irqfd = { .fd = (uint32_t)irq->eventfd, .gsi = irq->gsi };
+    return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+void vmm_irq_detach(struct vmm_vm *vm, const struct vmm_irq *irq)
+{
+    struct kvm_irqfd irqfd = { .fd = (uint32_t)irq->eventfd, .gsi = irq->gsi,
+                               .flags = KVM_IRQFD_FLAG_DEASSIGN };
+    ioctl(vm->vm_fd, KVM_IRQFD, &irqfd);
+}
+
 int vmm_irq_create(struct vmm_vm *vm, uint32_t gsi, struct vmm_irq *out)
 {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return -errno;
-    struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
-    if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-        int err = errno;
+    struct vmm_irq irq = { .eventfd = fd, .gsi = gsi };
+    int ret = vmm_irq_attach(vm, &irq);
+    if (ret < 0) {
         close(fd);
-        return -err;
+        return ret;
     }
-    *out = (struct vmm_irq){ .eventfd = fd, .gsi = gsi };
+    *out = irq;
     return 0;
 }
 
@@ -26,9 +39,7 @@ void vmm_irq_release(struct vmm_vm *vm, struct vmm_irq *irq)
 {
     if (irq->eventfd < 0)
         return;
-    struct kvm_irqfd irqfd = { .fd = (uint32_t)irq->eventfd, .gsi = irq->gsi,
-                               .flags = KVM_IRQFD_FLAG_DEASSIGN };
-    ioctl(vm->vm_fd, KVM_IRQFD, &irqfd);
+    vmm_irq_detach(vm, irq);
     close(irq->eventfd);
     irq->eventfd = -1;
 }

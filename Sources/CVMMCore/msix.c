@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "vmm_gsi.h"
 #include "vmm_irq.h"
@@ -21,6 +23,7 @@ struct msix_entry {
 struct msix_vector {
     struct vmm_irq irq;  /* eventfd bound to its GSI */
     bool routed;         /* the GSI route matches the entry */
+    bool attached;       /* external: the eventfd is attached to KVM */
 };
 
 struct vmm_msix {
@@ -33,6 +36,10 @@ struct vmm_msix {
     struct msix_entry *table;
     uint64_t *pba;
     struct msix_vector *vectors;
+    /* An assigned device's: VFIO signals, masking detaches. */
+    bool external;
+    vmm_msix_enable_fn enable_fn;
+    void *enable_opaque;
 };
 
 static void put32(uint8_t *p, uint32_t v)
@@ -40,12 +47,11 @@ static void put32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
 }
 
-int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors, unsigned bar,
-                    uint32_t table_offset, uint32_t pba_offset, struct vmm_msix **out)
+/* The table, PBA and one GSI and eventfd per vector; `external`: the
+ * eventfds start detached, as every vector starts masked. */
+static int msix_alloc(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors, bool external,
+                      struct vmm_msix **out)
 {
-    if (vectors == 0 || vectors > VMM_MSIX_MAX_VECTORS || bar >= VMM_PCI_BARS ||
-        (table_offset | pba_offset) & 7)
-        return -EINVAL;
     struct vmm_msix *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
@@ -53,6 +59,7 @@ int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors
     m->vm = vm;
     m->dev = dev;
     m->count = vectors;
+    m->external = external;
     m->table = calloc(vectors, sizeof(*m->table));
     m->pba = calloc((vectors + 63) / 64, sizeof(uint64_t));
     m->vectors = calloc(vectors, sizeof(*m->vectors));
@@ -67,20 +74,21 @@ int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors
         uint32_t gsi;
         if ((ret = vmm_gsi_alloc(vm, &gsi)) < 0)
             goto error;
-        if ((ret = vmm_irq_create(vm, gsi, &m->vectors[i].irq)) < 0) {
+        struct vmm_irq *irq = &m->vectors[i].irq;
+        if (external) {
+            int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            ret = fd < 0 ? -errno : 0;
+            *irq = (struct vmm_irq){ .eventfd = fd, .gsi = gsi };
+        } else {
+            ret = vmm_irq_create(vm, gsi, irq);
+        }
+        if (ret < 0) {
+            irq->eventfd = -1;
             vmm_gsi_free(vm, gsi);
             goto error;
         }
+        m->vectors[i].attached = !external;
     }
-    uint8_t body[12] = { PCI_CAP_ID_MSIX, 0 };
-    uint8_t wmask[12] = { 0 };
-    body[2] = (uint8_t)(vectors - 1);
-    body[3] = (uint8_t)((vectors - 1) >> 8);
-    wmask[3] = (CTRL_ENABLE | CTRL_FMASK) >> 8;
-    put32(body + 4, table_offset | bar);
-    put32(body + 8, pba_offset | bar);
-    if ((ret = vmm_pci_dev_add_capability(dev, body, wmask, sizeof(body), &m->cap)) < 0)
-        goto error;
     *out = m;
     return 0;
 error:
@@ -88,15 +96,66 @@ error:
     return ret;
 }
 
+int vmm_msix_attach(struct vmm_vm *vm, struct vmm_pci_dev *dev, uint8_t cap, unsigned vectors,
+                    vmm_msix_enable_fn enable, void *opaque, struct vmm_msix **out)
+{
+    if (vectors == 0 || vectors > VMM_MSIX_MAX_VECTORS)
+        return -EINVAL;
+    struct vmm_msix *m;
+    int ret = msix_alloc(vm, dev, vectors, true, &m);
+    if (ret < 0)
+        return ret;
+    m->cap = cap;
+    m->enable_fn = enable;
+    m->enable_opaque = opaque;
+    /* The guest's view of the capability: enable and function mask are
+     * its to write; nothing of it reaches the device (VFIO enables MSI-X
+     * there when the vectors are handed over). */
+    uint8_t *cfg = vmm_pci_dev_config_bytes(dev);
+    cfg[cap + 3] &= (uint8_t)~((CTRL_ENABLE | CTRL_FMASK) >> 8);
+    const uint8_t wmask[4] = { 0, 0, 0, (CTRL_ENABLE | CTRL_FMASK) >> 8 };
+    vmm_pci_dev_set_wmask(dev, cap, wmask, sizeof(wmask));
+    vmm_pci_dev_set_passthrough(dev, cap, 12, false);
+    *out = m;
+    return 0;
+}
+
+int vmm_msix_create(struct vmm_vm *vm, struct vmm_pci_dev *dev, unsigned vectors, unsigned bar,
+                    uint32_t table_offset, uint32_t pba_offset, struct vmm_msix **out)
+{
+    if (vectors == 0 || vectors > VMM_MSIX_MAX_VECTORS || bar >= VMM_PCI_BARS ||
+        (table_offset | pba_offset) & 7)
+        return -EINVAL;
+    struct vmm_msix *m;
+    int ret = msix_alloc(vm, dev, vectors, false, &m);
+    if (ret < 0)
+        return ret;
+    uint8_t body[12] = { PCI_CAP_ID_MSIX, 0 };
+    uint8_t wmask[12] = { 0 };
+    body[2] = (uint8_t)(vectors - 1);
+    body[3] = (uint8_t)((vectors - 1) >> 8);
+    wmask[3] = (CTRL_ENABLE | CTRL_FMASK) >> 8;
+    put32(body + 4, table_offset | bar);
+    put32(body + 8, pba_offset | bar);
+    if ((ret = vmm_pci_dev_add_capability(dev, body, wmask, sizeof(body), &m->cap)) < 0) {
+        vmm_msix_destroy(m);
+        return ret;
+    }
+    *out = m;
+    return 0;
+}
+
 void vmm_msix_destroy(struct vmm_msix *m)
 {
     if (!m)
         return;
     for (unsigned i = 0; m->vectors && i < m->count; i++) {
-        struct vmm_irq *irq = &m->vectors[i].irq;
-        if (irq->eventfd >= 0) {
-            uint32_t gsi = irq->gsi;
-            vmm_irq_release(m->vm, irq);
+        struct msix_vector *vec = &m->vectors[i];
+        if (vec->irq.eventfd >= 0) {
+            uint32_t gsi = vec->irq.gsi;
+            if (vec->attached)
+                vmm_irq_detach(m->vm, &vec->irq);
+            close(vec->irq.eventfd);
             vmm_gsi_free(m->vm, gsi);
         }
     }
@@ -132,14 +191,30 @@ static void route(struct msix_vector *vec, struct vmm_msix *m, unsigned v)
                                   e->data) == 0;
 }
 
-/* An unmasked vector gets its route, then what was pending fires. */
+/* An unmasked vector gets its route, then what was pending fires: for an
+ * assigned device, by attaching its eventfd (KVM injects what it counted). */
 static void unmasked(struct vmm_msix *m, unsigned v)
 {
     struct msix_vector *vec = &m->vectors[v];
     route(vec, m, v);
+    if (m->external) {
+        if (vec->routed && !vec->attached)
+            vec->attached = vmm_irq_attach(m->vm, &vec->irq) == 0;
+        return;
+    }
     if (pending(m, v) && vec->routed) {
         set_pending(m, v, false);
         vmm_irq_trigger(&vec->irq);
+    }
+}
+
+/* An assigned device's vector the guest masks stops reaching KVM. */
+static void masked_now(struct vmm_msix *m, unsigned v)
+{
+    struct msix_vector *vec = &m->vectors[v];
+    if (m->external && vec->attached) {
+        vmm_irq_detach(m->vm, &vec->irq);
+        vec->attached = false;
     }
 }
 
@@ -171,6 +246,8 @@ void vmm_msix_table_io(struct vmm_msix *m, uint64_t offset, uint8_t *data, uint3
         }
         if (is_write && !masked(m, v))
             unmasked(m, v);
+        else if (is_write)
+            masked_now(m, v);
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -195,11 +272,17 @@ void vmm_msix_config_written(struct vmm_msix *m, uint32_t offset, uint32_t size)
     const uint8_t *cfg = vmm_pci_dev_config_bytes(m->dev);
     uint16_t ctrl = (uint16_t)(cfg[ctrl_at] | cfg[ctrl_at + 1] << 8);
     pthread_mutex_lock(&m->lock);
+    bool was_enabled = m->enabled;
     m->enabled = ctrl & CTRL_ENABLE;
     m->fmask = ctrl & CTRL_FMASK;
-    for (unsigned v = 0; v < m->count; v++)
+    if (m->enable_fn && was_enabled != m->enabled)
+        m->enable_fn(m->enable_opaque, m->enabled);
+    for (unsigned v = 0; v < m->count; v++) {
         if (!masked(m, v))
             unmasked(m, v);
+        else
+            masked_now(m, v);
+    }
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -31,9 +31,10 @@ static const char *const kind_names[VMM_THREAD_KINDS] = {
  * commits its route (msix.c, gsi.c). */
 static const unsigned long vcpu_ioctls[] = {
     KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
-    /* An assigned device (vfio_pci.c): a BAR move moves its memory slot;
-     * the guest enabling MSI hands VFIO the vectors' eventfds. */
-    KVM_SET_USER_MEMORY_REGION, VFIO_DEVICE_SET_IRQS,
+    /* An assigned device (vfio_pci.c): a BAR move moves its memory slots;
+     * the guest enabling MSI or MSI-X hands VFIO the vectors' eventfds;
+     * masking an MSI-X vector detaches its eventfd from KVM (msix.c). */
+    KVM_SET_USER_MEMORY_REGION, VFIO_DEVICE_SET_IRQS, KVM_IRQFD,
 };
 
 /* What a boot issues on the VMM thread (vm.c, memory.c, vcpu.c, cpuid.c,

@@ -18,6 +18,7 @@
 #include "vmm_gsi.h"
 #include "vmm_irq.h"
 #include "vmm_log.h"
+#include "vmm_msix.h"
 #include "vmm_vfio.h"
 
 #define CFG_COMMAND 0x04
@@ -33,12 +34,23 @@
 #define MSI_PER_VECTOR_MASK 0x0100
 #define MSI_MAX_VECTORS 32
 
-struct vfio_bar {
-    struct vmm_vfio_pci *owner;
-    uint64_t size, offset; /* offset: the region's in the device fd */
-    void *map;             /* the whole BAR mmapped, or NULL: trapped */
+#define MAX_AREAS 4
+
+/* A page-aligned part of a BAR that is mmapped and becomes a memory slot
+ * wherever the guest puts the BAR. */
+struct bar_area {
+    uint64_t offset, size;
+    void *map;
     bool slotted;
     uint32_t slot;
+};
+
+struct vfio_bar {
+    struct vmm_vfio_pci *owner;
+    unsigned index;
+    uint64_t size, offset; /* offset: the region's in the device fd */
+    struct bar_area areas[MAX_AREAS]; /* what is not here is trapped */
+    unsigned nareas;
 };
 
 struct vmm_vfio_pci {
@@ -58,6 +70,10 @@ struct vmm_vfio_pci {
     bool msi_on;
     unsigned msi_count;
     struct vmm_irq msi[MSI_MAX_VECTORS];
+    /* MSI-X: the table (trapped) in BAR `msix_bar` at `msix_table`. */
+    struct vmm_msix *msix;
+    unsigned msix_vectors, msix_bar;
+    uint64_t msix_table;
     struct vmm_ratelimit log_limit;
 };
 
@@ -87,7 +103,13 @@ static void device_write(void *opaque, uint32_t offset, const uint8_t *data, uin
 static void bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write)
 {
     struct vfio_bar *bar = opaque;
-    int fd = bar->owner->fd;
+    struct vmm_vfio_pci *d = bar->owner;
+    if (d->msix && bar->index == d->msix_bar && offset >= d->msix_table &&
+        offset - d->msix_table < (uint64_t)d->msix_vectors * VMM_MSIX_ENTRY_SIZE) {
+        vmm_msix_table_io(d->msix, offset - d->msix_table, data, size, is_write);
+        return;
+    }
+    int fd = d->fd;
     off_t at = (off_t)(bar->offset + offset);
     if (is_write) {
         ssize_t ignored = pwrite(fd, data, size, at);
@@ -97,42 +119,44 @@ static void bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, 
     }
 }
 
-/* A mmapped BAR is a KVM memory slot wherever the guest decodes it. */
+/* A BAR's mmapped areas are KVM memory slots wherever the guest decodes it. */
 static void bar_mapped(void *opaque, unsigned index, uint64_t address, bool on)
 {
     struct vmm_vfio_pci *d = opaque;
     struct vfio_bar *bar = &d->bars[index];
-    if (!bar->map)
-        return;
-    if (!on) {
-        if (bar->slotted)
-            vmm_memory_unmap_device(d->vm, bar->slot);
-        bar->slotted = false;
-        return;
+    for (unsigned i = 0; i < bar->nareas; i++) {
+        struct bar_area *a = &bar->areas[i];
+        if (!on) {
+            if (a->slotted)
+                vmm_memory_unmap_device(d->vm, a->slot);
+            a->slotted = false;
+            continue;
+        }
+        int ret = vmm_memory_map_device(d->vm, address + a->offset, a->size, a->map, &a->slot);
+        a->slotted = ret == 0;
+        /* Then the access traps to bar_io, which still works, only slower. */
+        if (ret < 0 && vmm_ratelimit_allow(&d->log_limit))
+            vmm_log_warn("assigned device: BAR%u at 0x%llx cannot be mapped into the guest (%s); its accesses are trapped",
+                         index, (unsigned long long)address,
+                         ret == -EEXIST ? "it overlaps guest memory" : "no free slot");
     }
-    int ret = vmm_memory_map_device(d->vm, address, bar->size, bar->map, &bar->slot);
-    bar->slotted = ret == 0;
-    /* Then the access traps to bar_io, which still works, only slower. */
-    if (ret < 0 && vmm_ratelimit_allow(&d->log_limit))
-        vmm_log_warn("assigned device: BAR%u at 0x%llx cannot be mapped into the guest (%s); its accesses are trapped",
-                     index, (unsigned long long)address, ret == -EEXIST ? "it overlaps guest memory" : "no free slot");
 }
 
 static int set_irqs(int fd, uint32_t index, uint32_t flags, uint32_t count, const int32_t *fds)
 {
-    size_t len = sizeof(struct vfio_irq_set) + count * sizeof(int32_t);
-    union {
-        struct vfio_irq_set set;
-        uint8_t bytes[sizeof(struct vfio_irq_set) + MSI_MAX_VECTORS * sizeof(int32_t)];
-    } u;
-    memset(&u, 0, sizeof(u));
-    u.set.argsz = (uint32_t)len;
-    u.set.flags = flags;
-    u.set.index = index;
-    u.set.count = count;
-    if (count && fds)
-        memcpy(u.set.data, fds, count * sizeof(int32_t));
-    return ioctl(fd, VFIO_DEVICE_SET_IRQS, &u.set) < 0 ? -errno : 0;
+    size_t len = sizeof(struct vfio_irq_set) + (fds ? count * sizeof(int32_t) : 0);
+    struct vfio_irq_set *set = calloc(1, len);
+    if (!set)
+        return -ENOMEM;
+    set->argsz = (uint32_t)len;
+    set->flags = flags;
+    set->index = index;
+    set->count = count;
+    if (fds)
+        memcpy(set->data, fds, count * sizeof(int32_t));
+    int ret = ioctl(fd, VFIO_DEVICE_SET_IRQS, set) < 0 ? -errno : 0;
+    free(set);
+    return ret;
 }
 
 static int intx_enable(struct vmm_vfio_pci *d, bool on)
@@ -183,6 +207,10 @@ static void msi_update(struct vmm_vfio_pci *d)
         return;
     if (d->msi_on)
         set_irqs(d->fd, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
+    if (d->msix) {
+        set_irqs(d->fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
+        vmm_msix_destroy(d->msix);
+    }
     intx_enable(d, false);
     int32_t fds[MSI_MAX_VECTORS];
     for (unsigned i = 0; i < count; i++)
@@ -194,11 +222,37 @@ static void msi_update(struct vmm_vfio_pci *d)
         vmm_log_warn("assigned device: enabling %u MSI vector(s) failed (errno %d)", count, -ret);
 }
 
+/* The guest turned MSI-X on or off: VFIO gets every vector's eventfd, or
+ * none (INTx is off while MSI-X is on). Lock held. */
+static void msix_enable(void *opaque, bool enabled)
+{
+    struct vmm_vfio_pci *d = opaque;
+    int ret;
+    if (enabled) {
+        intx_enable(d, false);
+        int32_t *fds = calloc(d->msix_vectors, sizeof(int32_t));
+        if (!fds)
+            return;
+        for (unsigned i = 0; i < d->msix_vectors; i++)
+            fds[i] = vmm_msix_eventfd(d->msix, i);
+        ret = set_irqs(d->fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                       d->msix_vectors, fds);
+        free(fds);
+    } else {
+        ret = set_irqs(d->fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
+        intx_enable(d, true);
+    }
+    if (ret < 0 && vmm_ratelimit_allow(&d->log_limit))
+        vmm_log_warn("assigned device: turning MSI-X %s failed (errno %d)", enabled ? "on" : "off", -ret);
+}
+
 static void config_written(void *opaque, uint32_t offset, uint32_t size)
 {
     struct vmm_vfio_pci *d = opaque;
     if (d->msi_cap && offset < d->msi_cap + d->msi_len && offset + size > d->msi_cap)
         msi_update(d);
+    if (d->msix)
+        vmm_msix_config_written(d->msix, offset, size);
 }
 
 static const struct vmm_pci_ops vfio_pci_ops = {
@@ -214,26 +268,59 @@ static int region(int fd, uint32_t index, struct vfio_region_info *info)
     return ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, info) < 0 ? -errno : 0;
 }
 
-/* Whether the region asks for some of it to stay trapped (a sparse-mmap
- * capability): then none of it is mmapped here. */
-static bool region_sparse(int fd, const struct vfio_region_info *info)
+/* The parts of a region VFIO lets us mmap: its sparse-mmap areas if it
+ * lists them, else all of it. Returns how many (0: none). */
+static unsigned region_areas(int fd, const struct vfio_region_info *info, struct bar_area *out, unsigned max)
 {
-    if (!(info->flags & VFIO_REGION_INFO_FLAG_CAPS))
-        return false;
-    uint8_t buf[4096];
-    struct vfio_region_info *full = (struct vfio_region_info *)buf;
-    *full = (struct vfio_region_info){ .argsz = sizeof(buf), .index = info->index };
-    if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, full) < 0 || full->argsz > sizeof(buf))
-        return true;
-    for (uint32_t at = full->cap_offset; at && at + sizeof(struct vfio_info_cap_header) <= sizeof(buf);) {
-        const struct vfio_info_cap_header *h = (const void *)(buf + at);
-        if (h->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP)
-            return true;
-        if (h->next <= at)
-            break;
-        at = h->next;
+    if (!(info->flags & VFIO_REGION_INFO_FLAG_MMAP))
+        return 0;
+    if (info->flags & VFIO_REGION_INFO_FLAG_CAPS) {
+        uint8_t buf[4096];
+        struct vfio_region_info *full = (struct vfio_region_info *)buf;
+        *full = (struct vfio_region_info){ .argsz = sizeof(buf), .index = info->index };
+        if (ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, full) < 0 || full->argsz > sizeof(buf))
+            return 0;
+        for (uint32_t at = full->cap_offset; at && at + sizeof(struct vfio_info_cap_header) <= sizeof(buf);) {
+            const struct vfio_info_cap_header *h = (const void *)(buf + at);
+            if (h->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+                const struct vfio_region_info_cap_sparse_mmap *sparse = (const void *)h;
+                unsigned n = 0;
+                for (uint32_t i = 0; i < sparse->nr_areas && n < max &&
+                     at + sizeof(*sparse) + (i + 1) * sizeof(sparse->areas[0]) <= sizeof(buf); i++)
+                    if (sparse->areas[i].size)
+                        out[n++] = (struct bar_area){ .offset = sparse->areas[i].offset, .size = sparse->areas[i].size };
+                return n;
+            }
+            if (h->next <= at)
+                break;
+            at = h->next;
+        }
     }
-    return false;
+    out[0] = (struct bar_area){ .offset = 0, .size = info->size };
+    return 1;
+}
+
+/* Cuts [hole, hole_end) out of the areas, page-aligned outwards. */
+static unsigned cut(struct bar_area *areas, unsigned n, uint64_t hole, uint64_t hole_end)
+{
+    hole &= ~4095ull;
+    hole_end = (hole_end + 4095) & ~4095ull;
+    struct bar_area result[MAX_AREAS];
+    unsigned m = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t start = areas[i].offset, end = start + areas[i].size;
+        if (end <= hole || start >= hole_end) {
+            if (m < MAX_AREAS)
+                result[m++] = areas[i];
+            continue;
+        }
+        if (start < hole && m < MAX_AREAS)
+            result[m++] = (struct bar_area){ .offset = start, .size = hole - start };
+        if (end > hole_end && m < MAX_AREAS)
+            result[m++] = (struct bar_area){ .offset = hole_end, .size = end - hole_end };
+    }
+    memcpy(areas, result, m * sizeof(result[0]));
+    return m;
 }
 
 static int setup_bars(struct vmm_vfio_pci *d, const uint8_t *cfg, struct vmm_vfio_error *err)
@@ -246,14 +333,26 @@ static int setup_bars(struct vmm_vfio_pci *d, const uint8_t *cfg, struct vmm_vfi
         enum vmm_pci_bar_kind kind = (reg & 1) ? VMM_PCI_BAR_IO
                                      : ((reg >> 1) & 3) == 2 ? VMM_PCI_BAR_MEM64 : VMM_PCI_BAR_MEM32;
         struct vfio_bar *bar = &d->bars[i];
-        *bar = (struct vfio_bar){ .owner = d, .size = info.size, .offset = info.offset };
+        *bar = (struct vfio_bar){ .owner = d, .index = i, .size = info.size, .offset = info.offset };
         int ret = vmm_pci_dev_add_bar(d->pci, i, kind, info.size, kind != VMM_PCI_BAR_IO && (reg & 8), bar_io, bar);
         if (ret < 0)
             return fail(err, "a BAR of a size or kind this VMM cannot place", ret);
-        if (kind != VMM_PCI_BAR_IO && (info.flags & VFIO_REGION_INFO_FLAG_MMAP) && !(info.size & 4095) &&
-            !region_sparse(d->fd, &info)) {
-            void *map = mmap(NULL, info.size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, (off_t)info.offset);
-            bar->map = map == MAP_FAILED ? NULL : map;
+        if (kind != VMM_PCI_BAR_IO && !(info.size & 4095)) {
+            struct bar_area areas[MAX_AREAS];
+            unsigned n = region_areas(d->fd, &info, areas, MAX_AREAS);
+            /* The MSI-X table is the guest's view, not the device's: trapped. */
+            if (d->msix_vectors && d->msix_bar == i)
+                n = cut(areas, n, d->msix_table, d->msix_table + (uint64_t)d->msix_vectors * VMM_MSIX_ENTRY_SIZE);
+            for (unsigned a = 0; a < n; a++) {
+                if ((areas[a].offset | areas[a].size) & 4095 || areas[a].offset + areas[a].size > info.size)
+                    continue;
+                void *map = mmap(NULL, areas[a].size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd,
+                                 (off_t)(info.offset + areas[a].offset));
+                if (map == MAP_FAILED)
+                    continue;
+                areas[a].map = map;
+                bar->areas[bar->nareas++] = areas[a];
+            }
         }
         if (kind == VMM_PCI_BAR_MEM64)
             i++;
@@ -356,8 +455,6 @@ int vmm_vfio_pci_create(struct vmm_vm *vm, int device_fd, uint32_t intx_gsi, str
     uint32_t cfg_size = config.size < sizeof(cfg) ? (uint32_t)config.size : (uint32_t)sizeof(cfg);
     if (pread(device_fd, cfg, cfg_size, (off_t)config.offset) != (ssize_t)cfg_size)
         return fail(err, "read the device's config space", -EIO);
-    if (find_cap(cfg, CAP_MSIX))
-        return fail(err, "the device has MSI-X, which assigned devices do not support yet", -ENOTSUP);
 
     struct vmm_vfio_pci *d = calloc(1, sizeof(*d));
     if (!d)
@@ -384,6 +481,19 @@ int vmm_vfio_pci_create(struct vmm_vm *vm, int device_fd, uint32_t intx_gsi, str
     vmm_pci_dev_set_passthrough(d->pci, CFG_ROM, 4, false);
     vmm_pci_dev_set_passthrough(d->pci, CFG_INT_LINE, 1, false);
     vmm_pci_dev_config_bytes(d->pci)[CFG_INT_LINE] = (uint8_t)intx_gsi;
+    uint8_t msix_cap = find_cap(cfg, CAP_MSIX);
+    if (msix_cap) {
+        d->msix_vectors = ((cfg[msix_cap + 2] | cfg[msix_cap + 3] << 8) & 0x7ff) + 1u;
+        uint32_t table = cfg32(cfg, msix_cap + 4);
+        d->msix_bar = table & 7;
+        d->msix_table = table & ~7u;
+        ret = vmm_msix_attach(vm, d->pci, msix_cap, d->msix_vectors, msix_enable, d, &d->msix);
+        if (ret < 0) {
+            fail(err, "set up MSI-X", ret);
+            vmm_vfio_pci_destroy(d);
+            return ret;
+        }
+    }
     if ((ret = setup_bars(d, header, err)) < 0 || (ret = setup_msi(d, cfg)) < 0 ||
         (ret = setup_intx(d, cfg, intx_gsi)) < 0) {
         if (err && !err->what)
@@ -403,6 +513,10 @@ void vmm_vfio_pci_destroy(struct vmm_vfio_pci *d)
         return;
     if (d->msi_on)
         set_irqs(d->fd, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
+    if (d->msix) {
+        set_irqs(d->fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
+        vmm_msix_destroy(d->msix);
+    }
     intx_enable(d, false);
     for (unsigned i = 0; i < MSI_MAX_VECTORS; i++) {
         if (d->msi[i].eventfd >= 0) {
@@ -421,10 +535,11 @@ void vmm_vfio_pci_destroy(struct vmm_vfio_pci *d)
         close(d->intx_resample);
     for (unsigned i = 0; i < VMM_PCI_BARS; i++) {
         struct vfio_bar *bar = &d->bars[i];
-        if (bar->slotted)
-            vmm_memory_unmap_device(d->vm, bar->slot);
-        if (bar->map)
-            munmap(bar->map, bar->size);
+        for (unsigned a = 0; a < bar->nareas; a++) {
+            if (bar->areas[a].slotted)
+                vmm_memory_unmap_device(d->vm, bar->areas[a].slot);
+            munmap(bar->areas[a].map, bar->areas[a].size);
+        }
     }
     vmm_pci_dev_destroy(d->pci);
     ioctl(d->fd, VFIO_DEVICE_RESET);

@@ -211,6 +211,18 @@ struct LabVFIOTests {
         #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
     }
 
+    @Test("an MSI-X device with a stock driver: the guest's NVMe driver probes the assigned controller, reads through DMA, and its vectors count up")
+    func nvme() throws {
+        let boot = try Lab.boot("nvme")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(Lab.lines(boot.log, "L2: nvme ").contains { $0.hasSuffix("driver=nvme") }, "\(Lab.lines(boot.log, "L2: nvme"))")
+        #expect(boot.log.contains("L2: nvme reads [nvme lab namespace]"), "\(Lab.lines(boot.log, "L2: nvme"))")
+        let vectors = Lab.lines(boot.log, "L2: irq nvme0q")
+        let counts = vectors.compactMap { Int($0.split(separator: "=").last ?? "") }
+        #expect(vectors.count >= 2 && counts.first ?? 0 > 0, "the admin queue's vector: \(vectors)")
+        #expect(counts.dropFirst().reduce(0, +) > 0, "an I/O queue's vector: \(vectors)")
+    }
+
     @Test("two devices in one --device list (a sysfs path and a bare address): both work")
     func twoDevices() throws {
         let boot = try Lab.boot("edu-two")

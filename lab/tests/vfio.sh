@@ -32,6 +32,11 @@ seed edu-two edu --device path=/sys/bus/pci/devices/$edu1 path=$edu2
 # The guest reboots with the device assigned: it works in both boots.
 seed edu-reboot edureboot --device path=/sys/bus/pci/devices/$edu1/
 
+# An MSI-X device with a stock driver: L1's NVMe controller.
+nvme=$(for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && basename $d; done | head -1)
+seed nvme nvme --device path=/sys/bus/pci/devices/$nvme/
+
 # Preflight: each refused before anything runs, with the fix.
 refused preflight-twice --device path=/sys/bus/pci/devices/$edu1/ path=$edu1
 refused preflight-missing --device path=/sys/bus/pci/devices/0000:00:1e.7/
