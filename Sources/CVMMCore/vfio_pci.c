@@ -207,10 +207,6 @@ static void msi_update(struct vmm_vfio_pci *d)
         return;
     if (d->msi_on)
         set_irqs(d->fd, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
-    if (d->msix) {
-        set_irqs(d->fd, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, NULL);
-        vmm_msix_destroy(d->msix);
-    }
     intx_enable(d, false);
     int32_t fds[MSI_MAX_VECTORS];
     for (unsigned i = 0; i < count; i++)
