@@ -91,6 +91,30 @@ void virtio_queue_signal(struct vmm_virtio *v, unsigned q)
         v->signal(v->transport, queue->live_vector);
 }
 
+void virtio_serve_queue(struct vmm_virtio *v, unsigned qi, struct vmm_virtq_chain *chain, virtio_request_fn handle)
+{
+    struct vmm_virtq *q = &v->queues[qi].vq;
+    do {
+        unsigned done = 0;
+        int r;
+        uint32_t written;
+        while ((r = vmm_virtq_pop(q, &v->mem, chain)) > 0) {
+            if (handle(v, qi, chain, &written)) {
+                vmm_virtq_push(q, chain->head, written);
+                done++;
+            }
+        }
+        if (v->ops->batch_done)
+            v->ops->batch_done(v);
+        if (done)
+            virtio_queue_signal(v, qi);
+        if (r < 0) {
+            virtio_fail(v, qi, r);
+            return;
+        }
+    } while (vmm_virtq_rearm(q));
+}
+
 static const char *queue_error(int error)
 {
     switch (error) {

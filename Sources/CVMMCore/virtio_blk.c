@@ -200,8 +200,9 @@ static uint8_t ranges(struct virtio_blk *b, const struct vmm_virtq_chain *c, boo
 
 /* One request: true and the bytes written into the chain (data + status)
  * when it is answered now, false when it is in flight. */
-static bool handle(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_chain *c, uint32_t *out)
+static bool handle(struct vmm_virtio *v, unsigned qi, const struct vmm_virtq_chain *c, uint32_t *out)
 {
+    struct virtio_blk *b = blk_of(v);
     struct virtio_blk_outhdr hdr;
     *out = 0;
     if (c->writable == 0)
@@ -251,27 +252,15 @@ static bool handle(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_cha
 
 static void queue_kick(struct vmm_virtio *v, unsigned qi)
 {
+    virtio_serve_queue(v, qi, &blk_of(v)->chain, handle);
+}
+
+/* What a batch handed to io_uring goes to the kernel in one submission. */
+static void batch_done(struct vmm_virtio *v)
+{
     struct virtio_blk *b = blk_of(v);
-    struct vmm_virtq *q = &v->queues[qi].vq;
-    do {
-        unsigned done = 0;
-        int r;
-        uint32_t written;
-        while ((r = vmm_virtq_pop(q, &v->mem, &b->chain)) > 0) {
-            if (handle(b, qi, &b->chain, &written)) {
-                vmm_virtq_push(q, b->chain.head, written);
-                done++;
-            }
-        }
-        if (b->uring)
-            blk_uring_flush(b->uring);
-        if (done)
-            virtio_queue_signal(v, qi);
-        if (r < 0) {
-            virtio_fail(v, qi, r);
-            return;
-        }
-    } while (vmm_virtq_rearm(q));
+    if (b->uring)
+        blk_uring_flush(b->uring);
 }
 
 /* One completion: the status byte, then the chain back to the guest. */
@@ -362,6 +351,7 @@ static const struct virtio_device_ops blk_ops = {
     .config_access = config_access,
     .queue_kick = queue_kick,
     .fd_ready = fd_ready,
+    .batch_done = batch_done,
     .reset = reset,
     .destroy = destroy,
 };

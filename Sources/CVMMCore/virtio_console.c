@@ -48,26 +48,14 @@ static void write_all(int fd, const uint8_t *p, uint64_t len)
     }
 }
 
-static void transmit(struct virtio_console *c)
+static bool transmit(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *chain, uint32_t *written)
 {
-    struct vmm_virtq *q = &c->v.queues[TX_QUEUE].vq;
-    do {
-        unsigned done = 0;
-        int r;
-        while ((r = vmm_virtq_pop(q, &c->v.mem, &c->chain)) > 0) {
-            for (unsigned i = 0; i < c->chain.count; i++)
-                if (!c->chain.bufs[i].writable)
-                    write_all(c->out_fd, c->chain.bufs[i].hva, c->chain.bufs[i].len);
-            vmm_virtq_push(q, c->chain.head, 0);
-            done++;
-        }
-        if (done)
-            virtio_queue_signal(&c->v, TX_QUEUE);
-        if (r < 0) {
-            virtio_fail(&c->v, TX_QUEUE, r);
-            return;
-        }
-    } while (vmm_virtq_rearm(q));
+    (void)q;
+    for (unsigned i = 0; i < chain->count; i++)
+        if (!chain->bufs[i].writable)
+            write_all(console_of(v)->out_fd, chain->bufs[i].hva, chain->bufs[i].len);
+    *written = 0;
+    return true;
 }
 
 /* Moves pending input into receive buffers; true when all of it fitted. */
@@ -126,7 +114,7 @@ static void queue_kick(struct vmm_virtio *v, unsigned q)
 {
     struct virtio_console *c = console_of(v);
     if (q == TX_QUEUE) {
-        transmit(c);
+        virtio_serve_queue(v, q, &c->chain, transmit);
     } else if (deliver(c)) {
         set_input(c, true); /* the guest gave buffers: read input again */
     }

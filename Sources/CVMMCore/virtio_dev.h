@@ -40,6 +40,8 @@ struct virtio_device_ops {
     void (*queue_kick)(struct vmm_virtio *v, unsigned q);
     /* A device fd registered with virtio_watch became ready. */
     void (*fd_ready)(struct vmm_virtio *v, int fd, uint32_t events);
+    /* After each batch of requests virtio_serve_queue took (may be NULL). */
+    void (*batch_done)(struct vmm_virtio *v);
     /* Drop every in-flight state: the driver reset the device. */
     void (*reset)(struct vmm_virtio *v);
     /* Free the device's own resources (the core frees the rest). */
@@ -87,6 +89,14 @@ void virtio_queue_signal(struct vmm_virtio *v, unsigned q);
 /* A malformed queue: DEVICE_NEEDS_RESET, a config interrupt, one log line
  * (rate-limited); the device stops until the driver resets it. */
 void virtio_fail(struct vmm_virtio *v, unsigned q, int error);
+/* Handles one request: true and the bytes put in the chain when it is
+ * answered now, false when the device answers it later itself. */
+typedef bool (*virtio_request_fn)(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *chain,
+                                  uint32_t *written);
+/* Serves queue `q` until the driver has nothing more: each chain to
+ * `handle`, answered ones back with one interrupt per batch, and a
+ * malformed queue to virtio_fail. `chain` is the device's scratch space. */
+void virtio_serve_queue(struct vmm_virtio *v, unsigned q, struct vmm_virtq_chain *chain, virtio_request_fn handle);
 /* Adds/changes a device fd on the thread's epoll set (events 0: paused). */
 int virtio_watch(struct vmm_virtio *v, int fd, uint32_t events, bool add);
 

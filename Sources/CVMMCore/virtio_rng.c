@@ -25,8 +25,10 @@ static void config_access(struct vmm_virtio *v, uint32_t offset, uint8_t *data, 
         memset(data, 0, size); /* no configuration space */
 }
 
-static uint32_t fill(struct virtio_rng *r, const struct vmm_virtq_chain *c)
+static bool fill(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *c, uint32_t *written)
 {
+    struct virtio_rng *r = (struct virtio_rng *)v;
+    (void)q;
     uint32_t total = 0;
     for (unsigned i = 0; i < c->count && total < MAX_REQUEST; i++) {
         const struct vmm_virtq_buf *b = &c->bufs[i];
@@ -43,27 +45,13 @@ static uint32_t fill(struct virtio_rng *r, const struct vmm_virtq_chain *c)
         if ((uint32_t)n < want)
             break;
     }
-    return total;
+    *written = total;
+    return true;
 }
 
 static void queue_kick(struct vmm_virtio *v, unsigned qi)
 {
-    struct virtio_rng *r = (struct virtio_rng *)v;
-    struct vmm_virtq *q = &v->queues[qi].vq;
-    do {
-        unsigned done = 0;
-        int ret;
-        while ((ret = vmm_virtq_pop(q, &v->mem, &r->chain)) > 0) {
-            vmm_virtq_push(q, r->chain.head, fill(r, &r->chain));
-            done++;
-        }
-        if (done)
-            virtio_queue_signal(v, qi);
-        if (ret < 0) {
-            virtio_fail(v, qi, ret);
-            return;
-        }
-    } while (vmm_virtq_rearm(q));
+    virtio_serve_queue(v, qi, &((struct virtio_rng *)v)->chain, fill);
 }
 
 static void destroy(struct vmm_virtio *v) { free(v); }
