@@ -86,6 +86,10 @@ case "$action" in
         echo "L2: nvme reads [$(dd if=/dev/nvme0n1 bs=512 count=1 iflag=direct 2>/dev/null | head -c 18)]"
         grep nvme /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " " $(NF-2) " count=" n}'
         poweroff -f ;;
+    barbench)
+        barbench 1234 11e8 mapped
+        barbench 1b36 0010 msix
+        poweroff -f ;;
     edureboot)
         # The root file system carries over: the second boot powers off.
         edutest probe

@@ -29,7 +29,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c | sha256sum | cut -c1-12)"
+    "$here"/guest/edutest.c "$here"/../bench/guest/barbench.c | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
 fetch() { # flavour dir
@@ -101,6 +101,7 @@ chmod +x "$cache/l2-root/init"
 # Guest-side tools: the block benchmark, the assigned-device test.
 gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/blkbench.c"
 gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
+gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
 
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from

@@ -46,7 +46,7 @@ struct DeviceDiscoveryTests {
         ("path=0000:01:20.0", "expected /sys/bus/pci/devices/DDDD:BB:SS.F/ or a PCI address"),
         ("path=0000:01:00.0,iommu=on", "--device iommu=on is not supported yet"),
         ("path=0000:01:00.0,pci_segment=1", "--device pci_segment=1 is not supported yet"),
-        ("path=0000:01:00.0,bind=auto", "--device bind=auto is not supported yet"),
+        ("path=0000:01:00.0,bind=sometimes", "--device bind: invalid value 'sometimes': expected auto"),
         ("path=0000:01:00.0,color=red", "--device: unknown key 'color'"),
     ])
     func refused(text: String, message: String) {

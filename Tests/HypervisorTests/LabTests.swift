@@ -223,6 +223,22 @@ struct LabVFIOTests {
         #expect(counts.dropFirst().reduce(0, +) > 0, "an I/O queue's vector: \(vectors)")
     }
 
+    @Test("bind=auto moves a device from its driver to vfio-pci and gives it back after power-off, SIGTERM and a failed launch")
+    func managedBinding() throws {
+        let before = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("nvme-auto-before.check").path, encoding: .utf8)) ?? ""
+        #expect(before.trimmingCharacters(in: .whitespacesAndNewlines) == "nvme", "L1's own driver first: \(before)")
+        let run = try Lab.boot("nvme-auto")
+        #expect(run.status == 0, "\(run.log.suffix(3000))")
+        #expect(Lab.lines(run.log, "L2: nvme ").contains { $0.hasSuffix("driver=nvme") }, "the guest's driver probed it")
+        #expect(run.check == "nvme", "after power-off L1's driver has it back: \(run.check)")
+        let sigterm = try Lab.boot("nvme-auto-sigterm")
+        #expect(sigterm.status == 0, "\(sigterm.log.suffix(2000))")
+        #expect(sigterm.check == "nvme", "after SIGTERM: \(sigterm.check)")
+        let failed = try Lab.boot("nvme-auto-failed")
+        #expect(failed.status == 1 && failed.log.contains("does not fit in guest memory"), "\(failed.log)")
+        #expect(failed.check == "nvme", "after a failed launch: \(failed.check)")
+    }
+
     @Test("two devices in one --device list (a sysfs path and a bare address): both work")
     func twoDevices() throws {
         let boot = try Lab.boot("edu-two")

@@ -37,6 +37,28 @@ nvme=$(for d in /sys/bus/pci/devices/*; do
     [ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && basename $d; done | head -1)
 seed nvme nvme --device path=/sys/bus/pci/devices/$nvme/
 
+# bind=auto: the NVMe controller on L1's own nvme driver first; the VMM
+# moves it to vfio-pci and gives it back after a power-off, a SIGTERM and
+# a launch that fails after the move. NAME.check holds L1's driver after.
+. "$(dirname "$0")/common.sh"
+kver=$(ls "$cache/l1-kernel/lib/modules")
+echo "$nvme" > /sys/bus/pci/drivers/vfio-pci/unbind
+for m in $(modprobe -d "$cache/l1-kernel" -S "$kver" --show-depends nvme | awk '$1=="insmod"{print $2}'); do insmod "$m" 2>/dev/null; done
+driver() { basename "$(readlink /sys/bus/pci/devices/$nvme/driver)" 2>/dev/null; }
+driver > nvme-auto-before.check
+seed nvme-auto nvme --device path=/sys/bus/pci/devices/$nvme/,bind=auto
+driver > nvme-auto.check
+seed nvme-auto-sigterm sigterm --device path=$nvme,bind=auto &
+wait_for nvme-auto-sigterm.log "L2: flushed" 1 && sleep 1
+pkill -TERM -f "l2.action=sigterm"
+wait
+driver > nvme-auto-sigterm.check
+refused nvme-auto-failed --memory size=8M --device path=$nvme,bind=auto
+driver > nvme-auto-failed.check
+# Back to vfio-pci for anything after.
+echo "$nvme" > /sys/bus/pci/drivers/nvme/unbind
+echo "$nvme" > /sys/bus/pci/drivers/vfio-pci/bind
+
 # Preflight: each refused before anything runs, with the fix.
 refused preflight-twice --device path=/sys/bus/pci/devices/$edu1/ path=$edu1
 refused preflight-missing --device path=/sys/bus/pci/devices/0000:00:1e.7/

@@ -69,12 +69,22 @@ public struct DeviceConfig: Sendable, Equatable {
     /// The device's address, `0000:01:00.0`.
     public var bdf: String
     public var id: String?
+    /// `bind=auto` (not in Cloud Hypervisor): the VMM moves the device to
+    /// vfio-pci itself and gives it back to its driver when it ends.
+    public var managedBinding: Bool
 
     static let known = ["path", "iommu", "id", "pci_segment", "x_nv_gpudirect_clique", "bind"]
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--device", known: Self.known)
-        try list.refuseUnsupported(["x_nv_gpudirect_clique", "bind"])
+        try list.refuseUnsupported(["x_nv_gpudirect_clique"])
+        switch list["bind"] {
+        case nil, "manual": managedBinding = false
+        case "auto": managedBinding = true
+        case let other?:
+            throw .invalidValue(option: "--device", key: "bind", value: other,
+                                reason: "expected auto (the VMM binds vfio-pci and restores the driver) or manual")
+        }
         try list.refuseUnsupported(["iommu", "pci_segment"], unlessEqualTo: ["iommu": "off", "pci_segment": "0"])
         let path = try list.required("path")
         guard let bdf = Self.address(of: path) else {

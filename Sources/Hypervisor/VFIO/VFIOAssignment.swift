@@ -18,17 +18,25 @@ final class VFIOAssignment {
     /// Group number → its fd.
     let groups: [Int: Int32]
     let devices: [Assigned]
+    /// `bind=auto` devices, given back to their drivers once the fds above are closed.
+    private let bindings: [ManagedBinding]
 
     init(_ configs: [DeviceConfig], discovery: DeviceDiscovery = DeviceDiscovery()) throws(VMMError) {
         let found: [DeviceDiscovery.Device]
+        var bindings: [ManagedBinding] = []
         do {
+            for config in configs where config.managedBinding {
+                if let binding = try ManagedBinding(bdf: config.bdf, sysfs: discovery.sysfs) { bindings.append(binding) }
+            }
             found = try discovery.check(configs)
         } catch {
+            bindings.forEach { $0.restore() }
             throw .config(error)
         }
         let container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC)
         guard container >= 0 else {
             let error = errno
+            bindings.forEach { $0.restore() }
             throw .system(SystemError(error == ENOENT ? "open /dev/vfio/vfio (load the vfio-pci module: modprobe vfio-pci)"
                                                       : "open /dev/vfio/vfio", errno: error))
         }
@@ -59,8 +67,10 @@ final class VFIOAssignment {
             for device in devices { close(device.fd) }
             for fd in groups.values { close(fd) }
             close(container)
+            bindings.forEach { $0.restore() }
             throw error
         }
+        self.bindings = bindings
         self.container = container
         self.groups = groups
         self.devices = devices
@@ -70,6 +80,8 @@ final class VFIOAssignment {
         for device in devices { close(device.fd) }
         for fd in groups.values { close(fd) }
         close(container)
+        // vfio-pci lets go of a device only once nothing holds it open.
+        bindings.forEach { $0.restore() }
     }
 }
 
