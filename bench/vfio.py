@@ -28,7 +28,7 @@ PROBE = b"default/read/poll queues"
 
 def devices():
     found = {}
-    for bdf in os.listdir("/sys/bus/pci/devices"):
+    for bdf in sorted(os.listdir("/sys/bus/pci/devices")):
         ids = tuple(open(f"/sys/bus/pci/devices/{bdf}/{f}").read().strip() for f in ("vendor", "device"))
         if ids in (("0x1234", "0x11e8"), ("0x1b36", "0x0010")):
             found.setdefault(ids[1], bdf)

@@ -75,6 +75,10 @@ case "$action" in
     edu)
         edutest probe
         edutest intx
+        # MSI through the lab's edu driver, once uio_pci_generic lets go.
+        for d in /sys/bus/pci/drivers/uio_pci_generic/0000:*; do echo "${d##*/}" > /sys/bus/pci/drivers/uio_pci_generic/unbind; done
+        insmod /lib/edu_irq.ko msi=1 2>/dev/null
+        dmesg | grep -o 'edu_irq 0000:[0-9a-f:.]*: msi interrupts=.*' | sed 's/^/L2: /'
         poweroff -f ;;
     nvme)
         # The stock NVMe driver (built in) on the assigned controller.
@@ -88,6 +92,8 @@ case "$action" in
         poweroff -f ;;
     barbench)
         barbench 1234 11e8 mapped
+        # A BAR a driver holds cannot be mapped from userspace (strict devmem).
+        for d in /sys/bus/pci/drivers/nvme/0000:*; do echo "${d##*/}" > /sys/bus/pci/drivers/nvme/unbind; done
         barbench 1b36 0010 msix
         poweroff -f ;;
     edureboot)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one shell command inside the lab's L1 (QEMU TCG, q35, intel-iommu,
-# two edu devices and an NVMe controller, nested KVM) with the host's root read-only at / and prints
+# two edu devices and an NVMe controller, and behind a PCI bridge a third
+# edu sharing its IOMMU group with a virtio-rng: nested KVM) with the host's root read-only at / and prints
 # L1's console. Exits with the command's status.
 #
 #   lab/run.sh [--out DIR] [--timeout SECONDS] [--qemu-arg ARG]... -- COMMAND
@@ -31,6 +32,7 @@ set +e
 timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 4G -smp 1 \
     -device intel-iommu -device edu -device edu \
     -drive "file=$cache/l1-nvme.raw,if=none,id=nvme0,format=raw,readonly=on" -device nvme,serial=labnvme,drive=nvme0 \
+    -device pci-bridge,id=labbridge,chassis_nr=1 -device edu,bus=labbridge,addr=1 -device virtio-rng-pci,bus=labbridge,addr=2 \
     -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$out,mount_tag=out,security_model=none" \
     -kernel "$cache/l1-vmlinuz" -initrd "$cache/l1-initramfs.cpio" \

@@ -12,7 +12,7 @@ cache="${LAB_CACHE:-$here/../.lab-cache}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 
-need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk)
+need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,7 +29,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/../bench/guest/barbench.c | sha256sum | cut -c1-12)"
+    "$here"/guest/edutest.c "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
 fetch() { # flavour dir
@@ -44,6 +44,19 @@ fetch() { # flavour dir
 }
 fetch amd64 l1-kernel
 fetch cloud-amd64 l2-kernel
+
+# The L2 kernel's headers and kbuild, for the lab's guest test module.
+if [ ! -d "$cache/l2-headers/usr/src" ]; then
+    rm -rf "$cache/l2-headers" "$cache/dl"; mkdir -p "$cache/dl" "$cache/l2-headers"
+    (cd "$cache/dl" && apt-get download "linux-headers-$abi-cloud-amd64" "linux-headers-$abi-common" \
+        "linux-kbuild-$(echo "$abi" | cut -d. -f1-2)" >/dev/null 2>&1) \
+        || { echo "lab: cannot download the L2 kernel's headers from the Debian archive" >&2; exit 1; }
+    for deb in "$cache"/dl/*.deb; do dpkg-deb -x "$deb" "$cache/l2-headers"; done
+    # The flavour's Makefile includes the common one by its installed path.
+    sed -i "s|include /usr/src/|include $cache/l2-headers/usr/src/|" \
+        "$cache/l2-headers/usr/src/linux-headers-$abi-cloud-amd64/Makefile"
+    rm -rf "$cache/dl"
+fi
 
 # Modules with their dependencies, in load order, from modules.dep.
 modules_in_order() { # root kver names...
@@ -102,12 +115,19 @@ chmod +x "$cache/l2-root/init"
 gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/blkbench.c"
 gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
 gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
+# The edu test driver (MSI), built out of tree against the L2 kernel.
+rm -rf "$cache/edu_irq"; cp -r "$here/guest/edu_irq" "$cache/edu_irq"
+make -s -C "$cache/l2-headers/usr/src/linux-headers-$abi-cloud-amd64" M="$cache/edu_irq" modules >/dev/null 2>&1 \
+    || { echo "lab: cannot build lab/guest/edu_irq against the L2 kernel" >&2; exit 1; }
+mkdir -p "$cache/l2-root/lib"
+cp "$cache/edu_irq/edu_irq.ko" "$cache/l2-root/lib/"
 (cd "$cache/l2-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-initramfs.cpio"
 
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from
 # 1 MiB, as cloud images lay it out) holding busybox and the same init.
 rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
 cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-rootfs/bin/"
+mkdir -p "$cache/l2-rootfs/lib"; cp "$cache/l2-root/lib/edu_irq.ko" "$cache/l2-rootfs/lib/"
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"
 rm -f "$cache/l2-root.ext4" "$cache/l2-disk.raw"

@@ -208,6 +208,8 @@ struct LabVFIOTests {
         expectEduWorks(boot.log, "0000:00:03.0")
         // Level-triggered INTx: each one unmasked by the guest's EOI (resample) reaches the guest.
         #expect(boot.log.contains("L2: edu intx interrupts=3 of 3"), "\(Lab.lines(boot.log, "L2: edu"))")
+        // MSI, through the lab's edu driver: the guest's vector is a KVM route fed by VFIO's eventfd.
+        #expect(boot.log.contains("L2: edu_irq 0000:00:03.0: msi interrupts=3 of 3"), "\(Lab.lines(boot.log, "L2: edu"))")
         #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
     }
 
@@ -260,6 +262,8 @@ struct LabVFIOTests {
         ("preflight-twice", "0000:00:03.0 is given twice; a device can be assigned once"),
         ("preflight-missing", "no PCI device 0000:00:1e.7 on this host (lspci -D lists them)"),
         ("preflight-driverless", "is bound to no driver, not vfio-pci: modprobe vfio-pci; echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id"),
+        ("preflight-other-driver", "is bound to nvme, not vfio-pci: echo 0000:00:05.0 > /sys/bus/pci/drivers/nvme/unbind; modprobe vfio-pci; echo 1b36 0010 > /sys/bus/pci/drivers/vfio-pci/new_id"),
+        ("preflight-group", "is not viable: 0000:01:02.0, in the same group, is bound to virtio-pci; give it to vfio-pci too (or unbind it: echo 0000:01:02.0 > /sys/bus/pci/drivers/virtio-pci/unbind)"),
     ])
     func preflight(name: String, message: String) throws {
         let boot = try Lab.boot(name)

@@ -9,7 +9,7 @@ work=/run/vfio-lab
 mkdir -p $work
 set -- $(for d in /sys/bus/pci/devices/*; do
     [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] && basename $d; done)
-edu1=$1 edu2=$2
+edu1=$1 edu2=$2 edu_bridged=$3
 echo "$edu1 $edu2" > edu-devices.txt
 seed() { # name, l2.action, then more arguments
     name=$1 action=$2; shift 2
@@ -46,6 +46,7 @@ echo "$nvme" > /sys/bus/pci/drivers/vfio-pci/unbind
 for m in $(modprobe -d "$cache/l1-kernel" -S "$kver" --show-depends nvme | awk '$1=="insmod"{print $2}'); do insmod "$m" 2>/dev/null; done
 driver() { basename "$(readlink /sys/bus/pci/devices/$nvme/driver)" 2>/dev/null; }
 driver > nvme-auto-before.check
+refused preflight-other-driver --device path=/sys/bus/pci/devices/$nvme/
 seed nvme-auto nvme --device path=/sys/bus/pci/devices/$nvme/,bind=auto
 driver > nvme-auto.check
 seed nvme-auto-sigterm sigterm --device path=$nvme,bind=auto &
@@ -62,6 +63,8 @@ echo "$nvme" > /sys/bus/pci/drivers/vfio-pci/bind
 # Preflight: each refused before anything runs, with the fix.
 refused preflight-twice --device path=/sys/bus/pci/devices/$edu1/ path=$edu1
 refused preflight-missing --device path=/sys/bus/pci/devices/0000:00:1e.7/
+# Behind the bridge: its group also holds a virtio-rng on L1's virtio-pci driver.
+refused preflight-group --device path=/sys/bus/pci/devices/$edu_bridged/
 echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/unbind
 refused preflight-driverless --device path=/sys/bus/pci/devices/$edu2/
 echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/bind
