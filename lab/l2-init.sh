@@ -84,7 +84,7 @@ case "$action" in
         # The stock NVMe driver (built in) on the assigned controller.
         for d in /sys/bus/pci/devices/*; do
             [ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && \
-                echo "L2: nvme $(basename $d) driver=$(basename $(readlink $d/driver) 2>/dev/null)"
+                echo "L2: nvme $(basename $d) driver=$(basename $(readlink $d/driver) 2>/dev/null) bar0=$(cut -d' ' -f1 $d/resource | head -1)"
         done
         tries=0; until [ -b /dev/nvme0n1 ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
         echo "L2: nvme reads [$(dd if=/dev/nvme0n1 bs=512 count=1 iflag=direct 2>/dev/null | head -c 18)]"

@@ -131,7 +131,7 @@ mkdir -p "$cache/l2-rootfs/lib"; cp "$cache/l2-root/lib/edu_irq.ko" "$cache/l2-r
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"
 rm -f "$cache/l2-root.ext4" "$cache/l2-disk.raw"
-mkfs.ext4 -q -F -L l2root -d "$cache/l2-rootfs" "$cache/l2-root.ext4" 63M
+mkfs.ext4 -q -F -L l2root -d "$cache/l2-rootfs" "$cache/l2-root.ext4" 63M >/dev/null
 truncate -s 64M "$cache/l2-disk.raw"
 echo 'start=2048, type=83' | sfdisk -q "$cache/l2-disk.raw"
 dd if="$cache/l2-root.ext4" of="$cache/l2-disk.raw" bs=1M seek=1 conv=notrunc status=none

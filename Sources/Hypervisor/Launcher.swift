@@ -25,6 +25,10 @@ public struct Launcher {
         } catch {
             throw .config(error)
         }
+        if config.serial == .tty && config.console == .tty {
+            // Allowed, as Cloud Hypervisor allows it, and said, as it says it.
+            logger.warning("--serial tty and --console tty both write to the terminal; standard input goes to the serial port")
+        }
         let resources = try LaunchResources(config: config)
         let sandbox = try Sandbox(config: config, terminal: resources.terminal != nil)
         while true {

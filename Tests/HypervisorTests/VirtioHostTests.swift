@@ -73,6 +73,14 @@ struct VirtioHostTests {
         }
     }
 
+    @Test("--serial tty with the default --console tty: allowed, with Cloud Hypervisor's warning")
+    func doubleTTY() throws {
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--serial", "tty"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("Hello from a tiny PVH guest"))
+        #expect(r.stderr.contains("warning: --serial tty and --console tty both write to the terminal"), "\(r.stderr)")
+    }
+
     @Test("Cloud Hypervisor's spellings: bare --rng, several disks after one --disk, --console file=")
     func spellings() throws {
         let a = scratchDisk("a"), b = scratchDisk("b")
