@@ -1,4 +1,5 @@
 import ArgumentParser
+import CVMMCore
 import Hypervisor
 import Logging
 
@@ -64,7 +65,7 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(RngConfig.init(parsing:)))
     var rng: RngConfig = RngConfig()
 
-    @Option(help: ArgumentHelp("true|false|log", valueName: "seccomp"), transform: parseSeccomp)
+    @Option(help: ArgumentHelp("true|false|log|errno", valueName: "seccomp"), transform: parseSeccomp)
     var seccomp: VMConfig.SeccompMode = .enabled
 
     @Option(name: .customLong("api-socket"), help: ArgumentHelp("(not supported yet)", valueName: "path"))
@@ -90,9 +91,16 @@ struct CloudHypervisor: ParsableCommand {
     }
 
     static func main() {
+        // Before anything else opens a file: what the parent left open goes.
+        let closed = vmm_close_inherited_fds()
+        guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let repeated = repeatedSingleOption(arguments) {
+            fail("\(repeated) is given more than once; give it once")
+        }
         let command: CloudHypervisor
         do {
-            command = try parse(bareRngAsDefault(Array(CommandLine.arguments.dropFirst())))
+            command = try parse(bareRngAsDefault(arguments))
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             fail(message(for: error))

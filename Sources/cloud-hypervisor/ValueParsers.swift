@@ -8,7 +8,7 @@ func library<T>(_ parser: @escaping @Sendable (String) throws(ConfigError) -> T)
 
 func parseSeccomp(_ text: String) throws -> VMConfig.SeccompMode {
     guard let mode = VMConfig.SeccompMode(rawValue: text) else {
-        throw ConfigError.invalidValue(option: "--seccomp", key: nil, value: text, reason: "expected true, false or log")
+        throw ConfigError.invalidValue(option: "--seccomp", key: nil, value: text, reason: "expected true, false, log or errno")
     }
     return mode
 }
@@ -25,4 +25,20 @@ func bareRngAsDefault(_ arguments: [String]) -> [String] {
         }
     }
     return result
+}
+
+/// Options Cloud Hypervisor takes once: given twice, the command line is
+/// refused, as Cloud Hypervisor refuses it, instead of the last one winning.
+let singleOptions = ["--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial", "--console", "--rng",
+                     "--seccomp", "--api-socket", "--log-file", "--user", "--group"]
+
+/// The first single option given more than once, in either spelling
+/// (`--kernel PATH`, `--kernel=PATH`).
+func repeatedSingleOption(_ arguments: [String]) -> String? {
+    var seen = Set<String>()
+    for argument in arguments {
+        let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+        if singleOptions.contains(name), !seen.insert(name).inserted { return name }
+    }
+    return nil
 }

@@ -22,6 +22,8 @@ int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_
         if (vmm_seccomp_install(program) < 0)
             _exit(99);
         long r = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+        if (r < 0)
+            r = -errno;
         ssize_t ignored = write(result_pipe[1], &r, sizeof(r));
         (void)ignored;
         _exit(0);

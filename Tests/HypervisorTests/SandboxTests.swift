@@ -1,6 +1,7 @@
 import CVMMCore
 import CVMMTestHooks
 import Foundation
+import Glibc
 import Testing
 @testable import Hypervisor
 
@@ -118,6 +119,48 @@ struct SandboxTests {
         try #require(dmesg.status == 0, "kernel log unreadable here")
         #expect(dmesg.stdout.contains("pid=\(outcome.child_pid) ") && dmesg.stdout.contains("syscall=41"),
                 "no audit record for pid \(outcome.child_pid)")
+    }
+
+    @Test("under --seccomp errno a forbidden syscall fails with EPERM and the thread runs on")
+    func violationErrno() throws {
+        let filter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: .errno)
+        var outcome = vmm_test_violation()
+        #expect(vmm_test_violate(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), &outcome) == 0)
+        #expect(outcome.exit_code == 0, "the thread was not killed")
+        #expect(outcome.result == -Int(EPERM), "socket() returned \(outcome.result)")
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--serial", "tty", "--console", "off", "--seccomp", "errno"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("Hello from a tiny PVH guest"), "\(r.stderr)")
+    }
+
+    @Test("descriptors inherited from the parent are closed at start; a closed standard stream is reopened on /dev/null")
+    func inheritedDescriptors() throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("inherited-\(getpid())").path
+        FileManager.default.createFile(atPath: marker, contents: Data("secret".utf8))
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let spin = try Guests.path("spin")
+        for extra in [[], ["--seccomp", "true", "--user", "nobody"]] where extra.isEmpty || Self.isRoot {
+            // A file, a pipe and a socket left open by the parent, and standard input closed.
+            let script = "exec 7<\(marker) 8</dev/zero 9<&-; exec 0<&-; exec \(VMM.binary) --kernel \(spin) --serial tty --console off "
+                + extra.joined(separator: " ") + " 6< <(:) 5<>/dev/null"
+            var links: [String] = []
+            let r = run("/bin/bash", ["-c", "python3 -c 'import socket,os,sys; s=socket.socket(); os.set_inheritable(s.fileno(), True); os.dup2(s.fileno(), 11); os.execv(\"/bin/bash\", [\"bash\", \"-c\", sys.argv[1]])' '\(script)'"]) { process, output in
+                _ = eventually(10) { output().contains("spinning") }
+                let vmm = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/task")) != nil
+                    ? process.processIdentifier : 0
+                let dir = "/proc/\(vmm)/fd"
+                for fd in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                    links.append("\(fd) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")) ?? "?")")
+                }
+                process.terminate()
+            }
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(!links.isEmpty)
+            for link in links {
+                #expect(!link.contains(marker) && !link.contains("/dev/zero") && !link.contains("pipe:") && !link.contains("socket:"),
+                        "inherited: \(link) (\(extra))")
+            }
+            #expect(links.contains { $0.hasPrefix("0 -> /dev/null") }, "standard input reopened on /dev/null: \(links)")
+        }
     }
 
     @Test("each thread kind's list is short, and the VMM's covers every other kind's")

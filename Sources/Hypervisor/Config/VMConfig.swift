@@ -1,11 +1,13 @@
 /// Everything one VM launch needs, as value types checked before anything
 /// is opened. The CLI fills it; later the API server will too.
 public struct VMConfig: Sendable, Equatable {
-    /// `--seccomp true|false|log`.
+    /// `--seccomp true|false|log|errno`.
     public enum SeccompMode: String, Sendable, Equatable, CaseIterable {
         case enabled = "true"
         case disabled = "false"
         case log
+        /// A forbidden call fails with EPERM instead of ending the VMM.
+        case errno
     }
 
     /// A PVH ELF kernel or a bzImage (`--kernel`).

@@ -93,7 +93,11 @@ public final class SeccompFilter: @unchecked Sendable {
         let names = Self.syscalls(for: kind)
         let ioctls = Self.ioctls(for: kind) + extraIoctls
         allowedSyscallCount = names.count + (ioctls.isEmpty ? 0 : 1)
-        let violation = mode == .log ? SCMP_ACT_LOG : SCMP_ACT_TRAP
+        let violation = switch mode {
+        case .log: SCMP_ACT_LOG
+        case .errno: SCMP_ACT_ERRNO_EPERM
+        default: SCMP_ACT_TRAP
+        }
         guard let ctx = seccomp_init(violation) else {
             throw .system(SystemError("seccomp_init", errno: ENOMEM))
         }
@@ -189,3 +193,4 @@ private let SCMP_ACT_TRAP: UInt32 = 0x0003_0000
 private let SCMP_ACT_LOG: UInt32 = 0x7ffc_0000
 private let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
 private let SCMP_ACT_ERRNO_ENOSYS: UInt32 = 0x0005_0000 | UInt32(ENOSYS)
+private let SCMP_ACT_ERRNO_EPERM: UInt32 = 0x0005_0000 | UInt32(EPERM)

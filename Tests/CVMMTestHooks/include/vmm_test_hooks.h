@@ -8,7 +8,7 @@
 struct vmm_test_violation {
     int exit_code;      /* -1 if killed by a signal */
     int signal;         /* the signal, if killed */
-    long result;        /* what the forbidden syscall returned (log mode) */
+    long result;        /* what the forbidden syscall returned, or -errno */
     int child_pid;
     char stderr_text[512];
 };
