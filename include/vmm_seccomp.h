@@ -40,4 +40,11 @@ int vmm_seccomp_vcpu_init(void *opaque, unsigned index);
  * the table must live for the rest of the process. */
 int vmm_seccomp_trap_init(const char *const *names, unsigned count);
 
+struct termios;
+/* The terminal the SIGSYS report restores before the VMM ends (the saved
+ * mode of a terminal the VMM put in raw mode), or fd -1 for none. Every
+ * thread kind's filter must then allow ioctl TCSETS and TCGETS (glibc's
+ * tcsetattr reads back): the handler runs on the thread that violated. */
+void vmm_seccomp_trap_terminal(int fd, const struct termios *saved);
+
 #endif

@@ -8,6 +8,7 @@
 #include <linux/vfio.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <termios.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -19,6 +20,9 @@
 
 static const char *const *syscall_names;
 static unsigned syscall_name_count;
+/* Set by the VMM thread before any filter exists, read by the handler. */
+static int trap_terminal_fd = -1;
+static struct termios trap_terminal;
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[VMM_THREAD_KINDS] = {
@@ -131,6 +135,9 @@ static void sigsys_handler(int sig, siginfo_t *info, void *ucontext)
     append(line, sizeof(line), &pos, "); stopping the VMM\n");
     ssize_t ignored = write(STDERR_FILENO, line, pos);
     (void)ignored;
+    /* tcsetattr is async-signal-safe: the user gets the terminal back. */
+    if (trap_terminal_fd >= 0)
+        tcsetattr(trap_terminal_fd, TCSANOW, &trap_terminal);
     syscall(SYS_exit_group, 1);
 }
 
@@ -141,4 +148,11 @@ int vmm_seccomp_trap_init(const char *const *names, unsigned count)
     struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
     sigemptyset(&sa.sa_mask);
     return sigaction(SIGSYS, &sa, NULL) < 0 ? -errno : 0;
+}
+
+void vmm_seccomp_trap_terminal(int fd, const struct termios *saved)
+{
+    if (saved)
+        trap_terminal = *saved;
+    trap_terminal_fd = saved ? fd : -1;
 }

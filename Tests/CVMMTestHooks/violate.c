@@ -4,11 +4,17 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "vmm_test_hooks.h"
 
 int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out)
+{
+    return vmm_test_violate_on_terminal(program, -1, out);
+}
+
+int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int tty, struct vmm_test_violation *out)
 {
     int err_pipe[2], result_pipe[2];
     if (pipe(err_pipe) < 0 || pipe(result_pipe) < 0)
@@ -19,6 +25,13 @@ int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_
     if (pid == 0) {
         /* Only async-signal-safe calls from here on: the parent has threads. */
         dup2(err_pipe[1], STDERR_FILENO);
+        struct termios saved, raw;
+        if (tty >= 0 && tcgetattr(tty, &saved) == 0) {
+            raw = saved;
+            cfmakeraw(&raw);
+            tcsetattr(tty, TCSANOW, &raw);
+            vmm_seccomp_trap_terminal(tty, &saved);
+        }
         if (vmm_seccomp_install(program) < 0)
             _exit(99);
         long r = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);

@@ -108,6 +108,26 @@ struct SandboxTests {
         #expect(text == "cloud-hypervisor: error: seccomp: the vcpu thread made a forbidden system call: socket (41); stopping the VMM\n")
     }
 
+    @Test("a seccomp kill restores the terminal the VMM put in raw mode")
+    func violationRestoresTerminal() throws {
+        var master: Int32 = -1, slave: Int32 = -1
+        try #require(vmm_test_openpty(&master, &slave) == 0)
+        defer { close(master); close(slave) }
+        var before = termios()
+        try #require(tcgetattr(slave, &before) == 0)
+        try #require(before.c_lflag & tcflag_t(ICANON | ECHO) == tcflag_t(ICANON | ECHO), "a cooked terminal to start with")
+        let filter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: .enabled, extraIoctls: [UInt(TCGETS), UInt(TCSETS)])
+        #expect(SeccompFilter.trapInitialized == 0)
+        var outcome = vmm_test_violation()
+        #expect(vmm_test_violate_on_terminal(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), slave, &outcome) == 0)
+        let text = withUnsafeBytes(of: outcome.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        #expect(outcome.exit_code == 1, "the violation ended the child: signal \(outcome.signal), \(text)")
+        var after = termios()
+        try #require(tcgetattr(slave, &after) == 0)
+        #expect(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag,
+                "the terminal is as it was")
+    }
+
     @Test("under --seccomp log a forbidden syscall is allowed and logged by the kernel")
     func violationLogged() throws {
         let filter = try SeccompFilter(kind: VMM_THREAD_VMM, mode: .log)

@@ -34,12 +34,15 @@ final class Sandbox {
         }
         let trap = SeccompFilter.trapInitialized
         guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp,
-                                    extraIoctls: terminal ? [UInt(TCGETS), UInt(TCSETS)] : [])
-        vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp)
+        // A raw terminal is restored on exit, and by the SIGSYS report on
+        // whichever thread violated: glibc's tcsetattr sets (TCSETS), then
+        // reads back (TCGETS).
+        let restore: [UInt] = terminal ? [UInt(TCGETS), UInt(TCSETS)] : []
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore)
+        vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG] {
-            devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp)
+            devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp, extraIoctls: restore)
         }
         deviceFilters = devices
         try vmm.install()

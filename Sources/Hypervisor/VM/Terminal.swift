@@ -1,3 +1,5 @@
+import CVMMCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,9 +19,14 @@ final class RawTerminal {
         // Keep output processing so that the host's newlines still return the carriage.
         raw.c_oflag |= tcflag_t(OPOST)
         tcsetattr(fd, TCSANOW, &raw)
+        // A seccomp kill ends the VMM in its SIGSYS handler: that restores it too.
+        vmm_seccomp_trap_terminal(fd, &saved)
     }
 
-    deinit { restore() }
+    deinit {
+        vmm_seccomp_trap_terminal(-1, nil)
+        restore()
+    }
 
     func restore() {
         var original = saved

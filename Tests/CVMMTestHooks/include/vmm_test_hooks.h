@@ -16,6 +16,9 @@ struct vmm_test_violation {
 /* Forks; the child installs `program` and calls socket(AF_UNIX, SOCK_STREAM, 0),
  * which no VMM thread may do. */
 int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out);
+/* The same with terminal `tty` put in raw mode by the child first and
+ * registered for the SIGSYS report to restore (vmm_seccomp_trap_terminal). */
+int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int tty, struct vmm_test_violation *out);
 
 /* A pseudo-terminal pair, for tests of the VMM on a terminal. */
 int vmm_test_openpty(int *master, int *slave);
