@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(virtq pci_config)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(virtq pci_config serial)
 out=.build-fuzz; mkdir -p "$out"
 cc=$(command -v clang)
 for t in "${targets[@]}"; do
