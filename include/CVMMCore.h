@@ -22,6 +22,7 @@
 #include "vmm_pvh.h"
 #include "vmm_privileges.h"
 #include "vmm_seccomp.h"
+#include "vmm_landlock.h"
 #include "vmm_sys.h"
 
 #endif

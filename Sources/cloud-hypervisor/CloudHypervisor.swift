@@ -68,6 +68,14 @@ struct CloudHypervisor: ParsableCommand {
     @Option(help: ArgumentHelp("true|false|log|errno", valueName: "seccomp"), transform: parseSeccomp)
     var seccomp: VMConfig.SeccompMode = .enabled
 
+    @Flag(help: "Confine the VMM's file access to what its configuration names (Landlock).")
+    var landlock = false
+
+    @Option(name: .customLong("landlock-rules"), parsing: .upToNextOption,
+            help: ArgumentHelp("path=<path>,access=r|w|rw ... : more paths the confined VMM may open", valueName: "rules"),
+            transform: library(LandlockRule.init(parsing:)))
+    var landlockRules: [LandlockRule] = []
+
     @Option(name: .customLong("api-socket"), help: ArgumentHelp("(not supported yet)", valueName: "path"))
     var apiSocket: String?
 
@@ -86,7 +94,7 @@ struct CloudHypervisor: ParsableCommand {
     var vmConfig: VMConfig {
         VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
                  serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng,
-                 seccomp: seccomp, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose,
+                 seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
     }
 

@@ -26,7 +26,7 @@ refused() { # name, then arguments
 }
 
 # The mission's command: root on /dev/vda1 and the device, by its sysfs path.
-seed edu edu --device path=/sys/bus/pci/devices/$edu1/
+seed edu edu --landlock --device path=/sys/bus/pci/devices/$edu1/
 # Two devices in one --device list, the second by its bare address.
 seed edu-two edu --device path=/sys/bus/pci/devices/$edu1 path=$edu2
 # The guest reboots with the device assigned: it works in both boots.

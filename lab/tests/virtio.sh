@@ -31,7 +31,7 @@ seed() { # name, disk, l2.action, then more arguments
 # syncs and powers off; the file must be on the host's image.
 fresh_disk $work/disk.raw
 truncate -s 8M $work/ro.raw; printf 'second disk' | dd of=$work/ro.raw conv=notrunc status=none
-seed disk $work/disk.raw disk --disk path=$work/disk.raw path=$work/ro.raw,readonly=on,serial=ro-disk,num_queues=4 \
+seed disk $work/disk.raw disk --landlock --disk path=$work/disk.raw path=$work/ro.raw,readonly=on,serial=ro-disk,num_queues=4 \
     --console off --serial tty
 root_file $work/disk.raw /l2-written.txt > disk.check
 

@@ -28,6 +28,10 @@ public struct VMConfig: Sendable, Equatable {
     /// virtio-rng; every VM has one, as in Cloud Hypervisor (`--rng`).
     public var rng: RngConfig
     public var seccomp: SeccompMode
+    /// Confine file access to what the configuration names (`--landlock`).
+    public var landlock: Bool
+    /// More paths the confined VMM may open (`--landlock-rules`).
+    public var landlockRules: [LandlockRule]
     public var apiSocketPath: String?
     /// Where log lines go instead of standard error (`--log-file`).
     public var logFilePath: String?
@@ -44,7 +48,8 @@ public struct VMConfig: Sendable, Equatable {
                 cpus: CPUsConfig = CPUsConfig(), memory: MemoryConfig = MemoryConfig(),
                 serial: ConsoleConfig = .null, console: ConsoleConfig = .tty,
                 disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
-                rng: RngConfig = RngConfig(), seccomp: SeccompMode = .enabled, apiSocketPath: String? = nil,
+                rng: RngConfig = RngConfig(), seccomp: SeccompMode = .enabled, landlock: Bool = false,
+                landlockRules: [LandlockRule] = [], apiSocketPath: String? = nil,
                 logFilePath: String? = nil, verbosity: Int = 0, user: String? = nil, group: String? = nil) {
         self.kernelPath = kernelPath
         self.initramfsPath = initramfsPath
@@ -58,6 +63,8 @@ public struct VMConfig: Sendable, Equatable {
         self.nets = nets
         self.rng = rng
         self.seccomp = seccomp
+        self.landlock = landlock
+        self.landlockRules = landlockRules
         self.apiSocketPath = apiSocketPath
         self.logFilePath = logFilePath
         self.verbosity = verbosity
@@ -92,6 +99,9 @@ public struct VMConfig: Sendable, Equatable {
         guard functions <= 31 else {
             throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks",
                                 reason: "bus 0 has 31 slots for devices, and the console and rng take theirs")
+        }
+        if !landlockRules.isEmpty && !landlock {
+            throw .conflict("--landlock-rules: give --landlock too; the rules add to what it allows")
         }
         if !nets.isEmpty { throw .notSupported("--net (virtio-net)") }
 

@@ -26,6 +26,7 @@ final class Sandbox {
         try PrivilegeDrop.apply(identity)
         let r = vmm_set_no_new_privs()
         guard r == 0 else { throw .system(SystemError("prctl(PR_SET_NO_NEW_PRIVS)", returned: r)) }
+        if config.landlock { try Landlock.enforce(config) }
         guard config.seccomp != .disabled else {
             vcpuFilter = nil
             vmmFilter = nil

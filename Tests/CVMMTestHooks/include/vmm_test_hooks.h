@@ -20,6 +20,11 @@ int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_
  * registered for the SIGSYS report to restore (vmm_seccomp_trap_terminal). */
 int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int tty, struct vmm_test_violation *out);
 
+/* Forks a child confined with Landlock to reading beneath `allowed_dir`
+ * (the core's wrappers); results[0] is what opening `inside` gave (0 or
+ * -errno), results[1] the same for `outside`. */
+int vmm_test_landlock(const char *allowed_dir, const char *inside, const char *outside, int results[2]);
+
 /* A pseudo-terminal pair, for tests of the VMM on a terminal. */
 int vmm_test_openpty(int *master, int *slave);
 
