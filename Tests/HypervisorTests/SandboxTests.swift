@@ -159,19 +159,24 @@ struct SandboxTests {
         defer { try? FileManager.default.removeItem(atPath: marker) }
         let spin = try Guests.path("spin")
         for extra in [[], ["--seccomp", "true", "--user", "nobody"]] where extra.isEmpty || Self.isRoot {
-            // A file, a pipe and a socket left open by the parent, and standard input closed.
-            let script = "exec 7<\(marker) 8</dev/zero 9<&-; exec 0<&-; exec \(VMM.binary) --kernel \(spin) --serial tty --console off "
+            // A file, a pipe and a socket left open by the parent, and standard input closed. The VMM
+            // runs under timeout (it cannot outlive the test) and is found by a marker in its command line.
+            let tag = "inherited-test-\(getpid())-\(extra.count)"
+            let script = "exec 7<\(marker) 8</dev/zero 9<&-; exec 0<&-; exec timeout 20 \(VMM.binary) --kernel \(spin) --serial tty --console off --cmdline \(tag) "
                 + extra.joined(separator: " ") + " 6< <(:) 5<>/dev/null"
             var links: [String] = []
-            let r = run("/bin/bash", ["-c", "python3 -c 'import socket,os,sys; s=socket.socket(); os.set_inheritable(s.fileno(), True); os.dup2(s.fileno(), 11); os.execv(\"/bin/bash\", [\"bash\", \"-c\", sys.argv[1]])' '\(script)'"]) { process, output in
+            let r = run("/bin/bash", ["-c", "python3 -c 'import socket,os,sys; s=socket.socket(); os.set_inheritable(s.fileno(), True); os.dup2(s.fileno(), 11); os.execv(\"/bin/bash\", [\"bash\", \"-c\", sys.argv[1]])' '\(script)'"], timeout: 25) { process, output in
                 _ = eventually(10) { output().contains("spinning") }
-                let vmm = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/task")) != nil
-                    ? process.processIdentifier : 0
+                let vmm = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).first { pid in
+                    let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                    return Int32(pid) != nil && String(decoding: cmdline, as: UTF8.self).contains(tag)
+                        && String(decoding: cmdline, as: UTF8.self).hasPrefix(VMM.binary)
+                } ?? "0"
                 let dir = "/proc/\(vmm)/fd"
                 for fd in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
                     links.append("\(fd) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(fd)")) ?? "?")")
                 }
-                process.terminate()
+                if let pid = Int32(vmm), pid > 0 { kill(pid, SIGTERM) }
             }
             #expect(r.status == 0, "\(r.stderr)")
             #expect(!links.isEmpty)
