@@ -60,14 +60,8 @@ struct EndToEndTests {
         defer { close(master); close(slave) }
         var before = termios(), during = termios(), after = termios()
         tcgetattr(slave, &before)
-        let handle = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: VMM.binary)
-        process.arguments = ["--kernel", try Guests.path("echo"), "--serial", "tty"]
-        process.standardInput = handle
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try Child(VMM.binary, ["--kernel", try Guests.path("echo"), "--serial", "tty"],
+                                stdin: slave, stdout: slave, stderr: slave)
         #expect(eventually(10) { tcgetattr(slave, &during); return during.c_lflag & tcflag_t(ICANON) == 0 })
         _ = write(master, "x\n", 2)
         #expect(eventually(10) { !process.isRunning })

@@ -53,53 +53,108 @@ struct RunResult {
     var timedOut: Bool
 }
 
+/// A child process the test started and alone reaps. Foundation's `Process`
+/// cannot run the VMM: it learns of a child's exit from a socket the child
+/// inherits, and the VMM closes every inherited descriptor first thing, so
+/// Foundation's one monitor thread blocks in waitpid on a live VMM and stops
+/// reaping every other child.
+final class Child: @unchecked Sendable {
+    let processIdentifier: pid_t
+    private var status: Int32?
+
+    /// Starts `executable` with the three standard streams on the given descriptors.
+    init(_ executable: String, _ arguments: [String],
+         stdin: Int32, stdout: Int32, stderr: Int32) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            posix_spawn_file_actions_adddup2(&actions, fd, Int32(target))
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL) }
+        processIdentifier = pid
+    }
+
+    var isRunning: Bool {
+        if status != nil { return false }
+        var raw: Int32 = 0
+        if waitpid(processIdentifier, &raw, WNOHANG) == processIdentifier { status = raw }
+        return status == nil
+    }
+
+    /// The exit code, or 128 + the signal that ended it.
+    var terminationStatus: Int32 {
+        waitUntilExit()
+        let raw = status ?? 0
+        return raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+    }
+
+    func terminate() { if isRunning { kill(processIdentifier, SIGTERM) } }
+
+    func waitUntilExit() {
+        guard status == nil else { return }
+        var raw: Int32 = 0
+        while waitpid(processIdentifier, &raw, 0) < 0 && errno == EINTR {}
+        status = raw
+    }
+}
+
 /// Runs a command to its end or `timeout`, capturing both outputs through files.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], directory: String? = nil, timeout: Double = 30,
-         input: String? = nil, whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
+func run(_ executable: String, _ arguments: [String], timeout: Double = 30,
+         input: String? = nil, whileRunning: ((Child, () -> String) -> Void)? = nil) -> RunResult {
     let tmp = FileManager.default.temporaryDirectory
     let outURL = tmp.appendingPathComponent("run-\(UUID().uuidString).out")
     let errURL = tmp.appendingPathComponent("run-\(UUID().uuidString).err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = open(outURL.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    let err = open(errURL.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    var pipeFDs: [Int32] = [-1, -1]
+    var stdin = input == nil ? open("/dev/null", O_RDONLY | O_CLOEXEC) : (pipe(&pipeFDs) == 0 ? pipeFDs[0] : -1)
+    // The child gets only its three streams; the write end must not leak into it.
+    if pipeFDs[1] >= 0 { _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC); _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC) }
     defer {
+        [out, err, stdin, pipeFDs[1]].filter { $0 >= 0 }.forEach { close($0) }
         try? FileManager.default.removeItem(at: outURL)
         try? FileManager.default.removeItem(at: errURL)
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let stdin = Pipe()
-    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-    process.standardOutput = try? FileHandle(forWritingTo: outURL)
-    process.standardError = try? FileHandle(forWritingTo: errURL)
     let read = { (url: URL) in (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
-    do { try process.run() } catch { return RunResult(status: -1, stdout: "", stderr: "\(error)", timedOut: false) }
-    if let input {
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try? stdin.fileHandleForWriting.close()
+    let child: Child
+    do {
+        child = try Child(executable, arguments, stdin: stdin, stdout: out, stderr: err)
+    } catch {
+        return RunResult(status: -1, stdout: "", stderr: "\(error)", timedOut: false)
     }
-    whileRunning?(process, { read(outURL) })
+    if let input {
+        close(stdin)
+        stdin = -1
+        let bytes = Array(input.utf8)
+        _ = bytes.withUnsafeBytes { write(pipeFDs[1], $0.baseAddress, $0.count) }
+        close(pipeFDs[1])
+        pipeFDs = [-1, -1]
+    }
+    whileRunning?(child, { read(outURL) })
     let deadline = Date().addingTimeInterval(timeout)
     var timedOut = false
-    while process.isRunning {
+    while child.isRunning {
         if Date() > deadline {
             timedOut = true
-            process.terminate()
+            child.terminate()
             usleep(200_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if child.isRunning { kill(child.processIdentifier, SIGKILL) }
         }
         usleep(2000)
     }
-    process.waitUntilExit()
-    return RunResult(status: process.terminationStatus, stdout: read(outURL), stderr: read(errURL), timedOut: timedOut)
+    return RunResult(status: child.terminationStatus, stdout: read(outURL), stderr: read(errURL), timedOut: timedOut)
 }
 
 /// Runs cloud-hypervisor with `arguments`.
 @discardableResult
 func runVMM(_ arguments: [String], timeout: Double = 30, input: String? = nil,
-            whileRunning: ((Process, () -> String) -> Void)? = nil) -> RunResult {
+            whileRunning: ((Child, () -> String) -> Void)? = nil) -> RunResult {
     run(VMM.binary, arguments, timeout: timeout, input: input, whileRunning: whileRunning)
 }
 
