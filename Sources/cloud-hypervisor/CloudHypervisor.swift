@@ -102,16 +102,11 @@ struct CloudHypervisor: ParsableCommand {
         // Before anything else opens a file: what the parent left open goes.
         let closed = vmm_close_inherited_fds()
         guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        if let repeated = repeatedSingleOption(arguments) {
-            fail("\(repeated) is given more than once; give it once")
-        }
         let command: CloudHypervisor
-        do {
-            command = try parse(bareRngAsDefault(arguments))
-        } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }
-            fail(message(for: error))
+        switch parseCommandLine(Array(CommandLine.arguments.dropFirst())) {
+        case .success(let parsed): command = parsed
+        case .failure(.exit(let error)): exit(withError: error)
+        case .failure(.refused(let message)): fail(message)
         }
         do {
             let handler = try FileLogHandler.open(path: command.logFile, verbosity: command.verbose)
@@ -121,6 +116,27 @@ struct CloudHypervisor: ParsableCommand {
             Glibc.exit(0)
         } catch {
             fail("\(error)")
+        }
+    }
+
+    enum ParseOutcome: Error {
+        /// --help or --version: ArgumentParser prints it and exits 0.
+        case exit(Error)
+        /// One line for the user.
+        case refused(String)
+    }
+
+    /// Everything between argv and a configuration to launch, without
+    /// side effects, so the fuzzer can drive it (fuzz/cli.swift).
+    static func parseCommandLine(_ arguments: [String]) -> Result<CloudHypervisor, ParseOutcome> {
+        if let repeated = repeatedSingleOption(arguments) {
+            return .failure(.refused("\(repeated) is given more than once; give it once"))
+        }
+        do {
+            return .success(try parse(bareRngAsDefault(arguments)))
+        } catch {
+            if exitCode(for: error) == .success { return .failure(.exit(error)) }
+            return .failure(.refused(message(for: error)))
         }
     }
 

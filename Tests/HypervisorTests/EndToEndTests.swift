@@ -183,7 +183,7 @@ struct BadInputTests {
         #expect(r.stderr.contains("does not fit in guest memory"), "\(r.stderr)")
     }
 
-    @Test("a bzImage without a 64-bit entry, or cut short, is refused", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+    @Test("a bzImage without a 64-bit entry, cut short, or with a setup header past its end, is refused", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
     func badBzImage() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bzimage-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -200,6 +200,16 @@ struct BadInputTests {
         r = runVMM(["--kernel", path])
         #expect(r.status == 1)
         #expect(r.stderr.contains("ends early"), "\(r.stderr)")
+
+        // Found by fuzz/kernel.swift: the jump's offset is the image's to choose.
+        image[0x206] = 0x0f  // protocol 2.15, 64-bit entry, a 2 KiB command line
+        image[0x236] = 0x01
+        image[0x239] = 0x08
+        image[0x201] = 0xff
+        try Data(image).write(to: URL(fileURLWithPath: path))
+        r = runVMM(["--kernel", path])
+        #expect(r.status == 1)
+        #expect(r.stderr == "cloud-hypervisor: error: --kernel: bzImage '\(path)': a setup header that ends at 769, past 0x280\n", "\(r.stderr)")
     }
 
     @Test("--help shows an example and --version the version")

@@ -13,18 +13,11 @@ extension KernelLoader {
     private enum ZeroPage {
         static let acpiRSDP = 0x070
         static let e820Entries = 0x1e8
-        static let setupSects = 0x1f1
-        static let jump = 0x200
-        static let version = 0x206
         static let typeOfLoader = 0x210
         static let loadFlags = 0x211
         static let ramdiskImage = 0x218
         static let ramdiskSize = 0x21c
         static let cmdLinePointer = 0x228
-        static let initrdAddrMax = 0x22c
-        static let xloadFlags = 0x236
-        static let cmdlineSize = 0x238
-        static let initSize = 0x260
         static let e820Table = 0x2d0
         static let e820Max = 128
     }
@@ -33,35 +26,17 @@ extension KernelLoader {
         var zeroPage = [UInt8](repeating: 0, count: 4096)
         let kernelEnd: UInt64
         do throws(BootError) {
-            let header = try kernel.bytes(at: 0, count: Int(min(kernel.size, 0x280)))
-            guard header.count == 0x280 else { throw .truncated(path: kernel.path) }
-            let reader = ByteReader(header)
-            let version = reader.u16(ZeroPage.version)
-            guard version >= 0x020c, reader.u16(ZeroPage.xloadFlags) & 1 == 1 else {
-                throw .unsupportedBzImage(path: kernel.path,
-                    reason: "boot protocol 2.\(version & 0xff) without a 64-bit entry (needs 2.12+ and XLF_KERNEL_64)")
-            }
-            guard UInt64(cmdline.utf8.count) < UInt64(reader.u32(ZeroPage.cmdlineSize)) else {
-                throw .unsupportedBzImage(path: kernel.path, reason: "the command line is longer than the kernel takes")
-            }
-            // The setup header runs from 0x1f1 to the end its jump instruction names.
-            let headerEnd = 0x202 + Int(header[ZeroPage.jump + 1])
-            zeroPage.replaceSubrange(ZeroPage.setupSects..<headerEnd, with: header[ZeroPage.setupSects..<headerEnd])
-
-            let setupSects = UInt64(header[ZeroPage.setupSects] == 0 ? 4 : header[ZeroPage.setupSects])
-            let offset = (setupSects + 1) * 512
-            guard offset < kernel.size else { throw .truncated(path: kernel.path) }
-            let size = kernel.size - offset
-            // The decompressor works in place: it needs init_size bytes from the load address.
-            let footprint = max(size, UInt64(reader.u32(ZeroPage.initSize)))
-            kernelEnd = Self.bzImageLoadAddress + footprint
-            guard let target = vm.memory(at: Self.bzImageLoadAddress, count: footprint) else {
+            let header = try BzImageHeader(reading: kernel, cmdlineLength: cmdline.utf8.count)
+            let setup = BzImageHeader.Offset.setupSects
+            zeroPage.replaceSubrange(setup..<setup + header.setupHeader.count, with: header.setupHeader)
+            kernelEnd = Self.bzImageLoadAddress + header.footprint
+            guard let target = vm.memory(at: Self.bzImageLoadAddress, count: header.footprint) else {
                 throw .doesNotFit(what: "--kernel", path: kernel.path, needEnd: kernelEnd, memoryBytes: vm.memoryBytes)
             }
-            try kernel.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: target[..<Int(size)]))
+            try kernel.read(at: header.payloadOffset, into: UnsafeMutableRawBufferPointer(rebasing: target[..<Int(header.payloadSize)]))
 
             if let initramfs {
-                let limit = min(GuestLayout.lowRAMEnd(memoryBytes: vm.memoryBytes), UInt64(reader.u32(ZeroPage.initrdAddrMax)) + 1)
+                let limit = min(GuestLayout.lowRAMEnd(memoryBytes: vm.memoryBytes), UInt64(header.initrdAddrMax) + 1)
                 let at = try loadInitramfs(initramfs, above: kernelEnd, below: limit)
                 Self.put(&zeroPage, ZeroPage.ramdiskImage, UInt32(at))
                 Self.put(&zeroPage, ZeroPage.ramdiskSize, UInt32(initramfs.size))
