@@ -14,6 +14,7 @@
 #include "vmm_msix.h"
 #include "vmm_virtq.h"
 #include "vmm_virtio.h"
+#include "vmm_tap.h"
 #include "vmm_vfio.h"
 #include "vmm_serial.h"
 #include "vmm_power.h"

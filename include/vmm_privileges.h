@@ -6,10 +6,11 @@
 #include <sys/types.h>
 
 /* First thing at start: every descriptor the parent left open beyond 0-2
- * is closed (a guest that escaped into the VMM finds none of them), and a
+ * and the `count` ones in `keep` (handed over on purpose: `--net fd=`) is
+ * closed, so a guest that escaped into the VMM finds none of them; a
  * closed 0, 1 or 2 is reopened on /dev/null so that no later open lands
- * there. */
-int vmm_close_inherited_fds(void);
+ * there. -EBADF if a descriptor to keep is not open. */
+int vmm_close_inherited_fds(const int *keep, unsigned count);
 
 /* PR_SET_NO_NEW_PRIVS: no later execve can gain privileges. */
 int vmm_set_no_new_privs(void);

@@ -42,6 +42,21 @@ int vmm_virtio_rng_create(struct vmm_vm *vm, int source_fd, struct vmm_virtio **
  * input from `in_fd` (-1 for none). Neither is owned. */
 int vmm_virtio_console_create(struct vmm_vm *vm, int in_fd, int out_fd, struct vmm_virtio **out);
 
+/* virtio-net (`--net`): one tap fd per queue pair (not owned; opened with
+ * vmm_tap.h). `mtu` is what the guest is told (VIRTIO_NET_F_MTU); the
+ * offload switches say which checksum/segmentation features are offered. */
+#define VMM_VIRTIO_NET_MAX_PAIRS 16
+struct vmm_virtio_net_config {
+    const int *tap_fds;
+    uint16_t queue_pairs;
+    uint16_t queue_size;
+    uint8_t mac[6];
+    uint16_t mtu;
+    bool offload_csum, offload_tso, offload_ufo;
+    const char *thread_name; /* "virtio-net0"... */
+};
+int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config *config, struct vmm_virtio **out);
+
 /* Wraps `device` (now owned by the transport) in a PCI function with one
  * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */
 int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct vmm_virtio_pci **out);

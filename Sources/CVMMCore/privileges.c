@@ -1,6 +1,7 @@
 /* Credential helpers for the privilege drop. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -25,7 +26,20 @@ int vmm_get_ids(uid_t uids[3], gid_t gids[3])
     return 0;
 }
 
-int vmm_close_inherited_fds(void)
+static int compare_fds(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+static bool kept(int fd, const int *keep, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++)
+        if (keep[i] == fd)
+            return true;
+    return false;
+}
+
+int vmm_close_inherited_fds(const int *keep, unsigned count)
 {
     for (int fd = 0; fd <= 2; fd++) {
         if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
@@ -41,7 +55,26 @@ int vmm_close_inherited_fds(void)
                 return ret;
         }
     }
-    if (close_range(3, ~0u, 0) == 0)
+    int sorted[64];
+    if (count > sizeof(sorted) / sizeof(sorted[0]))
+        return -E2BIG;
+    for (unsigned i = 0; i < count; i++) {
+        if (keep[i] <= 2 || fcntl(keep[i], F_GETFD) < 0)
+            return -EBADF;
+        sorted[i] = keep[i];
+    }
+    qsort(sorted, count, sizeof(sorted[0]), compare_fds);
+    /* The gaps between the kept ones, then everything above the last. */
+    unsigned from = 3;
+    bool ranges = true;
+    for (unsigned i = 0; i <= count && ranges; i++) {
+        unsigned to = i < count ? (unsigned)sorted[i] - 1 : ~0u;
+        if (from <= to && close_range(from, to, 0) < 0)
+            ranges = false;
+        if (i < count)
+            from = (unsigned)sorted[i] + 1;
+    }
+    if (ranges)
         return 0;
     /* Kernels before 5.9: each open descriptor in turn. */
     DIR *dir = opendir("/proc/self/fd");
@@ -52,7 +85,7 @@ int vmm_close_inherited_fds(void)
     int fds[1024], n = 0;
     while ((e = readdir(dir)) && n < 1024) {
         int fd = atoi(e->d_name);
-        if (fd > 2 && fd != self)
+        if (fd > 2 && fd != self && !kept(fd, keep, count))
             fds[n++] = fd;
     }
     closedir(dir);

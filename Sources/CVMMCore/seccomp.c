@@ -7,6 +7,7 @@
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 #include <linux/seccomp.h>
+#include <linux/if_tun.h>
 #include <signal.h>
 #include <termios.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ static struct termios trap_terminal;
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[VMM_THREAD_KINDS] = {
-    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng",
+    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net",
 };
 
 /* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs, and
@@ -53,6 +54,9 @@ static const unsigned long vmm_ioctls[] = {
     VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_RESET,
 };
 
+/* virtio_net.c: what the driver negotiates (offloads) and chooses (queue pairs). */
+static const unsigned long net_ioctls[] = { TUNSETOFFLOAD, TUNSETQUEUE };
+
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
 {
     return (unsigned)kind < VMM_THREAD_KINDS ? kind_names[kind] : "unknown";
@@ -67,7 +71,10 @@ unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out
     case VMM_THREAD_VMM:
         *out = vmm_ioctls;
         return sizeof(vmm_ioctls) / sizeof(vmm_ioctls[0]);
-    default: /* device threads issue no ioctl */
+    case VMM_THREAD_VIRTIO_NET:
+        *out = net_ioctls;
+        return sizeof(net_ioctls) / sizeof(net_ioctls[0]);
+    default: /* the other device threads issue no ioctl */
         *out = NULL;
         return 0;
     }

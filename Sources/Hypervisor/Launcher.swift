@@ -89,6 +89,7 @@ final class LaunchResources {
     /// `--console tty` while COM1 does not take standard input: it goes to hvc0.
     let consoleReadsInput: Bool
     let disks: [DiskImage]
+    let taps: [Tap]
     /// `--device`: the VFIO container, groups and devices; nil without any.
     let vfio: VFIOAssignment?
     /// virtio-rng's entropy source.
@@ -110,6 +111,9 @@ final class LaunchResources {
         var disks: [DiskImage] = []
         for disk in config.disks { disks.append(try DiskImage(disk)) }
         self.disks = disks
+        var taps: [Tap] = []
+        for net in config.nets { taps.append(try Tap(net)) }
+        self.taps = taps
         vfio = config.devices.isEmpty ? nil : try VFIOAssignment(config.devices)
         rngSource = open(config.rng.source, O_RDONLY | O_CLOEXEC)
         guard rngSource >= 0 else {

@@ -19,8 +19,8 @@ struct CloudHypervisor: ParsableCommand {
               cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
                 --serial tty --console off --cpus boot=4 --memory size=512M
 
-            Options that are recognised but not built yet (--net, --device,
-            --api-socket) are refused with "not supported yet".
+            Options that are recognised but not built yet (--api-socket) are
+            refused with "not supported yet".
             """,
         version: "cloud-hypervisor v\(Version.string)"
     )
@@ -53,11 +53,11 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(DiskConfig.init(parsing:)))
     var disk: [DiskConfig] = []
 
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=/sys/bus/pci/devices/<bdf>/[,id=<id>] ... (not supported yet)", valueName: "device"),
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=/sys/bus/pci/devices/<bdf>/[,id=<id>,bind=auto] ... : assign a host PCI device (VFIO)", valueName: "device"),
             transform: library(DeviceConfig.init(parsing:)))
     var device: [DeviceConfig] = []
 
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("tap=<if>,mac=<mac>,... (not supported yet)", valueName: "net"),
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("tap=<if>,mac=<mac>,ip=<ip>,mask=<mask>,host_mac=<mac>,num_queues=<n>,queue_size=<n>,mtu=<n>,id=<id>,offload_tso|ufo|csum=on|off, or fd=[<fd>,...] instead of tap= ...", valueName: "net"),
             transform: library(NetConfig.init(parsing:)))
     var net: [NetConfig] = []
 
@@ -99,15 +99,21 @@ struct CloudHypervisor: ParsableCommand {
     }
 
     static func main() {
-        // Before anything else opens a file: what the parent left open goes.
-        let closed = vmm_close_inherited_fds()
-        guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
+        // Parsing opens nothing; then, before anything else is opened, what
+        // the parent left open goes, except the taps handed over with fd=.
         let command: CloudHypervisor
         switch parseCommandLine(Array(CommandLine.arguments.dropFirst())) {
         case .success(let parsed): command = parsed
         case .failure(.exit(let error)): exit(withError: error)
         case .failure(.refused(let message)): fail(message)
         }
+        // Standard streams are never kept apart: validation refuses them as taps.
+        let keep = command.vmConfig.inheritedDescriptors.filter { $0 > 2 }
+        let closed = vmm_close_inherited_fds(keep, UInt32(keep.count))
+        if closed == -EBADF {
+            fail("--net fd=: descriptor(s) \(keep.map(String.init).joined(separator: ", ")) must be open in the VMM: the caller passes them without O_CLOEXEC")
+        }
+        guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
         do {
             let handler = try FileLogHandler.open(path: command.logFile, verbosity: command.verbose)
             LoggingSystem.bootstrap { _ in handler }

@@ -200,6 +200,9 @@ struct SandboxTests {
             #expect(SeccompFilter.syscalls(for: kind).count <= 14, "device threads need little")
             #expect(SeccompFilter.ioctls(for: kind).isEmpty, "device threads issue no ioctl")
         }
+        #expect(SeccompFilter.syscalls(for: VMM_THREAD_VIRTIO_NET).count <= 14)
+        #expect(SeccompFilter.ioctls(for: VMM_THREAD_VIRTIO_NET).map(UInt32.init) == [UInt32(TUNSETOFFLOAD), UInt32(TUNSETQUEUE)],
+                "virtio-net sets the tap's offloads and queues, nothing else")
         #expect(vcpu.count + 1 <= 27, "Firecracker's vCPU list is about 27")
         #expect(vmm.count + 1 <= 50, "Firecracker's VMM list is about 50")
     }

@@ -13,6 +13,9 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     case notSupported(String)
     /// Options that contradict each other.
     case conflict(String)
+    /// Well-formed, but what it names cannot be used as it is (a tap that
+    /// cannot be created, a descriptor that is not a tap): why, and the fix.
+    case unusable(option: String, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +32,8 @@ public enum ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(what) is not supported yet"
         case let .conflict(what):
             return what
+        case let .unusable(option, reason):
+            return "\(option): \(reason)"
         }
     }
 }

@@ -116,23 +116,6 @@ public struct DeviceConfig: Sendable, Equatable {
     }
 }
 
-/// `--net tap=…,mac=…,…`.
-public struct NetConfig: Sendable, Equatable {
-    public var tap: String?
-    public var mac: String?
-
-    static let known = ["tap", "ip", "mask", "mac", "host_mac", "fd", "iommu", "num_queues", "queue_size",
-                        "id", "vhost_user", "socket", "vhost_mode", "bw_size", "bw_one_time_burst",
-                        "bw_refill_time", "ops_size", "ops_one_time_burst", "ops_refill_time",
-                        "pci_segment", "offload_tso", "offload_ufo", "offload_csum", "mtu"]
-
-    public init(parsing text: String) throws(ConfigError) {
-        let list = try OptionList(text, option: "--net", known: Self.known)
-        tap = list["tap"]
-        mac = list["mac"]
-    }
-}
-
 /// `--rng src=/dev/urandom`: the virtio-rng device, which every VM has.
 public struct RngConfig: Sendable, Equatable {
     public static let defaultSource = "/dev/urandom"

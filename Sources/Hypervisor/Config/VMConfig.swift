@@ -72,6 +72,10 @@ public struct VMConfig: Sendable, Equatable {
         self.group = group
     }
 
+    /// Descriptors the command line hands over on purpose (`--net fd=`):
+    /// the ones kept open when every other inherited one is closed.
+    public var inheritedDescriptors: [Int32] { nets.flatMap(\.fds) }
+
     /// Checks what no single option can: required options, and features
     /// that are recognised but not built yet.
     public func validate() throws(ConfigError) {
@@ -89,21 +93,34 @@ public struct VMConfig: Sendable, Equatable {
             }
         }
         var ids = Set<String>()
-        for disk in disks {
-            if let id = disk.id, !ids.insert(id).inserted {
-                throw .conflict("--disk: id '\(id)' is given to more than one disk")
+        for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) }) {
+            if let id, !ids.insert(id).inserted {
+                throw .conflict("\(option): id '\(id)' is given to more than one device")
             }
         }
         // Every device takes a slot on bus 0, beside the host bridge.
-        let functions = disks.count + (console == .off ? 0 : 1) + 1 + devices.count
+        let functions = disks.count + nets.count + (console == .off ? 0 : 1) + 1 + devices.count
         guard functions <= 31 else {
-            throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks",
+            throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks, \(nets.count) networks, \(devices.count) devices",
                                 reason: "bus 0 has 31 slots for devices, and the console and rng take theirs")
+        }
+        var handedOver = Set<Int32>()
+        for net in nets {
+            try net.validate()
+            // Cloud Hypervisor's rule: a queue pair per vCPU at most.
+            guard net.queuePairs <= cpus.boot else {
+                throw .conflict("--net: num_queues=\(net.numQueues) is \(net.queuePairs) queue pairs for \(cpus.boot) vCPU(s): give at most \(2 * cpus.boot), or more vCPUs")
+            }
+            if let mac = net.mac, mac.isMulticast {
+                throw .invalidValue(option: "--net", key: "mac", value: mac.description, reason: "a multicast address (first byte odd) cannot be an interface's")
+            }
+            for fd in net.fds where !handedOver.insert(fd).inserted {
+                throw .conflict("--net: descriptor \(fd) is given to more than one network")
+            }
         }
         if !landlockRules.isEmpty && !landlock {
             throw .conflict("--landlock-rules: give --landlock too; the rules add to what it allows")
         }
-        if !nets.isEmpty { throw .notSupported("--net (virtio-net)") }
 
         if apiSocketPath != nil { throw .notSupported("--api-socket") }
     }

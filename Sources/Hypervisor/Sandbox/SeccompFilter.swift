@@ -38,6 +38,10 @@ public final class SeccompFilter: @unchecked Sendable {
             "epoll_ctl",         // input paused while the guest has no receive buffers
         ],
         VMM_THREAD_VIRTIO_RNG: deviceThread,
+        VMM_THREAD_VIRTIO_NET: deviceThread + [
+            "readv", "writev",   // a frame from and to the tap, the header included
+            "epoll_ctl",         // the tap unwatched while the guest has no receive buffers
+        ],
         VMM_THREAD_VMM: [
             "epoll_wait", "epoll_ctl", "read", "write", "close",
             "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
@@ -60,7 +64,8 @@ public final class SeccompFilter: @unchecked Sendable {
     ]
 
     /// Every thread kind that starts below the VMM thread.
-    static let childKinds = [VMM_THREAD_VCPU, VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG]
+    static let childKinds = [VMM_THREAD_VCPU, VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG,
+                             VMM_THREAD_VIRTIO_NET]
 
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.

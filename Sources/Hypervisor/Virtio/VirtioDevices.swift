@@ -6,8 +6,8 @@ import Glibc
 #endif
 
 /// One boot's virtio devices, each a PCI function on bus 0: the disks in
-/// the order given (so the first is the guest's /dev/vda), the console
-/// unless it is off, and the rng. Each device has its own named thread.
+/// the order given (so the first is the guest's /dev/vda), the networks in
+/// the order given (eth0 first), the console unless it is off, and the rng. Each device has its own named thread.
 final class VirtioDevices {
     private let bus: PCIBus
     /// (transport, thread kind), in slot order.
@@ -31,6 +31,23 @@ final class VirtioDevices {
             try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)")
             let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
             logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine)")
+        }
+        for (index, tap) in resources.taps.enumerated() {
+            let name = "virtio-net\(index)"
+            var device: OpaquePointer?
+            let net = tap.config
+            let m = tap.guestMAC.bytes
+            let r = name.withCString { thread in
+                tap.fds.withUnsafeBufferPointer { fds in
+                    var config = vmm_virtio_net_config(tap_fds: fds.baseAddress, queue_pairs: UInt16(net.queuePairs),
+                                                       queue_size: UInt16(net.queueSize), mac: (m[0], m[1], m[2], m[3], m[4], m[5]),
+                                                       mtu: UInt16(tap.mtu), offload_csum: net.offloadCsum,
+                                                       offload_tso: net.offloadTSO, offload_ufo: net.offloadUFO, thread_name: thread)
+                    return vmm_virtio_net_create(vm.handle, &config, &device)
+                }
+            }
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)")
+            logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s)")
         }
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
