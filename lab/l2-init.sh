@@ -102,6 +102,43 @@ case "$action" in
         if [ -e /edu-rebooted ]; then rm /edu-rebooted; sync; poweroff -f; fi
         touch /edu-rebooted; sync
         echo "L2: rebooting with the device assigned"; reboot -f ;;
+    net)
+        # The lab's interfaces by their MAC: ...:ab is the VMM's tap (tap=,
+        # 192.168.249.0/24), ...:ac the one the test opened (fd=, 192.168.250.0/24).
+        for i in /sys/class/net/eth*; do
+            n=${i##*/}; mac=$(cat $i/address)
+            case $mac in 12:34:56:78:90:ab) net=249 ;; 12:34:56:78:90:ac) net=250 ;; *) continue ;; esac
+            ip addr add 192.168.$net.2/24 dev $n && ip link set $n up
+            echo "L2: net $n mac=$mac mtu=$(cat $i/mtu) rx=$(ls $i/queues | grep -c rx-) tx=$(ls $i/queues | grep -c tx-) driver=$(basename $(readlink $i/device/driver))"
+        done
+        # From every vCPU: the transmit queue is the CPU's, the reply comes back on its pair.
+        for c in $(seq 0 $(($(nproc) - 1))); do
+            echo "L2: ping 192.168.249.1 cpu$c $(taskset -c $c ping -c 2 -W 5 192.168.249.1 | grep -o '[0-9]* packets received')"
+        done
+        echo "L2: ping 192.168.249.1 jumbo $(ping -c 2 -W 5 -s 8000 192.168.249.1 | grep -o '[0-9]* packets received')"
+        echo "L2: ping 192.168.250.1 $(ping -c 2 -W 5 192.168.250.1 | grep -o '[0-9]* packets received')"
+        # A payload from L1 and back: TCP through the offloads both ways.
+        mkdir -p /tmp
+        (sleep 200 | nc -l -p 7781 > /tmp/payload; touch /tmp/payload.done) &
+        sleep 0.5
+        echo "L2: net ready"
+        tries=0; until [ -e /tmp/payload.done ] || [ $tries -ge 1000 ]; do sleep 0.2; tries=$((tries + 1)); done
+        echo "L2: received $(wc -c < /tmp/payload) bytes md5=$(md5sum < /tmp/payload | cut -d' ' -f1)"
+        nc 192.168.249.1 7782 < /tmp/payload && echo "L2: sent back"
+        grep virtio /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " count=" n}'
+        poweroff -f ;;
+    iperf)
+        # bench/virtio_net.py: the first interface at 192.168.249.2, then
+        # l2.iperf=N iperf3 servers, one test each, L1 the client.
+        ip addr add 192.168.249.2/24 dev eth0 && ip link set eth0 up
+        mkdir -p /tmp # iperf3's scratch file
+        for t in $(seq 1 $(arg l2.iperf)); do
+            /usr/bin/iperf3 -s -1 > /dev/null 2>&1 &
+            sleep 0.5
+            echo "L2: iperf ready $t"
+            wait
+        done
+        poweroff -f ;;
     sigterm)
         echo "first flushed data" > /l2-flushed.txt
         sync

@@ -12,7 +12,7 @@ cache="${LAB_CACHE:-$here/../.lab-cache}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 
-need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1)
+need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1 iperf3)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -79,7 +79,7 @@ l1k="$abi-amd64"
 depmod -b "$cache/l1-kernel" "$l1k"
 rm -rf "$cache/l1-root"; mkdir -p "$cache/l1-root"/{bin,dev,proc,sys,host,modules}
 cp /bin/busybox "$cache/l1-root/bin/busybox"
-copy_modules "$cache/l1-kernel" "$l1k" "$cache/l1-root" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1
+copy_modules "$cache/l1-kernel" "$l1k" "$cache/l1-root" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1 tun vhost_net
 cp "$here/l1-init.sh" "$cache/l1-root/init"
 chmod +x "$cache/l1-root/init"
 (cd "$cache/l1-root" && find . | cpio -o -H newc --quiet) > "$cache/l1-initramfs.cpio"
@@ -108,13 +108,17 @@ depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
 copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci virtio_blk virtio_console \
-    virtio_rng ext4 uio_pci_generic
+    virtio_rng virtio_net ext4 uio_pci_generic
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 # Guest-side tools: the block benchmark, the assigned-device test.
 gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/blkbench.c"
 gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
 gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
+# iperf3 for the network benchmark, with the shared libraries it loads.
+for f in /usr/bin/iperf3 $(ldd /usr/bin/iperf3 | grep -o '/[^ ]*'); do
+    mkdir -p "$cache/l2-root$(dirname "$f")"; cp -L "$f" "$cache/l2-root$f"
+done
 # The edu test driver (MSI), built out of tree against the L2 kernel.
 rm -rf "$cache/edu_irq"; cp -r "$here/guest/edu_irq" "$cache/edu_irq"
 make -s -C "$cache/l2-headers/usr/src/linux-headers-$abi-cloud-amd64" M="$cache/edu_irq" modules >/dev/null 2>&1 \

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""virtio-net throughput: cloud-hypervisor against QEMU's virtio-net-pci.
+
+Inside the nested lab's L1, each VMM boots the lab's L2 kernel (4 vCPUs,
+512M) on the same tap (192.168.249.1 on L1, .2 in the guest; QEMU
+attaches to it with vhost=off, and with vhost=on as the figure to aim at
+next). iperf3 runs in the guest as server and in L1 as client: TCP
+host->guest and guest->host (MB/s), and 64-byte TCP messages guest->host
+(TCP_NODELAY, messages received per second). Runs are interleaved; prints medians and ratios
+against QEMU without vhost (goal: >= 1.0x).
+
+    bench/virtio_net.py
+    BENCH_RUNS=5 bench/virtio_net.py
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+SECONDS = 5
+TAP, GUEST, MAC = "benchtap", "192.168.249.2", "12:34:56:78:90:ab"
+CMDLINE = "console=ttyS0 quiet panic=-1 l2.action=iperf l2.iperf=3"
+# (name, iperf3 client arguments, what to read from its JSON)
+TESTS = [
+    ("tcp_host_to_guest_mbps", ["-t", str(SECONDS)], "tcp"),
+    ("tcp_guest_to_host_mbps", ["-t", str(SECONDS), "-R"], "tcp"),
+    # Small packets: 64-byte writes without Nagle. (A UDP flood measures L1's
+    # one CPU shared between the sender's VMM and the receiver, not the device.)
+    ("tcp64_guest_to_host_msgs", ["-t", str(SECONDS), "-R", "-N", "-l", "64"], "msgs"),
+]
+
+
+def commands(cache):
+    kernel = os.path.join(cache, "l2-vmlinux")
+    initramfs = os.path.join(cache, "l2-initramfs.cpio")
+    qemu = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-smp", "4", "-m", "512M",
+            "-kernel", kernel, "-initrd", initramfs, "-append", CMDLINE,
+            "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot"]
+    def qemu_net(vhost):
+        return ["-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost={vhost}",
+                "-device", f"virtio-net-pci,netdev=n0,mac={MAC}"]
+    return {
+        "cloud-hypervisor": [lab.VMM, "--kernel", kernel, "--initramfs", initramfs, "--cmdline", CMDLINE,
+                             "--cpus", "4", "--memory", "size=512M", "--serial", "tty", "--console", "off",
+                             "--net", f"tap={TAP},mac={MAC}"],
+        "qemu-q35": qemu + qemu_net("off"),
+        "qemu-q35-vhost": qemu + qemu_net("on"),
+    }
+
+
+def client(args):
+    """One iperf3 test against the guest's server, retried while it starts."""
+    for _ in range(50):
+        # L1's root is the host's, read-only: iperf3's scratch file goes to /run.
+        r = subprocess.run(["iperf3", "-c", GUEST, "-J"] + args, capture_output=True, text=True,
+                           env=dict(os.environ, TMPDIR="/run"))
+        if r.returncode == 0 and "error" not in json.loads(r.stdout):
+            return json.loads(r.stdout)
+        time.sleep(0.3)
+    sys.exit(f"bench: iperf3 {' '.join(args)} failed: {r.stdout[-1000:]} {r.stderr[-1000:]}")
+
+
+def figure(result, kind):
+    end = result["end"]
+    received = end["sum_received"]["bits_per_second"] / 8
+    return received / 1e6 if kind == "tcp" else received / 64
+
+
+def one_run(cmd, log_path):
+    """Boots, runs every test when the guest's server is up, waits for power-off."""
+    figures = {}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        watchdog = threading.Timer(lab.TIMEOUT, proc.kill)
+        watchdog.start()
+        test = 0
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if b"L2: iperf ready" in line and test < len(TESTS):
+                name, args, kind = TESTS[test]
+                figures[name] = figure(client(args), kind)
+                test += 1
+        status = proc.wait()
+        watchdog.cancel()
+    if status != 0 or len(figures) != len(TESTS):
+        sys.exit(f"bench: {cmd[0]} exited {status} after {len(figures)} tests, see {log_path}")
+    return figures
+
+
+def inside(cache, result_path, runs):
+    subprocess.run(["ip", "tuntap", "add", TAP, "mode", "tap"], check=True)
+    subprocess.run(["ip", "addr", "add", "192.168.249.1/24", "dev", TAP], check=True)
+    subprocess.run(["ip", "link", "set", TAP, "up"], check=True)
+    samples = {name: [] for name in commands(cache)}
+    for run in range(runs):
+        for name, cmd in commands(cache).items():
+            log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
+            samples[name].append(one_run(cmd, log))
+    lab.save(result_path, samples)
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
+        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    cache = lab.prepare()
+    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 300 * RUNS)
+    print(f"(consoles of each run in {out})")
+    fields = [t[0] for t in TESTS]
+    med = {name: {f: statistics.median(r[f] for r in runs) for f in fields} for name, runs in samples.items()}
+    print(f"virtio-net in the nested lab, {RUNS} interleaved runs each (iperf3, {SECONDS} s per test, one tap)")
+    for name, m in med.items():
+        print(f"  {name:17s} TCP host->guest {m[fields[0]]:8.1f} MB/s   TCP guest->host {m[fields[1]]:8.1f} MB/s   "
+              f"64 B messages guest->host {m[fields[2]]:9.0f}/s")
+    ch = med["cloud-hypervisor"]
+    for base in ("qemu-q35", "qemu-q35-vhost"):
+        goal = " (goal >= 1.0x)" if base == "qemu-q35" else " (the figure to aim at next)"
+        print(f"  ratio cloud-hypervisor / {base}{goal}: " +
+              ", ".join(f"{f} {ch[f] / med[base][f]:.2f}x" for f in fields))
+
+
+if __name__ == "__main__":
+    main()
