@@ -188,6 +188,47 @@ struct LabVirtioTests {
     }
 }
 
+@Suite("virtio-net in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabNetTests {
+    @Test("two interfaces from one --net list under seccomp + nobody: MAC, MTU and queue pairs as asked, pings both ways, TCP both ways")
+    func network() throws {
+        let boot = try Lab.boot("net")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        let nets = Lab.lines(boot.log, "L2: net eth")
+        // tap= with num_queues=8 on 4 vCPUs: four pairs; fd= with the default two queues: one.
+        #expect(nets.contains { $0.hasSuffix("mac=12:34:56:78:90:ab mtu=9000 rx=4 tx=4 driver=virtio_net") }, "\(nets)")
+        #expect(nets.contains { $0.hasSuffix("mac=12:34:56:78:90:ac mtu=1500 rx=1 tx=1 driver=virtio_net") }, "\(nets)")
+        for cpu in 0..<4 {
+            #expect(boot.log.contains("L2: ping 192.168.249.1 cpu\(cpu) 2 packets received"), "\(Lab.lines(boot.log, "L2: ping"))")
+        }
+        #expect(boot.log.contains("L2: ping 192.168.249.1 jumbo 2 packets received"), "\(Lab.lines(boot.log, "L2: ping"))")
+        #expect(boot.log.contains("L2: ping 192.168.250.1 2 packets received"), "\(Lab.lines(boot.log, "L2: ping"))")
+        // Traffic on every queue of the four pairs, each direction.
+        let irqs = Lab.lines(boot.log, "L2: irq ")
+        let fourPairs = try #require(irqs.first { $0.contains("-output.3 ") }, "\(irqs)")
+            .split(separator: " ")[2].split(separator: "-")[0]
+        for queue in 0..<4 {
+            for direction in ["input", "output"] {
+                let line = irqs.first { $0.hasPrefix("L2: irq \(fourPairs)-\(direction).\(queue) ") }
+                let count = line.flatMap { Int($0.split(separator: "=").last ?? "") } ?? 0
+                #expect(count > 0, "\(direction).\(queue): \(irqs)")
+            }
+        }
+        // L1's side: the tap the VMM made is configured as asked, the guest answers, and a payload comes back intact.
+        #expect(boot.check.contains("L1: tap=vmtap0 mtu 9000 link/ether 12:34:56:78:90:01 inet 192.168.249.1/24"), "\(boot.check)")
+        #expect(boot.check.contains("L1: ping 192.168.249.2 3 packets received"), "\(boot.check)")
+        #expect(boot.check.contains("L1: ping 192.168.249.2 jumbo 3 packets received"), "\(boot.check)")
+        #expect(boot.check.contains("L1: ping 192.168.250.2 3 packets received"), "\(boot.check)")
+        let payload = try #require(Lab.lines(boot.check, "L1: payload md5=").first, "\(boot.check)")
+        let sums = payload.split(separator: " ").filter { $0.contains("md5=") }.map { $0.split(separator: "=")[1] }
+        #expect(sums.count == 2 && sums[0] == sums[1] && payload.hasSuffix("bytes=524288"), "\(payload)")
+        #expect(boot.log.contains("L2: received 524288 bytes"), "\(Lab.lines(boot.log, "L2: rec"))")
+        #expect(boot.check.contains("L1: taps after exit: 0"), "the VMM's tap and the handed-over one go with it")
+        #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
+        #expect(!boot.log.contains("virtio-net"), "no warning from the device threads: \(boot.log.suffix(2000))")
+    }
+}
+
 @Suite("VFIO device assignment in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVFIOTests {
     /// The edu device's checks for `bdf` in a boot's log.

@@ -59,8 +59,10 @@ public struct NetConfig: Sendable, Equatable {
         let list = try OptionList(text, option: "--net", known: Self.known)
         try list.refuseUnsupported(["socket", "vhost_mode", "bw_size", "bw_one_time_burst", "bw_refill_time",
                                     "ops_size", "ops_one_time_burst", "ops_refill_time", "pci_device_id"])
-        try list.refuseUnsupported(["vhost_user", "iommu", "pci_segment"],
-                                   unlessEqualTo: ["vhost_user": "off", "iommu": "off", "pci_segment": "0"])
+        for key in ["vhost_user", "iommu"] where try list.bool(key) == true {
+            throw .notSupported("--net \(key)=on")
+        }
+        try list.refuseUnsupported(["pci_segment"], unlessEqualTo: ["pci_segment": "0"])
         func parsed<T>(_ key: String, _ make: (String) -> T?, _ expected: String) throws(ConfigError) -> T? {
             // The docs' `tap=,mac=,ip=,mask=` form: an empty value is no value.
             guard let value = list[key], !value.isEmpty else { return nil }

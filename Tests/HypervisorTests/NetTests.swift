@@ -1,0 +1,129 @@
+import CVMMCore
+import Foundation
+@testable import Hypervisor
+import Testing
+
+@Suite("--net: parsing, validation and taps")
+struct NetConfigTests {
+    @Test("Cloud Hypervisor's defaults, the docs' empty form, and every key")
+    func parsing() throws {
+        let bare = try NetConfig(parsing: "tap=,mac=,ip=,mask=")
+        #expect(bare == NetConfig())
+        #expect(bare.numQueues == 2 && bare.queueSize == 256 && bare.offloadTSO && bare.offloadUFO && bare.offloadCsum)
+        let full = try NetConfig(parsing: "tap=tap0,mac=12:34:56:78:9A:bc,ip=192.168.249.1,mask=255.255.255.0,host_mac=02:00:00:00:00:01,num_queues=4,queue_size=128,mtu=9000,id=net0,offload_tso=off,offload_ufo=off,offload_csum=on,iommu=off,vhost_user=false")
+        #expect(full.tap == "tap0" && full.mac?.description == "12:34:56:78:9a:bc" && full.ip?.description == "192.168.249.1")
+        #expect(full.mask?.networkOrder == 0x00ff_ffff && full.hostMAC?.bytes == [2, 0, 0, 0, 0, 1])
+        #expect(full.queuePairs == 2 && full.queueSize == 128 && full.mtu == 9000 && full.id == "net0" && !full.offloadTSO && !full.offloadUFO)
+        #expect(try NetConfig(parsing: "fd=[3,4],num_queues=4").fds == [3, 4])
+        #expect(try NetConfig(parsing: "fd=5").fds == [5])
+        let random = MACAddress.random()
+        #expect(random.bytes[0] & 0x03 == 0x02, "unicast, locally administered: \(random)")
+    }
+
+    @Test("bad values: one line naming the key and the fix", arguments: [
+        ("mac=12:34:56:78:9a", "--net mac: invalid value '12:34:56:78:9a': expected six hexadecimal bytes"),
+        ("ip=192.168.1", "--net ip: invalid value '192.168.1': expected an IPv4 address"),
+        ("ip=10.0.0.1", "--net: ip= needs mask= too"),
+        ("mask=255.255.255.0", "--net: mask= needs ip= too"),
+        ("num_queues=3", "give an even number, at least 2"),
+        ("num_queues=0", "--net num_queues: invalid value '0'"),
+        ("queue_size=100", "must be a power of two"),
+        ("mtu=576", "--net mtu: invalid value '576': expected a whole number from 1280 to 65535"),
+        ("fd=[3,x]", "--net fd: invalid value '[3,x]'"),
+        ("fd=[3,4]", "fd= gives 2 tap queue(s) for num_queues=2"),
+        ("fd=[1]", "0, 1 and 2 are the standard streams"),
+        ("fd=[3],tap=x", "give tap= or fd=, not both"),
+        ("fd=[3],ip=10.0.0.1,mask=255.0.0.0", "with fd= the caller configures it"),
+        ("offload_csum=off", "offload_tso and offload_ufo need offload_csum=on"),
+        ("tap=sixteen-bytes-xx", "an interface name has at most 15 bytes"),
+        ("vhost_user=on", "--net vhost_user=on is not supported yet"),
+        ("socket=/tmp/s", "--net socket=/tmp/s is not supported yet"),
+        ("bw_size=1000", "--net bw_size=1000 is not supported yet"),
+        ("colour=blue", "--net: unknown key 'colour'"),
+    ])
+    func badValues(text: String, message: String) {
+        #expect(throws: ConfigError.self) { try NetConfig(parsing: text) }
+        do {
+            _ = try NetConfig(parsing: text)
+        } catch {
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    @Test("what takes the whole configuration: queue pairs per vCPU, multicast MAC, shared ids and descriptors")
+    func validation() throws {
+        func config(_ nets: [String], cpus: Int = 1) throws -> VMConfig {
+            VMConfig(kernelPath: "k", cpus: try CPUsConfig(parsing: "boot=\(cpus)"), nets: try nets.map(NetConfig.init(parsing:)))
+        }
+        #expect(throws: ConfigError.self) { try config(["num_queues=4"]).validate() }
+        #expect((try? config(["num_queues=4"], cpus: 2).validate()) != nil)
+        #expect(throws: ConfigError.self) { try config(["mac=01:00:5e:00:00:01"]).validate() }
+        #expect(throws: ConfigError.self) { try config(["id=a", "id=a"]).validate() }
+        #expect(throws: ConfigError.self) { try config(["fd=[5]", "fd=[5]"]).validate() }
+        #expect(try config(["fd=[5]", "fd=[6,7],num_queues=4"], cpus: 2).inheritedDescriptors == [5, 6, 7])
+    }
+}
+
+/// Taps on this host, each VMM in a network namespace of its own
+/// (`unshare -n`), so nothing touches the host's interfaces.
+@Suite("--net on the host: taps made, configured and handed over", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+struct NetHostTests {
+    static let canMakeTaps = getuid() == 0 && access("/dev/net/tun", R_OK | W_OK) == 0
+        && access("/usr/bin/unshare", X_OK) == 0 && access("/usr/bin/nsenter", X_OK) == 0
+
+    /// Runs `command` in the network namespace of process `pid`.
+    func inNamespace(of pid: pid_t, _ command: [String]) -> String {
+        run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net"] + command).stdout
+    }
+
+    @Test("tap=, ip=, mask=, host_mac=, mtu=, four queues: configured before the drop to nobody, gone after",
+          .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
+    func tapMadeAndConfigured() throws {
+        var link = "", address = "", threads: [String] = [], vmm: pid_t = 0
+        let r = run("/usr/bin/unshare", ["-n", "--", VMM.binary, "--kernel", try Guests.path("spin"), "--serial", "tty",
+                                         "--console", "off", "--cpus", "2", "--seccomp", "true", "--user", "nobody",
+                                         "--net", "tap=chtest0,ip=10.201.0.1,mask=255.255.255.0,host_mac=02:00:00:00:00:07,mtu=9000,num_queues=4"]) { child, output in
+            _ = eventually(10) { output().contains("spinning") }
+            vmm = child.processIdentifier
+            link = inNamespace(of: vmm, ["ip", "-o", "link", "show", "chtest0"])
+            address = inNamespace(of: vmm, ["ip", "-o", "-4", "addr", "show", "chtest0"])
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(vmm)/task")) ?? []
+            threads = tasks.compactMap { try? String(contentsOfFile: "/proc/\(vmm)/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            child.terminate()
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(link.contains("mtu 9000") && link.contains("link/ether 02:00:00:00:00:07") && link.contains("UP"), "\(link)")
+        #expect(link.contains("mq"), "one tap queue per pair, multi-queue: \(link)")
+        #expect(address.contains("inet 10.201.0.1/24"), "\(address)")
+        #expect(threads.contains("virtio-net0"), "\(threads)")
+    }
+
+    @Test("fd=: a tap the caller opened survives the descriptor sweep and is served; a pipe or a closed descriptor is refused",
+          .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
+    func handedOver() throws {
+        let helper = Guests.repository.appendingPathComponent("lab/tests/tapfd.py").path
+        let hello = try Guests.path("hello")
+        let r = run("/usr/bin/unshare", ["-n", "--", "python3", helper, "chfd0", "10.202.0.1/24", "--", VMM.binary,
+                                         "--kernel", hello, "--serial", "tty", "--console", "off", "-v", "--net", "fd=[{fd}],mac=12:34:56:78:90:ac"])
+        #expect(r.status == 0 && r.stdout.hasPrefix("Hello from a tiny PVH guest"), "\(r.stderr)")
+        #expect(r.stderr.contains("virtio-net0: tap chfd0, MAC 12:34:56:78:90:ac"), "\(r.stderr)")
+
+        let pipe = run("/bin/bash", ["-c", "exec 7< <(sleep 5); exec \(VMM.binary) --kernel \(hello) --net fd=7"])
+        #expect(pipe.status == 1)
+        #expect(pipe.stderr == "cloud-hypervisor: error: --net fd=[7]: descriptor 7 is not a tap opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR\n", "\(pipe.stderr)")
+        let closed = runVMM(["--kernel", hello, "--net", "fd=1000"])
+        #expect(closed.status == 1)
+        #expect(closed.stderr.contains("--net fd=: descriptor(s) 1000 must be open in the VMM"), "\(closed.stderr)")
+    }
+
+    @Test("without CAP_NET_ADMIN a tap cannot be made: said so, before boot",
+          .enabled(if: getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0, "needs root to drop to nobody with setpriv"))
+    func noCapability() throws {
+        let r = run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+                                         VMM.binary, "--kernel", try Guests.path("hello"), "--net", "tap=chtest1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("cloud-hypervisor: error: --net tap=chtest1: creating or opening a tap needs CAP_NET_ADMIN"), "\(r.stderr)")
+        #expect(r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+    }
+}
