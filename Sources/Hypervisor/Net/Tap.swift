@@ -42,7 +42,7 @@ final class Tap {
                 throw refuse(String(cString: strerror(-r)))
             }
             let created = !existed
-            let name = String(cString: nameBuffer)
+            let name = nameBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             do throws(VMMError) {
                 // An existing tap's addresses are its owner's, as in Cloud Hypervisor.
                 if created, let ip = config.ip, let mask = config.mask {
@@ -72,7 +72,7 @@ final class Tap {
                 }
             }
         }
-        name = String(cString: nameBuffer)
+        name = nameBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         self.fds = fds
         guestMAC = config.mac ?? .random()
         var mtu: UInt32 = 1500
