@@ -117,6 +117,21 @@ struct NetHostTests {
         #expect(closed.stderr.contains("--net fd=: descriptor(s) 1000 must be open in the VMM"), "\(closed.stderr)")
     }
 
+    @Test("a hostile guest: headers the tap refuses, a 128 KiB frame, short chains, nonsense control commands, a read-only receive buffer, a descriptor loop; the VMM lives and a reset device sends again",
+          .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
+    func hostileGuest() throws {
+        let r = run("/usr/bin/unshare", ["-n", "--", VMM.binary, "--kernel", try Guests.path("hostile_net"), "--serial", "tty",
+                                         "--console", "off", "--memory", "size=64M", "--net", "tap=,mac=12:34:56:78:90:ab"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["mac 0x78563412 status 0x00000001", "refused frames returned",
+                     "ctrl unknown 0x00000001 pairs0 0x00000001 pairs9 0x00000001 pairs1 0x00000000",
+                     "read-only receive buffer returned empty", "device needs reset", "frame sent after reset"] {
+            #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout)")
+        }
+        #expect(r.stderr.contains("warning: virtio-net0: the guest's queue 1 has a descriptor loop or a chain too long"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+    }
+
     @Test("without CAP_NET_ADMIN a tap cannot be made: said so, before boot",
           .enabled(if: getuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0, "needs root to drop to nobody with setpriv"))
     func noCapability() throws {

@@ -4,43 +4,7 @@
  * vectors nowhere, and feeds virtio-rng a descriptor loop; the device must
  * report DEVICE_NEEDS_RESET, and after a reset it must work as usual.
  * Prints what it saw; the test reads the lines. */
-#include <stdint.h>
-
-void poweroff(void);
-static void print(const char *s) { __asm__ volatile("call puts" : : "S"(s) : "memory"); }
-
-static void print_hex(uint32_t v)
-{
-    char buf[11] = "0x";
-    for (int i = 0; i < 8; i++)
-        buf[2 + i] = "0123456789abcdef"[(v >> (28 - 4 * i)) & 0xf];
-    buf[10] = 0;
-    print(buf);
-}
-
-static void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
-static uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
-
-static uint32_t cfg_read(unsigned slot, unsigned reg)
-{
-    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
-    return inl(0xcfc);
-}
-
-static void cfg_write(unsigned slot, unsigned reg, uint32_t v)
-{
-    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
-    outl(0xcfc, v);
-}
-
-#define R8(a) (*(volatile uint8_t *)(uintptr_t)(a))
-#define R16(a) (*(volatile uint16_t *)(uintptr_t)(a))
-#define R32(a) (*(volatile uint32_t *)(uintptr_t)(a))
-
-/* virtio-pci BAR layout and common-config offsets (virtio_pci.c). */
-enum { COMMON = 0x0, NOTIFY = 0x3000, MSIX = 0x4000 };
-enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, MSIX_CFG = 0x10, STATUS = 0x14, QSEL = 0x16,
-       QSIZE = 0x18, QVEC = 0x1a, QEN = 0x1c, QDESC = 0x20, QDRV = 0x28, QDEV = 0x30 };
+#include "pci_guest.h"
 
 /* Guest memory for the rings and the buffer. */
 #define DESC 0x200000u
@@ -48,27 +12,9 @@ enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, MSIX_CFG = 0x10, STATUS
 #define USED 0x202000u
 #define BUF 0x300000u
 
-static unsigned find(uint32_t id)
-{
-    for (unsigned slot = 1; slot < 32; slot++)
-        if (cfg_read(slot, 0) == id)
-            return slot;
-    return 0;
-}
-
-static void zero(uint32_t at, uint32_t len)
-{
-    for (uint32_t i = 0; i < len; i += 4)
-        R32(at + i) = 0;
-}
-
 static void desc(unsigned i, uint32_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    R32(DESC + 16 * i) = addr;
-    R32(DESC + 16 * i + 4) = 0;
-    R32(DESC + 16 * i + 8) = len;
-    R16(DESC + 16 * i + 12) = flags;
-    R16(DESC + 16 * i + 14) = next;
+    desc_at(DESC, i, addr, len, flags, next);
 }
 
 /* The driver side of a device setup with one queue of 8, ending in DRIVER_OK. */
@@ -150,9 +96,7 @@ void guest_main(void)
     }
     R16(rng_bar + COMMON + MSIX_CFG) = 0;
     kick(rng_bar, 0);
-    int i;
-    for (i = 0; i < 50000000 && !(R8(rng_bar + COMMON + STATUS) & 0x40); i++)
-        __asm__ volatile("pause");
+    spin_until_status(rng_bar, NEEDS_RESET);
     print(R8(rng_bar + COMMON + STATUS) & 0x40 ? "device needs reset\n" : "hostile: no NEEDS_RESET\n");
 
     /* Reset, then a well-formed request. */
@@ -165,7 +109,7 @@ void guest_main(void)
     }
     print("status after reset "); print_hex(R8(rng_bar + COMMON + STATUS)); print("\n");
     kick(rng_bar, 0);
-    for (i = 0; i < 50000000 && R16(USED + 2) != 1; i++)
+    for (int i = 0; i < 50000000 && R16(USED + 2) != 1; i++)
         __asm__ volatile("pause");
     uint32_t nonzero = 0;
     for (unsigned b = 0; b < 64; b += 4)

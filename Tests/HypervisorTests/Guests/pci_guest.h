@@ -1,0 +1,77 @@
+/* What the C tiny guests share: the serial print, PCI configuration
+ * through conf1, and the driver's side of this VMM's virtio-pci layout
+ * (virtio_pci.c). 32-bit protected mode, paging off. */
+#ifndef PCI_GUEST_H
+#define PCI_GUEST_H
+
+#include <stdint.h>
+
+void poweroff(void);
+static inline void print(const char *s) { __asm__ volatile("call puts" : : "S"(s) : "memory"); }
+
+static inline void print_hex(uint32_t v)
+{
+    char buf[11] = "0x";
+    for (int i = 0; i < 8; i++)
+        buf[2 + i] = "0123456789abcdef"[(v >> (28 - 4 * i)) & 0xf];
+    buf[10] = 0;
+    print(buf);
+}
+
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+static inline uint32_t cfg_read(unsigned slot, unsigned reg)
+{
+    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
+    return inl(0xcfc);
+}
+
+static inline void cfg_write(unsigned slot, unsigned reg, uint32_t v)
+{
+    outl(0xcf8, 0x80000000u | slot << 11 | (reg & 0xfc));
+    outl(0xcfc, v);
+}
+
+#define R8(a) (*(volatile uint8_t *)(uintptr_t)(a))
+#define R16(a) (*(volatile uint16_t *)(uintptr_t)(a))
+#define R32(a) (*(volatile uint32_t *)(uintptr_t)(a))
+
+/* virtio-pci BAR layout and common-config offsets (virtio_pci.c). */
+enum { COMMON = 0x0, DEVICE_CFG = 0x2000, NOTIFY = 0x3000, MSIX = 0x4000, NOTIFY_MULTIPLIER = 4 };
+enum { DFSEL = 0x00, DF = 0x04, GFSEL = 0x08, GF = 0x0c, MSIX_CFG = 0x10, STATUS = 0x14, QSEL = 0x16,
+       QSIZE = 0x18, QVEC = 0x1a, QEN = 0x1c, QDESC = 0x20, QDRV = 0x28, QDEV = 0x30 };
+enum { NEEDS_RESET = 0x40 };
+
+/* The slot of the first function with this vendor:device id, or 0. */
+static inline unsigned find(uint32_t id)
+{
+    for (unsigned slot = 1; slot < 32; slot++)
+        if (cfg_read(slot, 0) == id)
+            return slot;
+    return 0;
+}
+
+static inline void zero(uint32_t at, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i += 4)
+        R32(at + i) = 0;
+}
+
+/* Descriptor `i` of the table at `table`. */
+static inline void desc_at(uint32_t table, unsigned i, uint32_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    R32(table + 16 * i) = addr;
+    R32(table + 16 * i + 4) = 0;
+    R32(table + 16 * i + 8) = len;
+    R16(table + 16 * i + 12) = flags;
+    R16(table + 16 * i + 14) = next;
+}
+
+static inline void spin_until_status(uint32_t bar, uint8_t bit)
+{
+    for (int i = 0; i < 50000000 && !(R8(bar + COMMON + STATUS) & bit); i++)
+        __asm__ volatile("pause");
+}
+
+#endif
