@@ -30,6 +30,9 @@ public struct Launcher {
             logger.warning("--serial tty and --console tty both write to the terminal; standard input goes to the serial port")
         }
         let resources = try LaunchResources(config: config)
+        for tap in resources.taps where tap.existed && tap.config.ip != nil {
+            logger.warning("tap \(tap.name) already exists: its IP configuration is left as it is")
+        }
         let sandbox = try Sandbox(config: config, terminal: resources.terminal != nil)
         while true {
             let reason = try boot(resources, sandbox: sandbox)

@@ -16,6 +16,8 @@ final class Tap {
     let guestMAC: MACAddress
     /// What the guest is told: the tap's MTU.
     let mtu: Int
+    /// `tap=` named a tap that was already there: its addresses are its owner's.
+    let existed: Bool
 
     init(_ config: NetConfig) throws(VMMError) {
         self.config = config
@@ -24,9 +26,9 @@ final class Tap {
         }
         var nameBuffer = [CChar](repeating: 0, count: Int(VMM_TAP_NAME_MAX))
         var fds: [Int32]
+        var existed = false
         if config.fds.isEmpty {
             fds = [Int32](repeating: -1, count: config.queuePairs)
-            var existed = false
             let r = vmm_tap_open(config.tap, UInt32(config.queuePairs), &fds, &nameBuffer, &existed)
             switch -r {
             case 0: break
@@ -74,6 +76,7 @@ final class Tap {
         }
         name = nameBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         self.fds = fds
+        self.existed = existed
         guestMAC = config.mac ?? .random()
         var mtu: UInt32 = 1500
         if config.mtu == nil, vmm_tap_get_mtu(name, &mtu) != 0 { mtu = 1500 }
