@@ -7,7 +7,7 @@
 vmm=$1 cache=$2
 boot() { # name, kernel file, then cloud-hypervisor arguments
     name=$1 kernel=$2; shift 2
-    timeout 300 "$vmm" --kernel "$cache/$kernel" --initramfs "$cache/l2-initramfs.cpio" \
+    timeout -k 10 300 "$vmm" --kernel "$cache/$kernel" --initramfs "$cache/l2-initramfs.cpio" \
         --serial tty --console off --seccomp true --user nobody "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
 }

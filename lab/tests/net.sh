@@ -16,7 +16,7 @@ ip -n $ns link set lo up
 in_ns() { ip netns exec $ns "$@"; }
 head -c 512K /dev/urandom > /run/net-payload
 
-in_ns python3 "$here/tapfd.py" labtap1 192.168.250.1/24 -- timeout 300 "$vmm" \
+in_ns python3 "$here/tapfd.py" labtap1 192.168.250.1/24 -- timeout -k 10 300 "$vmm" \
     --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --cmdline "console=ttyS0 panic=-1 quiet l2.action=net" --cpus 4 --memory size=512M \
     --console off --serial tty --seccomp true --user nobody \

@@ -14,14 +14,14 @@ echo "$edu1 $edu2" > edu-devices.txt
 seed() { # name, l2.action, then more arguments
     name=$1 action=$2; shift 2
     cp "$cache/l2-disk.raw" $work/disk.raw
-    timeout 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" --disk path=$work/disk.raw \
+    timeout -k 10 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" --disk path=$work/disk.raw \
         --console off --serial tty --cmdline "console=ttyS0 root=/dev/vda1 rw panic=-1 quiet l2.action=$action" \
         --cpus 4 --memory size=512M --seccomp true --user nobody "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
 }
 refused() { # name, then arguments
     name=$1; shift
-    timeout 60 "$vmm" --kernel "$cache/l2-vmlinux" --serial tty --console off "$@" > "$name.log" 2>&1
+    timeout -k 10 60 "$vmm" --kernel "$cache/l2-vmlinux" --serial tty --console off "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
 }
 

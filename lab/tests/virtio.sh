@@ -20,7 +20,7 @@ root_file() { # image, path
 fresh_disk() { cp "$cache/l2-disk.raw" "$1"; }
 seed() { # name, disk, l2.action, then more arguments
     name=$1 disk=$2 action=$3; shift 3
-    timeout 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+    timeout -k 10 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
         --cmdline "console=ttyS0 root=/dev/vda1 rw panic=-1 quiet l2.action=$action" \
         --cpus 4 --memory size=512M --seccomp true --user nobody "$@" > "$name.log" 2>&1
     echo $? > "$name.status"
