@@ -19,8 +19,8 @@ struct CloudHypervisor: ParsableCommand {
               cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
                 --serial tty --console off --cpus boot=4 --memory size=512M
 
-            Options that are recognised but not built yet (--api-socket) are
-            refused with "not supported yet".
+            Cloud Hypervisor's options that are not built yet are known and
+            refused with "not supported yet": \(UnbuiltOption.all.map(\.name).joined(separator: " ")).
             """,
         version: "cloud-hypervisor v\(Version.string)"
     )
@@ -78,6 +78,13 @@ struct CloudHypervisor: ParsableCommand {
 
     @Option(name: .customLong("api-socket"), help: ArgumentHelp("(not supported yet)", valueName: "path"))
     var apiSocket: String?
+
+    @Flag(help: "The pvpanic device (every VM has one, at port 0x505).")
+    var pvpanic = false
+
+    @Option(name: .customLong("debug-console"), help: ArgumentHelp("off[,iobase=<port>] (the only mode built yet)", valueName: "debug-console"),
+            transform: library(parseDebugConsole))
+    var debugConsole: Bool = false
 
     @Option(name: .customLong("log-file"), help: ArgumentHelp("Write log lines here instead of standard error.", valueName: "path"))
     var logFile: String?
@@ -137,6 +144,9 @@ struct CloudHypervisor: ParsableCommand {
     static func parseCommandLine(_ arguments: [String]) -> Result<CloudHypervisor, ParseOutcome> {
         if let repeated = repeatedSingleOption(arguments) {
             return .failure(.refused("\(repeated) is given more than once; give it once"))
+        }
+        if let refusal = UnbuiltOption.firstRefusal(in: arguments) {
+            return .failure(.refused("\(refusal)"))
         }
         do {
             return .success(try parse(bareRngAsDefault(arguments)))
