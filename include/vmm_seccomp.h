@@ -14,6 +14,7 @@ enum vmm_thread_kind {
     VMM_THREAD_VIRTIO_CONSOLE, /* the virtio-console's queues and input */
     VMM_THREAD_VIRTIO_RNG,     /* the virtio-rng's queue */
     VMM_THREAD_VIRTIO_NET,     /* a virtio-net device's queues and taps */
+    VMM_THREAD_API,            /* the HTTP API: its socket and connections */
     VMM_THREAD_KINDS,
 };
 

@@ -19,6 +19,20 @@ enum { VMM_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK };
 enum { VMM_F_OFD_SETLK = 37 };
 #ifdef F_OFD_SETLK
 _Static_assert(VMM_F_OFD_SETLK == F_OFD_SETLK, "F_OFD_SETLK");
+/* accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc
+ * does not define (sys.c). */
+/* A client of listening socket `fd`, non-blocking and close-on-exec, or -errno. */
+int vmm_accept_client(int fd);
+/* Names the calling thread (at most 15 bytes show). */
+int vmm_name_thread(const char *name);
+
 #endif
+
+/* accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc
+ * does not define (sys.c). */
+/* A client of listening socket `fd`, non-blocking and close-on-exec, or -errno. */
+int vmm_accept_client(int fd);
+/* Names the calling thread (at most 15 bytes show). */
+int vmm_name_thread(const char *name);
 
 #endif

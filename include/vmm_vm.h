@@ -61,4 +61,13 @@ void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_stop_reason reason,
 int vmm_vm_stop_eventfd(const struct vmm_vm *vm);
 struct vmm_stop_info vmm_vm_stop_info(struct vmm_vm *vm);
 
+/* VMM thread only. Takes every vCPU out of KVM_RUN and parks it between
+ * two exits (no access is half done), then holds the guest's clock.
+ * 0 once all are parked; -ECANCELED if the VM stopped meanwhile;
+ * -ETIMEDOUT if a vCPU did not park within 5 s (the VM stays pausing:
+ * resume it). */
+int vmm_vm_pause(struct vmm_vm *vm);
+/* Gives the guest its clock back where it was held and wakes the vCPUs. */
+int vmm_vm_resume(struct vmm_vm *vm);
+
 #endif

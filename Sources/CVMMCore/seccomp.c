@@ -27,7 +27,7 @@ static struct termios trap_terminal;
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[VMM_THREAD_KINDS] = {
-    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net",
+    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net", "api",
 };
 
 /* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs, and
@@ -52,6 +52,8 @@ static const unsigned long vmm_ioctls[] = {
     /* Assigned devices on every boot (vfio.c, vfio_pci.c). */
     KVM_CREATE_DEVICE, KVM_SET_DEVICE_ATTR, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA,
     VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_RESET,
+    /* vm.pause holds the guest's clock, vm.resume gives it back (vcpu_pause.c). */
+    KVM_GET_CLOCK, KVM_SET_CLOCK,
 };
 
 /* virtio_net.c: what the driver negotiates (offloads) and chooses (queue pairs). */

@@ -82,6 +82,10 @@ static void *vcpu_thread(void *arg)
     }
 
     while (!atomic_load(&vm->stopping)) {
+        if (atomic_load(&vm->pausing)) {
+            vmm_vcpu_park(vcpu);
+            continue;
+        }
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
             int err = errno;
             if (err == EINTR || err == EAGAIN)

@@ -94,6 +94,8 @@ int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
     vm->vm_fd = vm->stop_fd = vm->vfio_kvm_fd = -1;
     vm->kvm_fd = kvm_fd;
     pthread_mutex_init(&vm->stop_lock, NULL);
+    pthread_mutex_init(&vm->pause_lock, NULL);
+    pthread_cond_init(&vm->pause_cond, NULL);
     pthread_mutex_init(&vm->device_slots_lock, NULL);
     vm->stop.vcpu = -1;
 
@@ -150,6 +152,8 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     vmm_gsi_routes_destroy(vm);
     pthread_mutex_destroy(&vm->device_slots_lock);
     pthread_mutex_destroy(&vm->stop_lock);
+    pthread_cond_destroy(&vm->pause_cond);
+    pthread_mutex_destroy(&vm->pause_lock);
     free(vm);
 }
 
@@ -182,6 +186,7 @@ void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_stop_reason reason, int vcp
         if (atomic_load(&v->kickable) && !pthread_equal(v->self, self))
             pthread_kill(v->self, vmm_kick_signal());
     }
+    vmm_vcpus_unpark(vm);
     uint64_t one = 1;
     while (write(vm->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;

@@ -73,6 +73,15 @@ struct vmm_vm {
 
     vmm_vcpu_thread_init_fn thread_init;
     void *thread_init_opaque;
+
+    /* vcpu_pause.c: `pausing` is set by the VMM thread; each vCPU parks
+     * on `pause_cond` at the top of its run loop and counts itself in
+     * `parked`. The guest's clock is held across the pause. */
+    atomic_bool pausing;
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    unsigned parked;
+    struct kvm_clock_data saved_clock;
 };
 
 /* gsi.c */
@@ -82,6 +91,11 @@ void vmm_gsi_routes_destroy(struct vmm_vm *vm);
 /* vcpu_kick.c */
 int vmm_kick_signal_install(void);
 int vmm_kick_signal(void);
+
+/* vcpu_pause.c: parks the calling vCPU thread while the VM is paused. */
+void vmm_vcpu_park(struct vmm_vcpu *vcpu);
+/* Wakes parked vCPUs: the VM stops. */
+void vmm_vcpus_unpark(struct vmm_vm *vm);
 
 /* vcpu_dump.c: register dump on stderr for fatal exits. */
 void vmm_vcpu_dump(const struct vmm_vcpu *vcpu);

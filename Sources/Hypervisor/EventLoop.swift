@@ -3,9 +3,9 @@ import CVMMCore
 import Glibc
 #endif
 
-/// The VMM thread's event loop: waits for the VM's stop event or a
-/// termination signal, and feeds standard input to the serial port. Later
-/// the API socket and I/O backends join the same epoll set.
+/// The VMM thread's event loop: waits for the VM's stop event, a
+/// termination signal or an API request, and feeds standard input to the
+/// serial port.
 final class EventLoop {
     static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
 
@@ -44,15 +44,26 @@ final class EventLoop {
         }
     }
 
-    /// Blocks until the VM asks to stop (nil) or a stop signal arrives (its
-    /// number), passing `input`'s bytes to the guest meanwhile.
-    func waitForStop(of vm: VirtualMachine, input: SerialInput? = nil) -> Int32? {
-        let stopFD = vm.stopEventFD
-        var watched = [stopFD]
+    enum Event: Equatable {
+        /// A stop signal: its number.
+        case signal(Int32)
+        /// The VM asked to stop (power-off, reset, failure, a stop request).
+        case vmStopped
+        /// A request waits in the API channel.
+        case api
+    }
+
+    /// Blocks until something needs the VMM thread, passing `input`'s bytes
+    /// to the guest meanwhile. `stopFD`: the running VM's stop event;
+    /// `apiFD`: the API channel's request event.
+    func next(stopFD: Int32?, input: SerialInput?, apiFD: Int32?) -> Event {
+        var watched: [Int32] = []
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
-        event.data.fd = stopFD
-        epoll_ctl(epollFD, EPOLL_CTL_ADD, stopFD, &event)
+        for fd in [stopFD, apiFD].compactMap({ $0 }) {
+            event.data.fd = fd
+            if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 { watched.append(fd) }
+        }
         // A regular file cannot be polled (EPERM): such input is left unread.
         if let input, !input.closed {
             event.data.fd = input.fd
@@ -74,17 +85,19 @@ final class EventLoop {
             let n = epoll_wait(epollFD, &ready, Int32(ready.count), input?.hasPending == true ? 10 : -1)
             if n < 0 {
                 if errno == EINTR { continue }
-                return nil
+                return .vmStopped
             }
             input?.flush()
             for event in ready.prefix(Int(n)) {
                 if event.data.fd == signalFD {
                     var info = signalfd_siginfo()
                     if read(signalFD, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
-                        return Int32(info.ssi_signo)
+                        return .signal(Int32(info.ssi_signo))
                     }
                 } else if event.data.fd == stopFD {
-                    return nil
+                    return .vmStopped
+                } else if event.data.fd == apiFD {
+                    return .api
                 } else if let input, event.data.fd == input.fd {
                     input.readAvailable()
                     if input.closed {

@@ -5,9 +5,11 @@ import Logging
 import Glibc
 #endif
 
-/// Runs a configuration to its end: builds the VM, boots it, waits on the
-/// VMM thread's event loop, and boots again after a guest reset, as Cloud
-/// Hypervisor does.
+/// Runs a launch to its end: the command line's VM, the API's, or both.
+/// Binds the API socket and opens the command line's files while still
+/// privileged, drops privileges, starts the API thread, then runs the VMM
+/// thread's loop (`VMMLoop`) until the guest powers off, a signal or
+/// `vmm.shutdown` arrives, or the guest fails.
 public struct Launcher {
     public let config: VMConfig
     let logger: Logger
@@ -17,66 +19,39 @@ public struct Launcher {
         self.logger = logger
     }
 
-    /// Returns how the last boot ended: power-off or a stop signal (success),
-    /// or a guest/KVM failure. Reset reboots and does not return.
+    /// With `--api-socket` and no `--kernel`, nothing boots until the API
+    /// says `vm.create` and `vm.boot`, as in Cloud Hypervisor.
+    public var waitsForAPI: Bool { config.apiSocket != nil && config.kernelPath == nil }
+
+    /// Returns how the VMM ended: power-off, a stop signal or `vmm.shutdown`
+    /// (success), or a guest/KVM failure. A guest reset reboots.
     public func run() throws(VMMError) -> StopReason {
         do {
-            try config.validate()
+            try waitsForAPI ? config.validateVMMOptions() : config.validate()
         } catch {
             throw .config(error)
         }
-        if config.serial == .tty && config.console == .tty {
+        if config.serial == .tty && config.console == .tty && !waitsForAPI {
             // Allowed, as Cloud Hypervisor allows it, and said, as it says it.
             logger.warning("--serial tty and --console tty both write to the terminal; standard input goes to the serial port")
         }
-        let resources = try LaunchResources(config: config)
-        for tap in resources.taps where tap.existed && tap.config.ip != nil {
-            logger.warning("tap \(tap.name) already exists: its IP configuration is left as it is")
-        }
-        let sandbox = try Sandbox(config: config, terminal: resources.terminal != nil)
-        while true {
-            let reason = try boot(resources, sandbox: sandbox)
-            guard reason == .reset else { return reason }
-            logger.info("guest requested a reset: rebooting")
-        }
-    }
+        // Signals are blocked for the signalfd before any thread exists.
+        let events = try EventLoop()
+        let listener = try config.apiSocket.map { (socket) throws(VMMError) in try APIListener(socket) }
+        let resources = waitsForAPI ? nil : try LaunchResources(config: config, logger: logger)
+        try Sandbox.dropPrivileges(config)
 
-    private func boot(_ resources: LaunchResources, sandbox: Sandbox) throws(VMMError) -> StopReason {
-        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
-        try vm.createVCPUs(config.cpus.boot)
-        let devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
-        let bus = try PCIBus(vm: vm)
-        let virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
-        let assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
-        try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
-                                   vcpuCount: config.cpus.boot)
-        logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
-
-        // Device threads first: a vCPU's first kick finds its device listening.
-        do {
-            try virtio.start(filters: sandbox.deviceFilters)
-        } catch {
-            vm.requestStop()
-            virtio.stop()
-            throw error
+        let channel = listener == nil ? nil : try APIChannel()
+        var server: APIServer?
+        if let listener, let channel {
+            server = try APIServer(listener: listener, channel: channel, base: config, filter: try Sandbox.apiFilter(config))
+            try server?.start()
+            logger.info("API: serving on \(config.apiSocket!.description)")
         }
-        defer { virtio.stop() }
-        if let filter = sandbox.vcpuFilter {
-            try vm.start(threadInit: vmm_seccomp_vcpu_init, opaque: filter.opaque)
-        } else {
-            try vm.start()
-        }
-        let input = resources.readsInput ? devices.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
-        let signal = resources.events.waitForStop(of: vm, input: input)
-        if signal != nil { vm.requestStop() }
-        vm.joinVCPUs()
-        withExtendedLifetime((devices, assigned)) {}
-
-        if let signal {
-            logger.info("stopped by signal \(signal)")
-            return .signal(signal)
-        }
-        return StopReason(vm.stopInfo)
+        defer { server?.stop() }
+        let loop = VMMLoop(base: config, created: waitsForAPI ? nil : config, resources: resources, events: events,
+                           channel: channel, logger: logger)
+        return try loop.run()
     }
 }
 
@@ -97,12 +72,11 @@ final class LaunchResources {
     let vfio: VFIOAssignment?
     /// virtio-rng's entropy source.
     let rngSource: Int32
-    let events: EventLoop
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
     let readsInput: Bool
     let terminal: RawTerminal?
 
-    init(config: VMConfig) throws(VMMError) {
+    init(config: VMConfig, logger: Logger) throws(VMMError) {
         do {
             kernel = try FileReader(path: config.kernelPath ?? "", option: "--kernel")
             initramfs = try config.initramfsPath.map { (path) throws(BootError) in try FileReader(path: path, option: "--initramfs") }
@@ -123,10 +97,12 @@ final class LaunchResources {
             throw .system(SystemError("--rng src=\(config.rng.source): open", errno: errno))
         }
         kvm = try KVMDevice()
-        events = try EventLoop()
         readsInput = config.serial == .tty
         consoleReadsInput = config.console == .tty && !readsInput
         terminal = readsInput || consoleReadsInput ? RawTerminal(fd: STDIN_FILENO) : nil
+        for tap in taps where tap.existed && tap.config.ip != nil {
+            logger.warning("tap \(tap.name) already exists: its IP configuration is left as it is")
+        }
     }
 
     deinit { close(rngSource) }

@@ -76,8 +76,9 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(LandlockRule.init(parsing:)))
     var landlockRules: [LandlockRule] = []
 
-    @Option(name: .customLong("api-socket"), help: ArgumentHelp("(not supported yet)", valueName: "path"))
-    var apiSocket: String?
+    @Option(name: .customLong("api-socket"), help: ArgumentHelp("HTTP API socket (UNIX domain socket): path=<path>, fd=<fd> or a bare path.", valueName: "api-socket"),
+            transform: library(APISocketConfig.init(parsing:)))
+    var apiSocket: APISocketConfig?
 
     @Flag(help: "The pvpanic device (every VM has one, at port 0x505).")
     var pvpanic = false
@@ -101,7 +102,7 @@ struct CloudHypervisor: ParsableCommand {
     var vmConfig: VMConfig {
         VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
                  serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng,
-                 seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocketPath: apiSocket, logFilePath: logFile, verbosity: verbose,
+                 seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocket: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
     }
 

@@ -111,7 +111,7 @@ struct ConfigParsingTests {
             { $0.disks = [DiskConfig(path: "/a", readonly: false, id: "d"), DiskConfig(path: "/b", readonly: false, id: "d")] },
             { $0.disks = Array(repeating: DiskConfig(path: "/a", readonly: false, id: nil), count: 30) },
             { $0.nets = [try! NetConfig(parsing: "tap=tap0,num_queues=4")] }, // two pairs for one vCPU
-            { $0.apiSocketPath = "/tmp/api" },
+            { $0.nets = [try! NetConfig(parsing: "fd=3")]; $0.apiSocket = .fd(3) },
             { $0.cmdline = String(repeating: "x", count: 5000) },
         ]
         for change in refused {

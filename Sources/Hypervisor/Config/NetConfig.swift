@@ -132,14 +132,6 @@ public struct NetConfig: Sendable, Equatable {
     }
 }
 
-private extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return s
-    }
-}
 
 /// An Ethernet address, `12:34:56:78:9a:bc`.
 public struct MACAddress: Sendable, Equatable, CustomStringConvertible {

@@ -108,3 +108,13 @@ public struct OptionList: Sendable, Equatable {
         return value
     }
 }
+
+extension Substring {
+    /// Without leading and trailing blanks (spaces, tabs).
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

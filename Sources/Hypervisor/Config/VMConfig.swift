@@ -1,5 +1,6 @@
 /// Everything one VM launch needs, as value types checked before anything
-/// is opened. The CLI fills it; later the API server will too.
+/// is opened. The command line fills it, and `vm.create` through the
+/// same option parsers (`VmConfigJSON`).
 public struct VMConfig: Sendable, Equatable {
     /// `--seccomp true|false|log|errno`.
     public enum SeccompMode: String, Sendable, Equatable, CaseIterable {
@@ -32,7 +33,8 @@ public struct VMConfig: Sendable, Equatable {
     public var landlock: Bool
     /// More paths the confined VMM may open (`--landlock-rules`).
     public var landlockRules: [LandlockRule]
-    public var apiSocketPath: String?
+    /// `--api-socket`: the HTTP API's UNIX socket.
+    public var apiSocket: APISocketConfig?
     /// Where log lines go instead of standard error (`--log-file`).
     public var logFilePath: String?
     /// Number of `-v` flags: 0 warnings, 1 info, 2 debug, 3+ trace.
@@ -49,7 +51,7 @@ public struct VMConfig: Sendable, Equatable {
                 serial: ConsoleConfig = .null, console: ConsoleConfig = .tty,
                 disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
                 rng: RngConfig = RngConfig(), seccomp: SeccompMode = .enabled, landlock: Bool = false,
-                landlockRules: [LandlockRule] = [], apiSocketPath: String? = nil,
+                landlockRules: [LandlockRule] = [], apiSocket: APISocketConfig? = nil,
                 logFilePath: String? = nil, verbosity: Int = 0, user: String? = nil, group: String? = nil) {
         self.kernelPath = kernelPath
         self.initramfsPath = initramfsPath
@@ -65,7 +67,7 @@ public struct VMConfig: Sendable, Equatable {
         self.seccomp = seccomp
         self.landlock = landlock
         self.landlockRules = landlockRules
-        self.apiSocketPath = apiSocketPath
+        self.apiSocket = apiSocket
         self.logFilePath = logFilePath
         self.verbosity = verbosity
         self.user = user
@@ -74,7 +76,19 @@ public struct VMConfig: Sendable, Equatable {
 
     /// Descriptors the command line hands over on purpose (`--net fd=`):
     /// the ones kept open when every other inherited one is closed.
-    public var inheritedDescriptors: [Int32] { nets.flatMap(\.fds) }
+    public var inheritedDescriptors: [Int32] {
+        var fds = nets.flatMap(\.fds)
+        if case .fd(let fd)? = apiSocket { fds.append(fd) }
+        return fds
+    }
+
+    /// What an API-only launch checks before any VM is created: the
+    /// options that belong to the VMM, not to a VM.
+    public func validateVMMOptions() throws(ConfigError) {
+        if !landlockRules.isEmpty && !landlock {
+            throw .conflict("--landlock-rules: give --landlock too; the rules add to what it allows")
+        }
+    }
 
     /// Checks what no single option can: required options, and features
     /// that are recognised but not built yet.
@@ -118,11 +132,10 @@ public struct VMConfig: Sendable, Equatable {
                 throw .conflict("--net: descriptor \(fd) is given to more than one network")
             }
         }
-        if !landlockRules.isEmpty && !landlock {
-            throw .conflict("--landlock-rules: give --landlock too; the rules add to what it allows")
+        if case .fd(let fd)? = apiSocket, nets.contains(where: { $0.fds.contains(fd) }) {
+            throw .conflict("--api-socket fd=\(fd) is also given to --net")
         }
-
-        if apiSocketPath != nil { throw .notSupported("--api-socket") }
+        try validateVMMOptions()
     }
 
     static func describe(_ console: ConsoleConfig) -> String {

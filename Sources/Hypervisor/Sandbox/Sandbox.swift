@@ -4,9 +4,11 @@ import CVMMCore
 import Glibc
 #endif
 
-/// The hardening sequence, run once everything privileged is open and
-/// before any vCPU exists: rlimits, privilege drop, no_new_privs, then the
-/// VMM thread's seccomp filter. vCPU threads install theirs on start.
+/// The hardening sequence. Once per launch, before any thread but the VMM
+/// thread exists: rlimits, the privilege drop, no_new_privs
+/// (`dropPrivileges`). Then, once the first VM's files are open: Landlock
+/// and the VMM thread's seccomp filter; vCPU and device threads install
+/// theirs on start, the API thread its own.
 final class Sandbox {
     /// Installed by each vCPU thread before its first KVM_RUN; nil with `--seccomp false`.
     let vcpuFilter: SeccompFilter?
@@ -14,8 +16,8 @@ final class Sandbox {
     /// Installed by each device thread before it reads a queue; empty with `--seccomp false`.
     let deviceFilters: [vmm_thread_kind: SeccompFilter]
 
-    /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
-    init(config: VMConfig, terminal: Bool) throws(VMMError) {
+    /// Every thread started later inherits the identity: run it first.
+    static func dropPrivileges(_ config: VMConfig) throws(VMMError) {
         let identity: Identity
         do {
             identity = try Identity(user: config.user, group: config.group)
@@ -26,6 +28,19 @@ final class Sandbox {
         try PrivilegeDrop.apply(identity)
         let r = vmm_set_no_new_privs()
         guard r == 0 else { throw .system(SystemError("prctl(PR_SET_NO_NEW_PRIVS)", returned: r)) }
+    }
+
+    /// The API thread's filter, nil with `--seccomp false`. Installed by the
+    /// thread itself, which starts before the VMM thread's own filter.
+    static func apiFilter(_ config: VMConfig) throws(VMMError) -> SeccompFilter? {
+        guard config.seccomp != .disabled else { return nil }
+        let trap = SeccompFilter.trapInitialized
+        guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
+        return try SeccompFilter(kind: VMM_THREAD_API, mode: config.seccomp)
+    }
+
+    /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
+    init(config: VMConfig, terminal: Bool) throws(VMMError) {
         if config.landlock { try Landlock.enforce(config) }
         guard config.seccomp != .disabled else {
             vcpuFilter = nil
@@ -39,7 +54,10 @@ final class Sandbox {
         // whichever thread violated: glibc's tcsetattr sets (TCSETS), then
         // reads back (TCGETS).
         let restore: [UInt] = terminal ? [UInt(TCGETS), UInt(TCSETS)] : []
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore)
+        // The API socket's file goes when the VMM ends, as Cloud Hypervisor removes it.
+        var unlink: [String] = []
+        if case .path? = config.apiSocket { unlink = ["unlink"] }
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore, extraSyscalls: unlink)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET] {

@@ -42,6 +42,15 @@ public final class SeccompFilter: @unchecked Sendable {
             "readv", "writev",   // a frame from and to the tap, the header included
             "epoll_ctl",         // the tap unwatched while the guest has no receive buffers
         ],
+        VMM_THREAD_API: [
+            "epoll_wait", "epoll_ctl", "epoll_create1", // its clients
+            "accept4", "recvmsg", "sendto",  // requests in, with descriptors; answers out
+            "read", "write",                 // the VMM thread's answer, the stop event
+            "close",                         // clients and descriptors they sent
+            "mmap", "munmap", "mprotect", "madvise", "brk", // malloc
+            "futex", "gettid",               // the channel's lock (priority-inheriting: it names its owner)
+            "rt_sigprocmask", "exit", "exit_group",
+        ],
         VMM_THREAD_VMM: [
             "epoll_wait", "epoll_ctl", "read", "write", "close",
             "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
@@ -52,6 +61,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
             "rt_sigaction",     // glibc installs its setxid handler at the first pthread_create
             "futex", "getpid", "tgkill", "rt_sigprocmask", "rt_sigreturn",
+            "gettid",           // the API channel's lock names its owner
             "exit", "exit_group",
         ],
     ]
@@ -92,10 +102,11 @@ public final class SeccompFilter: @unchecked Sendable {
     private let instructions: UnsafeMutableBufferPointer<sock_filter>
     private let program: UnsafeMutablePointer<vmm_seccomp_program>
 
-    /// `extraIoctls`: requests a feature in use needs on this thread only.
-    init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode, extraIoctls: [UInt] = []) throws(VMMError) {
+    /// `extraIoctls`, `extraSyscalls`: what a feature in use needs on this thread only.
+    init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode, extraIoctls: [UInt] = [],
+         extraSyscalls: [String] = []) throws(VMMError) {
         self.kind = String(cString: vmm_thread_kind_name(kind))
-        let names = Self.syscalls(for: kind)
+        let names = Self.syscalls(for: kind) + extraSyscalls
         let ioctls = Self.ioctls(for: kind) + extraIoctls
         allowedSyscallCount = names.count + (ioctls.isEmpty ? 0 : 1)
         let violation = switch mode {

@@ -10,6 +10,8 @@ public enum StopReason: Equatable, Sendable {
     case reset
     /// The VMM was told to stop (a signal).
     case signal(Int32)
+    /// The VMM stopped it (`vmm.shutdown`, `vm.shutdown`).
+    case requested
     /// The guest or KVM failed; the message says how.
     case failure(String)
 
@@ -19,6 +21,7 @@ public enum StopReason: Equatable, Sendable {
         switch info.reason {
         case VMM_STOP_POWEROFF: self = .poweroff
         case VMM_STOP_RESET: self = .reset
+        case VMM_STOP_REQUESTED: self = .requested
         case VMM_STOP_TRIPLE_FAULT:
             self = .failure("the guest triple-faulted on \(vcpu) (KVM_EXIT_SHUTDOWN); its registers are above")
         case VMM_STOP_FAIL_ENTRY:

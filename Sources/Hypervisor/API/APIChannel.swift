@@ -1,0 +1,82 @@
+import CVMMCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hands one request at a time from the API thread to the VMM thread,
+/// which alone changes the VM, and its answer back. The VMM thread learns
+/// of a request from `requestFD` in its epoll set and never waits on the
+/// API thread; the API thread waits for the answer.
+final class APIChannel: Sendable {
+    private struct State {
+        var request: APIRequest?
+        var response: HTTPResponse?
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    /// Readable when a request waits (VMM thread's epoll).
+    let requestFD: Int32
+    /// Blocking: the API thread reads it for the answer.
+    private let responseFD: Int32
+
+    init() throws(VMMError) {
+        requestFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        responseFD = eventfd(0, Int32(EFD_CLOEXEC))
+        guard requestFD >= 0, responseFD >= 0 else {
+            let error = errno
+            if requestFD >= 0 { Glibc.close(requestFD) }
+            throw .system(SystemError("eventfd for the API", errno: error))
+        }
+    }
+
+    deinit {
+        Glibc.close(requestFD)
+        Glibc.close(responseFD)
+    }
+
+    /// API thread: the VMM thread's answer to `request`.
+    func call(_ request: APIRequest) -> HTTPResponse {
+        let posted = state.withLock { state in
+            guard !state.closed else { return false }
+            state.request = request
+            state.response = nil
+            return true
+        }
+        guard posted else { return .error(503, "the VMM is shutting down") }
+        Self.signal(requestFD)
+        var count: UInt64 = 0
+        while read(responseFD, &count, 8) < 0 && errno == EINTR {}
+        return state.withLock { $0.response.take() } ?? .error(503, "the VMM is shutting down")
+    }
+
+    /// VMM thread: the waiting request, if any.
+    func take() -> APIRequest? {
+        var count: UInt64 = 0
+        _ = read(requestFD, &count, 8)
+        return state.withLock { $0.request.take() }
+    }
+
+    /// VMM thread: answers the request it took.
+    func respond(_ response: HTTPResponse) {
+        state.withLock { $0.response = response }
+        Self.signal(responseFD)
+    }
+
+    /// VMM thread, on its way out: a request not taken yet is answered,
+    /// and later ones are refused without waiting.
+    func close() {
+        let pending = state.withLock { state in
+            state.closed = true
+            return state.request.take()
+        }
+        if pending != nil { respond(.error(503, "the VMM is shutting down")) }
+    }
+
+    private static func signal(_ fd: Int32) {
+        var one: UInt64 = 1
+        while write(fd, &one, 8) < 0 && errno == EINTR {}
+    }
+}

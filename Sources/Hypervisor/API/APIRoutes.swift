@@ -1,0 +1,75 @@
+/// What the API thread asks of the VMM thread: a request read, routed and
+/// validated, so the VMM thread only acts on it.
+public enum APIRequest: Sendable, Equatable {
+    case vmmPing
+    case vmmShutdown
+    case vmCreate(VMConfig)
+    case vmBoot
+    case vmInfo
+    case vmShutdown
+    case vmReboot
+    case vmDelete
+    case vmPause
+    case vmResume
+}
+
+/// Cloud Hypervisor's endpoints under `/api/v1` (its OpenAPI description,
+/// `vmm/src/api/openapi/cloud-hypervisor.yaml`): which method each takes
+/// and what its body becomes.
+public enum APIRoutes {
+    public static let root = "/api/v1/"
+
+    /// Endpoints that exist in Cloud Hypervisor and are not built here yet.
+    static let unbuilt: [String: String] = [
+        "vm.add-device": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-fs": "PUT", "vm.add-pmem": "PUT",
+        "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.remove-device": "PUT",
+        "vm.resize": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
+        "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
+        "vm.counters": "GET", "vm.nmi": "PUT", "vm.power-button": "PUT",
+    ]
+
+    static let methods: [String: String] = [
+        "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
+        "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
+    ]
+
+    /// The request for the VMM thread, or the answer when the API thread
+    /// can give it alone (an error). `base`: the command line's settings a
+    /// `vm.create` keeps (seccomp, user, logging).
+    public static func route(_ request: HTTPRequest, base: VMConfig) -> Result<APIRequest, HTTPResponse> {
+        guard request.path.hasPrefix(root) else {
+            return .failure(.error(404, "\(request.path): not an API path (endpoints are under \(root))"))
+        }
+        let endpoint = String(request.path.dropFirst(root.count))
+        if let method = unbuilt[endpoint] {
+            guard request.method == method else { return .failure(wrongMethod(endpoint, method)) }
+            return .failure(.error(400, "\(endpoint) is not supported yet"))
+        }
+        guard let method = methods[endpoint] else {
+            return .failure(.error(404, "\(endpoint): unknown endpoint"))
+        }
+        guard request.method == method else { return .failure(wrongMethod(endpoint, method)) }
+        switch endpoint {
+        case "vmm.ping": return .success(.vmmPing)
+        case "vmm.shutdown": return .success(.vmmShutdown)
+        case "vm.create":
+            guard !request.body.isEmpty else { return .failure(.error(400, "vm.create: the body must be a VmConfig")) }
+            do {
+                return .success(.vmCreate(try VmConfigJSON.config(from: request.body, base: base)))
+            } catch {
+                return .failure(.error(400, "\(error)"))
+            }
+        case "vm.boot": return .success(.vmBoot)
+        case "vm.info": return .success(.vmInfo)
+        case "vm.shutdown": return .success(.vmShutdown)
+        case "vm.reboot": return .success(.vmReboot)
+        case "vm.delete": return .success(.vmDelete)
+        case "vm.pause": return .success(.vmPause)
+        default: return .success(.vmResume)
+        }
+    }
+
+    private static func wrongMethod(_ endpoint: String, _ method: String) -> HTTPResponse {
+        .error(405, "\(endpoint) takes \(method)")
+    }
+}

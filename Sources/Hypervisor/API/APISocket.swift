@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--api-socket path=PATH`, `--api-socket fd=N` or a bare path.
+public enum APISocketConfig: Sendable, Equatable {
+    case path(String)
+    /// A listening UNIX socket the parent bound.
+    case fd(Int32)
+
+    public init(parsing text: String) throws(ConfigError) {
+        guard text.contains("=") else {
+            guard !text.isEmpty else { throw .missing(option: "--api-socket", what: "give path=PATH or fd=N") }
+            self = .path(text)
+            return
+        }
+        let list = try OptionList(text, option: "--api-socket", known: ["path", "fd"])
+        switch (list["path"], list["fd"]) {
+        case (let path?, nil):
+            guard !path.isEmpty else { throw .missing(option: "--api-socket", what: "path= needs a path") }
+            self = .path(path)
+        case (nil, let fd?):
+            guard let number = Int32(fd), number > 2 else {
+                throw .invalidValue(option: "--api-socket", key: "fd", value: fd, reason: "expected an open descriptor above 2")
+            }
+            self = .fd(number)
+        case (nil, nil): throw .missing(option: "--api-socket", what: "give path=PATH or fd=N")
+        default: throw .conflict("--api-socket: give path= or fd=, not both")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .path(let path): "path=\(path)"
+        case .fd(let fd): "fd=\(fd)"
+        }
+    }
+}
+
+/// The API's listening socket, bound before the privilege drop.
+final class APIListener {
+    let fd: Int32
+    /// The file to remove on exit; nil for a socket handed over with fd=.
+    let path: String?
+
+    init(_ config: APISocketConfig) throws(VMMError) {
+        switch config {
+        case .fd(let fd):
+            var type: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            var accepting: Int32 = 0
+            var acceptingLength = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0,
+                  getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &acceptingLength) == 0,
+                  type == Int32(SOCK_STREAM.rawValue) else {
+                throw .config(.unusable(option: "--api-socket", reason: "fd=\(fd) is not an open stream socket: pass a bound UNIX socket"))
+            }
+            if accepting == 0, listen(fd, 16) != 0 {
+                throw .system(SystemError("--api-socket fd=\(fd): listen", errno: errno))
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            self.fd = fd
+            path = nil
+        case .path(let path):
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard path.utf8.count < capacity else {
+                throw .config(.invalidValue(option: "--api-socket", key: "path", value: path,
+                                            reason: "longer than \(capacity - 1) bytes, the limit of a UNIX socket path"))
+            }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: path.utf8)
+            }
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard fd >= 0 else { throw .system(SystemError("--api-socket: socket", errno: errno)) }
+            try Self.removeStale(path, address: address, probe: fd)
+            // Owner-only from the start: whoever connects controls the VM.
+            let mask = umask(0o177)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            let bindError = errno
+            umask(mask)
+            guard bound == 0 else {
+                close(fd)
+                throw .system(SystemError("--api-socket path=\(path): bind", errno: bindError))
+            }
+            guard listen(fd, 16) == 0 else {
+                let error = errno
+                close(fd)
+                unlink(path)
+                throw .system(SystemError("--api-socket path=\(path): listen", errno: error))
+            }
+            self.fd = fd
+            self.path = path
+        }
+    }
+
+    deinit {
+        close(fd)
+        if let path { unlink(path) }
+    }
+
+    /// A socket file left by a VMM that is gone is replaced; one a live VMM
+    /// answers on is refused.
+    private static func removeStale(_ path: String, address: sockaddr_un, probe: Int32) throws(VMMError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            close(probe)
+            throw .config(.unusable(option: "--api-socket", reason: "\(path) exists and is not a socket: remove it or choose another path"))
+        }
+        let test = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard test >= 0 else { return }
+        defer { close(test) }
+        var address = address
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(test, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if connected == 0 {
+            close(probe)
+            throw .config(.unusable(option: "--api-socket", reason: "\(path) is in use by a running VMM: stop it or choose another path"))
+        }
+        unlink(path)
+    }
+}

@@ -1,0 +1,231 @@
+/// Cloud Hypervisor's `VmConfig` (the body of `vm.create`) to a `VMConfig`,
+/// and back for `vm.info`. Each device object goes through the command
+/// line's parser as `key=value` text, so an error reads the same from both;
+/// fields this VMM does not know are ignored, as Cloud Hypervisor ignores
+/// them, and fields for what is not built yet are refused unless they hold
+/// a default.
+public enum VmConfigJSON {
+    /// Sections whose devices do not exist yet: refused unless empty.
+    static let unbuiltSections = ["balloon", "fs", "generic_vhost_user", "pmem", "user_devices", "vdpa", "vsock",
+                                  "numa", "rtc", "tpm", "rate_limit_groups", "pci_segments", "iommu", "watchdog",
+                                  "sgx_epc", "preserved_fds"]
+
+    /// `base` carries what only the command line sets (seccomp, user, log).
+    public static func config(from body: [UInt8], base: VMConfig) throws(ConfigError) -> VMConfig {
+        let root: [String: JSONValue]
+        do {
+            root = try JSON.decode([String: JSONValue].self, from: body)
+        } catch {
+            throw .invalidValue(option: "vm.create", key: nil, value: "body", reason: "not a JSON object (a VmConfig)")
+        }
+        var config = base
+        for section in unbuiltSections {
+            if let value = root[section], !value.isDefaultLike { throw .notSupported("VmConfig \(section)") }
+        }
+        guard case .object(let payload)? = root["payload"] else {
+            throw .missing(option: "VmConfig", what: "payload is required (payload.kernel at least)")
+        }
+        for key in ["firmware", "igvm", "host_data"] where payload[key].map({ !$0.isDefaultLike }) == true {
+            throw .notSupported("VmConfig payload.\(key)")
+        }
+        config.kernelPath = try string(payload["kernel"], "payload.kernel")
+        config.initramfsPath = try string(payload["initramfs"], "payload.initramfs")
+        config.cmdline = try string(payload["cmdline"], "payload.cmdline") ?? ""
+
+        if let cpus = try object(root["cpus"], "cpus") {
+            config.cpus = try CPUsConfig(parsing: optionText(cpus, renaming: ["boot_vcpus": "boot", "max_vcpus": "max"],
+                                                             known: CPUsConfig.known, defaults: ["nested": .bool(true)]))
+        }
+        if let memory = try object(root["memory"], "memory") {
+            var fields = memory
+            if case .string(let method)? = fields["hotplug_method"] { fields["hotplug_method"] = .string(method.lowercased()) }
+            fields["zones"] = nil
+            if let zones = memory["zones"], !zones.isDefaultLike { throw .notSupported("VmConfig memory.zones") }
+            config.memory = try MemoryConfig(parsing: optionText(fields, known: MemoryConfig.known,
+                                                                 defaults: ["reserve": .bool(false)]))
+        }
+        config.disks = try list(root["disks"], "disks").map { (disk) throws(ConfigError) in
+            try DiskConfig(parsing: optionText(disk, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
+                                               defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
+        }
+        config.nets = try list(root["net"], "net").map { (net) throws(ConfigError) in try netConfig(net) }
+        if let rng = try object(root["rng"], "rng") {
+            config.rng = try RngConfig(parsing: optionText(rng, known: ["src", "iommu"],
+                                                           defaults: ["id": .null, "pci_segment": .integer(0), "pci_device_id": .null]))
+        }
+        config.serial = try console(root["serial"], "serial", default: .null)
+        config.console = try console(root["console"], "console", default: .tty)
+        if let debug = try object(root["debug_console"], "debug_console"), let mode = debug["mode"], mode != .string("Off") {
+            throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
+        }
+        config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in
+            try DeviceConfig(parsing: optionText(device, known: DeviceConfig.known,
+                                                 defaults: ["pci_device_id": .null, "x_exclude_mmap_bars": .bool(false)]))
+        }
+        if let platform = try object(root["platform"], "platform") {
+            for (key, value) in platform where !value.isDefaultLike {
+                // One PCI segment is what every VM has; Kata asks for two.
+                if key == "num_pci_segments", value == .integer(1) { continue }
+                throw .notSupported("VmConfig platform.\(key)=\(value.optionText ?? "")")
+            }
+        }
+        if case .bool(true)? = root["landlock_enable"] { config.landlock = true }
+        config.landlockRules = try list(root["landlock_rules"], "landlock_rules").map { (rule) throws(ConfigError) in
+            try LandlockRule(parsing: optionText(rule, known: ["path", "access"]))
+        }
+        if case .bool(true)? = root["pvpanic"] {} // every VM has one
+        try config.validate()
+        return config
+    }
+
+    /// A NetConfig; `fds` are descriptors the request carried (SCM_RIGHTS).
+    static func netConfig(_ fields: [String: JSONValue], fds: [Int32] = []) throws(ConfigError) -> NetConfig {
+        var fields = fields
+        if !fds.isEmpty { fields["fds"] = .array(fds.map { .integer(Int64($0)) }) }
+        if case .array(let list)? = fields["fds"], !list.isEmpty {
+            fields["fd"] = fields["fds"]
+            // Cloud Hypervisor serializes its default address with every
+            // net; a tap handed over keeps its own.
+            if fields["ip"] == .string("192.168.249.1") { fields["ip"] = nil }
+            if fields["mask"] == .string("255.255.255.0") { fields["mask"] = nil }
+        }
+        fields["fds"] = nil
+        if case .string(let mode)? = fields["vhost_mode"], mode == "Client" { fields["vhost_mode"] = nil }
+        return try NetConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: NetConfig.known,
+                                                 defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
+    }
+
+    /// `{"path": "/a", "readonly": true}` → `path=/a,readonly=on`: known keys
+    /// only, nulls left out, values with commas quoted.
+    static func optionText(_ fields: [String: JSONValue], renaming: [String: String] = [:], known: [String],
+                           defaults: [String: JSONValue] = [:]) throws(ConfigError) -> String {
+        var items: [String] = []
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+            let key = renaming[name] ?? name
+            guard known.contains(key) else {
+                // Not a key the command line has: fine while it holds its default.
+                if let expected = defaults[name], expected == value || value == .null { continue }
+                if defaults[name] == nil, !knownElsewhere(name) { continue }
+                if value.isDefaultLike { continue }
+                throw .notSupported("VmConfig \(name)=\(value.optionText ?? "")")
+            }
+            if let expected = defaults[name], expected == value { continue }
+            guard var text = value.optionText else { continue }
+            if text.contains(",") && !text.hasPrefix("[") { text = "\"\(text)\"" }
+            items.append("\(key)=\(text)")
+        }
+        return items.joined(separator: ",")
+    }
+
+    /// Fields of Cloud Hypervisor's schema that have no command-line key
+    /// here; they are refused unless default. Anything else is ignored.
+    private static func knownElsewhere(_ name: String) -> Bool {
+        ["rate_limiter_config", "pci_device_id", "reserve", "x_exclude_mmap_bars", "lock_granularity"].contains(name)
+    }
+
+    private static func string(_ value: JSONValue?, _ name: String) throws(ConfigError) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw .invalidValue(option: "VmConfig", key: name, value: value?.optionText ?? "", reason: "expected a string")
+        }
+    }
+
+    private static func object(_ value: JSONValue?, _ name: String) throws(ConfigError) -> [String: JSONValue]? {
+        switch value {
+        case nil, .null?: return nil
+        case .object(let fields)?: return fields
+        default: throw .invalidValue(option: "VmConfig", key: name, value: value?.optionText ?? "", reason: "expected an object")
+        }
+    }
+
+    private static func list(_ value: JSONValue?, _ name: String) throws(ConfigError) -> [[String: JSONValue]] {
+        switch value {
+        case nil, .null?: return []
+        case .array(let items)?:
+            return try items.map { (item) throws(ConfigError) in
+                guard case .object(let fields) = item else {
+                    throw .invalidValue(option: "VmConfig", key: name, value: item.optionText ?? "", reason: "expected a list of objects")
+                }
+                return fields
+            }
+        default: throw .invalidValue(option: "VmConfig", key: name, value: value?.optionText ?? "", reason: "expected a list")
+        }
+    }
+
+    /// `{"mode": "File", "file": "/tmp/log"}` → a ConsoleConfig.
+    private static func console(_ value: JSONValue?, _ name: String, default fallback: ConsoleConfig) throws(ConfigError) -> ConsoleConfig {
+        guard let fields = try object(value, name) else { return fallback }
+        let option = "--\(name)"
+        switch fields["mode"] {
+        case .string("Off")?: return .off
+        case .string("Null")?: return .null
+        case .string("Tty")?: return .tty
+        case .string("Pty")?: return .pty
+        case .string("File")?:
+            return try ConsoleConfig(parsing: "file=\(try string(fields["file"], "\(name).file") ?? "")", option: option)
+        case .string("Socket")?:
+            return try ConsoleConfig(parsing: "socket=\(try string(fields["socket"], "\(name).socket") ?? "")", option: option)
+        default:
+            throw .invalidValue(option: "VmConfig", key: "\(name).mode", value: fields["mode"]?.optionText ?? "",
+                                reason: "expected Off, Null, Tty, Pty, File or Socket")
+        }
+    }
+}
+
+extension VmConfigJSON {
+    /// A `VMConfig` in Cloud Hypervisor's `VmConfig` shape, for `vm.info`.
+    public static func json(_ config: VMConfig) -> JSONValue {
+        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        func int(_ value: some BinaryInteger) -> JSONValue { .integer(Int64(value)) }
+        func console(_ mode: ConsoleConfig) -> JSONValue {
+            switch mode {
+            case .off: .object(["mode": .string("Off")])
+            case .null: .object(["mode": .string("Null")])
+            case .tty: .object(["mode": .string("Tty")])
+            case .pty: .object(["mode": .string("Pty")])
+            case .file(let path): .object(["mode": .string("File"), "file": .string(path)])
+            case .socket(let path): .object(["mode": .string("Socket"), "socket": .string(path)])
+            }
+        }
+        let disks: [JSONValue] = config.disks.map { disk in
+            .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
+                     "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
+                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(0)])
+        }
+        let nets: [JSONValue] = config.nets.map { net in
+            .object(["tap": text(net.tap), "ip": text(net.ip?.description), "mask": text(net.mask?.description),
+                     "mac": text(net.mac?.description), "host_mac": text(net.hostMAC?.description),
+                     "mtu": net.mtu.map(int) ?? .null, "num_queues": int(net.numQueues), "queue_size": int(net.queueSize),
+                     "id": text(net.id), "fds": net.fds.isEmpty ? .null : .array(net.fds.map(int)),
+                     "offload_tso": .bool(net.offloadTSO), "offload_ufo": .bool(net.offloadUFO),
+                     "offload_csum": .bool(net.offloadCsum), "iommu": .bool(false), "vhost_user": .bool(false),
+                     "pci_segment": int(0)])
+        }
+        let devices: [JSONValue] = config.devices.map { device in
+            .object(["path": .string(device.path), "id": text(device.id), "iommu": .bool(false), "pci_segment": int(0)])
+        }
+        return .object([
+            "payload": .object(["kernel": text(config.kernelPath), "initramfs": text(config.initramfsPath),
+                                "cmdline": .string(config.cmdline)]),
+            "cpus": .object(["boot_vcpus": int(config.cpus.boot), "max_vcpus": int(config.cpus.max),
+                             "kvm_hyperv": .bool(false), "nested": .bool(true)]),
+            "memory": .object(["size": int(config.memory.sizeBytes), "shared": .bool(config.memory.shared),
+                               "prefault": .bool(config.memory.prefault), "mergeable": .bool(config.memory.mergeable),
+                               "thp": .bool(config.memory.thp), "hugepages": .bool(false), "hotplug_method": .string("Acpi")]),
+            "disks": config.disks.isEmpty ? .null : .array(disks),
+            "net": config.nets.isEmpty ? .null : .array(nets),
+            "devices": config.devices.isEmpty ? .null : .array(devices),
+            "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false)]),
+            "serial": console(config.serial),
+            "console": console(config.console),
+            "iommu": .bool(false),
+            "watchdog": .bool(false),
+            "pvpanic": .bool(true),
+            "landlock_enable": .bool(config.landlock),
+            "landlock_rules": config.landlockRules.isEmpty ? .null : .array(config.landlockRules.map { rule in
+                .object(["path": .string(rule.path), "access": .string((rule.read ? "r" : "") + (rule.write ? "w" : ""))])
+            }),
+        ])
+    }
+}

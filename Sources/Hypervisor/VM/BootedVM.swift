@@ -1,0 +1,76 @@
+import CVMMCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One boot of a configuration: the VM, its devices and threads, running
+/// from `init` until `stop()`. A guest reset or an API reboot makes a new
+/// one from the same launch resources.
+final class BootedVM {
+    let vm: VirtualMachine
+    private let devices: LegacyDevices
+    private let virtio: VirtioDevices
+    private let assigned: AssignedDevices?
+    /// Standard input for the serial port, with `--serial tty`.
+    let input: SerialInput?
+    private var stopped = false
+
+    init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
+        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
+        self.vm = vm
+        try vm.createVCPUs(config.cpus.boot)
+        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
+        let bus = try PCIBus(vm: vm)
+        virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
+        assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
+        try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
+                                      vcpuCount: config.cpus.boot)
+        logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
+
+        // Device threads first: a vCPU's first kick finds its device listening.
+        do {
+            try virtio.start(filters: sandbox.deviceFilters)
+            if let filter = sandbox.vcpuFilter {
+                try vm.start(threadInit: vmm_seccomp_vcpu_init, opaque: filter.opaque)
+            } else {
+                try vm.start()
+            }
+        } catch {
+            vm.requestStop()
+            vm.joinVCPUs()
+            virtio.stop()
+            throw error
+        }
+        input = resources.readsInput ? devices.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
+    }
+
+    deinit { stop() }
+
+    /// Ends the boot: every vCPU and device thread stopped and joined.
+    /// Returns why the guest stopped, if it stopped on its own.
+    @discardableResult
+    func stop() -> StopReason {
+        if !stopped {
+            stopped = true
+            vm.requestStop()
+            vm.joinVCPUs()
+            virtio.stop()
+        }
+        return StopReason(vm.stopInfo)
+    }
+
+    func pause() throws(VMMError) {
+        let r = vmm_vm_pause(vm.handle)
+        guard r == 0 else {
+            _ = vmm_vm_resume(vm.handle)
+            throw .system(SystemError(r == -ETIMEDOUT ? "pause: a vCPU did not stop within 5 s" : "pause the vCPUs", returned: r))
+        }
+    }
+
+    func resume() throws(VMMError) {
+        let r = vmm_vm_resume(vm.handle)
+        guard r == 0 else { throw .system(SystemError("resume: give the guest its clock back", returned: r)) }
+    }
+}

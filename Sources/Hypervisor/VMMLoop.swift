@@ -1,0 +1,164 @@
+import CVMMCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The VMM thread: the one place the VM changes. It waits on the event
+/// loop for the guest stopping, a signal, or an API request, and acts:
+/// create, boot, pause, resume, shut down, reboot, delete.
+///
+/// States, as Cloud Hypervisor reports them in `vm.info`: no VM (404),
+/// `Created` (a configuration, not running: after `vm.create` or
+/// `vm.shutdown`), `Running`, `Paused`. The guest powering off or failing
+/// ends the VMM, as it ends Cloud Hypervisor's.
+final class VMMLoop {
+    private let base: VMConfig
+    private var config: VMConfig?
+    /// The files and devices `config` names, opened at its first boot and
+    /// kept across reboots; closed by `vm.delete`.
+    private var resources: LaunchResources?
+    /// Installed at the first boot, once: the VMM thread's filter and Landlock.
+    private var sandbox: Sandbox?
+    private var booted: BootedVM?
+    private var paused = false
+    private let events: EventLoop
+    private let channel: APIChannel?
+    private let logger: Logger
+
+    init(base: VMConfig, created: VMConfig?, resources: LaunchResources?, events: EventLoop, channel: APIChannel?,
+         logger: Logger) {
+        self.base = base
+        config = created
+        self.resources = resources
+        self.events = events
+        self.channel = channel
+        self.logger = logger
+    }
+
+    func run() throws(VMMError) -> StopReason {
+        if config != nil { try boot() }
+        defer {
+            channel?.close()
+            booted?.stop()
+        }
+        while true {
+            switch events.next(stopFD: booted?.vm.stopEventFD, input: booted?.input, apiFD: channel?.requestFD) {
+            case .signal(let signal):
+                logger.info("stopped by signal \(signal)")
+                return .signal(signal)
+            case .vmStopped:
+                guard let vm = booted else { continue }
+                let reason = vm.stop()
+                booted = nil
+                paused = false
+                guard reason == .reset else { return reason }
+                logger.info("guest requested a reset: rebooting")
+                try boot()
+            case .api:
+                guard let channel, let request = channel.take() else { continue }
+                let response = handle(request)
+                channel.respond(response)
+                if request == .vmmShutdown { return .requested }
+            }
+        }
+    }
+
+    private func boot() throws(VMMError) {
+        guard let config else { return }
+        if resources == nil {
+            // What confines the VMM thread also stops it opening another
+            // VM's files; the first VM's stay open until vm.delete.
+            if sandbox != nil && (config.seccomp != .disabled || config.landlock) {
+                throw .config(.conflict("a new VM after vm.delete needs files the confined VMM thread can no longer open: start a new VMM for it (or run this one with --seccomp false and without --landlock)"))
+            }
+            resources = try LaunchResources(config: config, logger: logger)
+        }
+        guard let resources else { return }
+        if sandbox == nil { sandbox = try Sandbox(config: config, terminal: resources.terminal != nil) }
+        guard let sandbox else { return }
+        booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)
+    }
+
+    // MARK: API requests
+
+    private func handle(_ request: APIRequest) -> HTTPResponse {
+        switch request {
+        case .vmmPing:
+            return HTTPResponse(status: 200, body: JSON.encode(JSONValue.object([
+                "build_version": .string("v\(Version.string)"), "version": .string(Version.string),
+                "pid": .integer(Int64(getpid())), "features": .array([]),
+            ])))
+        case .vmmShutdown:
+            if let vm = booted {
+                vm.stop()
+                booted = nil
+            }
+            return .noContent
+        case .vmCreate(let newConfig):
+            guard config == nil else { return .error(409, "vm.create: a VM is already created (vm.delete it first)") }
+            config = newConfig
+            return .noContent
+        case .vmBoot:
+            guard config != nil else { return .error(404, "vm.boot: no VM is created (vm.create first)") }
+            guard booted == nil else { return .error(409, "vm.boot: the VM is already running") }
+            do {
+                try boot()
+            } catch {
+                return .error(500, "vm.boot: \(error)")
+            }
+            return .noContent
+        case .vmInfo:
+            guard let config else { return .error(404, "vm.info: no VM is created (vm.create first)") }
+            let state = booted == nil ? "Created" : paused ? "Paused" : "Running"
+            return HTTPResponse(status: 200, body: JSON.encode(JSONValue.object([
+                "config": VmConfigJSON.json(config), "state": .string(state),
+                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
+            ])))
+        case .vmShutdown:
+            guard let vm = booted else { return .error(409, "vm.shutdown: the VM is not running") }
+            vm.stop()
+            booted = nil
+            paused = false
+            return .noContent
+        case .vmReboot:
+            guard let vm = booted else { return .error(409, "vm.reboot: the VM is not running") }
+            vm.stop()
+            booted = nil
+            paused = false
+            do {
+                try boot()
+            } catch {
+                return .error(500, "vm.reboot: \(error)")
+            }
+            return .noContent
+        case .vmDelete:
+            booted?.stop()
+            booted = nil
+            paused = false
+            config = nil
+            resources = nil
+            return .noContent
+        case .vmPause:
+            guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }
+            guard !paused else { return .error(409, "vm.pause: the VM is already paused") }
+            do {
+                try vm.pause()
+            } catch {
+                return .error(500, "vm.pause: \(error)")
+            }
+            paused = true
+            return .noContent
+        case .vmResume:
+            guard let vm = booted, paused else { return .error(409, "vm.resume: the VM is not paused") }
+            paused = false
+            do {
+                try vm.resume()
+            } catch {
+                return .error(500, "vm.resume: \(error)")
+            }
+            return .noContent
+        }
+    }
+}
