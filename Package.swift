@@ -5,6 +5,7 @@ let package = Package(
     name: "cloud-hypervisor",
     products: [
         .executable(name: "cloud-hypervisor", targets: ["cloud-hypervisor"]),
+        .executable(name: "ch-remote", targets: ["ch-remote"]),
         .library(name: "Hypervisor", targets: ["Hypervisor"]),
     ],
     dependencies: [
@@ -46,12 +47,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // One API request per run, as Cloud Hypervisor's ch-remote.
+        .executableTarget(
+            name: "ch-remote",
+            dependencies: [
+                "Hypervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Test-only C: provokes seccomp violations in a forked child. Never
         // linked into the shipped binary.
         .target(name: "CVMMTestHooks", dependencies: ["CVMMCore"], path: "Tests/CVMMTestHooks"),
         .testTarget(
             name: "HypervisorTests",
-            dependencies: ["Hypervisor", "CVMMCore", "CVMMTestHooks", "cloud-hypervisor"],
+            dependencies: ["Hypervisor", "CVMMCore", "CVMMTestHooks", "cloud-hypervisor", "ch-remote"],
             exclude: ["Guests"]
         ),
     ]

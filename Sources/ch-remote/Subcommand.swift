@@ -1,0 +1,87 @@
+import Hypervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One of ch-remote's subcommands: the endpoint it calls and how its
+/// arguments become the request's body.
+struct Subcommand: Sendable {
+    let method: String
+    let endpoint: String
+    let body: @Sendable ([String]) throws -> [UInt8]?
+
+    struct UsageError: Error, CustomStringConvertible { let description: String }
+
+    static func simple(_ method: String, _ endpoint: String) -> Subcommand {
+        Subcommand(method: method, endpoint: endpoint) { arguments in
+            guard arguments.isEmpty else { throw UsageError(description: "\(endpoint) takes no arguments") }
+            return nil
+        }
+    }
+
+    /// `add-disk path=…,readonly=on`: checked by the command line's parser,
+    /// sent as the JSON object Cloud Hypervisor's API takes.
+    static func add(_ endpoint: String, check: (@Sendable (String) throws -> Void)? = nil) -> Subcommand {
+        Subcommand(method: "PUT", endpoint: endpoint) { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "\(endpoint) takes one key=value,… argument") }
+            try check?(arguments[0])
+            return try APIJSON.object(fromOptions: arguments[0], option: endpoint)
+        }
+    }
+
+    static let all: [String: Subcommand] = [
+        "boot": simple("PUT", "vm.boot"),
+        "delete": simple("PUT", "vm.delete"),
+        "info": simple("GET", "vm.info"),
+        "counters": simple("GET", "vm.counters"),
+        "nmi": simple("PUT", "vm.nmi"),
+        "pause": simple("PUT", "vm.pause"),
+        "ping": simple("GET", "vmm.ping"),
+        "power-button": simple("PUT", "vm.power-button"),
+        "reboot": simple("PUT", "vm.reboot"),
+        "resume": simple("PUT", "vm.resume"),
+        "shutdown": simple("PUT", "vm.shutdown"),
+        "shutdown-vmm": simple("PUT", "vmm.shutdown"),
+        "create": Subcommand(method: "PUT", endpoint: "vm.create") { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "create takes the path of a VmConfig JSON file, or - for standard input") }
+            return try readAll(arguments[0])
+        },
+        "add-device": add("vm.add-device") { _ = try DeviceConfig(parsing: $0) },
+        "add-disk": add("vm.add-disk") { _ = try DiskConfig(parsing: $0) },
+        "add-net": add("vm.add-net") { _ = try NetConfig(parsing: $0) },
+        "add-fs": add("vm.add-fs"),
+        "add-pmem": add("vm.add-pmem"),
+        "add-vsock": add("vm.add-vsock"),
+        "add-vdpa": add("vm.add-vdpa"),
+        "add-user-device": add("vm.add-user-device"),
+        "add-generic-vhost-user": add("vm.add-generic-vhost-user"),
+        "remove-device": Subcommand(method: "PUT", endpoint: "vm.remove-device") { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "remove-device takes the device's id") }
+            return APIJSON.encode(["id": arguments[0]])
+        },
+        "resize": Subcommand(method: "PUT", endpoint: "vm.resize") { arguments in try APIJSON.resize(arguments) },
+        "resize-disk": add("vm.resize-disk"),
+        "resize-zone": add("vm.resize-zone"),
+        "snapshot": add("vm.snapshot"),
+        "restore": add("vm.restore"),
+        "coredump": add("vm.coredump"),
+        "send-migration": add("vm.send-migration"),
+        "receive-migration": add("vm.receive-migration"),
+    ]
+
+    static func readAll(_ path: String) throws -> [UInt8] {
+        let fd = path == "-" ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw UsageError(description: "cannot read '\(path)': \(String(cString: strerror(errno)))") }
+        defer { if fd != STDIN_FILENO { close(fd) } }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw UsageError(description: "cannot read '\(path)': \(String(cString: strerror(errno)))") }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+}
