@@ -195,10 +195,11 @@ final class APIServer: @unchecked Sendable {
         connection.lastActive = clock
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while !connection.closing {
-            let n = Self.receive(connection.fd, into: &chunk, fds: &connection.fds)
+            var truncated = false
+            let n = Self.receive(connection.fd, into: &chunk, fds: &connection.fds, truncated: &truncated)
             if n > 0 {
                 connection.input += chunk[0..<n]
-                if connection.fds.count > Self.maxFDsPerRequest {
+                if truncated || connection.fds.count > Self.maxFDsPerRequest {
                     connection.closeFDs()
                     refuse(connection, .error(400, "more than \(Self.maxFDsPerRequest) descriptors sent with one request"))
                     break
@@ -282,7 +283,7 @@ final class APIServer: @unchecked Sendable {
 
     /// recvmsg with room for descriptors (SCM_RIGHTS), which are appended
     /// to `fds` close-on-exec.
-    private static func receive(_ fd: Int32, into buffer: inout [UInt8], fds: inout [Int32]) -> Int {
+    private static func receive(_ fd: Int32, into buffer: inout [UInt8], fds: inout [Int32], truncated: inout Bool) -> Int {
         let headerSize = MemoryLayout<cmsghdr>.size
         let controlSize = headerSize + maxFDsPerRequest * MemoryLayout<Int32>.size
         var control = [UInt8](repeating: 0, count: controlSize)
@@ -297,6 +298,8 @@ final class APIServer: @unchecked Sendable {
                     message.msg_controllen = controlBytes.count
                     let n = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC))
                     guard n >= 0 else { return n }
+                    // More descriptors than room: the kernel closed the rest.
+                    truncated = message.msg_flags & Int32(MSG_CTRUNC) != 0
                     // One control message is all a client sends with a request.
                     if message.msg_controllen >= headerSize {
                         let header = controlBytes.load(as: cmsghdr.self)

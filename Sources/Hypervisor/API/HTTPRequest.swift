@@ -164,7 +164,7 @@ public struct HTTPResponse: Error, Sendable, Equatable {
 enum JSON {
     static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding the API's own plain structs cannot fail.
         return (try? Array(encoder.encode(value))) ?? Array("null".utf8)
     }

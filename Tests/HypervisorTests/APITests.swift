@@ -1,0 +1,317 @@
+import Foundation
+import Synchronization
+@testable import Hypervisor
+import Testing
+
+/// The REST API on a host tiny guest, driven by Debian's curl and by
+/// ch-remote, with the VMM under its default seccomp filters.
+@Suite("The API socket", .enabled(if: Host.hasKVM, Host.kvmSkipReason), .serialized)
+struct APITests {
+    static let curlAvailable = access("/usr/bin/curl", X_OK) == 0
+
+    func guestArguments(_ guest: String = "ticker") throws -> [String] {
+        ["--kernel", try Guests.path(guest), "--serial", "tty", "--console", "off"]
+    }
+
+    @Test("every built endpoint, with curl, on a running guest", .enabled(if: curlAvailable))
+    func endpoints() throws {
+        let vmm = try APIVMM(try guestArguments())
+        let ping = vmm.curl("GET", "vmm.ping")
+        #expect(ping.status == 200)
+        #expect(ping.contentType == "application/json")
+        #expect(ping.body.contains("\"version\":\"\(Version.string)\""), "\(ping.body)")
+
+        let info = vmm.curl("GET", "vm.info")
+        #expect(info.status == 200)
+        #expect(info.contentType == "application/json")
+        #expect(info.body.contains("\"state\":\"Running\""), "\(info.body)")
+        #expect(info.body.contains("\"boot_vcpus\":1"), "\(info.body)")
+        #expect(info.body.contains("\"memory_actual_size\":\(512 << 20)"), "\(info.body)")
+        #expect(info.body.contains("\"serial\":{\"mode\":\"Tty\"}"), "\(info.body)")
+
+        // Paused: the guest prints nothing; resumed: it goes on.
+        #expect(eventually(10) { ticks(vmm) >= 2 })
+        #expect(vmm.curl("PUT", "vm.pause").status == 204)
+        #expect(vmm.state == "Paused")
+        let frozen = ticks(vmm)
+        usleep(1_500_000)
+        #expect(ticks(vmm) == frozen, "the guest ran while paused")
+        #expect(vmm.curl("PUT", "vm.pause").status == 409)
+        #expect(vmm.curl("PUT", "vm.resume").status == 204)
+        #expect(vmm.state == "Running")
+        #expect(eventually(10) { ticks(vmm) > frozen }, "the guest did not run on after vm.resume")
+        #expect(vmm.curl("PUT", "vm.resume").status == 409)
+
+        // Shut down, booted again, rebooted: the guest starts over each time.
+        #expect(vmm.curl("PUT", "vm.shutdown").status == 204)
+        #expect(vmm.state == "Created")
+        #expect(vmm.curl("PUT", "vm.shutdown").status == 409)
+        let boots = vmm.stdout.components(separatedBy: "tick").count
+        #expect(vmm.curl("PUT", "vm.boot").status == 204)
+        #expect(vmm.state == "Running")
+        #expect(vmm.curl("PUT", "vm.boot").status == 409)
+        #expect(vmm.curl("PUT", "vm.reboot").status == 204)
+        #expect(vmm.state == "Running")
+        #expect(eventually(10) { vmm.stdout.components(separatedBy: "tick").count > boots })
+
+        #expect(vmm.curl("PUT", "vm.delete").status == 204)
+        let gone = vmm.curl("GET", "vm.info")
+        #expect(gone.status == 404)
+        #expect(gone.body == "[\"vm.info: no VM is created (vm.create first)\"]")
+        #expect(vmm.curl("PUT", "vm.boot").status == 404)
+
+        #expect(vmm.curl("PUT", "vmm.shutdown").status == 204)
+        #expect(eventually(10) { !vmm.child.isRunning })
+        #expect(vmm.child.terminationStatus == 0)
+        #expect(access(vmm.socket, F_OK) != 0, "the socket file outlived the VMM")
+    }
+
+    static let createBody = """
+        {"cpus":{"boot_vcpus":2,"max_vcpus":2,"kvm_hyperv":false},
+         "memory":{"size":268435456,"shared":false,"hugepages":false,"hotplug_method":"Acpi","thp":true},
+         "payload":{"kernel":"KERNEL","cmdline":"console=ttyS0"},
+         "serial":{"mode":"Tty"},"console":{"mode":"Off"},"rng":{"src":"/dev/urandom","iommu":false},
+         "iommu":false,"watchdog":false,"pvpanic":false,"vsock":null,"fs":null,
+         "platform":{"num_pci_segments":1},
+         "a_field_from_a_newer_cloud_hypervisor":{"x":1}}
+        """
+
+    @Test("API-only launch: nothing runs until vm.create and vm.boot", .enabled(if: curlAvailable))
+    func apiOnlyLaunch() throws {
+        let vmm = try APIVMM([])
+        #expect(vmm.curl("GET", "vm.info").status == 404)
+        #expect(vmm.curl("PUT", "vm.boot").status == 404)
+        let body = Self.createBody.replacingOccurrences(of: "KERNEL", with: try Guests.path("ticker"))
+        let created = vmm.curl("PUT", "vm.create", body: body)
+        #expect(created.status == 204, "\(created.body)")
+        #expect(vmm.state == "Created")
+        #expect(vmm.curl("PUT", "vm.create", body: body).status == 409)
+        #expect(ticks(vmm) == 0)
+        #expect(vmm.curl("PUT", "vm.boot").status == 204)
+        #expect(vmm.state == "Running")
+        #expect(eventually(10) { ticks(vmm) >= 1 })
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"boot_vcpus\":2") && info.contains("\"size\":268435456") && info.contains("\"cmdline\":\"console=ttyS0\""), "\(info)")
+        #expect(vmm.shutdown() == 0)
+    }
+
+    @Test("vm.create refuses what cannot run, with the command line's words and a 400", .enabled(if: curlAvailable))
+    func invalidConfigs() throws {
+        let vmm = try APIVMM([])
+        let kernel = try Guests.path("ticker")
+        let cases: [(String, String)] = [
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"vsock\":{\"cid\":3,\"socket\":\"/tmp/v.sock\"}}", "VmConfig vsock is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"fs\":[{\"tag\":\"a\",\"socket\":\"/tmp/fs\"}]}", "VmConfig fs is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"memory\":{\"size\":1000}}", "--memory size: invalid value '1000'"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.raw\",\"bogus\":1,\"id\":\"x\"},{\"path\":\"/b.raw\",\"id\":\"x\"}]}",
+             "--disk: id 'x' is given to more than one device"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":2}}", "platform.num_pci_segments=2 is not supported yet"),
+            ("{\"payload\":{\"firmware\":\"/CLOUDHV.fd\"}}", "payload.firmware is not supported yet"),
+            ("{\"cpus\":{\"boot_vcpus\":1}}", "payload is required"),
+            ("{\"payload\":", "not a JSON object"),
+            ("[1,2]", "not a JSON object"),
+        ]
+        for (body, message) in cases {
+            let answer = vmm.curl("PUT", "vm.create", body: body)
+            #expect(answer.status == 400, "\(body): \(answer.status) \(answer.body)")
+            #expect(answer.body.contains(message), "\(body): \(answer.body)")
+            #expect(answer.body.hasPrefix("[\""), "an error body is a list of messages: \(answer.body)")
+        }
+        #expect(vmm.curl("GET", "vm.info").status == 404, "a refused vm.create created something")
+        // A file the VM cannot open is found at boot, and the VMM serves on.
+        #expect(vmm.curl("PUT", "vm.create", body: "{\"payload\":{\"kernel\":\"/nonexistent/vmlinux\"}}").status == 204)
+        let boot = vmm.curl("PUT", "vm.boot")
+        #expect(boot.status == 500)
+        #expect(boot.body.contains("cannot read '/nonexistent/vmlinux'"), "\(boot.body)")
+        #expect(vmm.curl("GET", "vmm.ping").status == 200)
+        #expect(vmm.shutdown() == 0)
+    }
+
+    @Test("bad requests get their status and an error body; the guest and other clients are unaffected")
+    func badRequests() throws {
+        let vmm = try APIVMM(try guestArguments())
+        func request(_ text: String) -> [UInt8] { Array(text.utf8) }
+        let cases: [([UInt8], String)] = [
+            (request("PUT /api/v1/vm.create HTTP/1.1\r\nContent-Length: 9\r\n\r\n{not json"), "HTTP/1.1 400 "),
+            (request("GET /api/v1/vm.frobnicate HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 "),
+            (request("GET /elsewhere HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 "),
+            (request("GET /api/v1/vm.pause HTTP/1.1\r\n\r\n"), "HTTP/1.1 405 "),
+            (request("DELETE /api/v1/vm.info HTTP/1.1\r\n\r\n"), "HTTP/1.1 405 "),
+            (request("PUT /api/v1/vm.create HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"), "HTTP/1.1 413 "),
+            (request("GET /api/v1/vm.info HTTP/1.1\r\nX: " + String(repeating: "a", count: 20000) + "\r\n\r\n"), "HTTP/1.1 431 "),
+            (request("PUT /api/v1/vm.create HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), "HTTP/1.1 501 "),
+            (request("GET /api/v1/vmm.ping HTTP/2.0\r\n\r\n"), "HTTP/1.1 505 "),
+            (request("HELLO\r\n\r\n"), "HTTP/1.1 400 "),
+            (request("GET /api/v1/vm.info HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), "HTTP/1.1 400 "),
+            (request("PUT /api/v1/vm.add-device HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"), "HTTP/1.1 400 "),
+            ([0xff, 0xfe, 0x00, 0x0d, 0x0a, 0x0d, 0x0a], "HTTP/1.1 400 "),
+        ]
+        for (bytes, status) in cases {
+            let answer = vmm.raw(bytes)
+            #expect(answer.hasPrefix(status), "\(String(decoding: bytes.prefix(60), as: UTF8.self)): \(answer.prefix(200))")
+            #expect(answer.contains("Content-Type: application/json\r\n"), "\(answer.prefix(200))")
+            #expect(answer.contains("\r\n\r\n[\""), "an error body is a list of messages: \(answer.prefix(300))")
+        }
+
+        // Keep-alive: several requests on one connection, answered in order.
+        let pipelined = vmm.raw(request("GET /api/v1/vmm.ping HTTP/1.1\r\n\r\nGET /api/v1/vm.info HTTP/1.1\r\n\r\nPUT /api/v1/vm.pause HTTP/1.1\r\nContent-Length: 0\r\n\r\nPUT /api/v1/vm.resume HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+        #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(pipelined)")
+        #expect(pipelined.components(separatedBy: "HTTP/1.1 204 No Content").count == 3, "\(pipelined)")
+
+        // Clients that send half a request and wait, and more clients than
+        // the server keeps: the ones that finish their requests are served.
+        var idle: [Int32] = []
+        for _ in 0..<40 {
+            let fd = APIVMM.connect(vmm.socket)
+            _ = "GET /api/v1/vm.info HTTP/1.1\r\nHost: x".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            idle.append(fd)
+        }
+        defer { idle.forEach { close($0) } }
+        let results = Mutex<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 24) { _ in
+            let status = vmm.curl("GET", "vmm.ping").status
+            results.withLock { $0.append(status) }
+        }
+        #expect(results.withLock { $0 } == Array(repeating: 200, count: 24))
+
+        // The guest ran on through all of it.
+        let before = ticks(vmm)
+        #expect(eventually(10) { ticks(vmm) > before })
+        #expect(vmm.state == "Running")
+        #expect(vmm.shutdown() == 0)
+    }
+
+    @Test("descriptors sent with a request are not kept")
+    func descriptorsClosed() throws {
+        let vmm = try APIVMM(try guestArguments())
+        let pid = vmm.child.processIdentifier
+        func count() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        let before = count()
+        let client = try APIClient(socketPath: vmm.socket)
+        let file = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(file) }
+        for _ in 0..<5 {
+            let answer = try client.request("GET", "vmm.ping", fds: [file, file, file])
+            #expect(answer.status == 200)
+        }
+        let tooMany = try APIClient(socketPath: vmm.socket)
+        let refused = try tooMany.request("GET", "vmm.ping", fds: Array(repeating: file, count: 20))
+        #expect(refused.status == 400)
+        // The first client stays connected; the refused one was closed.
+        #expect(count() == before + 1, "one connection and nothing else: \(count()) vs \(before)")
+        #expect(vmm.shutdown() == 0)
+    }
+
+    @Test("the socket: owner-only, a stale file replaced, a live one refused, fd= handed over")
+    func socketFile() throws {
+        let vmm = try APIVMM(try guestArguments())
+        var status = stat()
+        #expect(lstat(vmm.socket, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600, "mode \(String(status.st_mode & 0o777, radix: 8))")
+
+        // A second VMM on the same path: refused, the first one untouched.
+        let second = runVMM(["--api-socket", "path=\(vmm.socket)"] + (try guestArguments()), timeout: 10)
+        #expect(second.status == 1)
+        #expect(second.stderr == "cloud-hypervisor: error: --api-socket: \(vmm.socket) is in use by a running VMM: stop it or choose another path\n")
+        #expect(vmm.curl("GET", "vmm.ping").status == 200)
+        kill(vmm.child.processIdentifier, SIGKILL)
+        vmm.child.waitUntilExit()
+
+        // Its file is stale now: the next VMM takes the path over.
+        #expect(access(vmm.socket, F_OK) == 0)
+        let next = try APIVMM(try guestArguments(), socketPath: vmm.socket)
+        #expect(next.curl("GET", "vmm.ping").status == 200)
+        #expect(next.shutdown() == 0)
+
+        let notSocket = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-socket-\(getpid())").path
+        FileManager.default.createFile(atPath: notSocket, contents: Data("keep me".utf8))
+        defer { try? FileManager.default.removeItem(atPath: notSocket) }
+        let refused = runVMM(["--api-socket", notSocket] + (try guestArguments()), timeout: 10)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("exists and is not a socket"), "\(refused.stderr)")
+        #expect((try? String(contentsOfFile: notSocket, encoding: .utf8)) == "keep me")
+    }
+
+    @Test("--api-socket fd=: a socket the parent bound", .enabled(if: curlAvailable))
+    func socketFD() throws {
+        let kernel = try Guests.path("ticker")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("apifd-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("api.sock").path
+        // The parent binds, passes the descriptor, and the VMM serves on it.
+        let script = """
+            import os, socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(sys.argv[1]); s.listen(4)
+            os.set_inheritable(s.fileno(), True)
+            os.execv(sys.argv[2], [sys.argv[2], "--api-socket", "fd=%d" % s.fileno()] + sys.argv[3:])
+            """
+        let result = run("/usr/bin/python3", ["-c", script, path, VMM.binary, "--kernel", kernel, "--serial", "tty", "--console", "off"],
+                         timeout: 30) { child, _ in
+            let served = eventually(10) {
+                run("/usr/bin/curl", ["-s", "--unix-socket", path, "http://localhost/api/v1/vmm.ping"], timeout: 5).stdout.contains("version")
+            }
+            #expect(served)
+            _ = run("/usr/bin/curl", ["-s", "-X", "PUT", "--unix-socket", path, "http://localhost/api/v1/vmm.shutdown"], timeout: 5)
+        }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.timedOut)
+
+        let pipeResult = run("/usr/bin/python3", ["-c", "import os,sys; r,w=os.pipe(); os.set_inheritable(r,True); os.execv(sys.argv[1],[sys.argv[1],'--api-socket','fd=%d'%r,'--kernel',sys.argv[2]])",
+                                                  VMM.binary, kernel], timeout: 10)
+        #expect(pipeResult.status == 1)
+        #expect(pipeResult.stderr.contains("is not an open stream socket"), "\(pipeResult.stderr)")
+    }
+
+    @Test("ch-remote: Cloud Hypervisor's subcommands, one line and exit 1 on error")
+    func chRemote() throws {
+        let vmm = try APIVMM([])
+        let remote = VMM.binary.replacingOccurrences(of: "/cloud-hypervisor", with: "/ch-remote")
+        func chRemote(_ arguments: [String], input: String? = nil) -> RunResult {
+            run(remote, ["--api-socket", vmm.socket] + arguments, timeout: 15, input: input)
+        }
+        let ping = chRemote(["ping"])
+        #expect(ping.status == 0)
+        #expect(ping.stdout.contains("\"version\""), "\(ping.stdout)")
+        let missing = chRemote(["info"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "ch-remote: error: the VMM answered 404: vm.info: no VM is created (vm.create first)\n")
+
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("vmconfig-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try Self.createBody.replacingOccurrences(of: "KERNEL", with: try Guests.path("ticker")).write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(chRemote(["create", config]).status == 0)
+        #expect(chRemote(["boot"]).status == 0)
+        #expect(chRemote(["info"]).stdout.contains("\"state\":\"Running\""))
+        #expect(chRemote(["pause"]).status == 0)
+        #expect(vmm.state == "Paused")
+        #expect(chRemote(["resume"]).status == 0)
+        #expect(chRemote(["reboot"]).status == 0)
+        #expect(chRemote(["shutdown"]).status == 0)
+        #expect(vmm.state == "Created")
+        #expect(chRemote(["delete"]).status == 0)
+        #expect(chRemote(["create", "-"], input: try String(contentsOfFile: config, encoding: .utf8)).status == 0)
+        #expect(vmm.state == "Created")
+
+        let errors: [([String], String)] = [
+            (["add-disk", "path=/a.raw,bogus=1"], "ch-remote: error: --disk: unknown key 'bogus'"),
+            (["add-device", "path=/sys/bus/pci/devices/0000:01:00.0/"], "ch-remote: error: the VMM answered 400: vm.add-device is not supported yet"),
+            (["resize", "--cpus", "zero"], "ch-remote: error: resize --cpus: invalid value 'zero'"),
+            (["create", "/nonexistent.json"], "ch-remote: error: cannot read '/nonexistent.json'"),
+            (["frobnicate"], "ch-remote: error: unknown subcommand 'frobnicate'"),
+            (["boot", "now"], "ch-remote: error: vm.boot takes no arguments"),
+        ]
+        for (arguments, message) in errors {
+            let r = chRemote(arguments)
+            #expect(r.status == 1, "\(arguments)")
+            #expect(r.stderr.hasPrefix(message), "\(arguments): \(r.stderr)")
+            #expect(r.stderr.filter { $0 == "\n" }.count == 1, "one line: \(r.stderr)")
+        }
+        #expect(chRemote(["shutdown-vmm"]).status == 0)
+        #expect(eventually(10) { !vmm.child.isRunning })
+        let gone = chRemote(["ping"])
+        #expect(gone.status == 1)
+        #expect(gone.stderr.contains("cannot connect to the API socket"), "\(gone.stderr)")
+    }
+}
