@@ -43,10 +43,11 @@ struct SandboxTests {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-disk-\(getpid()).raw")
         FileManager.default.createFile(atPath: disk.path, contents: Data(count: 1 << 20))
         defer { try? FileManager.default.removeItem(at: disk) }
-        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "null"])
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-api-\(getpid()).sock").path
+        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "null", "--api-socket", socket])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
-        for name in ["virtio-blk0", "virtio-console", "virtio-rng"] {
+        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api"] {
             #expect(threads.keys.contains { $0.hasPrefix(name + "/") }, "no \(name) thread: \(threads.keys)")
         }
         for (name, status) in threads {
@@ -63,10 +64,12 @@ struct SandboxTests {
         for (name, status) in threads { #expect(status["Seccomp"] == "0", "\(name)") }
     }
 
-    @Test("--user nobody: ids changed and every capability set empty on every thread", .enabled(if: isRoot, "needs root"))
+    @Test("--user nobody: ids changed and every capability set empty on every thread, the API's included", .enabled(if: isRoot, "needs root"))
     func dropToNobody() throws {
-        let (r, threads) = try inspectRunningVMM(["--user", "nobody"])
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("nobody-api-\(getpid()).sock").path
+        let (r, threads) = try inspectRunningVMM(["--user", "nobody", "--api-socket", socket])
         #expect(r.status == 0, "\(r.stderr)")
+        #expect(threads.keys.contains { $0.hasPrefix("api/") }, "\(threads.keys)")
         let nobody = String(getpwnam("nobody")!.pointee.pw_uid)
         for (name, status) in threads {
             #expect(status["Uid"]?.split(separator: "\t").allSatisfy { $0 == nobody } == true, "\(name): \(status["Uid"] ?? "")")
