@@ -25,5 +25,6 @@
 #include "vmm_seccomp.h"
 #include "vmm_landlock.h"
 #include "vmm_sys.h"
+#include "vmm_ged.h"
 
 #endif

@@ -15,6 +15,9 @@ int vmm_landlock_create(int abi, int *ruleset);
 /* Grants reading and/or writing `path` (a file, or a directory and all
  * beneath it). -ENOENT for a path that does not exist. */
 int vmm_landlock_allow(int ruleset, int abi, const char *path, bool read, bool write);
+/* Grants removing files in directory `dir`, and nothing else there: the
+ * API socket's file goes when the VMM ends. */
+int vmm_landlock_allow_remove(int ruleset, const char *dir);
 /* Confines the calling thread (no_new_privs must be set) and closes the ruleset. */
 int vmm_landlock_enforce(int ruleset);
 

@@ -42,6 +42,19 @@ dmesg | grep -i -e 'pci.*\(fatal\|fail\|error\|conflict\|not reserved\|can.t\)' 
 action=$(arg l2.action)
 case "$action" in
     reboot) echo "L2: rebooting"; reboot -f ;;
+    api)
+        # Lines at a steady pace with the guest's own clock, for as long as
+        # the VMM lets it run: the API test pauses, resumes and reboots it.
+        # The ACPI power button powers it off, as a distribution's logind
+        # would: its input device's first event is the press.
+        for e in /sys/class/input/event*; do
+            grep -q "Power Button" "$e/device/name" 2>/dev/null || continue
+            echo "L2: power button at /dev/input/${e##*/}"
+            ( dd if="/dev/input/${e##*/}" of=/dev/null bs=24 count=1 2>/dev/null
+              echo "L2: power button pressed: powering off"; sync; poweroff -f ) &
+        done
+        i=0
+        while true; do i=$((i + 1)); echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime)"; sleep 0.2; done ;;
     panic) echo "L2: panicking"; echo c > /proc/sysrq-trigger ;;
     echo)
         echo "L2: waiting for input"

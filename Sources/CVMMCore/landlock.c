@@ -65,6 +65,17 @@ int vmm_landlock_allow(int ruleset, int abi, const char *path, bool read, bool w
     return ret;
 }
 
+int vmm_landlock_allow_remove(int ruleset, const char *dir)
+{
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct landlock_path_beneath_attr rule = { .allowed_access = LANDLOCK_ACCESS_FS_REMOVE_FILE, .parent_fd = fd };
+    int ret = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0 ? -errno : 0;
+    close(fd);
+    return ret;
+}
+
 int vmm_landlock_enforce(int ruleset)
 {
     int ret = syscall(SYS_landlock_restrict_self, ruleset, 0) < 0 ? -errno : 0;

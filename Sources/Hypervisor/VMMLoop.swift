@@ -150,6 +150,14 @@ final class VMMLoop {
             }
             paused = true
             return .noContent
+        case .vmPowerButton:
+            guard let vm = booted else { return .error(409, "vm.power-button: the VM is not running") }
+            do {
+                try vm.pressPowerButton()
+            } catch {
+                return .error(500, "vm.power-button: \(error)")
+            }
+            return .noContent
         case .vmResume:
             guard let vm = booted, paused else { return .error(409, "vm.resume: the VM is not paused") }
             paused = false

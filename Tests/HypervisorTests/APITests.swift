@@ -66,6 +66,18 @@ struct APITests {
         #expect(access(vmm.socket, F_OK) != 0, "the socket file outlived the VMM")
     }
 
+    @Test("vm.power-button raises the GED's power-button event; the guest reads it and powers off", .enabled(if: curlAvailable))
+    func powerButton() throws {
+        let vmm = try APIVMM(try guestArguments("button"))
+        #expect(eventually(10) { vmm.stdout.contains("waiting for the power button") })
+        usleep(300_000)
+        #expect(!vmm.stdout.contains("pressed"))
+        #expect(vmm.curl("PUT", "vm.power-button").status == 204)
+        #expect(eventually(10) { !vmm.child.isRunning }, "the guest did not see the button")
+        #expect(vmm.child.terminationStatus == 0)
+        #expect(vmm.stdout.contains("power button pressed"), "\(vmm.stdout)")
+    }
+
     static let createBody = """
         {"cpus":{"boot_vcpus":2,"max_vcpus":2,"kvm_hyperv":false},
          "memory":{"size":268435456,"shared":false,"hugepages":false,"hotplug_method":"Acpi","thp":true},

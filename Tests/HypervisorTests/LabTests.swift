@@ -229,6 +229,49 @@ struct LabNetTests {
     }
 }
 
+@Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabAPITests {
+    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.boot, pause and resume, reboot, the power button; vmm.shutdown on a running guest")
+    func kataShapedLaunch() throws {
+        let boot = try Lab.boot("api")
+        let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
+        let check = boot.check.split(separator: "\n").map(String.init)
+        func answer(_ endpoint: String, _ index: Int = 0) -> String {
+            let answers = check.filter { $0.hasPrefix("\(endpoint): ") }
+            return index < answers.count ? answers[index] : "(no \(endpoint) #\(index + 1) in \(check))"
+        }
+        #expect(boot.status == 0, "\(vmmLog.suffix(2000))")
+        #expect(answer("vmm.ping").contains("\"version\"") && answer("vmm.ping").hasSuffix("HTTP=200"), "\(answer("vmm.ping"))")
+        #expect(answer("vm.create").hasSuffix(": HTTP=204"), "\(answer("vm.create"))")
+        #expect(answer("vm.info", 0).contains("\"state\":\"Created\""), "\(answer("vm.info", 0))")
+        #expect(answer("vm.boot").hasSuffix(": HTTP=204"), "\(answer("vm.boot"))")
+        #expect(answer("vm.info", 1).contains("\"state\":\"Running\""), "\(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"boot_vcpus\":2") && answer("vm.info", 1).contains("\"shared\":true"), "\(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"landlock_enable\":true"), "\(answer("vm.info", 1))")
+        #expect(answer("vm.pause").hasSuffix(": HTTP=204"), "\(answer("vm.pause"))")
+        #expect(answer("vm.info", 2).contains("\"state\":\"Paused\""), "\(answer("vm.info", 2))")
+        // Three seconds paused: not one line from a guest that prints five a second.
+        let pause = try #require(check.first { $0.hasPrefix("pause: ticks ") }, "\(check)")
+        let counts = pause.split(separator: " ").compactMap { Int($0) }
+        #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] >= 10, "\(pause)")
+        #expect(answer("vm.resume").hasSuffix(": HTTP=204"), "\(answer("vm.resume"))")
+        #expect(check.contains("resume: ticks go on"), "\(check)")
+        #expect(answer("vm.reboot").hasSuffix(": HTTP=204"), "\(answer("vm.reboot"))")
+        #expect(check.contains("reboot: the guest came up again"), "\(check)")
+        #expect(answer("vm.info", 3).contains("\"state\":\"Running\""), "\(answer("vm.info", 3))")
+        // The power button: the guest's own shutdown, which ends the VMM (status 0).
+        #expect(answer("vm.power-button").hasSuffix(": HTTP=204"), "\(answer("vm.power-button"))")
+        #expect(boot.log.contains("L2: power button pressed: powering off"), "\(boot.log.suffix(1500))")
+        #expect(answer("vm.create", 1).hasSuffix(": HTTP=204") && answer("vm.boot", 1).hasSuffix(": HTTP=204"), "\(check)")
+        #expect(answer("vmm.shutdown").hasSuffix(": HTTP=204"), "\(answer("vmm.shutdown"))")
+        #expect(check.contains("vmm.shutdown with the guest running: exit 0"), "\(check)")
+        #expect(!check.contains { $0.hasPrefix("api: ") }, "\(check)")
+        let warnings = Lab.lines(boot.log, "L2: kernel warning:").filter { !$0.contains("XSAVE consistency problem") }
+        #expect(warnings.isEmpty, "\(warnings)")
+        #expect(Lab.lines(boot.log, "L2: pci-acpi complaint").isEmpty, "\(Lab.lines(boot.log, "L2: pci-acpi complaint"))")
+    }
+}
+
 @Suite("VFIO device assignment in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVFIOTests {
     /// The edu device's checks for `bdf` in a boot's log.

@@ -4,4 +4,5 @@ here=$(dirname "$0")
 sh "$here/linux-boot.sh" "$1" "$2"
 sh "$here/virtio.sh" "$1" "$2"
 sh "$here/net.sh" "$1" "$2"
+sh "$here/api.sh" "$1" "$2"
 sh "$here/vfio.sh" "$1" "$2"

@@ -5,7 +5,8 @@ import CVMMCore
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
 /// I/O port the power device serves), a MADT with every vCPU and the
 /// in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with COM1, pvpanic,
-/// the CMOS RTC, the PCI host bridge and the S5 (soft-off) state.
+/// the CMOS RTC, the power button and its Generic Event Device, the PCI
+/// host bridge and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
@@ -61,9 +62,27 @@ struct ACPITables {
             AML.name("_HID", AML.eisaID("PNP0B00")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_RTC_PORT), length: UInt8(VMM_RTC_LEN))])),
         ])
+        // Events the VMM raises, as Cloud Hypervisor does: a Generic Event
+        // Device whose interrupt makes the guest run _EVT, which reads what
+        // happened from the GED's port and notifies the power button.
+        let powerButton = AML.device("PWRB", [
+            AML.name("_HID", AML.eisaID("PNP0C0C")),
+            AML.name("_UID", AML.integer(0)),
+        ])
+        let ged = AML.device("GED", [
+            AML.name("_HID", AML.string("ACPI0013")),
+            AML.name("_UID", AML.integer(0)),
+            AML.name("_CRS", AML.resources([AML.edgeInterrupt(UInt32(VMM_GED_GSI))])),
+            AML.ioRegion("GDST", port: UInt16(VMM_GED_PORT), length: 1),
+            AML.byteField(region: "GDST", "GDAT", bits: 8),
+            AML.method("_EVT", arguments: 1, [
+                AML.store(Array("GDAT".utf8), AML.local0),
+                AML.ifAnyBit(AML.local0, UInt64(VMM_GED_POWER_BUTTON), [AML.notify(AML.rootPath("_SB", "PWRB"), 0x80)]),
+            ]),
+        ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, ged] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

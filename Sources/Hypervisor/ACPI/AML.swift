@@ -1,5 +1,6 @@
 /// The few AML constructs the DSDT needs (ACPI 6.5 §20), encoded by hand:
-/// names, packages, devices, scopes and resource buffers.
+/// names, packages, devices, scopes and resource buffers, and the handful of
+/// statements the Generic Event Device's method runs.
 enum AML {
     /// PkgLength: the length of what follows, counting its own bytes.
     static func package(length body: [UInt8]) -> [UInt8] {
@@ -111,6 +112,45 @@ enum AML {
     static func memory32Fixed(base: UInt32, length: UInt32) -> [UInt8] {
         [0x86, 9, 0, 0x01] + littleEndian(UInt64(base), bytes: 4) + littleEndian(UInt64(length), bytes: 4)
     }
+
+    /// Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {gsi}: the
+    /// extended descriptor, which reaches GSIs past the ISA 15.
+    static func edgeInterrupt(_ gsi: UInt32) -> [UInt8] {
+        [0x89, 6, 0, 0x03, 1] + littleEndian(UInt64(gsi), bytes: 4)
+    }
+
+    /// `\_SB_.NAME`: a path from the root through `_SB_`.
+    static func rootPath(_ scope: String, _ name: String) -> [UInt8] {
+        [0x5c, 0x2e] + nameSegment(scope) + nameSegment(name)
+    }
+
+    /// OperationRegion(name, SystemIO, port, length).
+    static func ioRegion(_ name: String, port: UInt16, length: UInt8) -> [UInt8] {
+        [0x5b, 0x80] + nameSegment(name) + [0x01] + integer(UInt64(port)) + integer(UInt64(length))
+    }
+
+    /// Field(region, ByteAcc, NoLock, WriteAsZeros) { name, bits }.
+    static func byteField(region: String, _ name: String, bits: UInt8) -> [UInt8] {
+        [0x5b, 0x81] + package(length: nameSegment(region) + [0x41] + nameSegment(name) + [bits])
+    }
+
+    /// Method(name, arguments, Serialized) { body }.
+    static func method(_ name: String, arguments: UInt8, _ body: [[UInt8]]) -> [UInt8] {
+        [0x14] + package(length: nameSegment(name) + [0x08 | arguments] + body.flatMap { $0 })
+    }
+
+    static let local0: [UInt8] = [0x60]
+
+    /// Store(source, target).
+    static func store(_ source: [UInt8], _ target: [UInt8]) -> [UInt8] { [0x70] + source + target }
+
+    /// If (And(operand, mask)) { body }.
+    static func ifAnyBit(_ operand: [UInt8], _ mask: UInt64, _ body: [[UInt8]]) -> [UInt8] {
+        [0xa0] + package(length: [0x7b] + operand + integer(mask) + [0x00] + body.flatMap { $0 })
+    }
+
+    /// Notify(object, value).
+    static func notify(_ object: [UInt8], _ value: UInt64) -> [UInt8] { [0x86] + object + integer(value) }
 
     static func littleEndian(_ value: UInt64, bytes: Int) -> [UInt8] {
         (0..<bytes).map { UInt8((value >> (8 * UInt64($0))) & 0xff) }

@@ -11,6 +11,7 @@ public enum APIRequest: Sendable, Equatable {
     case vmDelete
     case vmPause
     case vmResume
+    case vmPowerButton
 }
 
 /// Cloud Hypervisor's endpoints under `/api/v1` (its OpenAPI description,
@@ -25,12 +26,13 @@ public enum APIRoutes {
         "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.remove-device": "PUT",
         "vm.resize": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
         "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
-        "vm.counters": "GET", "vm.nmi": "PUT", "vm.power-button": "PUT",
+        "vm.counters": "GET", "vm.nmi": "PUT",
     ]
 
     static let methods: [String: String] = [
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
+        "vm.power-button": "PUT",
     ]
 
     /// The request for the VMM thread, or the answer when the API thread
@@ -65,7 +67,8 @@ public enum APIRoutes {
         case "vm.reboot": return .success(.vmReboot)
         case "vm.delete": return .success(.vmDelete)
         case "vm.pause": return .success(.vmPause)
-        default: return .success(.vmResume)
+        case "vm.resume": return .success(.vmResume)
+        default: return .success(.vmPowerButton)
         }
     }
 

@@ -49,6 +49,15 @@ enum Landlock {
                 throw .system(SystemError("--landlock: allow \(rule.path)", returned: r))
             }
         }
+        if case .path(let socket)? = config.apiSocket {
+            let slash = socket.lastIndex(of: "/")
+            let dir = slash.map { $0 == socket.startIndex ? "/" : String(socket[..<$0]) } ?? "."
+            r = vmm_landlock_allow_remove(ruleset, dir)
+            guard r == 0 else {
+                close(ruleset)
+                throw .system(SystemError("--landlock: allow removing the API socket in \(dir)", returned: r))
+            }
+        }
         r = vmm_landlock_enforce(ruleset)
         guard r == 0 else { throw .system(SystemError("--landlock: enforce the ruleset", returned: r)) }
     }

@@ -61,6 +61,8 @@ final class BootedVM {
         return StopReason(vm.stopInfo)
     }
 
+    func pressPowerButton() throws(VMMError) { try devices.pressPowerButton() }
+
     func pause() throws(VMMError) {
         let r = vmm_vm_pause(vm.handle)
         guard r == 0 else {

@@ -1,7 +1,8 @@
 import CVMMCore
 
 /// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
-/// ACPI sleep/reset register, the i8042 reset line, pvpanic and the CMOS RTC.
+/// ACPI sleep/reset register, the i8042 reset line, pvpanic, the CMOS RTC,
+/// and the Generic Event Device behind the ACPI power button (IRQ 5).
 final class LegacyDevices {
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
@@ -12,12 +13,17 @@ final class LegacyDevices {
     /// The C UART keeps a pointer to its line, so it lives at a fixed address.
     private let serialIRQ: UnsafeMutablePointer<vmm_irq>
     private var rtc: OpaquePointer?
+    /// The GED and its line; the C GED keeps a pointer to the line.
+    private var ged: OpaquePointer?
+    private let gedIRQ: UnsafeMutablePointer<vmm_irq>
 
     /// `serialOutput` nil means `--serial off`: no UART at all.
     init(vm: VirtualMachine, serialOutput: ConsoleOutput?) throws(VMMError) {
         self.vm = vm
         serialIRQ = .allocate(capacity: 1)
         serialIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: Self.com1GSI))
+        gedIRQ = .allocate(capacity: 1)
+        gedIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: UInt32(VMM_GED_GSI)))
 
         let vmPointer = UnsafeMutableRawPointer(vm.handle)
         try vm.registerPIO(base: UInt64(VMM_ACPI_SLEEP_PORT), length: UInt64(VMM_ACPI_SLEEP_LEN),
@@ -30,6 +36,12 @@ final class LegacyDevices {
         guard r == 0, let rtc else { throw .system(SystemError("create the CMOS RTC", returned: r)) }
         try vm.registerPIO(base: UInt64(VMM_RTC_PORT), length: UInt64(VMM_RTC_LEN), handler: vmm_rtc_io,
                            opaque: UnsafeMutableRawPointer(rtc))
+
+        var g = vmm_irq_create(vm.handle, UInt32(VMM_GED_GSI), gedIRQ)
+        guard g == 0 else { throw .system(SystemError("connect the GED to IRQ \(VMM_GED_GSI)", returned: g)) }
+        g = vmm_ged_create(gedIRQ, &ged)
+        guard g == 0, let ged else { throw .system(SystemError("create the GED", returned: g)) }
+        try vm.registerPIO(base: UInt64(VMM_GED_PORT), length: 1, handler: vmm_ged_io, opaque: UnsafeMutableRawPointer(ged))
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
@@ -46,7 +58,16 @@ final class LegacyDevices {
     deinit {
         vmm_serial_destroy(serial)
         vmm_rtc_destroy(rtc)
+        vmm_ged_destroy(ged)
         vmm_irq_release(vm.handle, serialIRQ)
         serialIRQ.deallocate()
+        vmm_irq_release(vm.handle, gedIRQ)
+        gedIRQ.deallocate()
+    }
+
+    /// The ACPI power button, pressed once: the guest decides what follows.
+    func pressPowerButton() throws(VMMError) {
+        let r = vmm_ged_notify(ged, UInt8(VMM_GED_POWER_BUTTON))
+        guard r == 0 else { throw .system(SystemError("signal the GED's interrupt", returned: r)) }
     }
 }

@@ -1,0 +1,83 @@
+#!/bin/sh
+# Runs inside L1 (lab/run.sh): an API-driven launch in the order Kata
+# Containers uses, with Debian's curl on the socket: the VMM started with
+# --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.boot,
+# then pause/resume, reboot and the power button on a running Linux guest.
+# Leaves api.log (the guest's serial console), api.status (the VMM's exit
+# status), api.check (each request and its answer) and api-vmm.log.
+# Usage: api.sh VMM CACHE
+vmm=$1 cache=$2
+. "$(dirname "$0")/common.sh"
+work=/run/api-lab
+mkdir -p $work
+sock=$work/api.sock
+cp "$cache/l2-disk.raw" $work/disk.raw
+: > api.check
+config() { # serial log, landlock_enable
+    echo "{
+  \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
+                \"cmdline\": \"console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api\"},
+  \"cpus\": {\"boot_vcpus\": 2, \"max_vcpus\": 2, \"topology\": null, \"kvm_hyperv\": false},
+  \"memory\": {\"size\": 536870912, \"shared\": true, \"hugepages\": false, \"hotplug_method\": \"Acpi\", \"thp\": true},
+  \"disks\": [{\"path\": \"$work/disk.raw\", \"readonly\": false, \"direct\": false, \"iommu\": false,
+               \"num_queues\": 1, \"queue_size\": 128, \"vhost_user\": false, \"id\": \"_disk0\", \"rate_limiter_config\": null}],
+  \"rng\": {\"src\": \"/dev/urandom\", \"iommu\": false},
+  \"serial\": {\"mode\": \"File\", \"file\": \"$PWD/$1\"},
+  \"console\": {\"mode\": \"Off\", \"iommu\": false},
+  \"platform\": {\"num_pci_segments\": 1},
+  \"iommu\": false, \"watchdog\": false, \"pvpanic\": false,
+  \"landlock_enable\": $2,
+  \"kata_sandbox_extra\": {\"ignored\": true}
+}"
+}
+api() { # method, endpoint[, body]: one request, its status and body to api.check
+    if [ -n "$3" ]; then
+        out=$(curl -s --max-time 30 --unix-socket $sock -X "$1" -H 'Content-Type: application/json' \
+            --data-binary "$3" -w ' HTTP=%{http_code}' "http://localhost/api/v1/$2")
+    else
+        out=$(curl -s --max-time 30 --unix-socket $sock -X "$1" -w ' HTTP=%{http_code}' "http://localhost/api/v1/$2")
+    fi
+    echo "$2: $out" >> api.check
+}
+ticks() { grep -c "L2: tick" api.log 2>/dev/null || echo 0; }
+
+timeout -k 10 300 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
+pid=$!
+tries=0
+until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+api GET vmm.ping
+# Shaped as Kata's: payload, cpus, memory (shared), a disk, rng, consoles,
+# platform, and fields this VMM does not know, which it must ignore.
+api PUT vm.create "$(config api.log true)"
+api GET vm.info
+api PUT vm.boot
+api GET vm.info
+wait_for api.log "L2: tick" 10 || echo "api: no ticks before the pause" >> api.check
+api PUT vm.pause
+api GET vm.info
+paused=$(ticks); sleep 3; after=$(ticks)
+echo "pause: ticks $paused then $after after 3 s" >> api.check
+api PUT vm.resume
+wait_for api.log "L2: tick" $((after + 10)) && echo "resume: ticks go on" >> api.check
+api PUT vm.reboot
+wait_for api.log "L2: userspace up" 2 && echo "reboot: the guest came up again" >> api.check
+wait_for api.log "L2: tick" $((after + 20))
+api GET vm.info
+# The power button: the guest powers itself off, and with it the VMM ends.
+api PUT vm.power-button
+wait $pid
+echo $? > api.status
+[ -e $sock ] && echo "api: the socket file is still there" >> api.check
+
+# Kata's way to stop: vmm.shutdown with the guest running.
+timeout -k 10 300 "$vmm" --api-socket "path=$sock" > api-vmm2.log 2>&1 &
+pid=$!
+tries=0
+until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+api PUT vm.create "$(config api2.log false)"
+api PUT vm.boot
+wait_for api2.log "L2: tick" 3 || echo "api: the second VM did not tick" >> api.check
+api PUT vmm.shutdown
+wait $pid
+echo "vmm.shutdown with the guest running: exit $?" >> api.check
+rm -rf $work
