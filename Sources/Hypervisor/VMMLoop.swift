@@ -83,6 +83,52 @@ final class VMMLoop {
 
     // MARK: API requests
 
+    /// vm.add-disk, vm.add-net, vm.add-device into a VM not booted yet:
+    /// the device joins its configuration, under Cloud Hypervisor's id.
+    private func add(_ request: APIRequest) -> HTTPResponse {
+        guard var changed = config else { return .error(404, "\(Self.endpoint(request)): no VM is created (vm.create first)") }
+        guard booted == nil && resources == nil else {
+            return .error(400, "\(Self.endpoint(request)) into a VM that has run (hotplug) is not supported yet")
+        }
+        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
+        func newID(_ given: String?, _ prefix: String) -> String? {
+            given ?? (0...).lazy.map { "\(prefix)\($0)" }.first { !ids.contains($0) }
+        }
+        let id: String?
+        switch request {
+        case .vmAddDisk(var disk):
+            disk.id = newID(disk.id, "_disk")
+            id = disk.id
+            changed.disks.append(disk)
+        case .vmAddNet(var net):
+            net.id = newID(net.id, "_net")
+            id = net.id
+            changed.nets.append(net)
+        case .vmAddDevice(var device):
+            device.id = newID(device.id, "_vfio")
+            id = device.id
+            changed.devices.append(device)
+        default:
+            return .error(500, "not a device to add")
+        }
+        if let id, ids.contains(id) { return .error(409, "\(Self.endpoint(request)): the id '\(id)' is taken") }
+        do {
+            try changed.validate()
+        } catch {
+            return .error(400, "\(Self.endpoint(request)): \(error)")
+        }
+        config = changed
+        return .noContent
+    }
+
+    private static func endpoint(_ request: APIRequest) -> String {
+        switch request {
+        case .vmAddDisk: "vm.add-disk"
+        case .vmAddNet: "vm.add-net"
+        default: "vm.add-device"
+        }
+    }
+
     private func handle(_ request: APIRequest) -> HTTPResponse {
         switch request {
         case .vmmPing:
@@ -137,8 +183,40 @@ final class VMMLoop {
             booted?.stop()
             booted = nil
             paused = false
+            // Taps handed over by vm.add-net are the VMM's until a boot adopts them.
+            if resources == nil { config?.nets.flatMap(\.fds).forEach { close($0) } }
             config = nil
             resources = nil
+            return .noContent
+        case .vmAddDisk, .vmAddNet, .vmAddDevice:
+            let response = add(request)
+            if response.status >= 300 { request.descriptors.forEach { close($0) } }
+            return response
+        case .vmRemoveDevice(let id):
+            guard var changed = config else { return .error(404, "vm.remove-device: no VM is created (vm.create first)") }
+            guard booted == nil && resources == nil else {
+                return .error(400, "vm.remove-device from a VM that has run (hot-unplug) is not supported yet")
+            }
+            if let index = changed.nets.firstIndex(where: { $0.id == id }) {
+                changed.nets.remove(at: index).fds.forEach { close($0) }
+            } else if let index = changed.disks.firstIndex(where: { $0.id == id }) {
+                changed.disks.remove(at: index)
+            } else if let index = changed.devices.firstIndex(where: { $0.id == id }) {
+                changed.devices.remove(at: index)
+            } else {
+                return .error(404, "vm.remove-device: no device has the id '\(id)'")
+            }
+            config = changed
+            return .noContent
+        case .vmResize(let vcpus, let ramBytes):
+            guard let config else { return .error(404, "vm.resize: no VM is created (vm.create first)") }
+            // Kata asks every time, mostly for what the VM already has.
+            if let vcpus, vcpus != config.cpus.boot {
+                return .error(400, "vm.resize to \(vcpus) vCPUs from \(config.cpus.boot) (vCPU hotplug) is not supported yet")
+            }
+            if let ramBytes, ramBytes != config.memory.sizeBytes {
+                return .error(400, "vm.resize to \(ramBytes) bytes of RAM (memory hotplug) is not supported yet")
+            }
             return .noContent
         case .vmPause:
             guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }

@@ -45,7 +45,10 @@ final class APIChannel: Sendable {
             state.response = nil
             return true
         }
-        guard posted else { return .error(503, "the VMM is shutting down") }
+        guard posted else {
+            request.descriptors.forEach { Glibc.close($0) }
+            return .error(503, "the VMM is shutting down")
+        }
         Self.signal(requestFD)
         var count: UInt64 = 0
         while read(responseFD, &count, 8) < 0 && errno == EINTR {}
@@ -72,7 +75,10 @@ final class APIChannel: Sendable {
             state.closed = true
             return state.request.take()
         }
-        if pending != nil { respond(.error(503, "the VMM is shutting down")) }
+        if let pending {
+            pending.descriptors.forEach { Glibc.close($0) }
+            respond(.error(503, "the VMM is shutting down"))
+        }
     }
 
     private static func signal(_ fd: Int32) {

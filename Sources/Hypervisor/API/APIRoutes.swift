@@ -12,6 +12,19 @@ public enum APIRequest: Sendable, Equatable {
     case vmPause
     case vmResume
     case vmPowerButton
+    case vmAddDisk(DiskConfig)
+    /// The taps' descriptors came with the request (SCM_RIGHTS) and are the
+    /// VMM thread's to keep or close.
+    case vmAddNet(NetConfig)
+    case vmAddDevice(DeviceConfig)
+    case vmRemoveDevice(id: String)
+    case vmResize(vcpus: Int?, ramBytes: UInt64?)
+
+    /// Descriptors the request carries, which whoever drops it must close.
+    var descriptors: [Int32] {
+        if case .vmAddNet(let net) = self { return net.fds }
+        return []
+    }
 }
 
 /// Cloud Hypervisor's endpoints under `/api/v1` (its OpenAPI description,
@@ -22,9 +35,8 @@ public enum APIRoutes {
 
     /// Endpoints that exist in Cloud Hypervisor and are not built here yet.
     static let unbuilt: [String: String] = [
-        "vm.add-device": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-fs": "PUT", "vm.add-pmem": "PUT",
-        "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.remove-device": "PUT",
-        "vm.resize": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
+        "vm.add-fs": "PUT", "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
+        "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
         "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
         "vm.counters": "GET", "vm.nmi": "PUT",
     ]
@@ -32,13 +44,15 @@ public enum APIRoutes {
     static let methods: [String: String] = [
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
-        "vm.power-button": "PUT",
+        "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT",
+        "vm.remove-device": "PUT", "vm.resize": "PUT",
     ]
 
     /// The request for the VMM thread, or the answer when the API thread
     /// can give it alone (an error). `base`: the command line's settings a
-    /// `vm.create` keeps (seccomp, user, logging).
-    public static func route(_ request: HTTPRequest, base: VMConfig) -> Result<APIRequest, HTTPResponse> {
+    /// `vm.create` keeps (seccomp, user, logging). `fds`: descriptors sent
+    /// with the request; only `vm.add-net` takes them.
+    public static func route(_ request: HTTPRequest, base: VMConfig, fds: [Int32] = []) -> Result<APIRequest, HTTPResponse> {
         guard request.path.hasPrefix(root) else {
             return .failure(.error(404, "\(request.path): not an API path (endpoints are under \(root))"))
         }
@@ -68,7 +82,30 @@ public enum APIRoutes {
         case "vm.delete": return .success(.vmDelete)
         case "vm.pause": return .success(.vmPause)
         case "vm.resume": return .success(.vmResume)
-        default: return .success(.vmPowerButton)
+        case "vm.power-button": return .success(.vmPowerButton)
+        default: return device(endpoint, request.body, fds: fds)
+        }
+    }
+
+    /// The hot-add and resize bodies, through the command line's parsers.
+    private static func device(_ endpoint: String, _ body: [UInt8], fds: [Int32]) -> Result<APIRequest, HTTPResponse> {
+        do {
+            let fields = try VmConfigJSON.object(body, endpoint)
+            switch endpoint {
+            case "vm.add-disk": return .success(.vmAddDisk(try VmConfigJSON.diskConfig(fields)))
+            case "vm.add-net": return .success(.vmAddNet(try VmConfigJSON.netConfig(fields, fds: fds)))
+            case "vm.add-device": return .success(.vmAddDevice(try VmConfigJSON.deviceConfig(fields)))
+            case "vm.remove-device":
+                guard case .string(let id)? = fields["id"], !id.isEmpty else {
+                    return .failure(.error(400, "vm.remove-device: the body must name the device: {\"id\": \"…\"}"))
+                }
+                return .success(.vmRemoveDevice(id: id))
+            default:
+                return .success(.vmResize(vcpus: try VmConfigJSON.count(fields["desired_vcpus"], "desired_vcpus"),
+                                          ramBytes: try VmConfigJSON.count(fields["desired_ram"], "desired_ram").map(UInt64.init)))
+            }
+        } catch {
+            return .failure(.error(400, "\(error)"))
         }
     }
 

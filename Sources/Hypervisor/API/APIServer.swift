@@ -233,7 +233,7 @@ final class APIServer: @unchecked Sendable {
             case .complete(let request, let consumed):
                 connection.input.removeFirst(consumed)
                 connection.continueSent = false
-                var response = handle(request)
+                var response = handle(request, connection: connection)
                 connection.closeFDs()
                 if !request.keepAlive { response.close = true }
                 send(response, on: connection)
@@ -241,10 +241,13 @@ final class APIServer: @unchecked Sendable {
         }
     }
 
-    private func handle(_ request: HTTPRequest) -> HTTPResponse {
-        switch APIRoutes.route(request, base: base) {
+    private func handle(_ request: HTTPRequest, connection: Connection) -> HTTPResponse {
+        switch APIRoutes.route(request, base: base, fds: connection.fds) {
         case .failure(let response): return response
-        case .success(let apiRequest): return channel.call(apiRequest)
+        case .success(let apiRequest):
+            // Handed over: the VMM thread keeps or closes them.
+            if !apiRequest.descriptors.isEmpty { connection.fds.removeAll() }
+            return channel.call(apiRequest)
         }
     }
 

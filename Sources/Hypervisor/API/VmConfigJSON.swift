@@ -44,10 +44,7 @@ public enum VmConfigJSON {
             config.memory = try MemoryConfig(parsing: optionText(fields, known: MemoryConfig.known,
                                                                  defaults: ["reserve": .bool(false)]))
         }
-        config.disks = try list(root["disks"], "disks").map { (disk) throws(ConfigError) in
-            try DiskConfig(parsing: optionText(disk, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
-                                               defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
-        }
+        config.disks = try list(root["disks"], "disks").map { (disk) throws(ConfigError) in try diskConfig(disk) }
         config.nets = try list(root["net"], "net").map { (net) throws(ConfigError) in try netConfig(net) }
         if let rng = try object(root["rng"], "rng") {
             config.rng = try RngConfig(parsing: optionText(rng, known: ["src", "iommu"],
@@ -58,10 +55,7 @@ public enum VmConfigJSON {
         if let debug = try object(root["debug_console"], "debug_console"), let mode = debug["mode"], mode != .string("Off") {
             throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
         }
-        config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in
-            try DeviceConfig(parsing: optionText(device, known: DeviceConfig.known,
-                                                 defaults: ["pci_device_id": .null, "x_exclude_mmap_bars": .bool(false)]))
-        }
+        config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in try deviceConfig(device) }
         if let platform = try object(root["platform"], "platform") {
             for (key, value) in platform where !value.isDefaultLike {
                 // One PCI segment is what every VM has; Kata asks for two.
@@ -78,18 +72,29 @@ public enum VmConfigJSON {
         return config
     }
 
-    /// A NetConfig; `fds` are descriptors the request carried (SCM_RIGHTS).
+    static func diskConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DiskConfig {
+        try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
+                                           defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
+    }
+
+    static func deviceConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DeviceConfig {
+        try DeviceConfig(parsing: optionText(fields, known: DeviceConfig.known,
+                                             defaults: ["pci_device_id": .null, "x_exclude_mmap_bars": .bool(false)]))
+    }
+
+    /// A NetConfig. Its taps are `fds`, the descriptors the request carried
+    /// (SCM_RIGHTS); numbers in the body are ignored, as Cloud Hypervisor
+    /// ignores them: they would name the VMM's own descriptors.
     static func netConfig(_ fields: [String: JSONValue], fds: [Int32] = []) throws(ConfigError) -> NetConfig {
         var fields = fields
-        if !fds.isEmpty { fields["fds"] = .array(fds.map { .integer(Int64($0)) }) }
-        if case .array(let list)? = fields["fds"], !list.isEmpty {
-            fields["fd"] = fields["fds"]
+        fields["fds"] = nil
+        if !fds.isEmpty {
+            fields["fd"] = .array(fds.map { .integer(Int64($0)) })
             // Cloud Hypervisor serializes its default address with every
             // net; a tap handed over keeps its own.
             if fields["ip"] == .string("192.168.249.1") { fields["ip"] = nil }
             if fields["mask"] == .string("255.255.255.0") { fields["mask"] = nil }
         }
-        fields["fds"] = nil
         if case .string(let mode)? = fields["vhost_mode"], mode == "Client" { fields["vhost_mode"] = nil }
         return try NetConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: NetConfig.known,
                                                  defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
@@ -128,6 +133,23 @@ public enum VmConfigJSON {
         case nil, .null?: return nil
         case .string(let text)?: return text
         default: throw .invalidValue(option: "VmConfig", key: name, value: value?.optionText ?? "", reason: "expected a string")
+        }
+    }
+
+    /// A request body that must be one JSON object.
+    static func object(_ body: [UInt8], _ endpoint: String) throws(ConfigError) -> [String: JSONValue] {
+        guard let fields = try? JSON.decode([String: JSONValue].self, from: body) else {
+            throw .invalidValue(option: endpoint, key: nil, value: "body", reason: "not a JSON object")
+        }
+        return fields
+    }
+
+    /// A positive count, or nil when absent.
+    static func count(_ value: JSONValue?, _ name: String) throws(ConfigError) -> Int? {
+        switch value {
+        case nil, .null?: return nil
+        case .integer(let n)? where n > 0: return Int(n)
+        default: throw .invalidValue(option: "vm.resize", key: name, value: value?.optionText ?? "", reason: "expected a positive number")
         }
     }
 
