@@ -10,7 +10,9 @@ its own), the console, the rng, and COM1. PSS splits shared pages (the binary's 
 processes, which is what running many VMs costs per VM. Guest RAM is the
 mapping of exactly --memory's size; it is left out, as its cost is the
 guest's. Prints the mean PSS per VM and the ratio to the bare program, and
-checks it against the 2.5 MiB budget.
+checks it against the 2.5 MiB budget; then the same VMs serving the API
+(--api-socket, as Kata launches them, after one vm.info each), and what
+the API thread costs.
 
     bench/memory.py          # 8 VMs
     BENCH_VMS=8 bench/memory.py
@@ -42,14 +44,16 @@ def pss_without_guest_ram(pid):
     return total
 
 
-def measure(commands, ready):
-    """Starts every command, waits until each is up, and reads their PSS."""
+def measure(commands, ready, exercise=None):
+    """Starts every command, waits until each is up (and exercised), and reads their PSS."""
     procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
              for cmd in commands]
     try:
         for proc in procs:
             if ready and ready not in proc.stdout.readline():
                 sys.exit("bench: a VM did not come up")
+        if exercise:
+            exercise()
         time.sleep(0.5)
         return [pss_without_guest_ram(p.pid) for p in procs]
     finally:
@@ -70,7 +74,7 @@ def main():
     subprocess.run(["gcc", "-O2", "-o", bare, "bench/bare_kvm.c"], check=True, cwd=ROOT)
     disks = tempfile.mkdtemp(prefix="bench-mem-")
     vmm = os.path.join(ROOT, ".build/release/cloud-hypervisor")
-    commands = []
+    commands, api_commands = [], []
     net = os.getuid() == 0 and os.access("/dev/net/tun", os.R_OK | os.W_OK)
     for i in range(VMS):
         disk = os.path.join(disks, f"disk{i}.raw")
@@ -80,7 +84,12 @@ def main():
                "--console", "null", "--disk", f"path={disk}"]
         # unshare execs the VMM: the process measured is the VMM itself.
         commands.append(["unshare", "-n", "--"] + cmd + ["--net", "tap="] if net else cmd)
+        api_commands.append(commands[-1] + ["--api-socket", os.path.join(disks, f"api{i}.sock")])
     ours = measure(commands, b"spinning")
+    with_api = measure(api_commands, b"spinning",
+                       lambda: [subprocess.run(["curl", "-s", "--unix-socket", os.path.join(disks, f"api{i}.sock"),
+                                                "http://localhost/api/v1/vm.info"], capture_output=True)
+                                for i in range(VMS)])
     theirs = measure([[bare, spin]] * VMS, None)
     mean = sum(ours) / len(ours)
     bare_mean = sum(theirs) / len(theirs)
@@ -90,6 +99,11 @@ def main():
     print(f"  bare C KVM       {bare_mean / 1024:6.2f} MiB")
     print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget 2.5 MiB: "
           f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
+    api_mean = sum(with_api) / len(with_api)
+    print(f"  with --api-socket (API thread, after a vm.info each) {api_mean / 1024:6.2f} MiB "
+          f"(each: {', '.join(f'{p / 1024:.2f}' for p in with_api)})")
+    print(f"  the API's cost per VM: {(api_mean - mean) / 1024:+.2f} MiB;  budget 2.5 MiB: "
+          f"{'within' if api_mean <= BUDGET_KIB else 'OVER'} ({api_mean / BUDGET_KIB:.2f} of it)")
 
 
 if __name__ == "__main__":

@@ -132,10 +132,10 @@ final class VMMLoop {
     private func handle(_ request: APIRequest) -> HTTPResponse {
         switch request {
         case .vmmPing:
-            return HTTPResponse(status: 200, body: JSON.encode(JSONValue.object([
+            return HTTPResponse(status: 200, body: JSONValue.object([
                 "build_version": .string("v\(Version.string)"), "version": .string(Version.string),
                 "pid": .integer(Int64(getpid())), "features": .array([]),
-            ])))
+            ]).serialized)
         case .vmmShutdown:
             if let vm = booted {
                 vm.stop()
@@ -158,10 +158,10 @@ final class VMMLoop {
         case .vmInfo:
             guard let config else { return .error(404, "vm.info: no VM is created (vm.create first)") }
             let state = booted == nil ? "Created" : paused ? "Paused" : "Running"
-            return HTTPResponse(status: 200, body: JSON.encode(JSONValue.object([
+            return HTTPResponse(status: 200, body: JSONValue.object([
                 "config": VmConfigJSON.json(config), "state": .string(state),
                 "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
-            ])))
+            ]).serialized)
         case .vmShutdown:
             guard let vm = booted else { return .error(409, "vm.shutdown: the VM is not running") }
             vm.stop()

@@ -1,7 +1,7 @@
 /// JSON for API clients (`ch-remote`, tests, benchmarks), in the shapes
 /// Cloud Hypervisor's API takes.
 public enum APIJSON {
-    public static func encode(_ value: [String: String]) -> [UInt8] { JSON.encode(value) }
+    public static func encode(_ value: [String: String]) -> [UInt8] { JSONValue.object(value.mapValues { .string($0) }).serialized }
 
     /// An error body: Cloud Hypervisor's list of messages.
     public static func decodeStrings(_ body: [UInt8]) throws -> [String] {
@@ -19,7 +19,7 @@ public enum APIJSON {
             let value = String(item[item.index(after: eq)...])
             fields[key] = jsonValue(value)
         }
-        return JSON.encode(JSONValue.object(fields))
+        return JSONValue.object(fields).serialized
     }
 
     private static func jsonValue(_ text: String) -> JSONValue {
@@ -63,6 +63,6 @@ public enum APIJSON {
             index += 2
         }
         guard !fields.isEmpty else { throw .missing(option: "resize", what: "give --cpus, --memory or --balloon") }
-        return JSON.encode(JSONValue.object(fields))
+        return JSONValue.object(fields).serialized
     }
 }

@@ -27,6 +27,8 @@ final class APIServer: @unchecked Sendable {
     private var epollFD: Int32 = -1
     private var connections: [Int32: Connection] = [:]
     private var clock: UInt64 = 0
+    /// Every read lands here first: one buffer for the thread's life.
+    private var chunk = [UInt8](repeating: 0, count: 16 * 1024)
 
     static let maxConnections = 32
     /// Answers queued for a client that does not read them.
@@ -193,7 +195,6 @@ final class APIServer: @unchecked Sendable {
     private func receive(_ connection: Connection) {
         clock += 1
         connection.lastActive = clock
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while !connection.closing {
             var truncated = false
             let n = Self.receive(connection.fd, into: &chunk, fds: &connection.fds, truncated: &truncated)

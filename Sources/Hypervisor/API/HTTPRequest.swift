@@ -121,7 +121,7 @@ public struct HTTPResponse: Error, Sendable, Equatable {
 
     /// Cloud Hypervisor's error body: a JSON array of messages, outermost first.
     public static func error(_ status: Int, _ message: String) -> HTTPResponse {
-        HTTPResponse(status: status, body: JSON.encode([message]))
+        HTTPResponse(status: status, body: JSONValue.array([.string(message)]).serialized)
     }
 
     public static let noContent = HTTPResponse(status: 204)
@@ -160,15 +160,9 @@ public struct HTTPResponse: Error, Sendable, Equatable {
     }
 }
 
-/// FoundationEssentials' coders, the API's one JSON implementation.
+/// FoundationEssentials' decoder reads every request body; answers are
+/// written by `JSONValue.serialized`.
 enum JSON {
-    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding the API's own plain structs cannot fail.
-        return (try? Array(encoder.encode(value))) ?? Array("null".utf8)
-    }
-
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try JSONDecoder().decode(type, from: Data(bytes))
     }
