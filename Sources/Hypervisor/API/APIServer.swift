@@ -44,6 +44,8 @@ final class APIServer: @unchecked Sendable {
         var continueSent = false
         /// Close once `output` is written.
         var closing = false
+        /// Dropped: its descriptor is closed and may already name another file.
+        var closed = false
         var lastActive: UInt64 = 0
 
         init(fd: Int32) { self.fd = fd }
@@ -186,6 +188,9 @@ final class APIServer: @unchecked Sendable {
     }
 
     private func drop(_ connection: Connection) {
+        guard !connection.closed else { return }
+        connection.closed = true
+        connection.closing = true
         epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, nil)
         close(connection.fd)
         connection.closeFDs()
@@ -217,6 +222,7 @@ final class APIServer: @unchecked Sendable {
         }
         if connection.closing && connection.output.isEmpty { drop(connection) }
     }
+
 
     /// Serves every whole request in the connection's input.
     private func process(_ connection: Connection) {
@@ -267,6 +273,7 @@ final class APIServer: @unchecked Sendable {
     }
 
     private func flush(_ connection: Connection) {
+        guard !connection.closed else { return }
         while !connection.output.isEmpty {
             let n = connection.output.withUnsafeBytes { Glibc.send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 {
