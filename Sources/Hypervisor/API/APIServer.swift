@@ -223,7 +223,6 @@ final class APIServer: @unchecked Sendable {
         if connection.closing && connection.output.isEmpty { drop(connection) }
     }
 
-
     /// Serves every whole request in the connection's input.
     private func process(_ connection: Connection) {
         while !connection.closing {
