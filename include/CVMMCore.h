@@ -26,5 +26,6 @@
 #include "vmm_landlock.h"
 #include "vmm_sys.h"
 #include "vmm_ged.h"
+#include "vmm_pci_hotplug.h"
 
 #endif

@@ -94,6 +94,9 @@ uint8_t *vmm_pci_dev_config_bytes(struct vmm_pci_dev *dev);
 int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, struct vmm_pci_bus **out);
 /* Unregisters the buses' ranges and frees the bus (not the functions). */
 void vmm_pci_bus_destroy(struct vmm_pci_bus *bus);
+/* Takes the function out of `slot` and returns it (NULL if empty). vCPUs
+ * may still hold it: remove with the vCPUs paused (vmm_vm_pause). */
+struct vmm_pci_dev *vmm_pci_bus_remove(struct vmm_pci_bus *bus, unsigned slot);
 /* Puts `dev` in `slot` (1-31), function 0. */
 int vmm_pci_bus_add(struct vmm_pci_bus *bus, unsigned slot, struct vmm_pci_dev *dev);
 

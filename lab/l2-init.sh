@@ -53,8 +53,18 @@ case "$action" in
             ( dd if="/dev/input/${e##*/}" of=/dev/null bs=24 count=1 2>/dev/null
               echo "L2: power button pressed: powering off"; sync; poweroff -f ) &
         done
-        i=0
-        while true; do i=$((i + 1)); echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime)"; sleep 0.2; done ;;
+        # Each line names the virtio disks the guest has: hotplug adds and
+        # takes them; a new one's first bytes are read once.
+        i=0 seen=""
+        while true; do
+            i=$((i + 1))
+            disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
+            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks]"
+            for d in $disks; do
+                case " $seen " in *" $d "*) ;; *) seen="$seen $d"; echo "L2: $d says [$(head -c 15 /dev/$d 2>/dev/null)]" ;; esac
+            done
+            sleep 0.2
+        done ;;
     panic) echo "L2: panicking"; echo c > /proc/sysrq-trigger ;;
     echo)
         echo "L2: waiting for input"

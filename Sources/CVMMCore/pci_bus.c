@@ -75,6 +75,13 @@ int vmm_pci_bus_add(struct vmm_pci_bus *bus, unsigned slot, struct vmm_pci_dev *
     return atomic_compare_exchange_strong(&bus->slots[slot], &expected, dev) ? 0 : -EEXIST;
 }
 
+struct vmm_pci_dev *vmm_pci_bus_remove(struct vmm_pci_bus *bus, unsigned slot)
+{
+    if (slot == 0 || slot >= VMM_PCI_SLOTS)
+        return NULL;
+    return atomic_exchange(&bus->slots[slot], NULL);
+}
+
 /* Function 0 of bus 0 only: other buses and functions read as absent. */
 static void config_access(struct vmm_pci_bus *bus, unsigned busno, unsigned slot, unsigned fn,
                           uint32_t reg, uint8_t *data, uint32_t size, bool is_write)

@@ -51,16 +51,18 @@ final class EventLoop {
         case vmStopped
         /// A request waits in the API channel.
         case api
+        /// The guest ejected a hot-unplugged slot.
+        case ejected
     }
 
     /// Blocks until something needs the VMM thread, passing `input`'s bytes
     /// to the guest meanwhile. `stopFD`: the running VM's stop event;
-    /// `apiFD`: the API channel's request event.
-    func next(stopFD: Int32?, input: SerialInput?, apiFD: Int32?) -> Event {
+    /// `apiFD`: the API channel's request event; `ejectFD`: the guest's ejects.
+    func next(stopFD: Int32?, input: SerialInput?, apiFD: Int32?, ejectFD: Int32? = nil) -> Event {
         var watched: [Int32] = []
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
-        for fd in [stopFD, apiFD].compactMap({ $0 }) {
+        for fd in [stopFD, apiFD, ejectFD].compactMap({ $0 }) {
             event.data.fd = fd
             if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 { watched.append(fd) }
         }
@@ -98,6 +100,8 @@ final class EventLoop {
                     return .vmStopped
                 } else if event.data.fd == apiFD {
                     return .api
+                } else if event.data.fd == ejectFD {
+                    return .ejected
                 } else if let input, event.data.fd == input.fd {
                     input.readAvailable()
                     if input.closed {

@@ -66,7 +66,8 @@ final class LaunchResources {
     let consoleOutput: ConsoleOutput?
     /// `--console tty` while COM1 does not take standard input: it goes to hvc0.
     let consoleReadsInput: Bool
-    let disks: [DiskImage]
+    /// Hotplug adds to these and takes from them: a reboot keeps what the guest has.
+    var disks: [DiskImage]
     let taps: [Tap]
     /// `--device`: the VFIO container, groups and devices; nil without any.
     let vfio: VFIOAssignment?

@@ -23,6 +23,8 @@ final class VMMLoop {
     private var sandbox: Sandbox?
     private var booted: BootedVM?
     private var paused = false
+    /// Slot → id of what vm.remove-device asked the guest to let go of.
+    private var removing: [Int: String] = [:]
     private let events: EventLoop
     private let channel: APIChannel?
     private let logger: Logger
@@ -44,7 +46,8 @@ final class VMMLoop {
             booted?.stop()
         }
         while true {
-            switch events.next(stopFD: booted?.vm.stopEventFD, input: booted?.input, apiFD: channel?.requestFD) {
+            switch events.next(stopFD: booted?.vm.stopEventFD, input: booted?.input, apiFD: channel?.requestFD,
+                               ejectFD: booted?.ejectFD) {
             case .signal(let signal):
                 logger.info("stopped by signal \(signal)")
                 return .signal(signal)
@@ -53,9 +56,12 @@ final class VMMLoop {
                 let reason = vm.stop()
                 booted = nil
                 paused = false
+                finishRemovals()
                 guard reason == .reset else { return reason }
                 logger.info("guest requested a reset: rebooting")
                 try boot()
+            case .ejected:
+                ejected()
             case .api:
                 guard let channel, let request = channel.take() else { continue }
                 let response = handle(request)
@@ -87,6 +93,7 @@ final class VMMLoop {
     /// the device joins its configuration, under Cloud Hypervisor's id.
     private func add(_ request: APIRequest) -> HTTPResponse {
         guard var changed = config else { return .error(404, "\(Self.endpoint(request)): no VM is created (vm.create first)") }
+        if case .vmAddDisk(let disk) = request, booted != nil { return hotAdd(disk) }
         guard booted == nil && resources == nil else {
             return .error(400, "\(Self.endpoint(request)) into a VM that has run (hotplug) is not supported yet")
         }
@@ -119,6 +126,92 @@ final class VMMLoop {
         }
         config = changed
         return .noContent
+    }
+
+    /// vm.add-disk into the running VM: opened, validated with the rest,
+    /// put in a free slot and announced; the guest's PCI hotplug probes it.
+    /// Answers Cloud Hypervisor's PciDeviceInfo.
+    private func hotAdd(_ disk: DiskConfig) -> HTTPResponse {
+        guard var changed = config, let vm = booted, let sandbox, let resources else {
+            return .error(409, "vm.add-disk: the VM is not running")
+        }
+        var disk = disk
+        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
+        disk.id = disk.id ?? (0...).lazy.map { "_disk\($0)" }.first { !ids.contains($0) }
+        if let id = disk.id, ids.contains(id) { return .error(409, "vm.add-disk: the id '\(id)' is taken") }
+        changed.disks.append(disk)
+        do {
+            try changed.validate()
+        } catch {
+            return .error(400, "vm.add-disk: \(error)")
+        }
+        let slot: Int
+        do {
+            let image = try DiskImage(disk)
+            slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
+            resources.disks.append(image)
+        } catch {
+            // What names the disk wrongly is the caller's to fix (400); the rest is ours (500).
+            if case .config = error { return .error(400, "vm.add-disk: \(error)") }
+            return .error(500, "vm.add-disk: \(error)")
+        }
+        config = changed
+        logger.info("vm.add-disk: \(disk.path) as \(disk.id ?? "") in slot \(slot)")
+        let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
+        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(disk.id ?? ""), "bdf": .string(bdf)]).serialized)
+    }
+
+    /// vm.remove-device of a running VM's disk: the guest is asked; its
+    /// eject ends the device (`ejected`).
+    private func requestRemoval(_ id: String) -> HTTPResponse {
+        guard let config, let vm = booted, let resources else { return .error(409, "vm.remove-device: the VM is not running") }
+        guard let index = config.disks.firstIndex(where: { $0.id == id }) else {
+            if config.nets.contains(where: { $0.id == id }) || config.devices.contains(where: { $0.id == id }) {
+                return .error(400, "vm.remove-device of a network or an assigned device from a running VM (hot-unplug) is not supported yet")
+            }
+            return .error(404, "vm.remove-device: no device has the id '\(id)'")
+        }
+        guard index < resources.disks.count, let slot = vm.slot(of: resources.disks[index]) else {
+            return .error(500, "vm.remove-device: '\(id)' has no slot")
+        }
+        guard removing[slot] == nil else { return .noContent }
+        do {
+            try vm.requestRemoval(slot: slot)
+        } catch {
+            return .error(500, "vm.remove-device: \(error)")
+        }
+        removing[slot] = id
+        return .noContent
+    }
+
+    /// The guest ejected slots: those it was asked for go, with their disks.
+    private func ejected() {
+        guard let vm = booted else { return }
+        for slot in vm.takeEjected() {
+            guard let id = removing.removeValue(forKey: slot) else {
+                logger.warning("the guest ejected PCI slot \(slot), which the VMM did not ask back: it stays")
+                continue
+            }
+            do {
+                try vm.remove(slot: slot, paused: paused)
+            } catch {
+                logger.error("vm.remove-device \(id): \(error)")
+            }
+            forget(diskID: id)
+            logger.info("vm.remove-device: \(id) ejected by the guest from slot \(slot)")
+        }
+    }
+
+    /// Removals the guest did not answer before its VM ended: done now.
+    private func finishRemovals() {
+        for id in removing.values { forget(diskID: id) }
+        removing.removeAll()
+    }
+
+    private func forget(diskID id: String) {
+        guard let index = config?.disks.firstIndex(where: { $0.id == id }) else { return }
+        config?.disks.remove(at: index)
+        if let resources, index < resources.disks.count { resources.disks.remove(at: index) }
     }
 
     private static func endpoint(_ request: APIRequest) -> String {
@@ -167,12 +260,14 @@ final class VMMLoop {
             vm.stop()
             booted = nil
             paused = false
+            finishRemovals()
             return .noContent
         case .vmReboot:
             guard let vm = booted else { return .error(409, "vm.reboot: the VM is not running") }
             vm.stop()
             booted = nil
             paused = false
+            finishRemovals()
             do {
                 try boot()
             } catch {
@@ -194,6 +289,7 @@ final class VMMLoop {
             return response
         case .vmRemoveDevice(let id):
             guard var changed = config else { return .error(404, "vm.remove-device: no VM is created (vm.create first)") }
+            if booted != nil { return requestRemoval(id) }
             guard booted == nil && resources == nil else {
                 return .error(400, "vm.remove-device from a VM that has run (hot-unplug) is not supported yet")
             }

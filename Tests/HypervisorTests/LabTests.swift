@@ -231,7 +231,7 @@ struct LabNetTests {
 
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
-    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.boot, pause and resume, reboot, the power button; vmm.shutdown on a running guest")
+    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.boot, pause and resume, disk hotplug both ways, reboot, the power button; vmm.shutdown on a running guest")
     func kataShapedLaunch() throws {
         let boot = try Lab.boot("api")
         let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
@@ -256,9 +256,16 @@ struct LabAPITests {
         #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] >= 10, "\(pause)")
         #expect(answer("vm.resume").hasSuffix(": HTTP=204"), "\(answer("vm.resume"))")
         #expect(check.contains("resume: ticks go on"), "\(check)")
+        // Disk hotplug through the guest's own ACPI PCI hotplug.
+        #expect(answer("vm.add-disk").contains("{\"bdf\":\"0000:00:") && answer("vm.add-disk").contains("\"id\":\"hot0\"}")
+                && answer("vm.add-disk").hasSuffix("HTTP=200"), "\(answer("vm.add-disk"))")
+        #expect(check.contains("add-disk: the guest reads vdb"), "\(check)")
+        #expect(answer("vm.remove-device").hasSuffix(": HTTP=204"), "\(answer("vm.remove-device"))")
+        #expect(check.contains("remove-device: the guest let vdb go"), "\(check)")
+        #expect(!answer("vm.info", 3).contains("hot0"), "\(answer("vm.info", 3))")
         #expect(answer("vm.reboot").hasSuffix(": HTTP=204"), "\(answer("vm.reboot"))")
         #expect(check.contains("reboot: the guest came up again"), "\(check)")
-        #expect(answer("vm.info", 3).contains("\"state\":\"Running\""), "\(answer("vm.info", 3))")
+        #expect(answer("vm.info", 4).contains("\"state\":\"Running\""), "\(answer("vm.info", 4))")
         // The power button: the guest's own shutdown, which ends the VMM (status 0).
         #expect(answer("vm.power-button").hasSuffix(": HTTP=204"), "\(answer("vm.power-button"))")
         #expect(boot.log.contains("L2: power button pressed: powering off"), "\(boot.log.suffix(1500))")

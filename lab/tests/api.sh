@@ -13,7 +13,7 @@ mkdir -p $work
 sock=$work/api.sock
 cp "$cache/l2-disk.raw" $work/disk.raw
 : > api.check
-config() { # serial log, landlock_enable
+config() { # serial log, landlock_enable, landlock_rules
     echo "{
   \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
                 \"cmdline\": \"console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api\"},
@@ -26,7 +26,7 @@ config() { # serial log, landlock_enable
   \"console\": {\"mode\": \"Off\", \"iommu\": false},
   \"platform\": {\"num_pci_segments\": 1},
   \"iommu\": false, \"watchdog\": false, \"pvpanic\": false,
-  \"landlock_enable\": $2,
+  \"landlock_enable\": $2, \"landlock_rules\": $3,
   \"kata_sandbox_extra\": {\"ignored\": true}
 }"
 }
@@ -48,7 +48,8 @@ until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); do
 api GET vmm.ping
 # Shaped as Kata's: payload, cpus, memory (shared), a disk, rng, consoles,
 # platform, and fields this VMM does not know, which it must ignore.
-api PUT vm.create "$(config api.log true)"
+# Landlock, with a rule for the disk hot-added later.
+api PUT vm.create "$(config api.log true "[{\"path\": \"$work\", \"access\": \"r\"}]")"
 api GET vm.info
 api PUT vm.boot
 api GET vm.info
@@ -59,6 +60,16 @@ paused=$(ticks); sleep 3; after=$(ticks)
 echo "pause: ticks $paused then $after after 3 s" >> api.check
 api PUT vm.resume
 wait_for api.log "L2: tick" $((after + 10)) && echo "resume: ticks go on" >> api.check
+# Disk hotplug: the guest's ACPI PCI hotplug (acpiphp) finds the disk, and
+# lets it go when asked.
+truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none
+api PUT vm.add-disk "{\"path\": \"$work/hot.raw\", \"id\": \"hot0\", \"readonly\": true}"
+wait_for api.log "L2: vdb says [hotplugged disk]" 1 && echo "add-disk: the guest reads vdb" >> api.check
+api PUT vm.remove-device "{\"id\": \"hot0\"}"
+tries=0
+until tail -n 2 api.log | grep -q "disks=\[vda \]" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+tail -n 2 api.log | grep -q "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
+api GET vm.info
 api PUT vm.reboot
 wait_for api.log "L2: userspace up" 2 && echo "reboot: the guest came up again" >> api.check
 wait_for api.log "L2: tick" $((after + 20))
@@ -74,7 +85,7 @@ timeout -k 10 300 "$vmm" --api-socket "path=$sock" > api-vmm2.log 2>&1 &
 pid=$!
 tries=0
 until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
-api PUT vm.create "$(config api2.log false)"
+api PUT vm.create "$(config api2.log false null)"
 api PUT vm.boot
 wait_for api2.log "L2: tick" 3 || echo "api: the second VM did not tick" >> api.check
 api PUT vmm.shutdown

@@ -62,6 +62,23 @@ struct ACPITables {
             AML.name("_HID", AML.eisaID("PNP0B00")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_RTC_PORT), length: UInt8(VMM_RTC_LEN))])),
         ])
+        // Which slots gained or lose a device: PSCN notifies each slot's
+        // object (1: check the bus, 3: eject request), as Cloud Hypervisor's.
+        let slots = 1..<Int(VMM_PCI_SLOTS)
+        let hotplug = AML.device("PHPR", [
+            AML.name("_HID", AML.eisaID("PNP0A06")),
+            AML.name("_UID", AML.string("PCI Hotplug Controller")),
+            AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt8(VMM_PCI_HOTPLUG_LEN))])),
+            AML.ioRegion("PCST", port: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt8(VMM_PCI_HOTPLUG_LEN)),
+            AML.dwordFields(region: "PCST", ["PCIU", "PCID", "B0EJ"]),
+            AML.method("PSCN", arguments: 0, [
+                AML.store(Array("PCIU".utf8), AML.local0),
+                AML.store(Array("PCID".utf8), AML.local1),
+            ] + slots.flatMap { slot in [
+                AML.ifAnyBit(AML.local0, 1 << UInt64(slot), [AML.notify(AML.rootPath("_SB", "PCI0", PCIDescription.slotName(slot)), 1)]),
+                AML.ifAnyBit(AML.local1, 1 << UInt64(slot), [AML.notify(AML.rootPath("_SB", "PCI0", PCIDescription.slotName(slot)), 3)]),
+            ] }),
+        ])
         // Events the VMM raises, as Cloud Hypervisor does: a Generic Event
         // Device whose interrupt makes the guest run _EVT, which reads what
         // happened from the GED's port and notifies the power button.
@@ -78,11 +95,12 @@ struct ACPITables {
             AML.method("_EVT", arguments: 1, [
                 AML.store(Array("GDAT".utf8), AML.local0),
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_POWER_BUTTON), [AML.notify(AML.rootPath("_SB", "PWRB"), 0x80)]),
+                AML.ifAnyBit(AML.local0, UInt64(VMM_GED_PCI_HOTPLUG), [AML.rootPath("_SB", "PHPR", "PSCN")]),
             ]),
         ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, ged] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

@@ -119,9 +119,14 @@ enum AML {
         [0x89, 6, 0, 0x03, 1] + littleEndian(UInt64(gsi), bytes: 4)
     }
 
-    /// `\_SB_.NAME`: a path from the root through `_SB_`.
-    static func rootPath(_ scope: String, _ name: String) -> [UInt8] {
-        [0x5c, 0x2e] + nameSegment(scope) + nameSegment(name)
+    /// `\_SB_.NAME`, `\_SB_.PCI0.S01_`: a path from the root.
+    static func rootPath(_ segments: String...) -> [UInt8] {
+        let names = segments.flatMap(nameSegment)
+        switch segments.count {
+        case 1: return [0x5c] + names
+        case 2: return [0x5c, 0x2e] + names
+        default: return [0x5c, 0x2f, UInt8(segments.count)] + names
+        }
     }
 
     /// OperationRegion(name, SystemIO, port, length).
@@ -134,12 +139,18 @@ enum AML {
         [0x5b, 0x81] + package(length: nameSegment(region) + [0x41] + nameSegment(name) + [bits])
     }
 
+    /// Field(region, DWordAcc, NoLock, WriteAsZeros) { name, 32, … }.
+    static func dwordFields(region: String, _ names: [String]) -> [UInt8] {
+        [0x5b, 0x81] + package(length: nameSegment(region) + [0x43] + names.flatMap { nameSegment($0) + [32] })
+    }
+
     /// Method(name, arguments, Serialized) { body }.
     static func method(_ name: String, arguments: UInt8, _ body: [[UInt8]]) -> [UInt8] {
         [0x14] + package(length: nameSegment(name) + [0x08 | arguments] + body.flatMap { $0 })
     }
 
     static let local0: [UInt8] = [0x60]
+    static let local1: [UInt8] = [0x61]
 
     /// Store(source, target).
     static func store(_ source: [UInt8], _ target: [UInt8]) -> [UInt8] { [0x70] + source + target }

@@ -24,6 +24,12 @@ struct PCIDescription {
         return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entry)
     }
 
+    /// `S01_` … `S1F_`: slot N's object under PCI0.
+    static func slotName(_ slot: Int) -> String {
+        let hex = String(slot, radix: 16, uppercase: true)
+        return "S" + (hex.count < 2 ? "0" : "") + hex
+    }
+
     /// The DSDT's devices under `\_SB`.
     func devices() -> [[UInt8]] {
         let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes)
@@ -43,6 +49,14 @@ struct PCIDescription {
                                            AML.integer(0), AML.integer(UInt64(Self.intxGSI(slot: slot, pin: pin)))]))
             }
         }
+        // A hotplug slot object per slot: the guest's acpiphp manages them.
+        let slots: [[UInt8]] = (1..<Int(VMM_PCI_SLOTS)).map { slot in
+            AML.device(Self.slotName(slot), [
+                AML.name("_ADR", AML.integer(UInt64(slot) << 16)),
+                AML.name("_SUN", AML.integer(UInt64(slot))),
+                AML.method("_EJ0", arguments: 1, [AML.store(AML.integer(1 << UInt64(slot)), AML.rootPath("_SB", "PHPR", "B0EJ"))]),
+            ])
+        }
         let pci0 = AML.device("PCI0", [
             AML.name("_HID", AML.eisaID("PNP0A08")),
             AML.name("_CID", AML.eisaID("PNP0A03")),
@@ -52,7 +66,7 @@ struct PCIDescription {
             AML.name("_BBN", AML.integer(0)),
             AML.name("_CRS", crs),
             AML.name("_PRT", AML.package(routes)),
-        ])
+        ] + slots)
         let motherboard = AML.device("MBRD", [
             AML.name("_HID", AML.eisaID("PNP0C02")),
             AML.name("_UID", AML.integer(0)),

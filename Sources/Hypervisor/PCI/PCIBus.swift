@@ -11,7 +11,8 @@ final class PCIBus {
     let handle: OpaquePointer
     /// The bus's ranges live on this VM's buses: it outlives the bus.
     private let vm: VirtualMachine
-    private var nextSlot = 1
+    /// Slots with a function; 0 is the host bridge's.
+    private var used: Set<Int> = [0]
     private var allocators: [vmm_pci_bar_kind: WindowAllocator]
 
     init(vm: VirtualMachine) throws(VMMError) {
@@ -30,14 +31,15 @@ final class PCIBus {
     /// Runs once every function on it is gone (they unregister their BARs).
     deinit { vmm_pci_bus_destroy(handle) }
 
-    /// The slot the next `add` takes.
-    var nextFreeSlot: Int { nextSlot }
+    /// The slot the next `add` takes: the lowest free one.
+    var nextFreeSlot: Int { (1...).first { !used.contains($0) }! }
 
     /// Places `function` in the next free slot with its BARs assigned;
     /// returns the slot.
     @discardableResult
     func add(_ function: OpaquePointer, name: String) throws(VMMError) -> Int {
-        guard nextSlot < Int(VMM_PCI_SLOTS) else {
+        let slot = nextFreeSlot
+        guard slot < Int(VMM_PCI_SLOTS) else {
             throw .system(SystemError("\(name): no free PCI slot (31 devices at most)", errno: ENOSPC))
         }
         for bar in 0..<UInt32(VMM_PCI_BARS) {
@@ -52,11 +54,17 @@ final class PCIBus {
             let r = vmm_pci_dev_set_bar_address(function, bar, address)
             guard r == 0 else { throw .system(SystemError("\(name): place BAR\(bar)", returned: r)) }
         }
-        let slot = nextSlot
         let r = vmm_pci_bus_add(handle, UInt32(slot), function)
         guard r == 0 else { throw .system(SystemError("\(name): put it in PCI slot \(slot)", returned: r)) }
-        nextSlot += 1
+        used.insert(slot)
         return slot
+    }
+
+    /// Empties `slot` (hot-unplug): call with the vCPUs paused, then
+    /// destroy the function. Its BAR space is not handed out again.
+    func remove(slot: Int) {
+        _ = vmm_pci_bus_remove(handle, UInt32(slot))
+        used.remove(slot)
     }
 }
 

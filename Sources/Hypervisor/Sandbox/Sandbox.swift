@@ -54,10 +54,14 @@ final class Sandbox {
         // whichever thread violated: glibc's tcsetattr sets (TCSETS), then
         // reads back (TCGETS).
         let restore: [UInt] = terminal ? [UInt(TCGETS), UInt(TCSETS)] : []
-        // The API socket's file goes when the VMM ends, as Cloud Hypervisor removes it.
-        var unlink: [String] = []
-        if case .path? = config.apiSocket { unlink = ["unlink"] }
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore, extraSyscalls: unlink)
+        // With the API: a hot-added disk is opened (and stat'ed, sized,
+        // locked; a lock's holder looked up in /proc) on the VMM thread;
+        // Landlock bounds what it may open. The socket's file goes when the
+        // VMM ends, as Cloud Hypervisor removes it.
+        var api: [String] = []
+        if config.apiSocket != nil { api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64"] }
+        if case .path? = config.apiSocket { api.append("unlink") }
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore, extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET] {

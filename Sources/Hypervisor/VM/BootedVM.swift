@@ -11,6 +11,7 @@ import Glibc
 final class BootedVM {
     let vm: VirtualMachine
     private let devices: LegacyDevices
+    private let logger: Logger
     private let virtio: VirtioDevices
     private let assigned: AssignedDevices?
     /// Standard input for the serial port, with `--serial tty`.
@@ -18,6 +19,7 @@ final class BootedVM {
     private var stopped = false
 
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
+        self.logger = logger
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         self.vm = vm
         try vm.createVCPUs(config.cpus.boot)
@@ -62,6 +64,33 @@ final class BootedVM {
     }
 
     func pressPowerButton() throws(VMMError) { try devices.pressPowerButton() }
+
+    /// Readable when the guest ejected a slot.
+    var ejectFD: Int32 { devices.ejectFD }
+
+    /// Hotplug: `disk` (the launch's `index`th) into a free slot, then the
+    /// guest told; returns the slot.
+    func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
+        let slot = try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK], logger: logger)
+        try devices.announce(slot: slot, arrived: true)
+        return slot
+    }
+
+    func slot(of disk: DiskImage) -> Int? { virtio.slot(of: disk) }
+
+    /// Asks the guest to let go of `slot`; its _EJ0 answers (`takeEjected`).
+    func requestRemoval(slot: Int) throws(VMMError) { try devices.announce(slot: slot, arrived: false) }
+
+    func takeEjected() -> [Int] { devices.takeEjected() }
+
+    /// Takes the device out of `slot` with every vCPU parked, so none is
+    /// inside one of its handlers, then lets the guest run on unless the
+    /// API had it paused already.
+    func remove(slot: Int, paused: Bool) throws(VMMError) {
+        if !paused { try pause() }
+        virtio.remove(slot: slot)
+        if !paused { try resume() }
+    }
 
     func pause() throws(VMMError) {
         let r = vmm_vm_pause(vm.handle)

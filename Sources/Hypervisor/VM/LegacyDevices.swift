@@ -1,8 +1,13 @@
 import CVMMCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
 /// ACPI sleep/reset register, the i8042 reset line, pvpanic, the CMOS RTC,
-/// and the Generic Event Device behind the ACPI power button (IRQ 5).
+/// the Generic Event Device behind the ACPI power button and PCI hotplug
+/// (IRQ 5), and the PCI hotplug registers.
 final class LegacyDevices {
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
@@ -16,6 +21,9 @@ final class LegacyDevices {
     /// The GED and its line; the C GED keeps a pointer to the line.
     private var ged: OpaquePointer?
     private let gedIRQ: UnsafeMutablePointer<vmm_irq>
+    private var hotplug: OpaquePointer?
+    /// Readable when the guest ejected a slot (its _EJ0), for the VMM thread.
+    let ejectFD: Int32
 
     /// `serialOutput` nil means `--serial off`: no UART at all.
     init(vm: VirtualMachine, serialOutput: ConsoleOutput?) throws(VMMError) {
@@ -24,6 +32,8 @@ final class LegacyDevices {
         serialIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: Self.com1GSI))
         gedIRQ = .allocate(capacity: 1)
         gedIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: UInt32(VMM_GED_GSI)))
+        ejectFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard ejectFD >= 0 else { throw .system(SystemError("eventfd for PCI hotplug", errno: errno)) }
 
         let vmPointer = UnsafeMutableRawPointer(vm.handle)
         try vm.registerPIO(base: UInt64(VMM_ACPI_SLEEP_PORT), length: UInt64(VMM_ACPI_SLEEP_LEN),
@@ -42,6 +52,10 @@ final class LegacyDevices {
         g = vmm_ged_create(gedIRQ, &ged)
         guard g == 0, let ged else { throw .system(SystemError("create the GED", returned: g)) }
         try vm.registerPIO(base: UInt64(VMM_GED_PORT), length: 1, handler: vmm_ged_io, opaque: UnsafeMutableRawPointer(ged))
+        g = vmm_pci_hotplug_create(ejectFD, &hotplug)
+        guard g == 0, let hotplug else { throw .system(SystemError("create the PCI hotplug registers", returned: g)) }
+        try vm.registerPIO(base: UInt64(VMM_PCI_HOTPLUG_PORT), length: UInt64(VMM_PCI_HOTPLUG_LEN), handler: vmm_pci_hotplug_io,
+                           opaque: UnsafeMutableRawPointer(hotplug))
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
@@ -59,10 +73,28 @@ final class LegacyDevices {
         vmm_serial_destroy(serial)
         vmm_rtc_destroy(rtc)
         vmm_ged_destroy(ged)
+        vmm_pci_hotplug_destroy(hotplug)
+        close(ejectFD)
         vmm_irq_release(vm.handle, serialIRQ)
         serialIRQ.deallocate()
         vmm_irq_release(vm.handle, gedIRQ)
         gedIRQ.deallocate()
+    }
+
+    /// Tells the guest that `slot` gained a device (`arrived`) or that the
+    /// VMM wants it back; the guest answers a removal with its _EJ0.
+    func announce(slot: Int, arrived: Bool) throws(VMMError) {
+        vmm_pci_hotplug_announce(hotplug, UInt32(slot), arrived)
+        let r = vmm_ged_notify(ged, UInt8(VMM_GED_PCI_HOTPLUG))
+        guard r == 0 else { throw .system(SystemError("signal the GED's interrupt", returned: r)) }
+    }
+
+    /// Slots the guest ejected since the last call.
+    func takeEjected() -> [Int] {
+        var count: UInt64 = 0
+        _ = read(ejectFD, &count, 8)
+        let bits = vmm_pci_hotplug_take_ejected(hotplug)
+        return (0..<32).filter { bits & (1 << $0) != 0 }
     }
 
     /// The ACPI power button, pressed once: the guest decides what follows.

@@ -36,9 +36,10 @@ final class DiskImage {
         let opened = open(path, (config.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         guard opened >= 0 else {
             let error = errno
-            throw error == EACCES || error == EROFS || error == EPERM
-                ? refuse("cannot be opened for writing (\(String(cString: strerror(error)))); readonly=on gives the guest a read-only disk")
-                : refuse(String(cString: strerror(error)))
+            guard error == EACCES || error == EROFS || error == EPERM else { throw refuse(String(cString: strerror(error))) }
+            throw config.readonly
+                ? refuse("cannot be opened (\(String(cString: strerror(error)))): check its permissions, and with --landlock that a --landlock-rules path covers it")
+                : refuse("cannot be opened for writing (\(String(cString: strerror(error)))); readonly=on gives the guest a read-only disk")
         }
         fd = opened
         let end = lseek(fd, 0, SEEK_END)

@@ -10,27 +10,16 @@ import Glibc
 /// the order given (eth0 first), the console unless it is off, and the rng. Each device has its own named thread.
 final class VirtioDevices {
     private let bus: PCIBus
-    /// (transport, thread kind), in slot order.
-    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind)] = []
+    private let vm: VirtualMachine
+    /// In slot order; `disk` is the DiskImage a virtio-blk serves.
+    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, slot: Int, disk: DiskImage?)] = []
     private var running = false
 
     init(vm: VirtualMachine, bus: PCIBus, resources: LaunchResources, logger: Logger) throws(VMMError) {
         self.bus = bus
+        self.vm = vm
         for (index, disk) in resources.disks.enumerated() {
-            let name = "virtio-blk\(index)"
-            var device: OpaquePointer?
-            let r = name.withCString { thread in
-                disk.serial.withCString { serial in
-                    var config = vmm_virtio_blk_config(fd: disk.fd, size_bytes: disk.sizeBytes, readonly: disk.config.readonly,
-                                                       num_queues: UInt16(disk.config.numQueues),
-                                                       queue_size: UInt16(disk.config.queueSize), serial: serial,
-                                                       thread_name: thread)
-                    return vmm_virtio_blk_create(vm.handle, &config, &device)
-                }
-            }
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)")
-            let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
-            logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine)")
+            try addDisk(disk, index: index, logger: logger)
         }
         for (index, tap) in resources.taps.enumerated() {
             let name = "virtio-net\(index)"
@@ -59,14 +48,66 @@ final class VirtioDevices {
         try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng")
     }
 
+    /// A virtio-blk for `disk`, named for its place in the list; returns its slot.
+    @discardableResult
+    private func addDisk(_ disk: DiskImage, index: Int, logger: Logger) throws(VMMError) -> Int {
+        let name = "virtio-blk\(index)"
+        var device: OpaquePointer?
+        let r = name.withCString { thread in
+            disk.serial.withCString { serial in
+                var config = vmm_virtio_blk_config(fd: disk.fd, size_bytes: disk.sizeBytes, readonly: disk.config.readonly,
+                                                   num_queues: UInt16(disk.config.numQueues),
+                                                   queue_size: UInt16(disk.config.queueSize), serial: serial,
+                                                   thread_name: thread)
+                return vmm_virtio_blk_create(vm.handle, &config, &device)
+            }
+        }
+        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)", disk: disk)
+        let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
+        logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), slot \(slot)")
+        return slot
+    }
+
+    @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
-                     name: String) throws(VMMError) {
+                     name: String, disk: DiskImage? = nil) throws(VMMError) -> Int {
         guard created == 0, let device else { throw .system(SystemError("\(name): create the device", returned: created)) }
         var transport: OpaquePointer?
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
-        devices.append((transport, kind))
-        try bus.add(vmm_virtio_pci_function(transport), name: name)
+        do {
+            let slot = try bus.add(vmm_virtio_pci_function(transport), name: name)
+            devices.append((transport, kind, slot, disk))
+            return slot
+        } catch {
+            vmm_virtio_pci_destroy(transport)
+            throw error
+        }
+    }
+
+    /// Hotplug: a disk into the running VM, its thread started; returns
+    /// the slot it took. The guest learns of it through ACPI (the caller).
+    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, logger: Logger) throws(VMMError) -> Int {
+        let slot = try addDisk(disk, index: index, logger: logger)
+        guard let entry = devices.last, entry.slot == slot else { return slot }
+        let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
+        guard r == 0 else {
+            remove(slot: slot)
+            throw .system(SystemError("start the virtio-blk thread", returned: r))
+        }
+        return slot
+    }
+
+    /// The slot serving `disk`, if any.
+    func slot(of disk: DiskImage) -> Int? { devices.first { $0.disk === disk }?.slot }
+
+    /// Hot-unplug, once the guest let go: call with the vCPUs paused.
+    func remove(slot: Int) {
+        guard let index = devices.firstIndex(where: { $0.slot == slot }) else { return }
+        let device = devices.remove(at: index)
+        bus.remove(slot: slot)
+        if running { vmm_virtio_pci_stop(device.transport) }
+        vmm_virtio_pci_destroy(device.transport)
     }
 
     /// Starts every device thread; each installs its kind's seccomp filter
