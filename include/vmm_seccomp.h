@@ -31,6 +31,9 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
 /* The KVM ioctl request numbers the core issues on a thread of `kind`. */
 unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out);
 
+/* What the VMM thread also issues when devices can be hot-added (the API). */
+unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out);
+
 /* Sets no_new_privs and installs `program` on the calling thread. */
 int vmm_seccomp_install(const struct vmm_seccomp_program *program);
 

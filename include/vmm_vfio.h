@@ -35,6 +35,9 @@ void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm);
 /* Tells KVM about the groups (KVM_DEV_TYPE_VFIO), for coherent DMA and
  * interrupt bypass; the KVM device lives as long as the VM. */
 int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count);
+/* Takes groups out of the VM's KVM VFIO device again (hot-unplug), so
+ * that KVM stops holding them. */
+void vmm_vfio_kvm_groups_remove(struct vmm_vm *vm, const int *groups, unsigned count);
 
 /* The assigned device as a PCI function: its config space passed through
  * except the BARs, ROM BAR, interrupt line and MSI capability, which are

@@ -55,11 +55,15 @@ case "$action" in
         done
         # Each line names the virtio disks the guest has: hotplug adds and
         # takes them; a new one's first bytes are read once.
-        i=0 seen=""
+        i=0 seen="" edus_seen=0
         while true; do
             i=$((i + 1))
             disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
-            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks]"
+            edus=$(cat /sys/bus/pci/devices/*/device 2>/dev/null | grep -c 0x11e8)
+            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus"
+            # A hot-added edu is used once: BAR, DMA both ways.
+            if [ "$edus" -gt "$edus_seen" ]; then edutest probe; fi
+            edus_seen=$edus
             for d in $disks; do
                 case " $seen " in *" $d "*) ;; *) seen="$seen $d"; echo "L2: $d says [$(head -c 15 /dev/$d 2>/dev/null)]" ;; esac
             done

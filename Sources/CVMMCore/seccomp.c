@@ -56,6 +56,19 @@ static const unsigned long vmm_ioctls[] = {
     KVM_GET_CLOCK, KVM_SET_CLOCK,
 };
 
+/* What a hot-added device needs on the VMM thread, with the API: a VFIO
+ * container and group set up and the device opened (vfio.c). */
+static const unsigned long hotplug_ioctls[] = {
+    VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
+    VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD,
+};
+
+unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out)
+{
+    *out = hotplug_ioctls;
+    return sizeof(hotplug_ioctls) / sizeof(hotplug_ioctls[0]);
+}
+
 /* virtio_net.c: what the driver negotiates (offloads) and chooses (queue pairs). */
 static const unsigned long net_ioctls[] = { TUNSETOFFLOAD, TUNSETQUEUE };
 

@@ -1,6 +1,7 @@
 /* VFIO containers and groups, DMA mapping of guest RAM, and the KVM VFIO
  * device: see vmm_vfio.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 #include <string.h>
@@ -78,25 +79,45 @@ void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm)
     }
 }
 
+static int kvm_group(int device, int32_t group, uint64_t op)
+{
+    struct kvm_device_attr attr = {
+        .group = KVM_DEV_VFIO_GROUP,
+        .attr = op,
+        .addr = (uint64_t)(uintptr_t)&group,
+    };
+    return ioctl(device, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
+}
+
 int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count)
 {
-    struct kvm_create_device create = { .type = KVM_DEV_TYPE_VFIO };
-    if (ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &create) < 0)
-        return -errno;
-    /* Closed with the VM: KVM holds it as long as the VM fd lives. */
+    /* KVM allows one VFIO device per VM: a hot-added group joins it. */
+    bool created = false;
+    if (vm->vfio_kvm_fd < 0) {
+        struct kvm_create_device create = { .type = KVM_DEV_TYPE_VFIO };
+        if (ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &create) < 0)
+            return -errno;
+        /* Closed with the VM: KVM holds it as long as the VM fd lives. */
+        vm->vfio_kvm_fd = (int)create.fd;
+        created = true;
+    }
     for (unsigned i = 0; i < count; i++) {
-        int32_t group = groups[i];
-        struct kvm_device_attr attr = {
-            .group = KVM_DEV_VFIO_GROUP,
-            .attr = KVM_DEV_VFIO_GROUP_ADD,
-            .addr = (uint64_t)(uintptr_t)&group,
-        };
-        if (ioctl((int)create.fd, KVM_SET_DEVICE_ATTR, &attr) < 0) {
-            int ret = -errno;
-            close((int)create.fd);
+        int ret = kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_ADD);
+        if (ret < 0) {
+            while (i-- > 0)
+                kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_DEL);
+            if (created) {
+                close(vm->vfio_kvm_fd);
+                vm->vfio_kvm_fd = -1;
+            }
             return ret;
         }
     }
-    vm->vfio_kvm_fd = (int)create.fd;
     return 0;
+}
+
+void vmm_vfio_kvm_groups_remove(struct vmm_vm *vm, const int *groups, unsigned count)
+{
+    for (unsigned i = 0; vm->vfio_kvm_fd >= 0 && i < count; i++)
+        kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_DEL);
 }

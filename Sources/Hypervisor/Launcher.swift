@@ -71,6 +71,9 @@ final class LaunchResources {
     let taps: [Tap]
     /// `--device`: the VFIO container, groups and devices; nil without any.
     let vfio: VFIOAssignment?
+    /// Devices hot-added through the API, each with its own container: a
+    /// reboot keeps them.
+    var hotVFIO: [VFIOAssignment] = []
     /// virtio-rng's entropy source.
     let rngSource: Int32
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.

@@ -94,6 +94,7 @@ final class VMMLoop {
     private func add(_ request: APIRequest) -> HTTPResponse {
         guard var changed = config else { return .error(404, "\(Self.endpoint(request)): no VM is created (vm.create first)") }
         if case .vmAddDisk(let disk) = request, booted != nil { return hotAdd(disk) }
+        if case .vmAddDevice(let device) = request, booted != nil { return hotAdd(device) }
         guard booted == nil && resources == nil else {
             return .error(400, "\(Self.endpoint(request)) into a VM that has run (hotplug) is not supported yet")
         }
@@ -161,18 +162,62 @@ final class VMMLoop {
         return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(disk.id ?? ""), "bdf": .string(bdf)]).serialized)
     }
 
-    /// vm.remove-device of a running VM's disk: the guest is asked; its
-    /// eject ends the device (`ejected`).
+    /// vm.add-device into the running VM: the host device opened through
+    /// VFIO in a container of its own, its RAM mapping and KVM's VFIO
+    /// device joined, put in a free slot and announced.
+    private func hotAdd(_ device: DeviceConfig) -> HTTPResponse {
+        guard var changed = config, let vm = booted, let resources else {
+            return .error(409, "vm.add-device: the VM is not running")
+        }
+        var device = device
+        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
+        device.id = device.id ?? (0...).lazy.map { "_vfio\($0)" }.first { !ids.contains($0) }
+        if let id = device.id, ids.contains(id) { return .error(409, "vm.add-device: the id '\(id)' is taken") }
+        if changed.devices.contains(where: { $0.bdf == device.bdf }) {
+            return .error(409, "vm.add-device: \(device.bdf) is already assigned to this VM")
+        }
+        changed.devices.append(device)
+        do {
+            try changed.validate()
+        } catch {
+            return .error(400, "vm.add-device: \(error)")
+        }
+        let slot: Int
+        do {
+            let assignment = try VFIOAssignment([device])
+            slot = try vm.hotAdd(assignment: assignment)
+            resources.hotVFIO.append(assignment)
+        } catch {
+            if case .config = error { return .error(400, "vm.add-device: \(error)") }
+            return .error(500, "vm.add-device: \(error)")
+        }
+        config = changed
+        logger.info("vm.add-device: \(device.bdf) as \(device.id ?? "") in slot \(slot)")
+        let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
+        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(device.id ?? ""), "bdf": .string(bdf)]).serialized)
+    }
+
+    /// The slot of a hot-removable device: a disk, or an assigned device
+    /// that was hot-added (those of the command line share one container).
+    private func slot(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> Int? {
+        if let index = config.disks.firstIndex(where: { $0.id == id }), index < resources.disks.count {
+            return vm.slot(of: resources.disks[index])
+        }
+        if let assignment = resources.hotVFIO.first(where: { $0.devices.first?.config.id == id }) {
+            return vm.slot(of: assignment)
+        }
+        return nil
+    }
+
+    /// vm.remove-device of a running VM's disk or hot-added device: the
+    /// guest is asked; its eject ends the device (`ejected`).
     private func requestRemoval(_ id: String) -> HTTPResponse {
         guard let config, let vm = booted, let resources else { return .error(409, "vm.remove-device: the VM is not running") }
-        guard let index = config.disks.firstIndex(where: { $0.id == id }) else {
+        guard let slot = slot(of: id, in: config, vm: vm, resources: resources) else {
             if config.nets.contains(where: { $0.id == id }) || config.devices.contains(where: { $0.id == id }) {
-                return .error(400, "vm.remove-device of a network or an assigned device from a running VM (hot-unplug) is not supported yet")
+                return .error(400, "vm.remove-device of a network or a --device from a running VM (hot-unplug) is not supported yet")
             }
             return .error(404, "vm.remove-device: no device has the id '\(id)'")
-        }
-        guard index < resources.disks.count, let slot = vm.slot(of: resources.disks[index]) else {
-            return .error(500, "vm.remove-device: '\(id)' has no slot")
         }
         guard removing[slot] == nil else { return .noContent }
         do {
@@ -197,21 +242,27 @@ final class VMMLoop {
             } catch {
                 logger.error("vm.remove-device \(id): \(error)")
             }
-            forget(diskID: id)
+            forget(id)
             logger.info("vm.remove-device: \(id) ejected by the guest from slot \(slot)")
         }
     }
 
     /// Removals the guest did not answer before its VM ended: done now.
     private func finishRemovals() {
-        for id in removing.values { forget(diskID: id) }
+        for id in removing.values { forget(id) }
         removing.removeAll()
     }
 
-    private func forget(diskID id: String) {
-        guard let index = config?.disks.firstIndex(where: { $0.id == id }) else { return }
-        config?.disks.remove(at: index)
-        if let resources, index < resources.disks.count { resources.disks.remove(at: index) }
+    /// A removed device leaves the configuration and its files close (a
+    /// `bind=auto` device goes back to its driver).
+    private func forget(_ id: String) {
+        if let index = config?.disks.firstIndex(where: { $0.id == id }) {
+            config?.disks.remove(at: index)
+            if let resources, index < resources.disks.count { resources.disks.remove(at: index) }
+        } else if let index = config?.devices.firstIndex(where: { $0.id == id }) {
+            config?.devices.remove(at: index)
+            resources?.hotVFIO.removeAll { $0.devices.first?.config.id == id }
+        }
     }
 
     private static func endpoint(_ request: APIRequest) -> String {

@@ -95,6 +95,9 @@ struct APITests {
         let missing = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"/nonexistent.raw\"}")
         #expect(missing.status == 400 && missing.body.contains("/nonexistent.raw': no such file"), "\(missing.body)")
 
+        // A host device for VFIO hotplug is checked as --device checks it (this host has none bound).
+        let device = vmm.curl("PUT", "vm.add-device", body: "{\"path\":\"/sys/bus/pci/devices/0000:7f:1f.7/\"}")
+        #expect(device.status == 400 && device.body.contains("0000:7f:1f.7"), "\(device.body)")
         #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"hot\"}").status == 204)
         #expect(eventually(10) { vmm.stdout.contains("slot ejected") }, "\(vmm.stdout)")
         #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("\"id\":\"hot\"") }, "the ejected disk stayed")

@@ -231,7 +231,7 @@ struct LabNetTests {
 
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
-    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.boot, pause and resume, disk hotplug both ways, reboot, the power button; vmm.shutdown on a running guest")
+    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.boot, pause and resume, disk and VFIO hotplug both ways, reboot, the power button; vmm.shutdown on a running guest")
     func kataShapedLaunch() throws {
         let boot = try Lab.boot("api")
         let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
@@ -262,7 +262,16 @@ struct LabAPITests {
         #expect(check.contains("add-disk: the guest reads vdb"), "\(check)")
         #expect(answer("vm.remove-device").hasSuffix(": HTTP=204"), "\(answer("vm.remove-device"))")
         #expect(check.contains("remove-device: the guest let vdb go"), "\(check)")
-        #expect(!answer("vm.info", 3).contains("hot0"), "\(answer("vm.info", 3))")
+        // VFIO hotplug: L1's edu device into the running guest, which uses it (BAR, DMA both ways), then back.
+        let added = answer("vm.add-device")
+        #expect(added.contains("\"id\":\"edu0\"}") && added.hasSuffix("HTTP=200"), "\(added)")
+        #expect(check.contains("add-device: the guest uses the edu"), "\(check)")
+        if let range = added.range(of: "\"bdf\":\"") {
+            LabVFIOTests().expectEduWorks(boot.log, String(added[range.upperBound...].prefix(12)))
+        }
+        #expect(answer("vm.remove-device", 1).hasSuffix(": HTTP=204"), "\(answer("vm.remove-device", 1))")
+        #expect(check.contains("remove-device: the guest let the edu go"), "\(check)")
+        #expect(!answer("vm.info", 3).contains("hot0") && !answer("vm.info", 3).contains("edu0"), "\(answer("vm.info", 3))")
         #expect(answer("vm.reboot").hasSuffix(": HTTP=204"), "\(answer("vm.reboot"))")
         #expect(check.contains("reboot: the guest came up again"), "\(check)")
         #expect(answer("vm.info", 4).contains("\"state\":\"Running\""), "\(answer("vm.info", 4))")

@@ -48,8 +48,8 @@ until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); do
 api GET vmm.ping
 # Shaped as Kata's: payload, cpus, memory (shared), a disk, rng, consoles,
 # platform, and fields this VMM does not know, which it must ignore.
-# Landlock, with a rule for the disk hot-added later.
-api PUT vm.create "$(config api.log true "[{\"path\": \"$work\", \"access\": \"r\"}]")"
+# Landlock, with rules for what is hot-added later: a disk, a VFIO device.
+api PUT vm.create "$(config api.log true "[{\"path\": \"$work\", \"access\": \"r\"}, {\"path\": \"/dev/vfio\", \"access\": \"rw\"}, {\"path\": \"/sys\", \"access\": \"r\"}]")"
 api GET vm.info
 api PUT vm.boot
 api GET vm.info
@@ -69,6 +69,16 @@ api PUT vm.remove-device "{\"id\": \"hot0\"}"
 tries=0
 until tail -n 2 api.log | grep -q "disks=\[vda \]" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
 tail -n 2 api.log | grep -q "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
+# VFIO hotplug: one of L1's edu devices, which the guest then uses.
+edu=$(for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
+        && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && basename $d && break; done)
+api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$edu/\", \"id\": \"edu0\"}"
+wait_for api.log "factorial(10)=3628800" 1 && echo "add-device: the guest uses the edu" >> api.check
+api PUT vm.remove-device "{\"id\": \"edu0\"}"
+tries=0
+until tail -n 2 api.log | grep -q "edus=0" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+tail -n 2 api.log | grep -q "edus=0" && echo "remove-device: the guest let the edu go" >> api.check
 api GET vm.info
 api PUT vm.reboot
 wait_for api.log "L2: userspace up" 2 && echo "reboot: the guest came up again" >> api.check

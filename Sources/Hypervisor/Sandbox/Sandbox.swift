@@ -58,10 +58,19 @@ final class Sandbox {
         // locked; a lock's holder looked up in /proc) on the VMM thread;
         // Landlock bounds what it may open. The socket's file goes when the
         // VMM ends, as Cloud Hypervisor removes it.
+        // A hot-added VFIO device's sysfs is read (readlink) and its
+        // container and group set up here too.
         var api: [String] = []
-        if config.apiSocket != nil { api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64"] }
+        var hotplugIoctls: [UInt] = []
+        if config.apiSocket != nil {
+            api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64", "readlink"]
+            var numbers: UnsafePointer<UInt>?
+            let count = Int(vmm_seccomp_hotplug_ioctls(&numbers))
+            hotplugIoctls = (0..<count).map { numbers![$0] }
+        }
         if case .path? = config.apiSocket { api.append("unlink") }
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore, extraSyscalls: api)
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,
+                                    extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET] {

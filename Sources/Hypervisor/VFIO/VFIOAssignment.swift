@@ -91,9 +91,12 @@ final class VFIOAssignment {
 final class AssignedDevices {
     private let bus: PCIBus
     private let vm: VirtualMachine
-    private let assignment: VFIOAssignment
+    let assignment: VFIOAssignment
     private var functions: [OpaquePointer] = []
+    /// The slot each function took, in `assignment.devices`' order.
+    private(set) var slots: [Int] = []
     private var mapped = false
+    private var groupsAdded = false
 
     init(vm: VirtualMachine, bus: PCIBus, assignment: VFIOAssignment) throws(VMMError) {
         self.vm = vm
@@ -102,6 +105,7 @@ final class AssignedDevices {
         let groups = Array(assignment.groups.values)
         var r = groups.withUnsafeBufferPointer { vmm_vfio_kvm_groups(vm.handle, $0.baseAddress, UInt32($0.count)) }
         guard r == 0 else { throw .system(SystemError("VFIO: tell KVM about the IOMMU groups (KVM_DEV_TYPE_VFIO)", returned: r)) }
+        groupsAdded = true
         r = vmm_vfio_dma_map(assignment.container, vm.handle)
         guard r == 0 else {
             throw .system(SystemError("VFIO: map guest RAM for the device's DMA"
@@ -119,13 +123,19 @@ final class AssignedDevices {
                 throw .system(SystemError("--device \(device.found.bdf): \(error.what.map { String(cString: $0) } ?? "set it up")", returned: r))
             }
             functions.append(function)
-            try bus.add(vmm_vfio_pci_function(function), name: "--device \(device.found.bdf)")
+            slots.append(try bus.add(vmm_vfio_pci_function(function), name: "--device \(device.found.bdf)"))
         }
     }
 
-    /// Runs once the vCPUs are joined.
+    /// Runs once the vCPUs are joined, or parked for a hot-unplug: out of
+    /// their slots, unmapped, and the groups out of KVM's hands.
     deinit {
+        for slot in slots { bus.remove(slot: slot) }
         for function in functions { vmm_vfio_pci_destroy(function) }
         if mapped { vmm_vfio_dma_unmap(assignment.container, vm.handle) }
+        if groupsAdded {
+            let groups = Array(assignment.groups.values)
+            groups.withUnsafeBufferPointer { vmm_vfio_kvm_groups_remove(vm.handle, $0.baseAddress, UInt32($0.count)) }
+        }
     }
 }

@@ -14,6 +14,9 @@ final class BootedVM {
     private let logger: Logger
     private let virtio: VirtioDevices
     private let assigned: AssignedDevices?
+    private let bus: PCIBus
+    /// Hot-added assigned devices (and the launch's, after a reboot).
+    private var hotAssigned: [AssignedDevices] = []
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
@@ -25,8 +28,10 @@ final class BootedVM {
         try vm.createVCPUs(config.cpus.boot)
         devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
         let bus = try PCIBus(vm: vm)
+        self.bus = bus
         virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
         assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
+        for vfio in resources.hotVFIO { hotAssigned.append(try AssignedDevices(vm: vm, bus: bus, assignment: vfio)) }
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                       vcpuCount: config.cpus.boot)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
@@ -76,7 +81,20 @@ final class BootedVM {
         return slot
     }
 
+    /// Hotplug: an assigned device into a free slot, then the guest told.
+    func hotAdd(assignment: VFIOAssignment) throws(VMMError) -> Int {
+        let devices = try AssignedDevices(vm: vm, bus: bus, assignment: assignment)
+        hotAssigned.append(devices)
+        guard let slot = devices.slots.first else { return 0 }
+        try self.devices.announce(slot: slot, arrived: true)
+        return slot
+    }
+
     func slot(of disk: DiskImage) -> Int? { virtio.slot(of: disk) }
+
+    func slot(of assignment: VFIOAssignment) -> Int? {
+        hotAssigned.first { $0.assignment === assignment }?.slots.first
+    }
 
     /// Asks the guest to let go of `slot`; its _EJ0 answers (`takeEjected`).
     func requestRemoval(slot: Int) throws(VMMError) { try devices.announce(slot: slot, arrived: false) }
@@ -89,6 +107,7 @@ final class BootedVM {
     func remove(slot: Int, paused: Bool) throws(VMMError) {
         if !paused { try pause() }
         virtio.remove(slot: slot)
+        hotAssigned.removeAll { $0.slots.contains(slot) }
         if !paused { try resume() }
     }
 
