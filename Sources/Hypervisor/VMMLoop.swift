@@ -131,70 +131,71 @@ final class VMMLoop {
 
     /// vm.add-disk into the running VM: opened, validated with the rest,
     /// put in a free slot and announced; the guest's PCI hotplug probes it.
-    /// Answers Cloud Hypervisor's PciDeviceInfo.
     private func hotAdd(_ disk: DiskConfig) -> HTTPResponse {
-        guard var changed = config, let vm = booted, let sandbox, let resources else {
-            return .error(409, "vm.add-disk: the VM is not running")
-        }
-        var disk = disk
-        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
-        disk.id = disk.id ?? (0...).lazy.map { "_disk\($0)" }.first { !ids.contains($0) }
-        if let id = disk.id, ids.contains(id) { return .error(409, "vm.add-disk: the id '\(id)' is taken") }
-        changed.disks.append(disk)
-        do {
-            try changed.validate()
-        } catch {
-            return .error(400, "vm.add-disk: \(error)")
-        }
-        let slot: Int
-        do {
+        guard let vm = booted, let sandbox, let resources else { return .error(409, "vm.add-disk: the VM is not running") }
+        return hotAdd("vm.add-disk", id: disk.id, prefix: "_disk", include: { config, id in
+            var disk = disk
+            disk.id = id
+            config.disks.append(disk)
+        }, plug: { (id) throws(VMMError) in
+            var disk = disk
+            disk.id = id
             let image = try DiskImage(disk)
-            slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
+            let slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
             resources.disks.append(image)
-        } catch {
-            // What names the disk wrongly is the caller's to fix (400); the rest is ours (500).
-            if case .config = error { return .error(400, "vm.add-disk: \(error)") }
-            return .error(500, "vm.add-disk: \(error)")
-        }
-        config = changed
-        logger.info("vm.add-disk: \(disk.path) as \(disk.id ?? "") in slot \(slot)")
-        let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
-        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(disk.id ?? ""), "bdf": .string(bdf)]).serialized)
+            return slot
+        })
     }
 
     /// vm.add-device into the running VM: the host device opened through
     /// VFIO in a container of its own, its RAM mapping and KVM's VFIO
     /// device joined, put in a free slot and announced.
     private func hotAdd(_ device: DeviceConfig) -> HTTPResponse {
-        guard var changed = config, let vm = booted, let resources else {
-            return .error(409, "vm.add-device: the VM is not running")
-        }
-        var device = device
-        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
-        device.id = device.id ?? (0...).lazy.map { "_vfio\($0)" }.first { !ids.contains($0) }
-        if let id = device.id, ids.contains(id) { return .error(409, "vm.add-device: the id '\(id)' is taken") }
-        if changed.devices.contains(where: { $0.bdf == device.bdf }) {
+        guard let vm = booted, let resources else { return .error(409, "vm.add-device: the VM is not running") }
+        if config?.devices.contains(where: { $0.bdf == device.bdf }) == true {
             return .error(409, "vm.add-device: \(device.bdf) is already assigned to this VM")
         }
-        changed.devices.append(device)
+        return hotAdd("vm.add-device", id: device.id, prefix: "_vfio", include: { config, id in
+            var device = device
+            device.id = id
+            config.devices.append(device)
+        }, plug: { (id) throws(VMMError) in
+            var device = device
+            device.id = id
+            let assignment = try VFIOAssignment([device])
+            let slot = try vm.hotAdd(assignment: assignment)
+            resources.hotVFIO.append(assignment)
+            return slot
+        })
+    }
+
+    /// What every hot-add shares: Cloud Hypervisor's id when none is
+    /// given, the configuration checked with the device in it, the device
+    /// plugged, and its PciDeviceInfo `{id, bdf}` as the answer.
+    private func hotAdd(_ endpoint: String, id given: String?, prefix: String, include: (inout VMConfig, String?) -> Void,
+                        plug: (String?) throws(VMMError) -> Int) -> HTTPResponse {
+        guard var changed = config else { return .error(404, "\(endpoint): no VM is created (vm.create first)") }
+        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
+        let id = given ?? (0...).lazy.map { "\(prefix)\($0)" }.first { !ids.contains($0) }
+        if let id, ids.contains(id) { return .error(409, "\(endpoint): the id '\(id)' is taken") }
+        include(&changed, id)
         do {
             try changed.validate()
         } catch {
-            return .error(400, "vm.add-device: \(error)")
+            return .error(400, "\(endpoint): \(error)")
         }
         let slot: Int
         do {
-            let assignment = try VFIOAssignment([device])
-            slot = try vm.hotAdd(assignment: assignment)
-            resources.hotVFIO.append(assignment)
+            slot = try plug(id)
         } catch {
-            if case .config = error { return .error(400, "vm.add-device: \(error)") }
-            return .error(500, "vm.add-device: \(error)")
+            // What names the device wrongly is the caller's to fix (400); the rest is ours (500).
+            if case .config = error { return .error(400, "\(endpoint): \(error)") }
+            return .error(500, "\(endpoint): \(error)")
         }
         config = changed
-        logger.info("vm.add-device: \(device.bdf) as \(device.id ?? "") in slot \(slot)")
+        logger.info("\(endpoint): \(id ?? "") in slot \(slot)")
         let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
-        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(device.id ?? ""), "bdf": .string(bdf)]).serialized)
+        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(id ?? ""), "bdf": .string(bdf)]).serialized)
     }
 
     /// The slot of a hot-removable device: a disk, or an assigned device

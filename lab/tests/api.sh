@@ -40,6 +40,12 @@ api() { # method, endpoint[, body]: one request, its status and body to api.chec
     echo "$2: $out" >> api.check
 }
 ticks() { grep -c "L2: tick" api.log 2>/dev/null || echo 0; }
+# Waits, 30 s at most, until the guest's latest lines match PATTERN.
+latest() { # pattern
+    tries=0
+    until tail -n 2 api.log | grep -q "$1" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+    tail -n 2 api.log | grep -q "$1"
+}
 
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
 pid=$!
@@ -66,9 +72,7 @@ truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw co
 api PUT vm.add-disk "{\"path\": \"$work/hot.raw\", \"id\": \"hot0\", \"readonly\": true}"
 wait_for api.log "L2: vdb says [hotplugged disk]" 1 && echo "add-disk: the guest reads vdb" >> api.check
 api PUT vm.remove-device "{\"id\": \"hot0\"}"
-tries=0
-until tail -n 2 api.log | grep -q "disks=\[vda \]" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
-tail -n 2 api.log | grep -q "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
+latest "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
 # VFIO hotplug: one of L1's edu devices, which the guest then uses.
 edu=$(for d in /sys/bus/pci/devices/*; do
     [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
@@ -76,9 +80,7 @@ edu=$(for d in /sys/bus/pci/devices/*; do
 api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$edu/\", \"id\": \"edu0\"}"
 wait_for api.log "factorial(10)=3628800" 1 && echo "add-device: the guest uses the edu" >> api.check
 api PUT vm.remove-device "{\"id\": \"edu0\"}"
-tries=0
-until tail -n 2 api.log | grep -q "edus=0" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
-tail -n 2 api.log | grep -q "edus=0" && echo "remove-device: the guest let the edu go" >> api.check
+latest "edus=0" && echo "remove-device: the guest let the edu go" >> api.check
 api GET vm.info
 api PUT vm.reboot
 wait_for api.log "L2: userspace up" 2 && echo "reboot: the guest came up again" >> api.check
