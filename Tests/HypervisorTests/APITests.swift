@@ -410,3 +410,35 @@ struct APITests {
         #expect(gone.stderr.contains("cannot connect to the API socket"), "\(gone.stderr)")
     }
 }
+
+@Suite("HTTP framing")
+struct HTTPFramingTests {
+    @Test("an answer with a negative Content-Length is refused, not sliced (found by fuzz/api.swift)")
+    func negativeAnswerLength() {
+        var answer = Array("HTTP/1.1 200 OK\r\nContent-Length: -108\r\n\r\n{}".utf8)
+        #expect(throws: APIClient.Failure.self) { try APIClient.parse(&answer) }
+        var fine = Array("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".utf8)
+        #expect((try? APIClient.parse(&fine))?.status == 200)
+    }
+
+    @Test("requests: pipelined ones one at a time, bad lengths and versions refused")
+    func requests() {
+        let two = Array("GET /api/v1/vmm.ping HTTP/1.1\r\n\r\nPUT /api/v1/vm.boot HTTP/1.1\r\nContent-Length: 0\r\n\r\n".utf8)
+        guard case .complete(let first, let consumed) = HTTPRequest.parse(two) else { Issue.record("not parsed"); return }
+        #expect(first.method == "GET" && first.path == "/api/v1/vmm.ping" && first.keepAlive)
+        guard case .complete(let second, _) = HTTPRequest.parse(Array(two[consumed...])) else { Issue.record("second"); return }
+        #expect(second.method == "PUT" && second.path == "/api/v1/vm.boot")
+        #expect(HTTPRequest.parse(Array("PUT /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n".utf8)) == .failed(status: 400, reason: "invalid Content-Length '-1'"))
+        #expect(HTTPRequest.parse(Array("PUT /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n".utf8)) == .failed(status: 400, reason: "invalid Content-Length '6'"))
+        #expect(HTTPRequest.parse(Array("PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n".utf8))
+                == .incomplete(headersDone: true, expectsContinue: true))
+        #expect(HTTPRequest.parse(Array("GET /x HTTP/1.0\r\n\r\n".utf8)).isComplete(keepAlive: false))
+    }
+}
+
+extension HTTPRequest.Parse {
+    func isComplete(keepAlive: Bool) -> Bool {
+        if case .complete(let request, _) = self { return request.keepAlive == keepAlive }
+        return false
+    }
+}

@@ -114,7 +114,10 @@ public final class APIClient {
         for line in lines.dropFirst() {
             let parts = line.split(separator: ":", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "content-length" {
-                length = Int(parts[1].trimmingSpaces) ?? 0
+                guard let value = Int(parts[1].trimmingSpaces), value >= 0, value <= HTTPRequest.maxBodyBytes * 16 else {
+                    throw Failure(description: "the answer's Content-Length '\(parts[1].trimmingSpaces)' is not a size")
+                }
+                length = value
             }
         }
         guard buffer.count >= end + 4 + length else { return nil }

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""VFIO hotplug: cloud-hypervisor's vm.add-device against QEMU's
+device_add vfio-pci over QMP, in the same nested-lab run.
+
+Inside L1, each VMM boots the same initramfs-only Linux guest (2 vCPUs,
+512M) whose init prints a line every 0.2 s and runs the edu test tool when
+an edu device appears. Once the guest is up, one of L1's edu devices is
+hot-added (cloud-hypervisor: PUT vm.add-device on its API socket, ACPI PCI
+hotplug; QEMU -M q35: QMP device_add into a pcie-root-port, native PCIe
+hotplug) and timed from the request to the guest's first line about it
+("L2: edu devices=1": the kernel probed it and user space sees it; the
+0.2 s poll is the same for both). Then each VMM is stopped through its
+API (vmm.shutdown, QMP quit). Interleaved runs; medians and the ratio.
+
+    bench/vfio_hotplug.py
+    BENCH_RUNS=5 bench/vfio_hotplug.py
+"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+CMDLINE = "console=ttyS0 panic=-1 quiet l2.action=api"
+UP = b"L2: tick"
+PROBED = b"L2: edu devices=1"
+
+
+def edu():
+    for bdf in sorted(os.listdir("/sys/bus/pci/devices")):
+        ids = tuple(open(f"/sys/bus/pci/devices/{bdf}/{f}").read().strip() for f in ("vendor", "device"))
+        driver = os.path.basename(os.readlink(f"/sys/bus/pci/devices/{bdf}/driver")) \
+            if os.path.exists(f"/sys/bus/pci/devices/{bdf}/driver") else ""
+        if ids == ("0x1234", "0x11e8") and driver == "vfio-pci":
+            return bdf
+    sys.exit("bench: no edu device bound to vfio-pci in L1")
+
+
+def connect(path):
+    for _ in range(300):
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            return s
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench: nothing listens on {path}")
+
+
+def http(path, method, endpoint, body=b""):
+    s = connect(path)
+    s.sendall(b"%s /api/v1/%s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (method.encode(), endpoint.encode(), len(body), body))
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+    s.close()
+    return answer
+
+
+def qmp(path, *commands):
+    s = connect(path)
+    f = s.makefile("rwb")
+    f.readline()  # greeting
+    for command in ({"execute": "qmp_capabilities"},) + commands:
+        f.write(json.dumps(command).encode() + b"\n")
+        f.flush()
+        while True:
+            reply = json.loads(f.readline())
+            if "return" in reply or "error" in reply:
+                break
+        if "error" in reply:
+            sys.exit(f"bench: QMP {command}: {reply['error']}")
+    s.close()
+
+
+class Console:
+    """A VMM's console, with the time each marker first showed."""
+
+    def __init__(self, proc, log):
+        self.seen = {}
+        self.lock = threading.Condition()
+        threading.Thread(target=self.read, args=(proc, log), daemon=True).start()
+
+    def read(self, proc, log):
+        with open(log, "wb") as out:
+            for line in proc.stdout:
+                out.write(line)
+                with self.lock:
+                    for marker in (UP, PROBED):
+                        if marker in line and marker not in self.seen:
+                            self.seen[marker] = time.perf_counter()
+                    self.lock.notify_all()
+
+    def wait(self, marker, timeout=lab.TIMEOUT):
+        with self.lock:
+            self.lock.wait_for(lambda: marker in self.seen, timeout)
+        if marker not in self.seen:
+            sys.exit(f"bench: no {marker!r} on the console")
+        return self.seen[marker]
+
+
+def one(name, cache, work, log):
+    kernel, initramfs = os.path.join(cache, "l2-vmlinux"), os.path.join(cache, "l2-initramfs.cpio")
+    device = edu()
+    sock = os.path.join(work, f"{name}.sock")
+    if name == "cloud-hypervisor":
+        cmd = [lab.VMM, "--api-socket", sock, "--kernel", kernel, "--initramfs", initramfs, "--cmdline", CMDLINE,
+               "--cpus", "2", "--memory", "size=512M", "--serial", "tty", "--console", "off"]
+    else:
+        cmd = ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-smp", "2", "-m", "512M",
+               "-kernel", kernel, "-initrd", initramfs, "-append", CMDLINE,
+               "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1",
+               "-qmp", f"unix:{sock},server=on,wait=off",
+               "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    console = Console(proc, log)
+    try:
+        console.wait(UP)
+        start = time.perf_counter()
+        if name == "cloud-hypervisor":
+            answer = http(sock, "PUT", "vm.add-device", json.dumps({"path": f"/sys/bus/pci/devices/{device}/"}).encode())
+            if b" 200 " not in answer.split(b"\r\n")[0]:
+                sys.exit(f"bench: vm.add-device: {answer!r}")
+        else:
+            qmp(sock, {"execute": "device_add", "arguments": {"driver": "vfio-pci", "host": device, "bus": "rp1", "id": "edu0"}})
+        probed = console.wait(PROBED) - start
+        if name == "cloud-hypervisor":
+            http(sock, "PUT", "vmm.shutdown")
+        else:
+            qmp(sock, {"execute": "quit"})
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return probed
+
+
+def inside(cache, result_path, runs):
+    work = tempfile.mkdtemp(prefix="hotplug-", dir="/run")
+    samples = {}
+    for run in range(runs):
+        for name in ("cloud-hypervisor", "qemu-q35"):
+            log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
+            samples.setdefault(name, []).append(one(name, cache, work, log))
+    lab.save(result_path, samples)
+
+
+def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
+        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    cache = lab.prepare()
+    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 200 * RUNS)
+    print(f"(consoles of each run in {out})")
+    print(f"VFIO hotplug of an edu device into a running Linux guest, {RUNS} interleaved runs each:")
+    med = {name: statistics.median(times) for name, times in samples.items()}
+    for name, times in samples.items():
+        print(f"  {name:17s} request to the guest's use: median {med[name]:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})")
+    print(f"  ratio cloud-hypervisor / QEMU: {med['cloud-hypervisor'] / med['qemu-q35']:.2f}x (goal <= 1.0x)")
+
+
+if __name__ == "__main__":
+    main()
