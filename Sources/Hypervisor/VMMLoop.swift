@@ -52,11 +52,7 @@ final class VMMLoop {
                 logger.info("stopped by signal \(signal)")
                 return .signal(signal)
             case .vmStopped:
-                guard let vm = booted else { continue }
-                let reason = vm.stop()
-                booted = nil
-                paused = false
-                finishRemovals()
+                guard let reason = retire() else { continue }
                 guard reason == .reset else { return reason }
                 logger.info("guest requested a reset: rebooting")
                 try boot()
@@ -69,6 +65,17 @@ final class VMMLoop {
                 if request == .vmmShutdown { return .requested }
             }
         }
+    }
+
+    /// Ends the running boot and lets it go before anything else happens:
+    /// the next boot must not meet its RAM, DMA mappings or device slots.
+    /// Why the guest stopped, or nil when nothing ran.
+    private func retire() -> StopReason? {
+        let reason = booted?.stop()
+        booted = nil
+        paused = false
+        finishRemovals()
+        return reason
     }
 
     private func boot() throws(VMMError) {
@@ -282,10 +289,7 @@ final class VMMLoop {
                 "pid": .integer(Int64(getpid())), "features": .array([]),
             ]).serialized)
         case .vmmShutdown:
-            if let vm = booted {
-                vm.stop()
-                booted = nil
-            }
+            _ = retire()
             return .noContent
         case .vmCreate(let newConfig):
             guard config == nil else { return .error(409, "vm.create: a VM is already created (vm.delete it first)") }
@@ -308,18 +312,10 @@ final class VMMLoop {
                 "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
             ]).serialized)
         case .vmShutdown:
-            guard let vm = booted else { return .error(409, "vm.shutdown: the VM is not running") }
-            vm.stop()
-            booted = nil
-            paused = false
-            finishRemovals()
+            guard retire() != nil else { return .error(409, "vm.shutdown: the VM is not running") }
             return .noContent
         case .vmReboot:
-            guard let vm = booted else { return .error(409, "vm.reboot: the VM is not running") }
-            vm.stop()
-            booted = nil
-            paused = false
-            finishRemovals()
+            guard retire() != nil else { return .error(409, "vm.reboot: the VM is not running") }
             do {
                 try boot()
             } catch {
@@ -327,9 +323,7 @@ final class VMMLoop {
             }
             return .noContent
         case .vmDelete:
-            booted?.stop()
-            booted = nil
-            paused = false
+            _ = retire()
             // Taps handed over by vm.add-net are the VMM's until a boot adopts them.
             if resources == nil { config?.nets.flatMap(\.fds).forEach { close($0) } }
             config = nil
