@@ -34,6 +34,9 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config 
 
 /* Whether the disk's requests go through io_uring (false: one at a time). */
 bool vmm_virtio_blk_is_async(const struct vmm_virtio *device);
+/* vm.counters, as Cloud Hypervisor names them: read_bytes, read_ops,
+ * write_bytes, write_ops (completed requests). Any thread. */
+void vmm_virtio_blk_counters(struct vmm_virtio *device, uint64_t out[4]);
 
 /* virtio-rng (`--rng`): reads entropy from `source_fd` (not owned). */
 int vmm_virtio_rng_create(struct vmm_vm *vm, int source_fd, struct vmm_virtio **out);
@@ -56,6 +59,8 @@ struct vmm_virtio_net_config {
     const char *thread_name; /* "virtio-net0"... */
 };
 int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config *config, struct vmm_virtio **out);
+/* vm.counters: rx_bytes, rx_frames, tx_bytes, tx_frames (header included). Any thread. */
+void vmm_virtio_net_counters(struct vmm_virtio *device, uint64_t out[4]);
 
 /* Wraps `device` (now owned by the transport) in a PCI function with one
  * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */

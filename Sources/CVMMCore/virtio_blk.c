@@ -8,6 +8,7 @@
 #include <linux/falloc.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +47,8 @@ struct virtio_blk {
     unsigned fresh, depth;
     unsigned inflight;
     bool *signal_queue; /* per queue: completions pushed since the last signal */
+    /* vm.counters: written by the device thread alone, read by the VMM thread. */
+    _Atomic uint64_t read_bytes, read_ops, write_bytes, write_ops;
     struct vmm_ratelimit io_log;
     int fd;
     uint64_t size_bytes;
@@ -57,6 +60,21 @@ struct virtio_blk {
 };
 
 static struct virtio_blk *blk_of(struct vmm_virtio *v) { return (struct virtio_blk *)v; }
+
+static void count(struct virtio_blk *b, bool write, uint64_t bytes)
+{
+    atomic_fetch_add_explicit(write ? &b->write_bytes : &b->read_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(write ? &b->write_ops : &b->read_ops, 1, memory_order_relaxed);
+}
+
+void vmm_virtio_blk_counters(struct vmm_virtio *device, uint64_t out[4])
+{
+    struct virtio_blk *b = blk_of(device);
+    out[0] = atomic_load(&b->read_bytes);
+    out[1] = atomic_load(&b->read_ops);
+    out[2] = atomic_load(&b->write_bytes);
+    out[3] = atomic_load(&b->write_ops);
+}
 
 static void config_access(struct vmm_virtio *v, uint32_t offset, uint8_t *data, uint32_t size, bool is_write)
 {
@@ -163,6 +181,7 @@ static int read_write(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_
     }
     if (!write)
         *written += (uint32_t)len;
+    count(b, write, len);
     return VIRTIO_BLK_S_OK;
 }
 
@@ -293,6 +312,8 @@ static void complete(void *ctx, void *tag, int result)
             status = VIRTIO_BLK_S_IOERR;
     }
     b->inflight--;
+    if (status == VIRTIO_BLK_S_OK && r->expected)
+        count(b, r->write, r->expected);
     /* After a reset or a broken queue the chain is no longer the guest's to get back. */
     if (b->v.active && r->status) {
         *r->status = status;

@@ -8,6 +8,7 @@
  * it in: with no buffers the tap is unwatched until the guest kicks, and
  * frames wait in the tap's own bounded queue, not in the VMM. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <linux/virtio_ids.h>
@@ -36,12 +37,23 @@ struct virtio_net {
     unsigned pairs, active_pairs;
     uint8_t config[12]; /* mac, status, max_virtqueue_pairs, mtu */
     struct vmm_ratelimit tap_log;
+    /* vm.counters: written by the device thread alone, read by the VMM thread. */
+    _Atomic uint64_t rx_bytes, rx_frames, tx_bytes, tx_frames;
     struct vmm_virtq_chain chain; /* transmit and control */
     struct iovec iov[VMM_VIRTQ_MAX_CHAIN];
     struct net_pair pair[];
 };
 
 static struct virtio_net *net_of(struct vmm_virtio *v) { return (struct virtio_net *)v; }
+
+void vmm_virtio_net_counters(struct vmm_virtio *device, uint64_t out[4])
+{
+    struct virtio_net *n = net_of(device);
+    out[0] = atomic_load(&n->rx_bytes);
+    out[1] = atomic_load(&n->rx_frames);
+    out[2] = atomic_load(&n->tx_bytes);
+    out[3] = atomic_load(&n->tx_frames);
+}
 static unsigned ctrl_queue(const struct virtio_net *n) { return 2 * n->pairs; }
 
 static void config_access(struct vmm_virtio *v, uint32_t offset, uint8_t *data, uint32_t size, bool is_write)
@@ -103,6 +115,8 @@ static void receive(struct virtio_net *n, unsigned p)
         vmm_virtq_write(pair->rx, 10, &one, sizeof(one));
         uint64_t written = (uint64_t)got < pair->rx->writable ? (uint64_t)got : pair->rx->writable;
         vmm_virtq_push(q, pair->rx->head, (uint32_t)written);
+        atomic_fetch_add_explicit(&n->rx_bytes, (uint64_t)got, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->rx_frames, 1, memory_order_relaxed);
         pair->held = false;
         done++;
     }
@@ -121,6 +135,10 @@ static bool transmit(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_ch
     do {
         sent = writev(n->pair[q / 2].tap_fd, n->iov, count);
     } while (sent < 0 && errno == EINTR);
+    if (sent > 0) {
+        atomic_fetch_add_explicit(&n->tx_bytes, (uint64_t)sent, memory_order_relaxed);
+        atomic_fetch_add_explicit(&n->tx_frames, 1, memory_order_relaxed);
+    }
     /* A frame the tap refuses (bad header, too long, queue detached) is dropped. */
     if (sent < 0 && errno != EINVAL && errno != EAGAIN && errno != EBADFD && errno != EMSGSIZE &&
         vmm_ratelimit_allow(&n->tap_log))

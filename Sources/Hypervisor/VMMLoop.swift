@@ -370,6 +370,10 @@ final class VMMLoop {
             }
             paused = true
             return .noContent
+        case .vmCounters:
+            guard let vm = booted else { return .error(409, "vm.counters: the VM is not running") }
+            let counters = vm.counters().mapValues { values in JSONValue.object(values.mapValues { .integer(Int64(clamping: $0)) }) }
+            return HTTPResponse(status: 200, body: JSONValue.object(counters).serialized)
         case .vmPowerButton:
             guard let vm = booted else { return .error(409, "vm.power-button: the VM is not running") }
             do {

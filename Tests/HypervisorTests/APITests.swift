@@ -91,6 +91,9 @@ struct APITests {
         #expect(added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"hot\"}", "\(added.body)")
         #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
         #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"hot\""))
+        let counters = vmm.curl("GET", "vm.counters")
+        #expect(counters.status == 200 && counters.body == "{\"hot\":{\"read_bytes\":0,\"read_ops\":0,\"write_bytes\":0,\"write_ops\":0}}",
+                "\(counters.body)")
         #expect(vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disk)\",\"id\":\"hot\"}").status == 409)
         let missing = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"/nonexistent.raw\"}")
         #expect(missing.status == 400 && missing.body.contains("/nonexistent.raw': no such file"), "\(missing.body)")
@@ -392,6 +395,7 @@ struct APITests {
         let errors: [([String], String)] = [
             (["add-disk", "path=/a.raw,bogus=1"], "ch-remote: error: --disk: unknown key 'bogus'"),
             (["add-vsock", "cid=3,socket=/tmp/v.sock"], "ch-remote: error: the VMM answered 400: vm.add-vsock is not supported yet"),
+            (["counters"], "ch-remote: error: the VMM answered 409: vm.counters: the VM is not running"),
             (["resize", "--cpus", "zero"], "ch-remote: error: resize --cpus: invalid value 'zero'"),
             (["create", "/nonexistent.json"], "ch-remote: error: cannot read '/nonexistent.json'"),
             (["frobnicate"], "ch-remote: error: unknown subcommand 'frobnicate'"),

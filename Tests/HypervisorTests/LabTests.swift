@@ -261,6 +261,11 @@ struct LabAPITests {
         #expect(answer("vm.add-disk").contains("{\"bdf\":\"0000:00:") && answer("vm.add-disk").contains("\"id\":\"hot0\"}")
                 && answer("vm.add-disk").hasSuffix("HTTP=200"), "\(answer("vm.add-disk"))")
         #expect(check.contains("add-disk: the guest reads vdb"), "\(check)")
+        // vm.counters: the root disk has been read (boot), the hot-added one too (the guest's head -c 15).
+        let counters = answer("vm.counters").dropFirst("vm.counters: ".count).split(separator: " HTTP=").first ?? ""
+        let parsed = (try? JSONSerialization.jsonObject(with: Data(counters.utf8))) as? [String: [String: Int]]
+        #expect((parsed?["_disk0"]?["read_bytes"] ?? 0) > 1 << 20 && (parsed?["_disk0"]?["read_ops"] ?? 0) > 10, "\(counters)")
+        #expect((parsed?["hot0"]?["read_ops"] ?? 0) >= 1 && parsed?["hot0"]?["write_ops"] == 0, "\(counters)")
         #expect(answer("vm.remove-device").hasSuffix(" HTTP=204"), "\(answer("vm.remove-device"))")
         #expect(check.contains("remove-device: the guest let vdb go"), "\(check)")
         // VFIO hotplug: L1's edu device into the running guest, which uses it (BAR, DMA both ways), then back.

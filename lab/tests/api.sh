@@ -71,6 +71,7 @@ wait_for api.log "L2: tick" $((after + 10)) && echo "resume: ticks go on" >> api
 truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none
 api PUT vm.add-disk "{\"path\": \"$work/hot.raw\", \"id\": \"hot0\", \"readonly\": true}"
 wait_for api.log "L2: vdb says [hotplugged disk]" 1 && echo "add-disk: the guest reads vdb" >> api.check
+api GET vm.counters
 api PUT vm.remove-device "{\"id\": \"hot0\"}"
 latest "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
 # VFIO hotplug: one of L1's edu devices, which the guest then uses.

@@ -12,6 +12,7 @@ public enum APIRequest: Sendable, Equatable {
     case vmPause
     case vmResume
     case vmPowerButton
+    case vmCounters
     case vmAddDisk(DiskConfig)
     /// The taps' descriptors came with the request (SCM_RIGHTS) and are the
     /// VMM thread's to keep or close.
@@ -38,14 +39,14 @@ public enum APIRoutes {
         "vm.add-fs": "PUT", "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
         "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
         "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
-        "vm.counters": "GET", "vm.nmi": "PUT",
+        "vm.nmi": "PUT",
     ]
 
     static let methods: [String: String] = [
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
         "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT",
-        "vm.remove-device": "PUT", "vm.resize": "PUT",
+        "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET",
     ]
 
     /// The request for the VMM thread, or the answer when the API thread
@@ -83,6 +84,7 @@ public enum APIRoutes {
         case "vm.pause": return .success(.vmPause)
         case "vm.resume": return .success(.vmResume)
         case "vm.power-button": return .success(.vmPowerButton)
+        case "vm.counters": return .success(.vmCounters)
         default: return device(endpoint, request.body, fds: fds)
         }
     }

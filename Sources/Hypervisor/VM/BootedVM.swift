@@ -70,6 +70,9 @@ final class BootedVM {
 
     func pressPowerButton() throws(VMMError) { try devices.pressPowerButton() }
 
+    /// vm.counters: each disk's and network's, by id.
+    func counters() -> [String: [String: UInt64]] { virtio.counters() }
+
     /// Readable when the guest ejected a slot.
     var ejectFD: Int32 { devices.ejectFD }
 

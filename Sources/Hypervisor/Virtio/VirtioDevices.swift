@@ -11,8 +11,10 @@ import Glibc
 final class VirtioDevices {
     private let bus: PCIBus
     private let vm: VirtualMachine
-    /// In slot order; `disk` is the DiskImage a virtio-blk serves.
-    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, slot: Int, disk: DiskImage?)] = []
+    /// In slot order; `disk` is the DiskImage a virtio-blk serves, `id`
+    /// the name vm.counters gives a disk or a network.
+    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, slot: Int, disk: DiskImage?,
+                           device: OpaquePointer, id: String?)] = []
     private var running = false
 
     init(vm: VirtualMachine, bus: PCIBus, resources: LaunchResources, logger: Logger) throws(VMMError) {
@@ -35,7 +37,7 @@ final class VirtioDevices {
                     return vmm_virtio_net_create(vm.handle, &config, &device)
                 }
             }
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)")
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "_net\(index)")
             logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s)")
         }
         if let console = resources.consoleOutput {
@@ -62,7 +64,8 @@ final class VirtioDevices {
                 return vmm_virtio_blk_create(vm.handle, &config, &device)
             }
         }
-        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)", disk: disk)
+        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)", disk: disk,
+                           id: disk.config.id ?? "_disk\(index)")
         let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
         logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), slot \(slot)")
         return slot
@@ -70,14 +73,14 @@ final class VirtioDevices {
 
     @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
-                     name: String, disk: DiskImage? = nil) throws(VMMError) -> Int {
+                     name: String, disk: DiskImage? = nil, id: String? = nil) throws(VMMError) -> Int {
         guard created == 0, let device else { throw .system(SystemError("\(name): create the device", returned: created)) }
         var transport: OpaquePointer?
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
         do {
             let slot = try bus.add(vmm_virtio_pci_function(transport), name: name)
-            devices.append((transport, kind, slot, disk))
+            devices.append((transport, kind, slot, disk, device, id))
             return slot
         } catch {
             vmm_virtio_pci_destroy(transport)
@@ -96,6 +99,23 @@ final class VirtioDevices {
             throw .system(SystemError("start the virtio-blk thread", returned: r))
         }
         return slot
+    }
+
+    /// Cloud Hypervisor's vm.counters: each disk's and network's, by id.
+    func counters() -> [String: [String: UInt64]] {
+        var result: [String: [String: UInt64]] = [:]
+        for entry in devices {
+            guard let id = entry.id else { continue }
+            var values = [UInt64](repeating: 0, count: 4)
+            if entry.kind == VMM_THREAD_VIRTIO_BLK {
+                vmm_virtio_blk_counters(entry.device, &values)
+                result[id] = ["read_bytes": values[0], "read_ops": values[1], "write_bytes": values[2], "write_ops": values[3]]
+            } else if entry.kind == VMM_THREAD_VIRTIO_NET {
+                vmm_virtio_net_counters(entry.device, &values)
+                result[id] = ["rx_bytes": values[0], "rx_frames": values[1], "tx_bytes": values[2], "tx_frames": values[3]]
+            }
+        }
+        return result
     }
 
     /// The slot serving `disk`, if any.
