@@ -96,104 +96,59 @@ final class VMMLoop {
 
     // MARK: API requests
 
-    /// vm.add-disk, vm.add-net, vm.add-device into a VM not booted yet:
-    /// the device joins its configuration, under Cloud Hypervisor's id.
+    /// vm.add-disk, vm.add-net, vm.add-device: before the first boot the
+    /// device joins the configuration (204); a disk or a host device into
+    /// the running VM is also plugged and announced (200, PciDeviceInfo).
     private func add(_ request: APIRequest) -> HTTPResponse {
-        guard var changed = config else { return .error(404, "\(Self.endpoint(request)): no VM is created (vm.create first)") }
-        if case .vmAddDisk(let disk) = request, booted != nil { return hotAdd(disk) }
-        if case .vmAddDevice(let device) = request, booted != nil { return hotAdd(device) }
-        guard booted == nil && resources == nil else {
-            return .error(400, "\(Self.endpoint(request)) into a VM that has run (hotplug) is not supported yet")
+        let endpoint = Self.endpoint(request)
+        guard var changed = config else { return .error(404, "\(endpoint): no VM is created (vm.create first)") }
+        let hotplug: Bool
+        switch request {
+        case .vmAddDisk, .vmAddDevice: hotplug = booted != nil
+        default: hotplug = false
         }
+        guard hotplug || (booted == nil && resources == nil) else {
+            return .error(400, "\(endpoint) into a VM that has run (hotplug) is not supported yet")
+        }
+        // Cloud Hypervisor's id when none is given (`_disk0`…); a taken one is refused.
         let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
         func newID(_ given: String?, _ prefix: String) -> String? {
             given ?? (0...).lazy.map { "\(prefix)\($0)" }.first { !ids.contains($0) }
         }
-        let id: String?
+        var added = request
         switch request {
         case .vmAddDisk(var disk):
             disk.id = newID(disk.id, "_disk")
-            id = disk.id
             changed.disks.append(disk)
+            added = .vmAddDisk(disk)
         case .vmAddNet(var net):
             net.id = newID(net.id, "_net")
-            id = net.id
             changed.nets.append(net)
+            added = .vmAddNet(net)
         case .vmAddDevice(var device):
+            if hotplug, changed.devices.contains(where: { $0.bdf == device.bdf }) {
+                return .error(409, "\(endpoint): \(device.bdf) is already assigned to this VM")
+            }
             device.id = newID(device.id, "_vfio")
-            id = device.id
             changed.devices.append(device)
+            added = .vmAddDevice(device)
         default:
             return .error(500, "not a device to add")
         }
-        if let id, ids.contains(id) { return .error(409, "\(Self.endpoint(request)): the id '\(id)' is taken") }
-        do {
-            try changed.validate()
-        } catch {
-            return .error(400, "\(Self.endpoint(request)): \(error)")
-        }
-        config = changed
-        return .noContent
-    }
-
-    /// vm.add-disk into the running VM: opened, validated with the rest,
-    /// put in a free slot and announced; the guest's PCI hotplug probes it.
-    private func hotAdd(_ disk: DiskConfig) -> HTTPResponse {
-        guard let vm = booted, let sandbox, let resources else { return .error(409, "vm.add-disk: the VM is not running") }
-        return hotAdd("vm.add-disk", id: disk.id, prefix: "_disk", include: { config, id in
-            var disk = disk
-            disk.id = id
-            config.disks.append(disk)
-        }, plug: { (id) throws(VMMError) in
-            var disk = disk
-            disk.id = id
-            let image = try DiskImage(disk)
-            let slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
-            resources.disks.append(image)
-            return slot
-        })
-    }
-
-    /// vm.add-device into the running VM: the host device opened through
-    /// VFIO in a container of its own, its RAM mapping and KVM's VFIO
-    /// device joined, put in a free slot and announced.
-    private func hotAdd(_ device: DeviceConfig) -> HTTPResponse {
-        guard let vm = booted, let resources else { return .error(409, "vm.add-device: the VM is not running") }
-        if config?.devices.contains(where: { $0.bdf == device.bdf }) == true {
-            return .error(409, "vm.add-device: \(device.bdf) is already assigned to this VM")
-        }
-        return hotAdd("vm.add-device", id: device.id, prefix: "_vfio", include: { config, id in
-            var device = device
-            device.id = id
-            config.devices.append(device)
-        }, plug: { (id) throws(VMMError) in
-            var device = device
-            device.id = id
-            let assignment = try VFIOAssignment([device])
-            let slot = try vm.hotAdd(assignment: assignment)
-            resources.hotVFIO.append(assignment)
-            return slot
-        })
-    }
-
-    /// What every hot-add shares: Cloud Hypervisor's id when none is
-    /// given, the configuration checked with the device in it, the device
-    /// plugged, and its PciDeviceInfo `{id, bdf}` as the answer.
-    private func hotAdd(_ endpoint: String, id given: String?, prefix: String, include: (inout VMConfig, String?) -> Void,
-                        plug: (String?) throws(VMMError) -> Int) -> HTTPResponse {
-        guard var changed = config else { return .error(404, "\(endpoint): no VM is created (vm.create first)") }
-        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
-        let id = given ?? (0...).lazy.map { "\(prefix)\($0)" }.first { !ids.contains($0) }
+        let id = added.deviceID
         if let id, ids.contains(id) { return .error(409, "\(endpoint): the id '\(id)' is taken") }
-        include(&changed, id)
         do {
             try changed.validate()
         } catch {
             return .error(400, "\(endpoint): \(error)")
         }
+        guard hotplug else {
+            config = changed
+            return .noContent
+        }
         let slot: Int
         do {
-            slot = try plug(id)
+            slot = try plug(added)
         } catch {
             // What names the device wrongly is the caller's to fix (400); the rest is ours (500).
             if case .config = error { return .error(400, "\(endpoint): \(error)") }
@@ -203,6 +158,27 @@ final class VMMLoop {
         logger.info("\(endpoint): \(id ?? "") in slot \(slot)")
         let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
         return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(id ?? ""), "bdf": .string(bdf)]).serialized)
+    }
+
+    /// Hotplug into the running VM, put in a free slot and announced: a
+    /// disk opened; or a host device opened through VFIO in a container of
+    /// its own, its RAM mapping and KVM's VFIO device joined. Returns the slot.
+    private func plug(_ request: APIRequest) throws(VMMError) -> Int {
+        guard let vm = booted, let sandbox, let resources else { throw .system(SystemError("the VM is not running", errno: ESRCH)) }
+        switch request {
+        case .vmAddDisk(let disk):
+            let image = try DiskImage(disk)
+            let slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
+            resources.disks.append(image)
+            return slot
+        case .vmAddDevice(let device):
+            let assignment = try VFIOAssignment([device])
+            let slot = try vm.hotAdd(assignment: assignment)
+            resources.hotVFIO.append(assignment)
+            return slot
+        default:
+            throw .system(SystemError("not a device to plug", errno: EINVAL))
+        }
     }
 
     /// The slot of a hot-removable device: a disk, or an assigned device

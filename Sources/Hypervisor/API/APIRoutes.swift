@@ -21,6 +21,16 @@ public enum APIRequest: Sendable, Equatable {
     case vmRemoveDevice(id: String)
     case vmResize(vcpus: Int?, ramBytes: UInt64?)
 
+    /// The id of the device an add names, if it has one.
+    var deviceID: String? {
+        switch self {
+        case .vmAddDisk(let disk): disk.id
+        case .vmAddNet(let net): net.id
+        case .vmAddDevice(let device): device.id
+        default: nil
+        }
+    }
+
     /// Descriptors the request carries, which whoever drops it must close.
     var descriptors: [Int32] {
         if case .vmAddNet(let net) = self { return net.fds }
