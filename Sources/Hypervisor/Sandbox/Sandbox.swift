@@ -34,8 +34,7 @@ final class Sandbox {
     /// thread itself, which starts before the VMM thread's own filter.
     static func apiFilter(_ config: VMConfig) throws(VMMError) -> SeccompFilter? {
         guard config.seccomp != .disabled else { return nil }
-        let trap = SeccompFilter.trapInitialized
-        guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
+        try Self.installTrapReport()
         return try SeccompFilter(kind: VMM_THREAD_API, mode: config.seccomp)
     }
 
@@ -48,8 +47,7 @@ final class Sandbox {
             deviceFilters = [:]
             return
         }
-        let trap = SeccompFilter.trapInitialized
-        guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
+        try Self.installTrapReport()
         // A raw terminal is restored on exit, and by the SIGSYS report on
         // whichever thread violated: glibc's tcsetattr sets (TCSETS), then
         // reads back (TCGETS).
@@ -79,6 +77,12 @@ final class Sandbox {
         deviceFilters = devices
         try vmm.install()
         vmmFilter = vmm
+    }
+
+    /// The SIGSYS report every filter's violation goes to, installed once.
+    private static func installTrapReport() throws(VMMError) {
+        let trap = SeccompFilter.trapInitialized
+        guard trap == 0 else { throw .system(SystemError("install the SIGSYS handler", returned: trap)) }
     }
 
     /// No core files (guest memory and secrets stay out of them); as many
