@@ -181,6 +181,8 @@ struct APITests {
         #expect(try client.request("PUT", "vm.remove-device", body: Array("{\"id\":\"nothing\"}".utf8)).status == 404)
 
         #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":2}").status == 204)
+        let balloon = vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":2,\"desired_balloon\":1048576}")
+        #expect(balloon.status == 400 && balloon.body.contains("desired_balloon (the balloon device) is not supported yet"), "\(balloon.body)")
         let grow = vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":4}")
         #expect(grow.status == 400 && grow.body.contains("vCPU hotplug) is not supported yet"), "\(grow.body)")
         #expect(vmm.curl("PUT", "vm.boot").status == 204)

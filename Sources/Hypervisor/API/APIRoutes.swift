@@ -113,6 +113,10 @@ public enum APIRoutes {
                 }
                 return .success(.vmRemoveDevice(id: id))
             default:
+                // No balloon exists to resize: refused rather than answered 204 for nothing done.
+                if let balloon = fields["desired_balloon"], balloon != .null {
+                    return .failure(.error(400, "vm.resize desired_balloon (the balloon device) is not supported yet"))
+                }
                 return .success(.vmResize(vcpus: try VmConfigJSON.count(fields["desired_vcpus"], "desired_vcpus"),
                                           ramBytes: try VmConfigJSON.count(fields["desired_ram"], "desired_ram").map(UInt64.init)))
             }
