@@ -206,6 +206,7 @@ struct APITests {
              "--disk: id 'x' is given to more than one device"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":2}}", "platform.num_pci_segments=2 is not supported yet"),
             ("{\"payload\":{\"firmware\":\"/CLOUDHV.fd\"}}", "payload.firmware is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"console\":{\"mode\":\"Tty\",\"iommu\":true}}", "VmConfig console.iommu=on is not supported yet"),
             ("{\"cpus\":{\"boot_vcpus\":1}}", "payload is required"),
             ("{\"payload\":", "not a JSON object"),
             ("[1,2]", "not a JSON object"),

@@ -179,6 +179,8 @@ public enum VmConfigJSON {
     private static func console(_ value: JSONValue?, _ name: String, default fallback: ConsoleConfig) throws(ConfigError) -> ConsoleConfig {
         guard let fields = try object(value, name) else { return fallback }
         let option = "--\(name)"
+        // As --console iommu=on is: an IOMMU in front of the console does not exist here.
+        if case .bool(true)? = fields["iommu"] { throw .notSupported("VmConfig \(name).iommu=on") }
         switch fields["mode"] {
         case .string("Off")?: return .off
         case .string("Null")?: return .null
