@@ -27,5 +27,6 @@
 #include "vmm_sys.h"
 #include "vmm_ged.h"
 #include "vmm_pci_hotplug.h"
+#include "vmm_cpu_hotplug.h"
 
 #endif

@@ -11,8 +11,10 @@ struct vmm_vm;
  * non-zero return (negative errno) stops the VM before any guest code runs. */
 typedef int (*vmm_vcpu_thread_init_fn)(void *opaque, unsigned index);
 
-/* Creates `count` vCPUs with KVM's supported CPUID, each with its own APIC ID. */
-int vmm_vcpus_create(struct vmm_vm *vm, unsigned count);
+/* Creates `count` vCPUs with KVM's supported CPUID, each with its own APIC
+ * ID, in a VM that may have up to `max` (vmm_vcpu_plug). */
+int vmm_vcpus_create(struct vmm_vm *vm, unsigned count, unsigned max);
+/* vCPU threads running (started and not unplugged). VMM thread only. */
 unsigned vmm_vcpu_count(const struct vmm_vm *vm);
 
 /* Puts vCPU 0 at a PVH entry point: 32-bit protected mode, paging off,
@@ -33,5 +35,15 @@ int vmm_vcpus_start(struct vmm_vm *vm, vmm_vcpu_thread_init_fn init, void *opaqu
 
 /* Waits for every vCPU thread to finish. Call after a stop was requested. */
 void vmm_vcpus_join(struct vmm_vm *vm);
+
+/* Hotplug, VMM thread only, after vmm_vcpus_start. vCPU `index` (< max)
+ * is created in KVM if it never was, and its thread started with the
+ * same init hook; the guest brings it up with INIT/SIPI once it is told.
+ * 0 when it runs already. */
+int vmm_vcpu_plug(struct vmm_vm *vm, unsigned index);
+/* Takes vCPU `index`'s thread out of KVM_RUN for good and joins it; KVM
+ * keeps the vCPU (it cannot be destroyed) for a later plug. For a vCPU
+ * the guest has let go of (its ACPI eject). */
+void vmm_vcpu_unplug(struct vmm_vm *vm, unsigned index);
 
 #endif

@@ -53,14 +53,31 @@ case "$action" in
             ( dd if="/dev/input/${e##*/}" of=/dev/null bs=24 count=1 2>/dev/null
               echo "L2: power button pressed: powering off"; sync; poweroff -f ) &
         done
+        # The NIC vm.add-net gave before boot: one ping to the tap's end.
+        for n in /sys/class/net/eth*; do
+            [ "$(cat $n/address 2>/dev/null)" = 12:34:56:78:90:ad ] || continue
+            ip addr add 192.168.251.2/24 dev ${n##*/} && ip link set ${n##*/} up
+            echo "L2: api net ${n##*/} queues=$(ls $n/queues | grep -c rx-) ping $(ping -c 1 -W 5 192.168.251.1 | grep -o '[0-9]* packets received')"
+        done
         # Each line names the virtio disks the guest has: hotplug adds and
-        # takes them; a new one's first bytes are read once.
-        i=0 seen="" edus_seen=0
+        # takes them; a new one's first bytes are read once. Hot-added
+        # vCPUs are onlined, as Kata's agent does; the count ends the line.
+        i=0 seen="" edus_seen=0 cpus_seen=$(nproc)
         while true; do
             i=$((i + 1))
+            for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
+                # A vCPU being ejected may be gone by the write.
+                [ "$(cat $c 2>/dev/null)" = 0 ] && { echo 1 > $c; } 2>/dev/null
+            done
             disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
             edus=$(cat /sys/bus/pci/devices/*/device 2>/dev/null | grep -c 0x11e8)
-            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus"
+            cpus=$(nproc)
+            if [ "$cpus" != "$cpus_seen" ]; then
+                dmesg | grep -i -e 'acpi.*\(error\|warning\|fail\)' -e 'eject incomplete' -e 'WARNING:' -e 'cpu.*\(fail\|stuck\)' \
+                    | sed 's/^/L2: cpu hotplug complaint: /'
+                cpus_seen=$cpus
+            fi
+            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus cpus=$cpus"
             # A hot-added edu is used once: BAR, DMA both ways.
             if [ "$edus" -gt "$edus_seen" ]; then edutest probe; fi
             edus_seen=$edus

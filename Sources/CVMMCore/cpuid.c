@@ -1,6 +1,7 @@
 /* Per-vCPU CPUID: what KVM supports, with this vCPU's place in the VM's
- * topology. The topology is the one Cloud Hypervisor gives `--cpus boot=N`:
- * one package of N cores with one thread each, APIC ID = vCPU index. KVM
+ * topology. The topology is the one Cloud Hypervisor gives `--cpus
+ * boot=N,max=M`: one package of M cores with one thread each, APIC ID =
+ * vCPU index, so a vCPU plugged later already has its place. KVM
  * passes the host's topology leaves through, which would tell the guest
  * about cores and siblings it does not have. */
 #include <errno.h>
@@ -122,8 +123,8 @@ int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
         return -ENOMEM;
     const struct topology t = {
         .apic_id = vcpu->index,
-        .cores = vcpu->vm->nvcpus,
-        .core_bits = order(vcpu->vm->nvcpus),
+        .cores = vcpu->vm->max_vcpus,
+        .core_bits = order(vcpu->vm->max_vcpus),
     };
     /* Drop the host's 0xb/0x1f sub-leaves; write ours where the host had them. */
     bool has_leaf[2] = { false, false };

@@ -21,7 +21,7 @@ void vmm_vcpu_park(struct vmm_vcpu *vcpu)
     pthread_mutex_lock(&vm->pause_lock);
     vm->parked++;
     pthread_cond_broadcast(&vm->pause_cond);
-    while (atomic_load(&vm->pausing) && !atomic_load(&vm->stopping))
+    while (atomic_load(&vm->pausing) && !atomic_load(&vm->stopping) && !atomic_load(&vcpu->leaving))
         pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
     vm->parked--;
     pthread_mutex_unlock(&vm->pause_lock);
@@ -42,7 +42,7 @@ int vmm_vm_pause(struct vmm_vm *vm)
 {
     atomic_store(&vm->pausing, true);
     pthread_t self = pthread_self();
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
+    for (unsigned i = 0; i < atomic_load(&vm->nvcpus); i++) {
         struct vmm_vcpu *v = &vm->vcpus[i];
         set_immediate_exit(v, 1);
         if (atomic_load(&v->kickable) && !pthread_equal(v->self, self))
@@ -54,9 +54,9 @@ int vmm_vm_pause(struct vmm_vm *vm)
     deadline.tv_sec += 5;
     int ret = 0;
     pthread_mutex_lock(&vm->pause_lock);
-    while (vm->parked < vm->nvcpus && !atomic_load(&vm->stopping) && ret == 0)
+    while (vm->parked < vm->running && !atomic_load(&vm->stopping) && ret == 0)
         ret = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
-    bool all = vm->parked == vm->nvcpus;
+    bool all = vm->parked == vm->running;
     pthread_mutex_unlock(&vm->pause_lock);
     if (atomic_load(&vm->stopping))
         return -ECANCELED;

@@ -134,7 +134,8 @@ void vmm_vm_destroy(struct vmm_vm *vm)
         return;
     vmm_vm_request_stop(vm, VMM_STOP_REQUESTED, -1, 0);
     vmm_vcpus_join(vm);
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
+    /* Every entry: one whose creation failed half-way has an fd too. */
+    for (unsigned i = 0; i < vm->max_vcpus; i++) {
         struct vmm_vcpu *vcpu = &vm->vcpus[i];
         if (vcpu->run)
             munmap(vcpu->run, (size_t)vm->run_mmap_size);
@@ -170,22 +171,21 @@ void vmm_vm_request_stop(struct vmm_vm *vm, enum vmm_stop_reason reason, int vcp
     if (first) {
         vm->stop = (struct vmm_stop_info){ reason, vcpu, detail };
         atomic_store(&vm->stopping, true);
+        /* immediate_exit covers a vCPU about to enter KVM_RUN; the signal
+         * one already inside it. Every thread that can take the signal gets
+         * it: one still starting sees `stopping` before its first KVM_RUN.
+         * Under the lock, which a leaving thread takes: none is joined yet. */
+        pthread_t self = pthread_self();
+        for (unsigned i = 0; i < atomic_load(&vm->nvcpus); i++) {
+            struct vmm_vcpu *v = &vm->vcpus[i];
+            __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+            if (atomic_load(&v->kickable) && !pthread_equal(v->self, self))
+                pthread_kill(v->self, vmm_kick_signal());
+        }
     }
     pthread_mutex_unlock(&vm->stop_lock);
     if (!first)
         return;
-
-    /* immediate_exit covers a vCPU about to enter KVM_RUN; the signal one
-     * already inside it. Every thread that can take the signal gets it:
-     * one still starting sees `stopping` before its first KVM_RUN. */
-    pthread_t self = pthread_self();
-    for (unsigned i = 0; i < vm->nvcpus; i++) {
-        struct vmm_vcpu *v = &vm->vcpus[i];
-        if (v->run)
-            __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-        if (atomic_load(&v->kickable) && !pthread_equal(v->self, self))
-            pthread_kill(v->self, vmm_kick_signal());
-    }
     vmm_vcpus_unpark(vm);
     uint64_t one = 1;
     while (write(vm->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)

@@ -35,6 +35,9 @@ struct vmm_vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;          /* VMM thread only: created and not yet joined */
+    /* Set by the VMM thread to take this vCPU's thread away (unplug);
+     * the thread checks it where it checks `stopping`, same protocol. */
+    atomic_bool leaving;
     /* Set by the vCPU thread itself once it can take the kick signal. A
      * stop stores `stopping` then loads this; the thread stores this then
      * loads `stopping` (both seq_cst): one of them always sees the other.
@@ -53,8 +56,15 @@ struct vmm_vm {
     /* Written before the vCPUs start, read-only afterwards. */
     struct vmm_mem_region regions[VMM_MAX_MEM_REGIONS];
     unsigned nregions;
+    /* Room for max_vcpus, allocated once so any thread may walk it; the
+     * first `nvcpus` exist in KVM (a vCPU is never destroyed, an unplugged
+     * one waits for its next plug). The VMM thread fills an entry, then
+     * publishes it by storing `nvcpus` (seq_cst). */
     struct vmm_vcpu *vcpus;
-    unsigned nvcpus;
+    unsigned max_vcpus;
+    atomic_uint nvcpus;
+    /* VMM thread only: vCPU threads started and not joined, what a pause waits for. */
+    unsigned running;
 
     struct vmm_gsi_routes gsi;
 
@@ -68,6 +78,8 @@ struct vmm_vm {
 
     int stop_fd;
     atomic_bool stopping;
+    /* Also held by whoever kicks vCPU threads from outside the VMM thread
+     * and by a vCPU thread leaving: a kick never meets a joined thread. */
     pthread_mutex_t stop_lock;
     struct vmm_stop_info stop;
 

@@ -213,10 +213,13 @@ final class VMMLoop {
         return .noContent
     }
 
-    /// The guest ejected slots: those it was asked for go, with their disks.
+    /// The guest ejected slots or vCPUs: slots it was asked for go, with
+    /// their disks; vCPUs go whether asked or not (the guest's to give).
     private func ejected() {
         guard let vm = booted else { return }
-        for slot in vm.takeEjected() {
+        let ejected = vm.takeEjected()
+        for index in ejected.vcpus { logger.info("vCPU \(index) ejected by the guest") }
+        for slot in ejected.slots {
             guard let id = removing.removeValue(forKey: slot) else {
                 logger.warning("the guest ejected PCI slot \(slot), which the VMM did not ask back: it stays")
                 continue
@@ -327,14 +330,26 @@ final class VMMLoop {
             config = changed
             return .noContent
         case .vmResize(let vcpus, let ramBytes):
-            guard let config else { return .error(404, "vm.resize: no VM is created (vm.create first)") }
-            // Kata asks every time, mostly for what the VM already has.
-            if let vcpus, vcpus != config.cpus.boot {
-                return .error(400, "vm.resize to \(vcpus) vCPUs from \(config.cpus.boot) (vCPU hotplug) is not supported yet")
-            }
-            if let ramBytes, ramBytes != config.memory.sizeBytes {
+            guard var changed = config else { return .error(404, "vm.resize: no VM is created (vm.create first)") }
+            if let ramBytes, ramBytes != changed.memory.sizeBytes {
                 return .error(400, "vm.resize to \(ramBytes) bytes of RAM (memory hotplug) is not supported yet")
             }
+            // Kata asks every time, mostly for what the VM already has.
+            guard let vcpus, vcpus != changed.cpus.boot else { return .noContent }
+            guard vcpus <= changed.cpus.max else {
+                return .error(400, "vm.resize: desired_vcpus \(vcpus) is above max_vcpus \(changed.cpus.max): create the VM with a higher max (--cpus max=)")
+            }
+            if let vm = booted {
+                do {
+                    try vm.resize(vcpus: vcpus)
+                } catch {
+                    return .error(500, "vm.resize: \(error)")
+                }
+                logger.info("vm.resize: \(changed.cpus.boot) → \(vcpus) vCPUs")
+            }
+            // What the next boot starts with, and what vm.info reports, as Cloud Hypervisor does.
+            changed.cpus.boot = vcpus
+            config = changed
             return .noContent
         case .vmPause:
             guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }

@@ -78,6 +78,52 @@ struct APITests {
         #expect(vmm.stdout.contains("power button pressed"), "\(vmm.stdout)")
     }
 
+    @Test("vCPU hotplug: vm.resize starts confined vCPU threads and announces them; asked back, the guest's eject ends them", .enabled(if: curlAvailable))
+    func vcpuHotplug() throws {
+        let vmm = try APIVMM(try guestArguments("cpuhotplug") + ["--cpus", "boot=1,max=4"])
+        #expect(eventually(10) { vmm.stdout.contains("cpu hotplug guest ready") })
+        func vcpus() -> [String: [String: String]] {
+            threadStatus(pid: vmm.child.processIdentifier).filter { $0.key.hasPrefix("vcpu") }
+        }
+        func names() -> [String] { vcpus().keys.map { String($0.prefix { $0 != "/" }) }.sorted() }
+        #expect(names() == ["vcpu0"])
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"cpus\":{\"boot_vcpus\":1,\"kvm_hyperv\":false,\"max_vcpus\":4"))
+
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":3}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("cpu 1 inserted sta=0x0f") && vmm.stdout.contains("cpu 2 inserted sta=0x0f") },
+                "\(vmm.stdout)")
+        #expect(names() == ["vcpu0", "vcpu1", "vcpu2"])
+        // Each new thread confined as the boot vCPU is: the VMM thread's filter and its own.
+        let filters = Set(vcpus().values.map { "\($0["Seccomp"] ?? "?") \($0["Seccomp_filters"] ?? "?")" })
+        #expect(filters.count == 1 && filters.first?.hasPrefix("2 ") == true, "\(filters)")
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"cpus\":{\"boot_vcpus\":3,\"kvm_hyperv\":false,\"max_vcpus\":4"))
+        let over = vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":5}")
+        #expect(over.status == 400 && over.body.contains("desired_vcpus 5 is above max_vcpus 4"), "\(over.body)")
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":0}").status == 400)
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":3}").status == 204)
+
+        // Down to one: the guest is asked for vCPUs 2 and 1; its ejects end their threads.
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":1}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("cpu 1 ejected sta=0x00") && vmm.stdout.contains("cpu 2 ejected sta=0x00") },
+                "\(vmm.stdout)")
+        #expect(eventually(10) { names() == ["vcpu0"] }, "\(names())")
+        #expect(!vmm.stdout.contains("cpu 3"))
+        // And up again: KVM kept vCPUs 1 and 2, which get new threads; 3 is new.
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":4}").status == 204)
+        #expect(eventually(10) { vmm.stdout.components(separatedBy: "cpu 1 inserted").count == 3 && vmm.stdout.contains("cpu 3 inserted") },
+                "\(vmm.stdout)")
+        #expect(eventually(10) { names() == ["vcpu0", "vcpu1", "vcpu2", "vcpu3"] }, "\(names())")
+        // A pause waits for the threads that run now, and the guest goes on after it.
+        #expect(vmm.curl("PUT", "vm.pause").status == 204)
+        #expect(vmm.state == "Paused")
+        #expect(vmm.curl("PUT", "vm.resume").status == 204)
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":2}").status == 204)
+        #expect(eventually(10) { names() == ["vcpu0", "vcpu1"] }, "\(names())")
+        #expect(vmm.state == "Running")
+        #expect(vmm.shutdown() == 0)
+        #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
+    }
+
     @Test("disk hotplug: vm.add-disk into the running VM answers its slot; vm.remove-device asks, the guest's eject ends it", .enabled(if: curlAvailable))
     func diskHotplug() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("hotplug-\(getpid()).raw").path
@@ -183,8 +229,9 @@ struct APITests {
         #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":2}").status == 204)
         let balloon = vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":2,\"desired_balloon\":1048576}")
         #expect(balloon.status == 400 && balloon.body.contains("desired_balloon (the balloon device) is not supported yet"), "\(balloon.body)")
+        // Before boot, the count to boot with (at most max_vcpus).
         let grow = vmm.curl("PUT", "vm.resize", body: "{\"desired_vcpus\":4}")
-        #expect(grow.status == 400 && grow.body.contains("vCPU hotplug) is not supported yet"), "\(grow.body)")
+        #expect(grow.status == 400 && grow.body.contains("above max_vcpus 2"), "\(grow.body)")
         #expect(vmm.curl("PUT", "vm.boot").status == 204)
         // Hotplug of the image the VM already writes: its lock says no.
         let hot = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disk)\"}")

@@ -141,7 +141,7 @@ struct EndToEndTests {
 struct BadInputTests {
     static let cases: [([String], String)] = [
         (["--cpus", "boot=0"], "--cpus boot: invalid value '0'"),
-        (["--cpus", "boot=2,max=4"], "vCPU hotplug) is not supported yet"),
+        (["--cpus", "boot=4,max=2"], "--cpus max: invalid value '2': max must be at least boot (4)"),
         (["--cpus", "boot=2,sockets=2"], "--cpus: unknown key 'sockets'"),
         (["--memory", "size=12Q"], "--memory size: invalid value '12Q'"),
         (["--memory", "size=1G,hugepages=on"], "--memory hugepages=on is not supported yet"),

@@ -10,15 +10,15 @@ struct GuestIOTests {
     @Test("port and MMIO accesses of 1, 2 and 4 bytes arrive exactly, and reads return the device's data")
     func accessesArrive() throws {
         let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
-        try vm.createVCPUs(1)
-        let devices = try LegacyDevices(vm: vm, serialOutput: nil)
+        try vm.createVCPUs(CPUsConfig())
+        let devices = try LegacyDevices(vm: vm, serialOutput: nil, vcpus: 1)
         let pio = AccessRecorder(tag: 1, readBase: 0xa0)
         let report = AccessRecorder(tag: 2, readBase: 0)
         let mmio = AccessRecorder(tag: 3, readBase: 0xb0)
         try vm.registerPIO(base: 0x3000, length: 0x10, handler: AccessRecorder.handler, opaque: pio.opaque)
         try vm.registerPIO(base: 0x3010, length: 4, handler: AccessRecorder.handler, opaque: report.opaque)
         try vm.registerMMIO(base: 0xd000_0000, length: 0x1000, handler: AccessRecorder.handler, opaque: mmio.opaque)
-        try KernelLoader(vm: vm).load(kernel: try FileReader(path: try Guests.path("io"), option: "--kernel"), initramfs: nil, cmdline: "", vcpuCount: 1)
+        try KernelLoader(vm: vm).load(kernel: try FileReader(path: try Guests.path("io"), option: "--kernel"), initramfs: nil, cmdline: "", cpus: CPUsConfig())
 
         try vm.start()
         var fds = pollfd(fd: vm.stopEventFD, events: Int16(POLLIN), revents: 0)

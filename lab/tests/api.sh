@@ -1,13 +1,15 @@
 #!/bin/sh
 # Runs inside L1 (lab/run.sh): an API-driven launch in the order Kata
 # Containers uses, with Debian's curl on the socket: the VMM started with
-# --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.boot,
-# then pause/resume, reboot and the power button on a running Linux guest.
+# --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.add-net
+# with a tap over SCM_RIGHTS, vm.boot, then pause/resume, vCPU, disk and
+# VFIO hotplug both ways, reboot and the power button on a running Linux guest.
 # Leaves api.log (the guest's serial console), api.status (the VMM's exit
 # status), api.check (each request and its answer) and api-vmm.log.
 # Usage: api.sh VMM CACHE
 vmm=$1 cache=$2
-. "$(dirname "$0")/common.sh"
+here=$(dirname "$0")
+. "$here/common.sh"
 work=/run/api-lab
 mkdir -p $work
 sock=$work/api.sock
@@ -17,7 +19,7 @@ config() { # serial log, landlock_enable, landlock_rules
     echo "{
   \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
                 \"cmdline\": \"console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api\"},
-  \"cpus\": {\"boot_vcpus\": 2, \"max_vcpus\": 2, \"topology\": null, \"kvm_hyperv\": false},
+  \"cpus\": {\"boot_vcpus\": 1, \"max_vcpus\": 4, \"topology\": null, \"kvm_hyperv\": false},
   \"memory\": {\"size\": 536870912, \"shared\": true, \"hugepages\": false, \"hotplug_method\": \"Acpi\", \"thp\": true},
   \"disks\": [{\"path\": \"$work/disk.raw\", \"readonly\": false, \"direct\": false, \"iommu\": false,
                \"num_queues\": 1, \"queue_size\": 128, \"vhost_user\": false, \"id\": \"_disk0\", \"rate_limiter_config\": null}],
@@ -40,6 +42,19 @@ api() { # method, endpoint[, body]: one request, its status and body to api.chec
     echo "$2: $out" >> api.check
 }
 ticks() { grep -c "L2: tick" api.log 2>/dev/null || echo 0; }
+# The VMM's vCPU threads ($pid is timeout's: the VMM is its child).
+vcpu_threads() {
+    for stat in /proc/[0-9]*/stat; do
+        set -- $(cat $stat 2>/dev/null)
+        [ "$4" = "$pid" ] && cat /proc/$1/task/*/comm 2>/dev/null | grep -c '^vcpu' && return
+    done
+    echo none
+}
+# Waits, 10 s at most, until the VMM has N vCPU threads.
+threads_settle() { # N
+    tries=0
+    until [ "$(vcpu_threads)" = "$1" ] || [ $tries -ge 50 ]; do sleep 0.2; tries=$((tries + 1)); done
+}
 # Waits, 30 s at most, until the guest's latest lines match PATTERN.
 latest() { # pattern
     tries=0
@@ -57,6 +72,9 @@ api GET vmm.ping
 # Landlock, with rules for what is hot-added later: a disk, a VFIO device.
 api PUT vm.create "$(config api.log true "[{\"path\": \"$work\", \"access\": \"r\"}, {\"path\": \"/dev/vfio\", \"access\": \"rw\"}, {\"path\": \"/sys\", \"access\": \"r\"}]")"
 api GET vm.info
+# Kata opens the tap and hands it over on the API connection.
+python3 "$here/tapfd.py" labtap-api 192.168.251.1/24 -- python3 "$here/apisend.py" $sock vm.add-net \
+    '{"mac": "12:34:56:78:90:ad", "num_queues": 2, "queue_size": 256, "id": "_net0"}' {fd} >> api.check
 api PUT vm.boot
 api GET vm.info
 wait_for api.log "L2: tick" 10 || echo "api: no ticks before the pause" >> api.check
@@ -66,6 +84,15 @@ paused=$(ticks); sleep 3; after=$(ticks)
 echo "pause: ticks $paused then $after after 3 s" >> api.check
 api PUT vm.resume
 wait_for api.log "L2: tick" $((after + 10)) && echo "resume: ticks go on" >> api.check
+# vCPU hotplug: the guest onlines what arrives (as Kata's agent does) and
+# offlines and ejects what the VMM asks back.
+api PUT vm.resize '{"desired_vcpus": 3}'
+latest "cpus=3" && echo "resize: the guest has 3 vCPUs online" >> api.check
+threads_settle 3; echo "resize: vcpu threads $(vcpu_threads)" >> api.check
+api GET vm.info
+api PUT vm.resize '{"desired_vcpus": 1}'
+latest "cpus=1" && echo "resize: the guest is down to 1 vCPU" >> api.check
+threads_settle 1; echo "resize: vcpu threads $(vcpu_threads)" >> api.check
 # Disk hotplug: the guest's ACPI PCI hotplug (acpiphp) finds the disk, and
 # lets it go when asked.
 truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none

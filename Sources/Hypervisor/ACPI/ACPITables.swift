@@ -3,10 +3,10 @@ import CVMMCore
 /// The ACPI tables a Linux guest needs on this machine, laid out as Cloud
 /// Hypervisor does on x86_64: an RSDP at 0xe0000 pointing to an XSDT with
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
-/// I/O port the power device serves), a MADT with every vCPU and the
-/// in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with COM1, pvpanic,
-/// the CMOS RTC, the power button and its Generic Event Device, the PCI
-/// host bridge and the S5 (soft-off) state.
+/// I/O port the power device serves), a MADT with every vCPU the VM may
+/// have and the in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with
+/// COM1, pvpanic, the CMOS RTC, the power button and its Generic Event
+/// Device, the vCPUs, the PCI host bridge and the S5 (soft-off) state.
 struct ACPITables {
     static let rsdpAddress: UInt64 = 0xe0000
     static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
@@ -14,7 +14,7 @@ struct ACPITables {
     static let localAPICAddress: UInt32 = 0xfee0_0000
     static let ioAPICAddress: UInt32 = 0xfec0_0000
 
-    let vcpuCount: Int
+    let cpus: CPUDescription
     let memoryBytes: UInt64
 
     /// (guest address, bytes) for each table, RSDP first.
@@ -81,7 +81,8 @@ struct ACPITables {
         ])
         // Events the VMM raises, as Cloud Hypervisor does: a Generic Event
         // Device whose interrupt makes the guest run _EVT, which reads what
-        // happened from the GED's port and notifies the power button.
+        // happened from the GED's port and notifies the power button or
+        // scans for hotplug.
         let powerButton = AML.device("PWRB", [
             AML.name("_HID", AML.eisaID("PNP0C0C")),
             AML.name("_UID", AML.integer(0)),
@@ -91,16 +92,17 @@ struct ACPITables {
             AML.name("_UID", AML.integer(0)),
             AML.name("_CRS", AML.resources([AML.edgeInterrupt(UInt32(VMM_GED_GSI))])),
             AML.ioRegion("GDST", port: UInt16(VMM_GED_PORT), length: 1),
-            AML.byteField(region: "GDST", "GDAT", bits: 8),
+            AML.byteFields(region: "GDST", ["GDAT"]),
             AML.method("_EVT", arguments: 1, [
                 AML.store(Array("GDAT".utf8), AML.local0),
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_POWER_BUTTON), [AML.notify(AML.rootPath("_SB", "PWRB"), 0x80)]),
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_PCI_HOTPLUG), [AML.rootPath("_SB", "PHPR", "PSCN")]),
+                AML.ifAnyBit(AML.local0, UInt64(VMM_GED_CPU_HOTPLUG), [AML.rootPath("_SB", "CPUS", "CSCN")]),
             ]),
         ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged, cpus.container()] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {
@@ -121,9 +123,7 @@ struct ACPITables {
 
     func madt() -> [UInt8] {
         var body = AML.littleEndian(UInt64(Self.localAPICAddress), bytes: 4) + AML.littleEndian(0, bytes: 4)
-        for cpu in 0..<vcpuCount {
-            body += [0, 8, UInt8(cpu), UInt8(cpu)] + AML.littleEndian(1, bytes: 4) // enabled local APIC
-        }
+        body += cpus.madtEntries()
         body += [1, 12, 0, 0] + AML.littleEndian(UInt64(Self.ioAPICAddress), bytes: 4) + AML.littleEndian(0, bytes: 4)
         return Self.table("APIC", revision: 5, body: body)
     }

@@ -134,9 +134,9 @@ enum AML {
         [0x5b, 0x80] + nameSegment(name) + [0x01] + integer(UInt64(port)) + integer(UInt64(length))
     }
 
-    /// Field(region, ByteAcc, NoLock, WriteAsZeros) { name, bits }.
-    static func byteField(region: String, _ name: String, bits: UInt8) -> [UInt8] {
-        [0x5b, 0x81] + package(length: nameSegment(region) + [0x41] + nameSegment(name) + [bits])
+    /// Field(region, ByteAcc, NoLock, WriteAsZeros) { name, 8, … }.
+    static func byteFields(region: String, _ names: [String]) -> [UInt8] {
+        [0x5b, 0x81] + package(length: nameSegment(region) + [0x41] + names.flatMap { nameSegment($0) + [8] })
     }
 
     /// Field(region, DWordAcc, NoLock, WriteAsZeros) { name, 32, … }.
@@ -159,6 +159,12 @@ enum AML {
     static func ifAnyBit(_ operand: [UInt8], _ mask: UInt64, _ body: [[UInt8]]) -> [UInt8] {
         [0xa0] + package(length: [0x7b] + operand + integer(mask) + [0x00] + body.flatMap { $0 })
     }
+
+    /// Return(value).
+    static func returnValue(_ value: [UInt8]) -> [UInt8] { [0xa4] + value }
+
+    /// Buffer() { bytes }.
+    static func buffer(_ bytes: [UInt8]) -> [UInt8] { [0x11] + package(length: integer(UInt64(bytes.count)) + bytes) }
 
     /// Notify(object, value).
     static func notify(_ object: [UInt8], _ value: UInt64) -> [UInt8] { [0x86] + object + integer(value) }

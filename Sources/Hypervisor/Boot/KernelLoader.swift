@@ -8,8 +8,8 @@ import CVMMCore
 struct KernelLoader {
     let vm: VirtualMachine
 
-    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, vcpuCount: Int) throws(VMMError) {
-        for table in ACPITables(vcpuCount: vcpuCount, memoryBytes: vm.memoryBytes).build() {
+    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, cpus: CPUsConfig) throws(VMMError) {
+        for table in ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes).build() {
             try write(table.bytes, at: table.address)
         }
         try write(ResetVector.code(resetPort: UInt16(ACPITables.sleepControlPort), resetValue: ACPITables.resetValue),

@@ -2,7 +2,7 @@
 public struct CPUsConfig: Sendable, Equatable {
     /// vCPUs started at boot.
     public var boot: Int
-    /// vCPUs the guest may have with hotplug; equal to `boot` until hotplug exists.
+    /// vCPUs the guest may have with hotplug (`vm.resize`).
     public var max: Int
 
     public static let maxVCPUs = 254
@@ -25,9 +25,6 @@ public struct CPUsConfig: Sendable, Equatable {
         guard max >= boot else {
             throw .invalidValue(option: "--cpus", key: "max", value: String(max),
                                 reason: "max must be at least boot (\(boot))")
-        }
-        guard max == boot else {
-            throw .notSupported("--cpus max=\(max) above boot=\(boot) (vCPU hotplug)")
         }
         self.init(boot: boot, max: max)
     }

@@ -20,20 +20,27 @@ final class BootedVM {
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
+    /// vCPUs with a running thread: 0..<boot, then what vm.resize changes.
+    private var vcpuThreads: Set<Int>
+    /// vCPUs the guest was asked to give back and has not ejected yet.
+    private var vcpusLeaving: Set<Int> = []
+    private let maxVCPUs: Int
 
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
         self.logger = logger
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
         self.vm = vm
-        try vm.createVCPUs(config.cpus.boot)
-        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput)
+        try vm.createVCPUs(config.cpus)
+        vcpuThreads = Set(0..<config.cpus.boot)
+        maxVCPUs = config.cpus.max
+        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot)
         let bus = try PCIBus(vm: vm)
         self.bus = bus
         virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
         assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
         for vfio in resources.hotVFIO { hotAssigned.append(try AssignedDevices(vm: vm, bus: bus, assignment: vfio)) }
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
-                                      vcpuCount: config.cpus.boot)
+                                      cpus: config.cpus)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
 
         // Device threads first: a vCPU's first kick finds its device listening.
@@ -102,7 +109,13 @@ final class BootedVM {
     /// Asks the guest to let go of `slot`; its _EJ0 answers (`takeEjected`).
     func requestRemoval(slot: Int) throws(VMMError) { try devices.announce(slot: slot, arrived: false) }
 
-    func takeEjected() -> [Int] { devices.takeEjected() }
+    /// What the guest ejected since the last call: the slots, for the
+    /// caller to remove; the vCPUs, whose threads are stopped and joined.
+    func takeEjected() -> (slots: [Int], vcpus: [Int]) {
+        let ejected = devices.takeEjected(among: vcpuThreads)
+        unplug(ejected.vcpus)
+        return ejected
+    }
 
     /// Takes the device out of `slot` with every vCPU parked, so none is
     /// inside one of its handlers, then lets the guest run on unless the
@@ -112,6 +125,34 @@ final class BootedVM {
         virtio.remove(slot: slot)
         hotAssigned.removeAll { $0.slots.contains(slot) }
         if !paused { try resume() }
+    }
+
+    /// vm.resize: the guest is to have vCPUs 0..<count. Those it lacks
+    /// start and are announced (the guest onlines them); those above are
+    /// asked back, and go when the guest ejects them (`takeEjected`).
+    func resize(vcpus count: Int) throws(VMMError) {
+        unplug(vcpuThreads.filter { !devices.isPresent(vcpu: $0) }.sorted())
+        var arriving: [Int] = []
+        for index in 0..<count where !devices.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
+            if !vcpuThreads.contains(index) {
+                try vm.plugVCPU(index)
+                vcpuThreads.insert(index)
+            }
+            vcpusLeaving.remove(index)
+            arriving.append(index)
+        }
+        try devices.announce(vcpus: arriving, arrived: true)
+        let leaving = (count..<maxVCPUs).filter { devices.isPresent(vcpu: $0) && !vcpusLeaving.contains($0) }
+        try devices.announce(vcpus: leaving, arrived: false)
+        vcpusLeaving.formUnion(leaving)
+    }
+
+    private func unplug(_ ejected: [Int]) {
+        for index in ejected {
+            vm.unplugVCPU(index)
+            vcpuThreads.remove(index)
+            vcpusLeaving.remove(index)
+        }
     }
 
     func pause() throws(VMMError) {

@@ -6,8 +6,8 @@ import Glibc
 
 /// The PC devices every x86 guest finds at fixed ports: COM1 (IRQ 4), the
 /// ACPI sleep/reset register, the i8042 reset line, pvpanic, the CMOS RTC,
-/// the Generic Event Device behind the ACPI power button and PCI hotplug
-/// (IRQ 5), and the PCI hotplug registers.
+/// the Generic Event Device behind the ACPI power button and PCI and CPU
+/// hotplug (IRQ 5), and the PCI and CPU hotplug registers.
 final class LegacyDevices {
     static let com1Port: UInt64 = 0x3f8
     static let com1GSI: UInt32 = 4
@@ -22,11 +22,13 @@ final class LegacyDevices {
     private var ged: OpaquePointer?
     private let gedIRQ: UnsafeMutablePointer<vmm_irq>
     private var hotplug: OpaquePointer?
-    /// Readable when the guest ejected a slot (its _EJ0), for the VMM thread.
+    private var cpuHotplug: OpaquePointer?
+    /// Readable when the guest ejected a slot or a vCPU (an _EJ0), for the VMM thread.
     let ejectFD: Int32
 
-    /// `serialOutput` nil means `--serial off`: no UART at all.
-    init(vm: VirtualMachine, serialOutput: ConsoleOutput?) throws(VMMError) {
+    /// `serialOutput` nil means `--serial off`: no UART at all; `vcpus`
+    /// run from boot.
+    init(vm: VirtualMachine, serialOutput: ConsoleOutput?, vcpus: Int) throws(VMMError) {
         self.vm = vm
         serialIRQ = .allocate(capacity: 1)
         serialIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: Self.com1GSI))
@@ -56,6 +58,10 @@ final class LegacyDevices {
         guard g == 0, let hotplug else { throw .system(SystemError("create the PCI hotplug registers", returned: g)) }
         try vm.registerPIO(base: UInt64(VMM_PCI_HOTPLUG_PORT), length: UInt64(VMM_PCI_HOTPLUG_LEN), handler: vmm_pci_hotplug_io,
                            opaque: UnsafeMutableRawPointer(hotplug))
+        g = vmm_cpu_hotplug_create(UInt32(vcpus), ejectFD, &cpuHotplug)
+        guard g == 0, let cpuHotplug else { throw .system(SystemError("create the CPU hotplug registers", returned: g)) }
+        try vm.registerPIO(base: UInt64(VMM_CPU_HOTPLUG_PORT), length: UInt64(VMM_CPU_HOTPLUG_LEN), handler: vmm_cpu_hotplug_io,
+                           opaque: UnsafeMutableRawPointer(cpuHotplug))
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
@@ -74,6 +80,7 @@ final class LegacyDevices {
         vmm_rtc_destroy(rtc)
         vmm_ged_destroy(ged)
         vmm_pci_hotplug_destroy(hotplug)
+        vmm_cpu_hotplug_destroy(cpuHotplug)
         close(ejectFD)
         vmm_irq_release(vm.handle, serialIRQ)
         serialIRQ.deallocate()
@@ -85,21 +92,36 @@ final class LegacyDevices {
     /// VMM wants it back; the guest answers a removal with its _EJ0.
     func announce(slot: Int, arrived: Bool) throws(VMMError) {
         vmm_pci_hotplug_announce(hotplug, UInt32(slot), arrived)
-        let r = vmm_ged_notify(ged, UInt8(VMM_GED_PCI_HOTPLUG))
-        guard r == 0 else { throw .system(SystemError("signal the GED's interrupt", returned: r)) }
+        try notify(UInt8(VMM_GED_PCI_HOTPLUG))
     }
 
-    /// Slots the guest ejected since the last call.
-    func takeEjected() -> [Int] {
+    /// Tells the guest that vCPUs arrived (present from now on) or that the
+    /// VMM wants them back; the guest offlines each and answers with its _EJ0.
+    func announce(vcpus: [Int], arrived: Bool) throws(VMMError) {
+        guard !vcpus.isEmpty else { return }
+        for index in vcpus { vmm_cpu_hotplug_announce(cpuHotplug, UInt32(index), arrived) }
+        try notify(UInt8(VMM_GED_CPU_HOTPLUG))
+    }
+
+    /// Whether the guest has vCPU `index`: announced, and not ejected since.
+    func isPresent(vcpu index: Int) -> Bool { vmm_cpu_hotplug_present(cpuHotplug, UInt32(index)) }
+
+    /// Slots the guest ejected since the last call, and (ejected vCPUs
+    /// being those no longer present) the vCPUs it ejected among `vcpus`.
+    /// The eventfd is read first: an eject after it wakes the VMM again.
+    func takeEjected(among vcpus: Set<Int>) -> (slots: [Int], vcpus: [Int]) {
         var count: UInt64 = 0
         _ = read(ejectFD, &count, 8)
         let bits = vmm_pci_hotplug_take_ejected(hotplug)
-        return (0..<32).filter { bits & (1 << $0) != 0 }
+        let slots = (0..<32).filter { bits & (1 << $0) != 0 }
+        return (slots, vcpus.filter { !isPresent(vcpu: $0) }.sorted())
     }
 
     /// The ACPI power button, pressed once: the guest decides what follows.
-    func pressPowerButton() throws(VMMError) {
-        let r = vmm_ged_notify(ged, UInt8(VMM_GED_POWER_BUTTON))
+    func pressPowerButton() throws(VMMError) { try notify(UInt8(VMM_GED_POWER_BUTTON)) }
+
+    private func notify(_ events: UInt8) throws(VMMError) {
+        let r = vmm_ged_notify(ged, events)
         guard r == 0 else { throw .system(SystemError("signal the GED's interrupt", returned: r)) }
     }
 }

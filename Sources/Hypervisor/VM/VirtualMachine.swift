@@ -44,9 +44,19 @@ final class VirtualMachine {
         return UnsafeMutableRawBufferPointer(start: base, count: Int(count))
     }
 
-    func createVCPUs(_ count: Int) throws(VMMError) {
-        try check(vmm_vcpus_create(handle, UInt32(count)), "create \(count) vCPUs")
+    /// `cpus.boot` vCPUs now, room for `cpus.max` (`plugVCPU`).
+    func createVCPUs(_ cpus: CPUsConfig) throws(VMMError) {
+        try check(vmm_vcpus_create(handle, UInt32(cpus.boot), UInt32(cpus.max)),
+                  "create \(cpus.boot) vCPUs (of at most \(cpus.max))")
     }
+
+    /// Hotplug: vCPU `index` created if it never was, and its thread started.
+    func plugVCPU(_ index: Int) throws(VMMError) {
+        try check(vmm_vcpu_plug(handle, UInt32(index)), "start vCPU \(index)")
+    }
+
+    /// Hotplug: vCPU `index`'s thread stopped and joined; KVM keeps the vCPU.
+    func unplugVCPU(_ index: Int) { vmm_vcpu_unplug(handle, UInt32(index)) }
 
     func registerPIO(base: UInt64, length: UInt64, handler: vmm_io_fn, opaque: UnsafeMutableRawPointer?) throws(VMMError) {
         try check(vmm_bus_register(pioBus, base, length, handler, opaque),

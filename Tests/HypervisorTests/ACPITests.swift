@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+@testable import Hypervisor
+
+@Suite("ACPI tables")
+struct ACPITests {
+    static let iasl = "/usr/bin/iasl"
+
+    /// ACPICA's disassembly of one table, or its complaint.
+    private func disassemble(_ table: [UInt8]) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("acpi-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("table.dat")
+        try Data(table).write(to: file)
+        let r = run(Self.iasl, ["-d", file.path])
+        let dsl = (try? String(contentsOf: dir.appendingPathComponent("table.dsl"), encoding: .utf8)) ?? ""
+        return r.status == 0 ? dsl : "iasl failed: \(r.stdout) \(r.stderr)"
+    }
+
+    @Test("every vCPU up to max in the MADT, those after boot online-capable, not enabled")
+    func madt() {
+        let madt = ACPITables(cpus: CPUDescription(boot: 2, max: 5), memoryBytes: 1 << 30).madt()
+        let entries: [[UInt8]] = madt[44...].chunked(8).prefix { $0.first == 0 }.map { Array($0) }
+        let expected: [[UInt8]] = (0..<5).map { (cpu: Int) -> [UInt8] in
+            [0, 8, UInt8(cpu), UInt8(cpu), cpu < 2 ? 1 : 2, 0, 0, 0]
+        }
+        #expect(entries == expected)
+    }
+
+    @Test("the DSDT's processors and hotplug methods are AML that ACPICA reads back",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: iasl), "needs iasl (acpica-tools)"))
+    func dsdt() throws {
+        let dsl = try disassemble(ACPITables(cpus: CPUDescription(boot: 1, max: 3), memoryBytes: 1 << 30).dsdt())
+        #expect(dsl.contains("Device (CPUS)"), "\(dsl)")
+        for cpu in ["C000", "C001", "C002"] { #expect(dsl.contains("Device (\(cpu))"), "\(cpu)") }
+        #expect(dsl.components(separatedBy: "_HID, \"ACPI0007\"").count == 4)
+        #expect(dsl.contains("Method (CSCN, 0, Serialized)"))
+        #expect(dsl.contains("Notify (\\_SB.CPUS.C002, 0x03)"), "\(dsl)")
+        #expect(dsl.contains("\\_SB.CPUS.CSCN ()"), "\(dsl)")
+        #expect(dsl.contains("OperationRegion (CPST, SystemIO, 0xAF00, 0x03)"), "\(dsl)")
+        #expect(dsl.contains("OperationRegion (CPEV, SystemIO, 0xB000, 0x03)"), "\(dsl)")
+        // The boot processor has no _EJ0: two of them for three vCPUs, and the PCI slots'.
+        #expect(dsl.contains("P001 = One") && dsl.contains("P002 = One"), "\(dsl)")
+        #expect(!dsl.contains("P000 = One"))
+    }
+
+    @Test("with the most vCPUs there can be, the tables still end below the reset vector")
+    func largest() {
+        let tables = ACPITables(cpus: CPUDescription(boot: 1, max: CPUsConfig.maxVCPUs), memoryBytes: 1 << 30).build()
+        let ends = tables.map { $0.address + UInt64($0.bytes.count) }
+        #expect(ends.max()! <= ResetVector.address)
+        let sorted = tables.sorted { $0.address < $1.address }
+        for (a, b) in zip(sorted, sorted.dropFirst()) { #expect(a.address + UInt64(a.bytes.count) <= b.address) }
+    }
+}
+
+private extension ArraySlice where Element == UInt8 {
+    func chunked(_ size: Int) -> [ArraySlice<UInt8>] {
+        stride(from: startIndex, to: endIndex, by: size).map { self[$0..<Swift.min($0 + size, endIndex)] }
+    }
+}
