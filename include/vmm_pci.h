@@ -89,9 +89,10 @@ void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t
  * the function's lock held by the caller (inside a hook). */
 uint8_t *vmm_pci_dev_config_bytes(struct vmm_pci_dev *dev);
 
-/* The bus: host bridge at 00:00.0, conf1 ports, and an ECAM window at
- * `ecam_base` (VMM_PCI_ECAM_SIZE bytes). */
-int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, struct vmm_pci_bus **out);
+/* A segment's bus 0: host bridge at 00:00.0, an ECAM window at
+ * `ecam_base` (VMM_PCI_ECAM_SIZE bytes), and with `conf1` the legacy
+ * 0xcf8 ports, which reach segment 0 only. */
+int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out);
 /* Unregisters the buses' ranges and frees the bus (not the functions). */
 void vmm_pci_bus_destroy(struct vmm_pci_bus *bus);
 /* Takes the function out of `slot` and returns it (NULL if empty). vCPUs

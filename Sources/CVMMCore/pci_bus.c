@@ -28,7 +28,7 @@ struct vmm_pci_bus {
     bool conf1_registered, ecam_registered;
 };
 
-int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, struct vmm_pci_bus **out)
+int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out)
 {
     struct vmm_pci_bus *bus = calloc(1, sizeof(*bus));
     if (!bus)
@@ -40,10 +40,12 @@ int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, struct vmm_pci_bus
     if (ret < 0)
         goto error;
     atomic_store(&bus->slots[0], bus->host_bridge);
-    ret = vmm_bus_register(vm->pio, VMM_PCI_CONF1_PORT, 8, vmm_pci_conf1_io, bus);
-    if (ret < 0)
-        goto error;
-    bus->conf1_registered = true;
+    if (conf1) {
+        ret = vmm_bus_register(vm->pio, VMM_PCI_CONF1_PORT, 8, vmm_pci_conf1_io, bus);
+        if (ret < 0)
+            goto error;
+        bus->conf1_registered = true;
+    }
     ret = vmm_bus_register(vm->mmio, ecam_base, VMM_PCI_ECAM_SIZE, vmm_pci_ecam_io, bus);
     if (ret < 0)
         goto error;

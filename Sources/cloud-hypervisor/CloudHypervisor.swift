@@ -65,6 +65,10 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(RngConfig.init(parsing:)))
     var rng: RngConfig = RngConfig()
 
+    @Option(help: ArgumentHelp("num_pci_segments=<n> (1-96; the devices are on segment 0)", valueName: "platform"),
+            transform: library(PlatformConfig.init(parsing:)))
+    var platform: PlatformConfig = PlatformConfig()
+
     @Option(help: ArgumentHelp("true|false|log|errno", valueName: "seccomp"), transform: parseSeccomp)
     var seccomp: VMConfig.SeccompMode = .enabled
 
@@ -101,7 +105,7 @@ struct CloudHypervisor: ParsableCommand {
 
     var vmConfig: VMConfig {
         VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
-                 serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng,
+                 serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng, platform: platform,
                  seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocket: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
     }

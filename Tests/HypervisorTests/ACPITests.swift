@@ -45,9 +45,26 @@ struct ACPITests {
         #expect(!dsl.contains("P000 = One"))
     }
 
-    @Test("with the most vCPUs there can be, the tables still end below the reset vector")
+    @Test("two PCI segments: an MCFG entry and a host bridge each, the 64-bit window shared")
+    func segments() throws {
+        let tables = ACPITables(cpus: CPUDescription(boot: 1, max: 1), memoryBytes: 1 << 30, pciSegments: 2)
+        let mcfg = PCIDescription(memoryBytes: 1 << 30, segments: 2).mcfg()
+        #expect(mcfg.count == 44 + 2 * 16)
+        #expect(Array(mcfg[44..<56]) == [0, 0, 0, 0xe8, 0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(mcfg[60..<72]) == [0, 0, 0x10, 0xe8, 0, 0, 0, 0, 1, 0, 0, 0])
+        guard FileManager.default.isExecutableFile(atPath: Self.iasl) else { return }
+        let dsl = try disassemble(tables.dsdt())
+        #expect(dsl.contains("Device (PC01)") && dsl.contains("Name (_SEG, One)"), "\(dsl)")
+        // Segment 0's part of the 64-bit window ends where segment 1's starts.
+        let zero = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 0, of: 2)
+        let one = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 1, of: 2)
+        #expect(zero.end == one.start && zero.size == 32 << 30)
+    }
+
+    @Test("with the most vCPUs and PCI segments there can be, the tables still end below the reset vector")
     func largest() {
-        let tables = ACPITables(cpus: CPUDescription(boot: 1, max: CPUsConfig.maxVCPUs), memoryBytes: 1 << 30).build()
+        let tables = ACPITables(cpus: CPUDescription(boot: 1, max: CPUsConfig.maxVCPUs), memoryBytes: 1 << 30,
+                                pciSegments: PlatformConfig.maxPCISegments).build()
         let ends = tables.map { $0.address + UInt64($0.bytes.count) }
         #expect(ends.max()! <= ResetVector.address)
         let sorted = tables.sorted { $0.address < $1.address }

@@ -22,7 +22,6 @@ struct CLICompatibilityTests {
         ["--no-shutdown"],
         ["--numa", "guest_numa_id=0,cpus=[0-1]"],
         ["--pci-segment", "pci_segment=1,mmio32_aperture_weight=2"],
-        ["--platform", "num_pci_segments=2"],
         ["--pmem", "file=/tmp/pmem,size=128M"],
         ["--pvmemcontrol"],
         ["--rate-limit-group", "bw_size=1048576,bw_refill_time=100,id=group0"],
@@ -56,6 +55,9 @@ struct CLICompatibilityTests {
             (["--firmware"], "--firmware: a value is required"),
             (["--debug-console", "tty"], "--debug-console tty is not supported yet"),
             (["--debug-console", "off,iobase=zz"], "--debug-console iobase: invalid value 'zz'"),
+            (["--platform", "num_pci_segments=97"], "--platform num_pci_segments: invalid value '97'"),
+            (["--platform", "num_pci_segments=2,iommu_segments=[1]"], "--platform iommu_segments=[1] is not supported yet"),
+            (["--platform", "serial_number=abc"], "--platform serial_number=abc is not supported yet"),
         ]
         for (arguments, message) in cases {
             let r = runVMM(["--kernel", "/nonexistent"] + arguments)
@@ -64,9 +66,9 @@ struct CLICompatibilityTests {
         }
     }
 
-    @Test("what is there anyway is accepted: --pvpanic, --debug-console off, a bare --rng")
+    @Test("what is there anyway is accepted: --pvpanic, --debug-console off, a bare --rng; --platform's PCI segments are built")
     func acceptedAsBuilt() {
-        for extra in [["--pvpanic"], ["--debug-console", "off,iobase=0xe9"], ["--rng"]] {
+        for extra in [["--pvpanic"], ["--debug-console", "off,iobase=0xe9"], ["--rng"], ["--platform", "num_pci_segments=2"]] {
             let r = runVMM(["--kernel", "/nonexistent"] + extra)
             #expect(r.stderr.contains("--kernel: cannot read '/nonexistent'"), "\(extra): \(r.stderr)")
         }

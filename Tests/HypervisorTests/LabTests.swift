@@ -252,6 +252,9 @@ struct LabAPITests {
         #expect(answer("vm.info", 1).contains("\"state\":\"Running\""), "\(answer("vm.info", 1))")
         #expect(answer("vm.info", 1).contains("\"boot_vcpus\":1") && answer("vm.info", 1).contains("\"shared\":true"), "\(answer("vm.info", 1))")
         #expect(answer("vm.info", 1).contains("\"id\":\"_net0\""), "\(answer("vm.info", 1))")
+        // Kata's two PCI segments: the guest finds the second one's host bridge.
+        #expect(answer("vm.info", 1).contains("\"platform\":{\"num_pci_segments\":2}"), "\(answer("vm.info", 1))")
+        #expect(Lab.lines(boot.log, "L2: pci 0001:00:00.0 0x8086:0x0d57").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         #expect(answer("vm.info", 1).contains("\"landlock_enable\":true"), "\(answer("vm.info", 1))")
         #expect(answer("vm.pause").hasSuffix(" HTTP=204"), "\(answer("vm.pause"))")
         #expect(answer("vm.info", 2).contains("\"state\":\"Paused\""), "\(answer("vm.info", 2))")

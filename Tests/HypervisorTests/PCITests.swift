@@ -116,7 +116,7 @@ struct PCITests {
     @Test("conf1 and ECAM reach the same functions; absent slots and functions read as all-ones")
     func busAccess() throws {
         var bus: OpaquePointer?
-        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, &bus) == 0)
+        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, true, &bus) == 0)
         defer { vmm_pci_bus_destroy(bus) }
         func conf1(_ address: UInt32, _ offset: UInt64 = 4, size: UInt32 = 4) -> UInt32 {
             var a = address
@@ -138,6 +138,22 @@ struct PCITests {
         #expect(vmm_pci_bus_add(bus, 0, dev) == -EINVAL)
         #expect(mmioRead(0xe800_0000 + (3 << 15)) == 0x5678_1234)
         #expect(conf1(0x8000_1800) == 0x5678_1234)
+    }
+
+    @Test("a second PCI segment: its own ECAM with its own host bridge, and no claim on the conf1 ports segment 0 has")
+    func secondSegment() throws {
+        var first: OpaquePointer?, second: OpaquePointer?
+        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, true, &first) == 0)
+        defer { vmm_pci_bus_destroy(first) }
+        try #require(vmm_pci_bus_create(vm.handle, 0xe810_0000, false, &second) == 0)
+        defer { vmm_pci_bus_destroy(second) }
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        #expect(vmm_pci_bus_add(first, 3, dev) == 0)
+        #expect(mmioRead(0xe810_0000) == 0x0d57_8086, "segment 1's host bridge")
+        #expect(mmioRead(0xe810_0000 + (3 << 15)) == 0xffff_ffff, "segment 0's function is not on segment 1")
+        #expect(mmioRead(0xe800_0000 + (3 << 15)) == 0x5678_1234)
+        var third: OpaquePointer?
+        #expect(vmm_pci_bus_create(vm.handle, 0xe820_0000, true, &third) < 0, "conf1 belongs to segment 0")
     }
 
     @Test("MSI-X: table and PBA in a BAR; a masked vector's signal becomes a pending bit; garbage accesses are ignored")

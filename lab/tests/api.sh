@@ -26,7 +26,7 @@ config() { # serial log, landlock_enable, landlock_rules
   \"rng\": {\"src\": \"/dev/urandom\", \"iommu\": false},
   \"serial\": {\"mode\": \"File\", \"file\": \"$PWD/$1\"},
   \"console\": {\"mode\": \"Off\", \"iommu\": false},
-  \"platform\": {\"num_pci_segments\": 1},
+  \"platform\": {\"num_pci_segments\": 2, \"iommu_segments\": null},
   \"iommu\": false, \"watchdog\": false, \"pvpanic\": false,
   \"landlock_enable\": $2, \"landlock_rules\": $3,
   \"kata_sandbox_extra\": {\"ignored\": true}

@@ -16,6 +16,8 @@ struct ACPITables {
 
     let cpus: CPUDescription
     let memoryBytes: UInt64
+    /// PCI segments (`--platform num_pci_segments`).
+    var pciSegments = 1
 
     /// (guest address, bytes) for each table, RSDP first.
     func build() -> [(address: UInt64, bytes: [UInt8])] {
@@ -31,7 +33,7 @@ struct ACPITables {
         let fadtAt = place(fadt)
         let madt = self.madt()
         let madtAt = place(madt)
-        let mcfg = PCIDescription(memoryBytes: memoryBytes).mcfg()
+        let mcfg = PCIDescription(memoryBytes: memoryBytes, segments: pciSegments).mcfg()
         let mcfgAt = place(mcfg)
         let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt, mcfgAt].flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
@@ -102,7 +104,7 @@ struct ACPITables {
         ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged, cpus.container()] + PCIDescription(memoryBytes: memoryBytes).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged, cpus.container()] + PCIDescription(memoryBytes: memoryBytes, segments: pciSegments).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

@@ -1,16 +1,19 @@
 import CVMMCore
 
 /// How the guest finds PCI through ACPI, as Cloud Hypervisor describes it:
-/// an MCFG table for ECAM, a `PCI0` host bridge (PNP0A08, PCI Express)
-/// with its windows in `_CRS` and legacy INTx routing in `_PRT`, and the
-/// ECAM range claimed as motherboard resources (PNP0C02), which Linux
-/// checks before it trusts MMCONFIG.
+/// an MCFG table with each segment's ECAM, a `PCI0` host bridge (PNP0A08,
+/// PCI Express) with its windows in `_CRS` and legacy INTx routing in
+/// `_PRT`, one more host bridge per further segment (`PC01`…, `_SEG` N,
+/// its share of the 64-bit window), and the ECAM range claimed as
+/// motherboard resources (PNP0C02), which Linux checks before it trusts
+/// MMCONFIG.
 struct PCIDescription {
     /// The IOAPIC pins `_PRT` spreads INTx over (16-23: free of ISA IRQs).
     static let intxGSIBase: UInt32 = 16
     static let intxGSICount: UInt32 = 8
 
     let memoryBytes: UInt64
+    let segments: Int
 
     /// The GSI of `pin` (0 = INTA) in `slot`: pins rotate across slots as on
     /// a physical board, so that neighbours do not all share one line.
@@ -19,9 +22,18 @@ struct PCIDescription {
     }
 
     func mcfg() -> [UInt8] {
-        let ecam = GuestLayout.pciECAM
-        let entry = AML.littleEndian(ecam.start, bytes: 8) + [0, 0] + [0, UInt8((ecam.size >> 20) - 1)] + [0, 0, 0, 0]
-        return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entry)
+        let entries = (0..<segments).flatMap { segment in
+            let ecam = GuestLayout.pciECAM(segment: segment)
+            return AML.littleEndian(ecam.start, bytes: 8) + AML.littleEndian(UInt64(segment), bytes: 2)
+                + [0, UInt8((ecam.size >> 20) - 1)] + [0, 0, 0, 0]
+        }
+        return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entries)
+    }
+
+    /// `PC01`…: segment N's host bridge, as Cloud Hypervisor names it.
+    static func hostBridgeName(_ segment: Int) -> String {
+        let hex = String(segment, radix: 16, uppercase: true)
+        return "PC" + (hex.count < 2 ? "0" : "") + hex
     }
 
     /// `S01_` … `S1F_`: slot N's object under PCI0.
@@ -32,8 +44,8 @@ struct PCIDescription {
 
     /// The DSDT's devices under `\_SB`.
     func devices() -> [[UInt8]] {
-        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes)
-        let ecam = GuestLayout.pciECAM
+        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, of: segments)
+        let ecam = GuestLayout.pciECAM(segment: 0)
         let crs = AML.resources([
             AML.wordAddress(type: .busNumber, min: 0, max: UInt16((ecam.size >> 20) - 1)),
             AML.ioPorts(base: UInt16(VMM_PCI_CONF1_PORT), length: 8),
@@ -67,11 +79,28 @@ struct PCIDescription {
             AML.name("_CRS", crs),
             AML.name("_PRT", AML.package(routes)),
         ] + slots)
+        // The other segments: a bus with its host bridge alone, no I/O or
+        // 32-bit window and no hotplug slots until a device can go there.
+        let others = (1..<max(segments, 1)).map { segment in
+            let window = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, segment: segment, of: segments)
+            return AML.device(Self.hostBridgeName(segment), [
+                AML.name("_HID", AML.eisaID("PNP0A08")),
+                AML.name("_CID", AML.eisaID("PNP0A03")),
+                AML.name("_ADR", AML.integer(0)),
+                AML.name("_SEG", AML.integer(UInt64(segment))),
+                AML.name("_UID", AML.integer(UInt64(segment))),
+                AML.name("_BBN", AML.integer(0)),
+                AML.name("_CRS", AML.resources([
+                    AML.wordAddress(type: .busNumber, min: 0, max: 0),
+                    AML.qwordMemory(min: window.start, max: window.end - 1),
+                ])),
+            ])
+        }
         let motherboard = AML.device("MBRD", [
             AML.name("_HID", AML.eisaID("PNP0C02")),
             AML.name("_UID", AML.integer(0)),
-            AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size))])),
+            AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size) * UInt32(segments))])),
         ])
-        return [pci0, motherboard]
+        return [pci0] + others + [motherboard]
     }
 }

@@ -57,11 +57,7 @@ public enum VmConfigJSON {
         }
         config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in try deviceConfig(device) }
         if let platform = try object(root["platform"], "platform") {
-            for (key, value) in platform where !value.isDefaultLike {
-                // One PCI segment is what every VM has; Kata asks for two.
-                if key == "num_pci_segments", value == .integer(1) { continue }
-                throw .notSupported("VmConfig platform.\(key)=\(value.optionText ?? "")")
-            }
+            config.platform = try PlatformConfig(parsing: optionText(platform, known: PlatformConfig.known))
         }
         if case .bool(true)? = root["landlock_enable"] { config.landlock = true }
         config.landlockRules = try list(root["landlock_rules"], "landlock_rules").map { (rule) throws(ConfigError) in
@@ -243,6 +239,7 @@ extension VmConfigJSON {
             "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false)]),
             "serial": console(config.serial),
             "console": console(config.console),
+            "platform": .object(["num_pci_segments": int(config.platform.pciSegments)]),
             "iommu": .bool(false),
             "watchdog": .bool(false),
             "pvpanic": .bool(true),

@@ -21,23 +21,32 @@ public enum GuestLayout {
 
     /// PCI's 32-bit MMIO window: the start of the hole, 640 MiB, as in Cloud Hypervisor.
     public static let pciMMIO32 = Range(start: hole32Start, size: 640 << 20)
-    /// ECAM (MMCONFIG) for bus 0, just above the 32-bit window; reserved in E820.
-    public static let pciECAM = Range(start: 0xe800_0000, size: UInt64(VMM_PCI_ECAM_SIZE))
+    /// ECAM (MMCONFIG), just above the 32-bit window: room for every PCI
+    /// segment's bus 0, 1 MiB each; reserved in E820.
+    public static let pciECAMArea = Range(start: 0xe800_0000, size: UInt64(PlatformConfig.maxPCISegments) * UInt64(VMM_PCI_ECAM_SIZE))
+
+    /// Segment `segment`'s bus 0 ECAM window.
+    public static func pciECAM(segment: Int) -> Range {
+        Range(start: pciECAMArea.start + UInt64(segment) * UInt64(VMM_PCI_ECAM_SIZE), size: UInt64(VMM_PCI_ECAM_SIZE))
+    }
     /// PCI's I/O port window, above the legacy ports.
     public static let pciIO = Range(start: 0x1000, size: 0x1_0000 - 0x1000)
     /// Size of the 64-bit MMIO window above RAM.
     static let pciMMIO64Size: UInt64 = 64 << 30
 
-    /// PCI's 64-bit MMIO window: the first GiB boundary above RAM and 4 GiB.
-    public static func pciMMIO64(memoryBytes: UInt64) -> Range {
+    /// PCI's 64-bit MMIO window: the first GiB boundary above RAM and 4 GiB;
+    /// shared equally by the PCI segments, as Cloud Hypervisor's default
+    /// weights share it. This is `segment`'s part.
+    public static func pciMMIO64(memoryBytes: UInt64, segment: Int = 0, of segments: Int = 1) -> Range {
         let ramEnd = ramRanges(memoryBytes: memoryBytes).map(\.end).max() ?? 0
         let gib: UInt64 = 1 << 30
         let start = (max(ramEnd, ram64Start) + gib - 1) & ~(gib - 1)
-        return Range(start: start, size: pciMMIO64Size)
+        let share = (pciMMIO64Size / UInt64(max(segments, 1))) & ~((1 << 20) - 1)
+        return Range(start: start + UInt64(segment) * share, size: share)
     }
 
     /// Ranges the memory map marks reserved: firmware-owned device memory.
-    public static let reserved: [Range] = [pciECAM]
+    public static let reserved: [Range] = [pciECAMArea]
 
     public struct Range: Equatable, Sendable {
         public let start: UInt64

@@ -8,8 +8,11 @@ import CVMMCore
 struct KernelLoader {
     let vm: VirtualMachine
 
-    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, cpus: CPUsConfig) throws(VMMError) {
-        for table in ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes).build() {
+    func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, cpus: CPUsConfig,
+              platform: PlatformConfig = PlatformConfig()) throws(VMMError) {
+        let tables = ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes,
+                                pciSegments: platform.pciSegments)
+        for table in tables.build() {
             try write(table.bytes, at: table.address)
         }
         try write(ResetVector.code(resetPort: UInt16(ACPITables.sleepControlPort), resetValue: ACPITables.resetValue),

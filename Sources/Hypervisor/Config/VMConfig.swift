@@ -28,6 +28,8 @@ public struct VMConfig: Sendable, Equatable {
     public var nets: [NetConfig]
     /// virtio-rng; every VM has one, as in Cloud Hypervisor (`--rng`).
     public var rng: RngConfig
+    /// `--platform`: the PCI segments.
+    public var platform: PlatformConfig
     public var seccomp: SeccompMode
     /// Confine file access to what the configuration names (`--landlock`).
     public var landlock: Bool
@@ -50,7 +52,8 @@ public struct VMConfig: Sendable, Equatable {
                 cpus: CPUsConfig = CPUsConfig(), memory: MemoryConfig = MemoryConfig(),
                 serial: ConsoleConfig = .null, console: ConsoleConfig = .tty,
                 disks: [DiskConfig] = [], devices: [DeviceConfig] = [], nets: [NetConfig] = [],
-                rng: RngConfig = RngConfig(), seccomp: SeccompMode = .enabled, landlock: Bool = false,
+                rng: RngConfig = RngConfig(), platform: PlatformConfig = PlatformConfig(),
+                seccomp: SeccompMode = .enabled, landlock: Bool = false,
                 landlockRules: [LandlockRule] = [], apiSocket: APISocketConfig? = nil,
                 logFilePath: String? = nil, verbosity: Int = 0, user: String? = nil, group: String? = nil) {
         self.kernelPath = kernelPath
@@ -64,6 +67,7 @@ public struct VMConfig: Sendable, Equatable {
         self.devices = devices
         self.nets = nets
         self.rng = rng
+        self.platform = platform
         self.seccomp = seccomp
         self.landlock = landlock
         self.landlockRules = landlockRules

@@ -4,9 +4,11 @@ import CVMMCore
 import Glibc
 #endif
 
-/// Bus 0 of PCI segment 0 for one boot: the C bus (host bridge, conf1 and
-/// ECAM), which function sits in which slot, and where each BAR goes in
-/// the windows — what firmware would have done before the kernel starts.
+/// Bus 0 of one PCI segment for one boot: the C bus (host bridge, ECAM,
+/// and for segment 0 conf1), which function sits in which slot, and where
+/// each BAR goes in the segment's windows — what firmware would have done
+/// before the kernel starts. Devices go on segment 0; the other segments
+/// are host bridges alone for now.
 final class PCIBus {
     let handle: OpaquePointer
     /// The bus's ranges live on this VM's buses: it outlives the bus.
@@ -15,17 +17,17 @@ final class PCIBus {
     private var used: Set<Int> = [0]
     private var allocators: [vmm_pci_bar_kind: WindowAllocator]
 
-    init(vm: VirtualMachine) throws(VMMError) {
+    init(vm: VirtualMachine, segment: Int = 0, of segments: Int = 1) throws(VMMError) {
         var bus: OpaquePointer?
-        let r = vmm_pci_bus_create(vm.handle, GuestLayout.pciECAM.start, &bus)
-        guard r == 0, let bus else { throw .system(SystemError("create the PCI bus", returned: r)) }
+        let r = vmm_pci_bus_create(vm.handle, GuestLayout.pciECAM(segment: segment).start, segment == 0, &bus)
+        guard r == 0, let bus else { throw .system(SystemError("create PCI segment \(segment)'s bus", returned: r)) }
         handle = bus
         self.vm = vm
-        allocators = [
-            VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO),
-            VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
-            VMM_PCI_BAR_MEM64: WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes)),
-        ]
+        let mmio64 = WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, segment: segment, of: segments))
+        allocators = segment == 0
+            ? [VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO), VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
+               VMM_PCI_BAR_MEM64: mmio64]
+            : [VMM_PCI_BAR_MEM64: mmio64]
     }
 
     /// Runs once every function on it is gone (they unregister their BARs).

@@ -15,6 +15,8 @@ final class BootedVM {
     private let virtio: VirtioDevices
     private let assigned: AssignedDevices?
     private let bus: PCIBus
+    /// Segments 1… (`--platform num_pci_segments`): host bridges alone.
+    private let otherSegments: [PCIBus]
     /// Hot-added assigned devices (and the launch's, after a reboot).
     private var hotAssigned: [AssignedDevices] = []
     /// Standard input for the serial port, with `--serial tty`.
@@ -34,13 +36,15 @@ final class BootedVM {
         vcpuThreads = Set(0..<config.cpus.boot)
         maxVCPUs = config.cpus.max
         devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot)
-        let bus = try PCIBus(vm: vm)
+        let segments = config.platform.pciSegments
+        let bus = try PCIBus(vm: vm, of: segments)
         self.bus = bus
+        otherSegments = try (1..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
         virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
         assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
         for vfio in resources.hotVFIO { hotAssigned.append(try AssignedDevices(vm: vm, bus: bus, assignment: vfio)) }
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
-                                      cpus: config.cpus)
+                                      cpus: config.cpus, platform: config.platform)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
 
         // Device threads first: a vCPU's first kick finds its device listening.
