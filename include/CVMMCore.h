@@ -28,5 +28,6 @@
 #include "vmm_ged.h"
 #include "vmm_pci_hotplug.h"
 #include "vmm_cpu_hotplug.h"
+#include "vmm_mem_hotplug.h"
 
 #endif

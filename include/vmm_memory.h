@@ -22,7 +22,8 @@ struct vmm_mem_region {
 };
 
 /* Maps `size` bytes (page-aligned) and makes them guest RAM at `gpa`.
- * Regions are added before the vCPUs start. */
+ * VMM thread only; before the vCPUs start, or later for memory hotplug
+ * (device threads see the new region through their view). */
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
@@ -42,11 +43,18 @@ void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len);
 int vmm_memory_map_device(struct vmm_vm *vm, uint64_t gpa, uint64_t size, void *hva, uint32_t *slot);
 void vmm_memory_unmap_device(struct vmm_vm *vm, uint32_t slot);
 
-/* A read-only view of guest RAM for device threads: fixed once the vCPUs
- * run. Tests and fuzzers build one over their own buffers. */
+/* Physical address bits of the host's CPUs, which the guest's CPUID
+ * reports too: nothing the guest must reach may lie above them. */
+unsigned vmm_phys_address_bits(void);
+
+/* A read-only view of guest RAM for device threads. A VM's view follows
+ * its region count (`live_count`, read with acquire: regions are only ever
+ * appended); tests and fuzzers build one over their own buffers with a
+ * fixed `count` and no `live_count`. */
 struct vmm_gmem {
     const struct vmm_mem_region *regions;
     unsigned count;
+    const unsigned *live_count;
 };
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm);
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len);

@@ -28,9 +28,11 @@ int vmm_vfio_container_setup(int container, const int *groups, unsigned count, s
 /* The device fd for `name` ("0000:01:00.0") of `group`. */
 int vmm_vfio_device_open(int group, const char *name, int *out, struct vmm_vfio_error *err);
 
-/* Maps (or unmaps) every guest RAM region for DMA: IOVA = GPA. Once per boot,
- * before the vCPUs start; pins the RAM. */
-int vmm_vfio_dma_map(int container, const struct vmm_vm *vm);
+/* Maps guest RAM regions `first`… for DMA: IOVA = GPA; pins the RAM. All
+ * of them (first 0) when a container joins the VM, then each region that
+ * memory hotplug adds. On failure, what this call mapped is unmapped. */
+int vmm_vfio_dma_map(int container, const struct vmm_vm *vm, unsigned first);
+/* Unmaps every region. */
 void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm);
 /* Tells KVM about the groups (KVM_DEV_TYPE_VFIO), for coherent DMA and
  * interrupt bypass; the KVM device lives as long as the VM. */

@@ -61,13 +61,18 @@ case "$action" in
         done
         # Each line names the virtio disks the guest has: hotplug adds and
         # takes them; a new one's first bytes are read once. Hot-added
-        # vCPUs are onlined, as Kata's agent does; the count ends the line.
+        # vCPUs and memory are onlined, as Kata's agent does; the counts
+        # end the line.
         i=0 seen="" edus_seen=0 cpus_seen=$(nproc)
         while true; do
             i=$((i + 1))
             for c in /sys/devices/system/cpu/cpu[0-9]*/online; do
                 # A vCPU being ejected may be gone by the write.
                 [ "$(cat $c 2>/dev/null)" = 0 ] && { echo 1 > $c; } 2>/dev/null
+            done
+            # Hot-added memory blocks too, as Kata's agent onlines them.
+            for m in /sys/devices/system/memory/memory*/state; do
+                [ "$(cat $m 2>/dev/null)" = offline ] && { echo online > $m; } 2>/dev/null
             done
             disks=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
             edus=$(cat /sys/bus/pci/devices/*/device 2>/dev/null | grep -c 0x11e8)
@@ -77,7 +82,7 @@ case "$action" in
                     | sed 's/^/L2: cpu hotplug complaint: /'
                 cpus_seen=$cpus
             fi
-            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus cpus=$cpus"
+            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus cpus=$cpus mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
             # A hot-added edu is used once: BAR, DMA both ways.
             if [ "$edus" -gt "$edus_seen" ]; then edutest probe; fi
             edus_seen=$edus

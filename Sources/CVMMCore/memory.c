@@ -1,4 +1,5 @@
 /* Guest RAM regions: one anonymous mapping and one KVM memslot each. */
+#include <cpuid.h>
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -50,15 +51,18 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
         munmap(hva, size);
         return ret;
     }
-    vm->regions[vm->nregions++] = (struct vmm_mem_region){ gpa, size, hva, slot };
+    vm->regions[slot] = (struct vmm_mem_region){ gpa, size, hva, slot };
+    /* Published after it is written: device threads walk the list while
+     * the VM runs (a hot-added region arrives under them). */
+    __atomic_store_n(&vm->nregions, slot + 1, __ATOMIC_RELEASE);
     return 0;
 }
 
-unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return vm->nregions; }
+unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return __atomic_load_n(&vm->nregions, __ATOMIC_ACQUIRE); }
 
 int vmm_memory_region(const struct vmm_vm *vm, unsigned index, struct vmm_mem_region *out)
 {
-    if (index >= vm->nregions)
+    if (index >= vmm_memory_region_count(vm))
         return -ENOENT;
     *out = vm->regions[index];
     return 0;
@@ -72,12 +76,13 @@ void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
 
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
 {
-    return (struct vmm_gmem){ vm->regions, vm->nregions };
+    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions };
 }
 
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
 {
-    for (unsigned i = 0; i < mem->count; i++) {
+    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    for (unsigned i = 0; i < count; i++) {
         const struct vmm_mem_region *r = &mem->regions[i];
         if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
             return (uint8_t *)r->hva + (gpa - r->gpa);
@@ -127,4 +132,12 @@ void vmm_memory_unmap_device(struct vmm_vm *vm, uint32_t slot)
         vm->device_slots[i].used = false;
     }
     pthread_mutex_unlock(&vm->device_slots_lock);
+}
+
+unsigned vmm_phys_address_bits(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx))
+        return 36;
+    return eax & 0xff;
 }

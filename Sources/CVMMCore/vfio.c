@@ -50,9 +50,19 @@ int vmm_vfio_device_open(int group, const char *name, int *out, struct vmm_vfio_
     return 0;
 }
 
-int vmm_vfio_dma_map(int container, const struct vmm_vm *vm)
+static void dma_unmap(int container, const struct vmm_vm *vm, unsigned first, unsigned end)
 {
-    for (unsigned i = 0; i < vm->nregions; i++) {
+    for (unsigned i = first; i < end; i++) {
+        struct vfio_iommu_type1_dma_unmap unmap = {
+            .argsz = sizeof(unmap), .iova = vm->regions[i].gpa, .size = vm->regions[i].size };
+        ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
+    }
+}
+
+int vmm_vfio_dma_map(int container, const struct vmm_vm *vm, unsigned first)
+{
+    unsigned end = vmm_memory_region_count(vm);
+    for (unsigned i = first; i < end; i++) {
         const struct vmm_mem_region *r = &vm->regions[i];
         struct vfio_iommu_type1_dma_map map = {
             .argsz = sizeof(map),
@@ -63,7 +73,7 @@ int vmm_vfio_dma_map(int container, const struct vmm_vm *vm)
         };
         if (ioctl(container, VFIO_IOMMU_MAP_DMA, &map) < 0) {
             int ret = -errno;
-            vmm_vfio_dma_unmap(container, vm);
+            dma_unmap(container, vm, first, i);
             return ret;
         }
     }
@@ -72,11 +82,7 @@ int vmm_vfio_dma_map(int container, const struct vmm_vm *vm)
 
 void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm)
 {
-    for (unsigned i = 0; i < vm->nregions; i++) {
-        struct vfio_iommu_type1_dma_unmap unmap = {
-            .argsz = sizeof(unmap), .iova = vm->regions[i].gpa, .size = vm->regions[i].size };
-        ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
-    }
+    dma_unmap(container, vm, 0, vmm_memory_region_count(vm));
 }
 
 static int kvm_group(int device, int32_t group, uint64_t op)

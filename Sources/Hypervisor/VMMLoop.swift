@@ -331,25 +331,34 @@ final class VMMLoop {
             return .noContent
         case .vmResize(let vcpus, let ramBytes):
             guard var changed = config else { return .error(404, "vm.resize: no VM is created (vm.create first)") }
-            if let ramBytes, ramBytes != changed.memory.sizeBytes {
-                return .error(400, "vm.resize to \(ramBytes) bytes of RAM (memory hotplug) is not supported yet")
-            }
-            // Kata asks every time, mostly for what the VM already has.
-            guard let vcpus, vcpus != changed.cpus.boot else { return .noContent }
-            guard vcpus <= changed.cpus.max else {
+            if let vcpus, vcpus > changed.cpus.max {
                 return .error(400, "vm.resize: desired_vcpus \(vcpus) is above max_vcpus \(changed.cpus.max): create the VM with a higher max (--cpus max=)")
             }
-            if let vm = booted {
-                do {
-                    try vm.resize(vcpus: vcpus)
-                } catch {
-                    return .error(500, "vm.resize: \(error)")
-                }
-                logger.info("vm.resize: \(changed.cpus.boot) → \(vcpus) vCPUs")
+            if let ramBytes, ramBytes % MemoryConfig.pageSize != 0 {
+                return .error(400, "vm.resize: desired_ram \(ramBytes) is not a multiple of 4K")
             }
-            // What the next boot starts with, and what vm.info reports, as Cloud Hypervisor does.
-            changed.cpus.boot = vcpus
-            config = changed
+            // Kata asks every time, mostly for what the VM already has.
+            let cpus = vcpus.flatMap { $0 != changed.cpus.boot ? $0 : nil }
+            let ram = ramBytes.flatMap { $0 != changed.memory.sizeBytes ? $0 : nil }
+            // Each change is kept once made, whatever happens to the other.
+            do {
+                if let ram {
+                    try booted?.resize(ramBytes: ram)
+                    logger.info("vm.resize: RAM \(ByteSize.describe(changed.memory.sizeBytes)) → \(ByteSize.describe(ram))")
+                    changed.memory.sizeBytes = ram
+                    config = changed
+                }
+                if let cpus {
+                    try booted?.resize(vcpus: cpus)
+                    logger.info("vm.resize: \(changed.cpus.boot) → \(cpus) vCPUs")
+                    // What the next boot starts with, and what vm.info reports, as Cloud Hypervisor does.
+                    changed.cpus.boot = cpus
+                    config = changed
+                }
+            } catch {
+                if case .config = error { return .error(400, "\(error)") }
+                return .error(500, "vm.resize: \(error)")
+            }
             return .noContent
         case .vmPause:
             guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }

@@ -43,6 +43,9 @@ struct ACPITests {
         // The boot processor has no _EJ0: two of them for three vCPUs, and the PCI slots'.
         #expect(dsl.contains("P001 = One") && dsl.contains("P002 = One"), "\(dsl)")
         #expect(!dsl.contains("P000 = One"))
+        // The CPU hotplug ports are the motherboard's: 0xaf00-0xb0ff in three I/O descriptors.
+        #expect(dsl.contains("0xAF00,             // Range Minimum") && dsl.contains("0xAFFF,             // Range Minimum")
+                && dsl.contains("0xB0FE,             // Range Minimum") && dsl.contains("0x02,               // Length"), "\(dsl)")
     }
 
     @Test("two PCI segments: an MCFG entry and a host bridge each, the 64-bit window shared")
@@ -59,6 +62,20 @@ struct ACPITests {
         let zero = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 0, of: 2)
         let one = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 1, of: 2)
         #expect(zero.end == one.start && zero.size == 32 << 30)
+    }
+
+    @Test("with hotplug_size, memory devices whose _CRS reads their slot's registers; without, none",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: iasl), "needs iasl (acpica-tools)"))
+    func memoryHotplug() throws {
+        let dsl = try disassemble(ACPITables(cpus: CPUDescription(boot: 1, max: 1), memoryBytes: 1 << 30, hotplugBytes: 1 << 30).dsdt())
+        #expect(dsl.contains("Device (MHPC)") && dsl.contains("Device (M00F)") && !dsl.contains("Device (M010)"), "\(dsl)")
+        #expect(dsl.components(separatedBy: "EisaId (\"PNP0C80\")").count == 17)
+        #expect(dsl.contains("CreateQWordField (MR64, \\_SB.MHPC.M003._CRS._Y03._MIN, MINL)")
+                && dsl.contains("CreateQWordField (MR64, \\_SB.MHPC.M003._CRS._Y03._LEN, LENL)"), "\(dsl)")
+        #expect(dsl.contains("MINL = ((BH03 << 0x20) | BL03)") && dsl.contains("MAXL = ((MINL + LENL) - One)"), "\(dsl)")
+        #expect(dsl.contains("\\_SB.MHPC.MSCN ()") && dsl.contains("Notify (\\_SB.MHPC.M00F, One)"), "\(dsl)")
+        let without = try disassemble(ACPITables(cpus: CPUDescription(boot: 1, max: 1), memoryBytes: 1 << 30).dsdt())
+        #expect(!without.contains("MHPC"))
     }
 
     @Test("with the most vCPUs and PCI segments there can be, the tables still end below the reset vector")

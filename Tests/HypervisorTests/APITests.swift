@@ -124,6 +124,41 @@ struct APITests {
         #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
     }
 
+    @Test("memory hotplug: vm.resize desired_ram maps RAM above the old and announces it in a slot; shrinking, odd sizes and too much refused", .enabled(if: curlAvailable))
+    func memoryHotplug() throws {
+        let vmm = try APIVMM(try guestArguments("memhotplug") + ["--memory", "size=512M,hotplug_size=1G"])
+        #expect(eventually(10) { vmm.stdout.contains("memory hotplug guest ready") })
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_ram\":805306368}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("memory slot 0 inserted sta=0x0f base=0x0000000100000000 size=0x0000000010000000") },
+                "\(vmm.stdout)")
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"hotplug_size\":1073741824") && info.contains("\"size\":805306368")
+                && info.contains("\"memory_actual_size\":805306368"), "\(info)")
+        // The rest of the room, in the next slot, right after the first range.
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_ram\":1610612736}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("memory slot 1 inserted sta=0x0f base=0x0000000110000000 size=0x0000000030000000") },
+                "\(vmm.stdout)")
+        let refused: [(Int, String)] = [
+            (1_744_830_464, "past the VM's 536870912 bytes and hotplug_size 1073741824"),
+            (1_073_741_824, "RAM is only ever added"),
+            (1_611_661_312, "RAM grows by multiples of 128M"),
+            (1_610_612_737, "not a multiple of 4K"),
+        ]
+        for (ram, message) in refused {
+            let answer = vmm.curl("PUT", "vm.resize", body: "{\"desired_ram\":\(ram)}")
+            #expect(answer.status == 400 && answer.body.contains(message), "\(ram): \(answer.body)")
+        }
+        #expect(!vmm.stdout.contains("memory slot 2"))
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"memory_actual_size\":1610612736"))
+        #expect(vmm.shutdown() == 0)
+        #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
+
+        let fixed = try APIVMM(try guestArguments())
+        let answer = fixed.curl("PUT", "vm.resize", body: "{\"desired_ram\":1073741824}")
+        #expect(answer.status == 400 && answer.body.contains("create it with memory.hotplug_size"), "\(answer.body)")
+        #expect(fixed.shutdown() == 0)
+    }
+
     @Test("disk hotplug: vm.add-disk into the running VM answers its slot; vm.remove-device asks, the guest's eject ends it", .enabled(if: curlAvailable))
     func diskHotplug() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("hotplug-\(getpid()).raw").path

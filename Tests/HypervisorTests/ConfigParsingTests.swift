@@ -69,12 +69,16 @@ struct ConfigParsingTests {
     }
 
     @Test("--memory refuses tiny, unaligned and unbuilt settings")
-    func badMemory() {
-        for text in ["size=0", "size=1000", "size=512K", "size=1M,shared=maybe"] {
+    func badMemory() throws {
+        for text in ["size=0", "size=1000", "size=512K", "size=1M,shared=maybe", "hotplug_size=17T", "hotplug_size=x"] {
             #expect(throws: ConfigError.self, "\(text)") { try MemoryConfig(parsing: text) }
         }
         #expect(throws: ConfigError.notSupported("--memory hugepages=on")) { try MemoryConfig(parsing: "size=1G,hugepages=on") }
-        #expect(throws: ConfigError.notSupported("--memory hotplug_size=1G")) { try MemoryConfig(parsing: "hotplug_size=1G") }
+        #expect(throws: ConfigError.notSupported("--memory hotplugged_size=1G")) { try MemoryConfig(parsing: "hotplug_size=2G,hotplugged_size=1G") }
+        #expect(throws: ConfigError.notSupported("--memory hotplug_method=virtio-mem")) {
+            try MemoryConfig(parsing: "hotplug_size=2G,hotplug_method=virtio-mem")
+        }
+        #expect(try MemoryConfig(parsing: "size=1G,hotplug_size=2G").hotplugBytes == 2 << 30)
     }
 
     @Test("--serial and --console", arguments: [

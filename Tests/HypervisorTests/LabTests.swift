@@ -273,6 +273,11 @@ struct LabAPITests {
         #expect(check.filter { $0.hasPrefix("resize: vcpu threads") } == ["resize: vcpu threads 3", "resize: vcpu threads 1"], "\(check)")
         let cpuComplaints = Lab.lines(boot.log, "L2: cpu hotplug complaint").filter { !$0.contains("xstate") }
         #expect(cpuComplaints.isEmpty, "\(cpuComplaints)")
+        // Memory hotplug: 256M more, which the guest adds and onlines.
+        #expect(answer("vm.resize", 2).hasSuffix(" HTTP=204"), "\(check)")
+        let memory = try #require(check.first { $0.hasPrefix("resize: MemTotal ") }, "\(check)")
+        let totals = memory.split(separator: " ").compactMap { Int($0) }
+        #expect(totals.count == 2 && totals[1] - totals[0] >= 250_000, "\(memory)")
         // Disk hotplug through the guest's own ACPI PCI hotplug.
         #expect(answer("vm.add-disk").contains("{\"bdf\":\"0000:00:") && answer("vm.add-disk").contains("\"id\":\"hot0\"}")
                 && answer("vm.add-disk").hasSuffix("HTTP=200"), "\(answer("vm.add-disk"))")
@@ -296,8 +301,11 @@ struct LabAPITests {
         #expect(!answer("vm.info", 4).contains("hot0") && !answer("vm.info", 4).contains("edu0"), "\(answer("vm.info", 4))")
         #expect(answer("vm.reboot").hasSuffix(" HTTP=204"), "\(answer("vm.reboot"))")
         #expect(check.contains("reboot: the guest came up again"), "\(check)")
-        // A reboot starts with the count vm.resize left.
-        #expect(answer("vm.info", 5).contains("\"state\":\"Running\"") && answer("vm.info", 5).contains("\"boot_vcpus\":1"), "\(answer("vm.info", 5))")
+        // A reboot starts with the vCPUs and RAM vm.resize left.
+        #expect(answer("vm.info", 5).contains("\"state\":\"Running\"") && answer("vm.info", 5).contains("\"boot_vcpus\":1")
+                && answer("vm.info", 5).contains("\"size\":805306368"), "\(answer("vm.info", 5))")
+        let bootTotals = Lab.lines(boot.log, "L2: MemTotal:").compactMap { $0.split(separator: " ").compactMap { Int($0) }.first }
+        #expect(bootTotals.count >= 2 && bootTotals[1] - bootTotals[0] >= 250_000, "\(bootTotals)")
         // The power button: the guest's own shutdown, which ends the VMM (status 0).
         #expect(answer("vm.power-button").hasSuffix(" HTTP=204"), "\(answer("vm.power-button"))")
         #expect(boot.log.contains("L2: power button pressed: powering off"), "\(boot.log.suffix(1500))")

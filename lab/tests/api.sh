@@ -2,8 +2,9 @@
 # Runs inside L1 (lab/run.sh): an API-driven launch in the order Kata
 # Containers uses, with Debian's curl on the socket: the VMM started with
 # --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.add-net
-# with a tap over SCM_RIGHTS, vm.boot, then pause/resume, vCPU, disk and
-# VFIO hotplug both ways, reboot and the power button on a running Linux guest.
+# with a tap over SCM_RIGHTS, vm.boot, then pause/resume, vCPU hotplug both
+# ways, memory hotplug, disk and VFIO hotplug both ways, reboot and the
+# power button on a running Linux guest.
 # Leaves api.log (the guest's serial console), api.status (the VMM's exit
 # status), api.check (each request and its answer) and api-vmm.log.
 # Usage: api.sh VMM CACHE
@@ -20,7 +21,7 @@ config() { # serial log, landlock_enable, landlock_rules
   \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
                 \"cmdline\": \"console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api\"},
   \"cpus\": {\"boot_vcpus\": 1, \"max_vcpus\": 4, \"topology\": null, \"kvm_hyperv\": false},
-  \"memory\": {\"size\": 536870912, \"shared\": true, \"hugepages\": false, \"hotplug_method\": \"Acpi\", \"thp\": true},
+  \"memory\": {\"size\": 536870912, \"shared\": true, \"hugepages\": false, \"hotplug_method\": \"Acpi\", \"hotplug_size\": 1073741824, \"thp\": true},
   \"disks\": [{\"path\": \"$work/disk.raw\", \"readonly\": false, \"direct\": false, \"iommu\": false,
                \"num_queues\": 1, \"queue_size\": 128, \"vhost_user\": false, \"id\": \"_disk0\", \"rate_limiter_config\": null}],
   \"rng\": {\"src\": \"/dev/urandom\", \"iommu\": false},
@@ -93,6 +94,13 @@ api GET vm.info
 api PUT vm.resize '{"desired_vcpus": 1}'
 latest "cpus=1" && echo "resize: the guest is down to 1 vCPU" >> api.check
 threads_settle 1; echo "resize: vcpu threads $(vcpu_threads)" >> api.check
+# Memory hotplug: 256M more, which the guest onlines.
+mem() { grep "L2: tick" api.log | tail -n 1 | sed -n 's/.* mem=\([0-9]*\).*/\1/p'; }
+before=$(mem)
+api PUT vm.resize '{"desired_ram": 805306368}'
+tries=0
+until [ "$(mem)" -ge $((before + 250000)) ] 2>/dev/null || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+echo "resize: MemTotal $before kB then $(mem) kB" >> api.check
 # Disk hotplug: the guest's ACPI PCI hotplug (acpiphp) finds the disk, and
 # lets it go when asked.
 truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none

@@ -18,6 +18,9 @@ struct ACPITables {
     let memoryBytes: UInt64
     /// PCI segments (`--platform num_pci_segments`).
     var pciSegments = 1
+    /// Room for memory hotplug (`--memory hotplug_size`): with it, the
+    /// DSDT has the memory hotplug devices.
+    var hotplugBytes: UInt64 = 0
 
     /// (guest address, bytes) for each table, RSDP first.
     func build() -> [(address: UInt64, bytes: [UInt8])] {
@@ -33,7 +36,7 @@ struct ACPITables {
         let fadtAt = place(fadt)
         let madt = self.madt()
         let madtAt = place(madt)
-        let mcfg = PCIDescription(memoryBytes: memoryBytes, segments: pciSegments).mcfg()
+        let mcfg = PCIDescription(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segments: pciSegments).mcfg()
         let mcfgAt = place(mcfg)
         let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt, mcfgAt].flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
@@ -71,7 +74,7 @@ struct ACPITables {
             AML.name("_HID", AML.eisaID("PNP0A06")),
             AML.name("_UID", AML.string("PCI Hotplug Controller")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt8(VMM_PCI_HOTPLUG_LEN))])),
-            AML.ioRegion("PCST", port: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt8(VMM_PCI_HOTPLUG_LEN)),
+            AML.ioRegion("PCST", port: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt16(VMM_PCI_HOTPLUG_LEN)),
             AML.dwordFields(region: "PCST", ["PCIU", "PCID", "B0EJ"]),
             AML.method("PSCN", arguments: 0, [
                 AML.store(Array("PCIU".utf8), AML.local0),
@@ -100,11 +103,14 @@ struct ACPITables {
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_POWER_BUTTON), [AML.notify(AML.rootPath("_SB", "PWRB"), 0x80)]),
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_PCI_HOTPLUG), [AML.rootPath("_SB", "PHPR", "PSCN")]),
                 AML.ifAnyBit(AML.local0, UInt64(VMM_GED_CPU_HOTPLUG), [AML.rootPath("_SB", "CPUS", "CSCN")]),
-            ]),
+            ] + (hotplugBytes > 0 ? [
+                AML.ifAnyBit(AML.local0, UInt64(VMM_GED_MEMORY_HOTPLUG), [AML.rootPath("_SB", "MHPC", "MSCN")]),
+            ] : [])),
         ])
         // SLP_TYP 5 for S5: the power device takes (5 << 2) | SLP_EN as power-off.
         let s5 = AML.name("_S5", AML.package([AML.integer(5), AML.integer(0), AML.integer(0), AML.integer(0)]))
-        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged, cpus.container()] + PCIDescription(memoryBytes: memoryBytes, segments: pciSegments).devices()) + s5)
+        return Self.table("DSDT", revision: 6, body: AML.scope(root: "_SB", [com1, rtc, pvpanic, powerButton, hotplug, ged, cpus.container()]
+            + (hotplugBytes > 0 ? [MemoryHotplugDescription().container()] : []) + PCIDescription(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segments: pciSegments).devices()) + s5)
     }
 
     func fadt(dsdt: UInt64) -> [UInt8] {

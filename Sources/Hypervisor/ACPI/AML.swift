@@ -130,7 +130,7 @@ enum AML {
     }
 
     /// OperationRegion(name, SystemIO, port, length).
-    static func ioRegion(_ name: String, port: UInt16, length: UInt8) -> [UInt8] {
+    static func ioRegion(_ name: String, port: UInt16, length: UInt16) -> [UInt8] {
         [0x5b, 0x80] + nameSegment(name) + [0x01] + integer(UInt64(port)) + integer(UInt64(length))
     }
 
@@ -159,6 +159,24 @@ enum AML {
     static func ifAnyBit(_ operand: [UInt8], _ mask: UInt64, _ body: [[UInt8]]) -> [UInt8] {
         [0xa0] + package(length: [0x7b] + operand + integer(mask) + [0x00] + body.flatMap { $0 })
     }
+
+    /// CreateQWordField(buffer, byteIndex, name): `name` is the QWord at
+    /// `byteIndex` of the named buffer.
+    static func createQWordField(_ buffer: String, _ byteIndex: UInt64, _ name: String) -> [UInt8] {
+        [0x8f] + nameSegment(buffer) + integer(byteIndex) + nameSegment(name)
+    }
+
+    /// ShiftLeft(operand, count), as a value.
+    static func shiftLeft(_ operand: [UInt8], _ count: UInt64) -> [UInt8] { [0x79] + operand + integer(count) + [0x00] }
+
+    /// Or(a, b, target).
+    static func or(_ a: [UInt8], _ b: [UInt8], into target: [UInt8]) -> [UInt8] { [0x7d] + a + b + target }
+
+    /// Add(a, b), as a value.
+    static func add(_ a: [UInt8], _ b: [UInt8]) -> [UInt8] { [0x72] + a + b + [0x00] }
+
+    /// Subtract(a, b, target).
+    static func subtract(_ a: [UInt8], _ b: [UInt8], into target: [UInt8]) -> [UInt8] { [0x74] + a + b + target }
 
     /// Return(value).
     static func returnValue(_ value: [UInt8]) -> [UInt8] { [0xa4] + value }

@@ -55,9 +55,9 @@ struct CPUDescription {
         return AML.device("CPUS", [
             AML.name("_HID", AML.string("ACPI0010")),
             AML.name("_CID", AML.eisaID("PNP0A05")),
-            AML.ioRegion("CPST", port: UInt16(base + UInt64(VMM_CPU_HOTPLUG_STATUS)), length: UInt8(max)),
+            AML.ioRegion("CPST", port: UInt16(base + UInt64(VMM_CPU_HOTPLUG_STATUS)), length: UInt16(max)),
             AML.byteFields(region: "CPST", status),
-            AML.ioRegion("CPEV", port: UInt16(base + UInt64(VMM_CPU_HOTPLUG_EVENTS)), length: UInt8(max)),
+            AML.ioRegion("CPEV", port: UInt16(base + UInt64(VMM_CPU_HOTPLUG_EVENTS)), length: UInt16(max)),
             AML.byteFields(region: "CPEV", events),
             scan,
         ] + processors)

@@ -6,13 +6,14 @@ import CVMMCore
 /// `_PRT`, one more host bridge per further segment (`PC01`…, `_SEG` N,
 /// its share of the 64-bit window), and the ECAM range claimed as
 /// motherboard resources (PNP0C02), which Linux checks before it trusts
-/// MMCONFIG.
+/// MMCONFIG, with the CPU hotplug ports, which no PCI device may then take.
 struct PCIDescription {
     /// The IOAPIC pins `_PRT` spreads INTx over (16-23: free of ISA IRQs).
     static let intxGSIBase: UInt32 = 16
     static let intxGSICount: UInt32 = 8
 
     let memoryBytes: UInt64
+    var hotplugBytes: UInt64 = 0
     let segments: Int
 
     /// The GSI of `pin` (0 = INTA) in `slot`: pins rotate across slots as on
@@ -30,6 +31,11 @@ struct PCIDescription {
         return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entries)
     }
 
+    /// I/O descriptors for a range longer than one can say (255 ports).
+    static func ports(base: UInt16, length: Int) -> [[UInt8]] {
+        stride(from: 0, to: length, by: 255).map { AML.ioPorts(base: base + UInt16($0), length: UInt8(min(255, length - $0))) }
+    }
+
     /// `PC01`…: segment N's host bridge, as Cloud Hypervisor names it.
     static func hostBridgeName(_ segment: Int) -> String {
         let hex = String(segment, radix: 16, uppercase: true)
@@ -44,7 +50,7 @@ struct PCIDescription {
 
     /// The DSDT's devices under `\_SB`.
     func devices() -> [[UInt8]] {
-        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, of: segments)
+        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, of: segments)
         let ecam = GuestLayout.pciECAM(segment: 0)
         let crs = AML.resources([
             AML.wordAddress(type: .busNumber, min: 0, max: UInt16((ecam.size >> 20) - 1)),
@@ -82,7 +88,7 @@ struct PCIDescription {
         // The other segments: a bus with its host bridge alone, no I/O or
         // 32-bit window and no hotplug slots until a device can go there.
         let others = (1..<max(segments, 1)).map { segment in
-            let window = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, segment: segment, of: segments)
+            let window = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segment: segment, of: segments)
             return AML.device(Self.hostBridgeName(segment), [
                 AML.name("_HID", AML.eisaID("PNP0A08")),
                 AML.name("_CID", AML.eisaID("PNP0A03")),
@@ -99,7 +105,8 @@ struct PCIDescription {
         let motherboard = AML.device("MBRD", [
             AML.name("_HID", AML.eisaID("PNP0C02")),
             AML.name("_UID", AML.integer(0)),
-            AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size) * UInt32(segments))])),
+            AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size) * UInt32(segments))]
+                                           + Self.ports(base: UInt16(VMM_CPU_HOTPLUG_PORT), length: Int(VMM_CPU_HOTPLUG_LEN)))),
         ])
         return [pci0] + others + [motherboard]
     }

@@ -34,15 +34,25 @@ public enum GuestLayout {
     /// Size of the 64-bit MMIO window above RAM.
     static let pciMMIO64Size: UInt64 = 64 << 30
 
-    /// PCI's 64-bit MMIO window: the first GiB boundary above RAM and 4 GiB;
-    /// shared equally by the PCI segments, as Cloud Hypervisor's default
-    /// weights share it. This is `segment`'s part.
-    public static func pciMMIO64(memoryBytes: UInt64, segment: Int = 0, of segments: Int = 1) -> Range {
+    /// Where memory hotplug puts RAM (`hotplug_size`): from the first GiB
+    /// boundary above RAM and 4 GiB; not in the memory map.
+    public static func hotplugRAM(memoryBytes: UInt64, hotplugBytes: UInt64) -> Range {
         let ramEnd = ramRanges(memoryBytes: memoryBytes).map(\.end).max() ?? 0
-        let gib: UInt64 = 1 << 30
-        let start = (max(ramEnd, ram64Start) + gib - 1) & ~(gib - 1)
+        return Range(start: alignGiB(max(ramEnd, ram64Start)), size: hotplugBytes)
+    }
+
+    /// PCI's 64-bit MMIO window: the first GiB boundary above RAM, 4 GiB
+    /// and the hotplug room; shared equally by the PCI segments, as Cloud
+    /// Hypervisor's default weights share it. This is `segment`'s part.
+    public static func pciMMIO64(memoryBytes: UInt64, hotplugBytes: UInt64 = 0, segment: Int = 0, of segments: Int = 1) -> Range {
+        let start = alignGiB(hotplugRAM(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes).end)
         let share = (pciMMIO64Size / UInt64(max(segments, 1))) & ~((1 << 20) - 1)
         return Range(start: start + UInt64(segment) * share, size: share)
+    }
+
+    private static func alignGiB(_ address: UInt64) -> UInt64 {
+        let gib: UInt64 = 1 << 30
+        return (address + gib - 1) & ~(gib - 1)
     }
 
     /// Ranges the memory map marks reserved: firmware-owned device memory.

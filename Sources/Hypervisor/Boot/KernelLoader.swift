@@ -11,7 +11,7 @@ struct KernelLoader {
     func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, cpus: CPUsConfig,
               platform: PlatformConfig = PlatformConfig()) throws(VMMError) {
         let tables = ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes,
-                                pciSegments: platform.pciSegments)
+                                pciSegments: platform.pciSegments, hotplugBytes: vm.hotplugBytes)
         for table in tables.build() {
             try write(table.bytes, at: table.address)
         }

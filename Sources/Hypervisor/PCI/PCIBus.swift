@@ -23,7 +23,8 @@ final class PCIBus {
         guard r == 0, let bus else { throw .system(SystemError("create PCI segment \(segment)'s bus", returned: r)) }
         handle = bus
         self.vm = vm
-        let mmio64 = WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, segment: segment, of: segments))
+        let mmio64 = WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes,
+                                                                 segment: segment, of: segments))
         allocators = segment == 0
             ? [VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO), VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
                VMM_PCI_BAR_MEM64: mmio64]

@@ -106,7 +106,7 @@ final class AssignedDevices {
         var r = groups.withUnsafeBufferPointer { vmm_vfio_kvm_groups(vm.handle, $0.baseAddress, UInt32($0.count)) }
         guard r == 0 else { throw .system(SystemError("VFIO: tell KVM about the IOMMU groups (KVM_DEV_TYPE_VFIO)", returned: r)) }
         groupsAdded = true
-        r = vmm_vfio_dma_map(assignment.container, vm.handle)
+        r = vmm_vfio_dma_map(assignment.container, vm.handle, 0)
         guard r == 0 else {
             throw .system(SystemError("VFIO: map guest RAM for the device's DMA"
                 + (r == -ENOMEM ? " (the locked-memory limit is too low: run as root, or raise ulimit -l)" : ""), returned: r))
@@ -125,6 +125,13 @@ final class AssignedDevices {
             functions.append(function)
             slots.append(try bus.add(vmm_vfio_pci_function(function), name: "--device \(device.found.bdf)"))
         }
+    }
+
+    /// Memory hotplug: the VM's RAM regions from `region` on mapped for the
+    /// devices' DMA, as the rest was when they joined.
+    func mapDMA(from region: UInt32) throws(VMMError) {
+        let r = vmm_vfio_dma_map(assignment.container, vm.handle, region)
+        guard r == 0 else { throw .system(SystemError("VFIO: map hot-added RAM for the device's DMA", returned: r)) }
     }
 
     /// Runs once the vCPUs are joined, or parked for a hot-unplug: out of

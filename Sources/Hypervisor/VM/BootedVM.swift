@@ -27,6 +27,9 @@ final class BootedVM {
     /// vCPUs the guest was asked to give back and has not ejected yet.
     private var vcpusLeaving: Set<Int> = []
     private let maxVCPUs: Int
+    /// RAM added by memory hotplug in this boot, and the slots it took.
+    private var hotAddedRAM: UInt64 = 0
+    private var memorySlots = 0
 
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
         self.logger = logger
@@ -37,6 +40,17 @@ final class BootedVM {
         maxVCPUs = config.cpus.max
         devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot)
         let segments = config.platform.pciSegments
+        if config.memory.hotplugBytes > 0 {
+            // The guest's CPUs reach as far as the host's: RAM, the hotplug
+            // room and the 64-bit PCI window above it must fit.
+            let top = GuestLayout.pciMMIO64(memoryBytes: config.memory.sizeBytes, hotplugBytes: config.memory.hotplugBytes,
+                                            segment: segments - 1, of: segments).end
+            let bits = vmm_phys_address_bits()
+            guard bits >= 64 || top <= UInt64(1) << bits else {
+                throw .config(.invalidValue(option: "--memory", key: "hotplug_size", value: ByteSize.describe(config.memory.hotplugBytes),
+                                            reason: "RAM, this much hotplug room and the PCI window end at \(ByteSize.describe(top)), past what \(bits)-bit physical addresses reach: give a smaller hotplug_size"))
+            }
+        }
         let bus = try PCIBus(vm: vm, of: segments)
         self.bus = bus
         otherSegments = try (1..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
@@ -149,6 +163,36 @@ final class BootedVM {
         let leaving = (count..<maxVCPUs).filter { devices.isPresent(vcpu: $0) && !vcpusLeaving.contains($0) }
         try devices.announce(vcpus: leaving, arrived: false)
         vcpusLeaving.formUnion(leaving)
+    }
+
+    /// vm.resize of RAM to `total` bytes: the growth (a multiple of 128M,
+    /// within hotplug_size) mapped after what was added before, made
+    /// DMA-able for every assigned device, then announced in the next
+    /// memory hotplug slot. RAM is never taken back (nor by Cloud
+    /// Hypervisor's ACPI hotplug).
+    func resize(ramBytes total: UInt64) throws(VMMError) {
+        let current = vm.memoryBytes + hotAddedRAM
+        func refuse(_ reason: String) -> VMMError {
+            .config(.invalidValue(option: "vm.resize", key: "desired_ram", value: String(total), reason: reason))
+        }
+        guard vm.hotplugBytes > 0 else { throw refuse("the VM has no room for memory hotplug: create it with memory.hotplug_size") }
+        guard total > current else { throw refuse("below the \(current) bytes the VM has: RAM is only ever added") }
+        let added = total - current
+        guard added % MemoryConfig.hotplugGranule == 0 else {
+            throw refuse("adds \(added) bytes: RAM grows by multiples of 128M (Linux's memory block)")
+        }
+        guard hotAddedRAM + added <= vm.hotplugBytes else {
+            throw refuse("past the VM's \(vm.memoryBytes) bytes and hotplug_size \(vm.hotplugBytes)")
+        }
+        guard memorySlots < Int(VMM_MEM_HOTPLUG_SLOTS) else {
+            throw refuse("all \(VMM_MEM_HOTPLUG_SLOTS) memory hotplug slots are used in this boot: reboot, which starts with all the RAM")
+        }
+        let gpa = GuestLayout.hotplugRAM(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes).start + hotAddedRAM
+        let region = try vm.addRAM(at: gpa, size: added)
+        hotAddedRAM += added
+        for devices in [assigned].compactMap({ $0 }) + hotAssigned { try devices.mapDMA(from: region) }
+        try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
+        memorySlots += 1
     }
 
     private func unplug(_ ejected: [Int]) {

@@ -23,6 +23,8 @@ final class LegacyDevices {
     private let gedIRQ: UnsafeMutablePointer<vmm_irq>
     private var hotplug: OpaquePointer?
     private var cpuHotplug: OpaquePointer?
+    /// With `hotplug_size` only, as the DSDT's memory devices.
+    private var memoryHotplug: OpaquePointer?
     /// Readable when the guest ejected a slot or a vCPU (an _EJ0), for the VMM thread.
     let ejectFD: Int32
 
@@ -62,6 +64,12 @@ final class LegacyDevices {
         guard g == 0, let cpuHotplug else { throw .system(SystemError("create the CPU hotplug registers", returned: g)) }
         try vm.registerPIO(base: UInt64(VMM_CPU_HOTPLUG_PORT), length: UInt64(VMM_CPU_HOTPLUG_LEN), handler: vmm_cpu_hotplug_io,
                            opaque: UnsafeMutableRawPointer(cpuHotplug))
+        if vm.hotplugBytes > 0 {
+            g = vmm_mem_hotplug_create(&memoryHotplug)
+            guard g == 0, let memoryHotplug else { throw .system(SystemError("create the memory hotplug registers", returned: g)) }
+            try vm.registerPIO(base: UInt64(VMM_MEM_HOTPLUG_PORT), length: UInt64(VMM_MEM_HOTPLUG_LEN), handler: vmm_mem_hotplug_io,
+                               opaque: UnsafeMutableRawPointer(memoryHotplug))
+        }
 
         if let serialOutput {
             var r = vmm_irq_create(vm.handle, Self.com1GSI, serialIRQ)
@@ -81,6 +89,7 @@ final class LegacyDevices {
         vmm_ged_destroy(ged)
         vmm_pci_hotplug_destroy(hotplug)
         vmm_cpu_hotplug_destroy(cpuHotplug)
+        vmm_mem_hotplug_destroy(memoryHotplug)
         close(ejectFD)
         vmm_irq_release(vm.handle, serialIRQ)
         serialIRQ.deallocate()
@@ -101,6 +110,14 @@ final class LegacyDevices {
         guard !vcpus.isEmpty else { return }
         for index in vcpus { vmm_cpu_hotplug_announce(cpuHotplug, UInt32(index), arrived) }
         try notify(UInt8(VMM_GED_CPU_HOTPLUG))
+    }
+
+    /// Tells the guest that RAM [base, base+size) arrived in hotplug `slot`;
+    /// the guest adds it (and onlines it, or its userspace does).
+    func announce(memorySlot slot: Int, base: UInt64, size: UInt64) throws(VMMError) {
+        let r = vmm_mem_hotplug_announce(memoryHotplug, UInt32(slot), base, size)
+        guard r == 0 else { throw .system(SystemError("announce memory hotplug slot \(slot)", returned: r)) }
+        try notify(UInt8(VMM_GED_MEMORY_HOTPLUG))
     }
 
     /// Whether the guest has vCPU `index`: announced, and not ejected since.

@@ -5,6 +5,10 @@ import CVMMCore
 final class VirtualMachine {
     let handle: OpaquePointer
     let memoryBytes: UInt64
+    /// Room for memory hotplug above RAM (`hotplug_size`).
+    let hotplugBytes: UInt64
+    /// How RAM is mapped: hot-added RAM is mapped the same way.
+    let memoryFlags: UInt32
     /// The VM borrows the fd; this keeps it open as long as the VM lives.
     private let kvm: KVMDevice
 
@@ -19,11 +23,13 @@ final class VirtualMachine {
         handle = vm
         self.kvm = kvm
         memoryBytes = memory.sizeBytes
+        hotplugBytes = memory.hotplugBytes
         var flags: UInt32 = 0
         if memory.shared { flags |= UInt32(VMM_MEM_SHARED) }
         if memory.prefault { flags |= UInt32(VMM_MEM_PREFAULT) }
         if memory.mergeable { flags |= UInt32(VMM_MEM_MERGEABLE) }
         if memory.thp { flags |= UInt32(VMM_MEM_THP) }
+        memoryFlags = flags
         for range in GuestLayout.ramRanges(memoryBytes: memory.sizeBytes) {
             let r = vmm_memory_add_ram(vm, range.start, range.size, flags)
             guard r == 0 else {
@@ -45,6 +51,14 @@ final class VirtualMachine {
     }
 
     /// `cpus.boot` vCPUs now, room for `cpus.max` (`plugVCPU`).
+    /// Memory hotplug: `size` bytes of new RAM at `gpa`; returns its region's index.
+    func addRAM(at gpa: UInt64, size: UInt64) throws(VMMError) -> UInt32 {
+        let index = vmm_memory_region_count(handle)
+        try check(vmm_memory_add_ram(handle, gpa, size, memoryFlags),
+                  "map \(ByteSize.describe(size)) of hot-added RAM at 0x\(String(gpa, radix: 16))")
+        return index
+    }
+
     func createVCPUs(_ cpus: CPUsConfig) throws(VMMError) {
         try check(vmm_vcpus_create(handle, UInt32(cpus.boot), UInt32(cpus.max)),
                   "create \(cpus.boot) vCPUs (of at most \(cpus.max))")
