@@ -20,9 +20,10 @@ config() { # serial log, landlock_enable, landlock_rules
     echo "{
   \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
                 \"cmdline\": \"console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api\"},
-  \"cpus\": {\"boot_vcpus\": 1, \"max_vcpus\": 4, \"topology\": null, \"kvm_hyperv\": false},
+  \"cpus\": {\"boot_vcpus\": 1, \"max_vcpus\": 4, \"kvm_hyperv\": false,
+           \"topology\": {\"threads_per_core\": 1, \"cores_per_die\": 4, \"dies_per_package\": 1, \"packages\": 1}},
   \"memory\": {\"size\": 536870912, \"shared\": true, \"hugepages\": false, \"hotplug_method\": \"Acpi\", \"hotplug_size\": 1073741824, \"thp\": true},
-  \"disks\": [{\"path\": \"$work/disk.raw\", \"readonly\": false, \"direct\": false, \"iommu\": false,
+  \"disks\": [{\"path\": \"$work/disk.raw\", \"readonly\": false, \"direct\": false, \"iommu\": false, \"image_type\": \"Raw\",
                \"num_queues\": 1, \"queue_size\": 128, \"vhost_user\": false, \"id\": \"_disk0\", \"rate_limiter_config\": null}],
   \"rng\": {\"src\": \"/dev/urandom\", \"iommu\": false},
   \"serial\": {\"mode\": \"File\", \"file\": \"$PWD/$1\"},

@@ -32,7 +32,12 @@ public enum VmConfigJSON {
         config.initramfsPath = try string(payload["initramfs"], "payload.initramfs")
         config.cmdline = try string(payload["cmdline"], "payload.cmdline") ?? ""
 
-        if let cpus = try object(root["cpus"], "cpus") {
+        if var cpus = try object(root["cpus"], "cpus") {
+            // {threads_per_core, cores_per_die, dies_per_package, packages}: the command line's t:c:d:p.
+            if case .object(let topology)? = cpus["topology"] {
+                let parts = ["threads_per_core", "cores_per_die", "dies_per_package", "packages"].map { topology[$0]?.optionText ?? "1" }
+                cpus["topology"] = .string(parts.joined(separator: ":"))
+            }
             config.cpus = try CPUsConfig(parsing: optionText(cpus, renaming: ["boot_vcpus": "boot", "max_vcpus": "max"],
                                                              known: CPUsConfig.known, defaults: ["nested": .bool(true)]))
         }
@@ -69,7 +74,13 @@ public enum VmConfigJSON {
     }
 
     static func diskConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DiskConfig {
-        try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
+        var fields = fields
+        // The schema's ImageType (Raw, Qcow2, Vhdx, FixedVhd, or Unknown: find out) in the command line's words.
+        if case .string(let type)? = fields["image_type"] {
+            let names = ["Raw": "raw", "Qcow2": "qcow2", "Vhdx": "vhdx", "FixedVhd": "fixed_vhd", "Vhd": "vhd"]
+            fields["image_type"] = type == "Unknown" ? nil : .string(names[type] ?? type)
+        }
+        return try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
                                            defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
     }
 
@@ -211,7 +222,8 @@ extension VmConfigJSON {
         let disks: [JSONValue] = config.disks.map { disk in
             .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
                      "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
-                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(0)])
+                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(0),
+                     "image_type": .string("Raw")])
         }
         let nets: [JSONValue] = config.nets.map { net in
             .object(["tap": text(net.tap), "ip": text(net.ip?.description), "mask": text(net.mask?.description),
@@ -229,7 +241,9 @@ extension VmConfigJSON {
             "payload": .object(["kernel": text(config.kernelPath), "initramfs": text(config.initramfsPath),
                                 "cmdline": .string(config.cmdline)]),
             "cpus": .object(["boot_vcpus": int(config.cpus.boot), "max_vcpus": int(config.cpus.max),
-                             "kvm_hyperv": .bool(false), "nested": .bool(true)]),
+                             "kvm_hyperv": .bool(false), "nested": .bool(true),
+                             "topology": .object(["threads_per_core": int(1), "cores_per_die": int(config.cpus.max),
+                                                  "dies_per_package": int(1), "packages": int(1)])]),
             "memory": .object(["size": int(config.memory.sizeBytes), "shared": .bool(config.memory.shared),
                                "prefault": .bool(config.memory.prefault), "mergeable": .bool(config.memory.mergeable),
                                "thp": .bool(config.memory.thp), "hugepages": .bool(false), "hotplug_method": .string("Acpi"),
