@@ -70,6 +70,11 @@ struct vmm_pci_dev *vmm_virtio_pci_function(struct vmm_virtio_pci *t);
 int vmm_virtio_pci_start(struct vmm_virtio_pci *t, vmm_vcpu_thread_init_fn init, void *opaque);
 /* Stops and joins the device thread. Call once the vCPUs are joined. */
 void vmm_virtio_pci_stop(struct vmm_virtio_pci *t);
+/* vm.pause: holds the device thread between two requests, so it reads and
+ * writes nothing of the guest's; call once the vCPUs are parked. Returns
+ * once it holds. Resume before the vCPUs run again. */
+void vmm_virtio_pci_pause(struct vmm_virtio_pci *t);
+void vmm_virtio_pci_resume(struct vmm_virtio_pci *t);
 /* Unmaps everything and frees the transport and its device. */
 void vmm_virtio_pci_destroy(struct vmm_virtio_pci *t);
 /* The device's status byte as the guest last set it (for tests). */

@@ -172,6 +172,15 @@ static bool thread_control(struct vmm_virtio *v)
     ssize_t ignored = read(v->ctl_fd, &count, sizeof(count));
     (void)ignored;
     pthread_mutex_lock(&v->lock);
+    /* Held here, between two requests: the guest's queues and memory stay
+     * as they are; kicks and fd readiness wait in their eventfds. */
+    if (v->want_pause && !v->want_stop) {
+        v->paused = true;
+        pthread_cond_broadcast(&v->acked);
+        while (v->want_pause && !v->want_stop)
+            pthread_cond_wait(&v->acked, &v->lock);
+        v->paused = false;
+    }
     bool stop = v->want_stop, reset = v->want_reset, activate = v->want_activate;
     v->want_activate = false;
     pthread_mutex_unlock(&v->lock);
@@ -191,14 +200,12 @@ static bool thread_control(struct vmm_virtio *v)
     return true;
 }
 
-static void *virtio_thread(void *arg)
+static void thread_run(struct vmm_virtio *v)
 {
-    struct vmm_virtio *v = arg;
-    pthread_setname_np(pthread_self(), v->thread_name);
     if (v->init && v->init(v->init_opaque, 0) < 0) {
         vmm_log_warn("%s: could not confine the device thread; stopping the VM", v->thread_name);
         vmm_vm_request_stop(v->vm, VMM_STOP_VCPU_SETUP, -1, EPERM);
-        return NULL;
+        return;
     }
     struct epoll_event events[8];
     for (;;) {
@@ -206,13 +213,13 @@ static void *virtio_thread(void *arg)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return NULL;
+            return;
         }
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
             if (tag == TAG_CTL) {
                 if (!thread_control(v))
-                    return NULL;
+                    return;
             } else if (tag < v->nqueues) {
                 uint64_t count;
                 ssize_t ignored = read(v->queues[tag].kick_fd, &count, sizeof(count));
@@ -224,6 +231,18 @@ static void *virtio_thread(void *arg)
             }
         }
     }
+}
+
+static void *virtio_thread(void *arg)
+{
+    struct vmm_virtio *v = arg;
+    pthread_setname_np(pthread_self(), v->thread_name);
+    thread_run(v);
+    pthread_mutex_lock(&v->lock);
+    v->exited = true;
+    pthread_cond_broadcast(&v->acked);
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
 }
 
 static void ctl_post(struct vmm_virtio *v)
@@ -239,6 +258,7 @@ int virtio_start(struct vmm_virtio *v, vmm_vcpu_thread_init_fn init, void *opaqu
         return -EBUSY;
     v->init = init;
     v->init_opaque = opaque;
+    v->exited = false;
     /* Process signals stay with the VMM thread's signalfd. */
     sigset_t all, old;
     sigfillset(&all);
@@ -250,12 +270,33 @@ int virtio_start(struct vmm_virtio *v, vmm_vcpu_thread_init_fn init, void *opaqu
     return ret;
 }
 
+void virtio_pause(struct vmm_virtio *v)
+{
+    if (!v->started)
+        return;
+    pthread_mutex_lock(&v->lock);
+    v->want_pause = true;
+    ctl_post(v);
+    while (!v->paused && !v->exited)
+        pthread_cond_wait(&v->acked, &v->lock);
+    pthread_mutex_unlock(&v->lock);
+}
+
+void virtio_resume(struct vmm_virtio *v)
+{
+    pthread_mutex_lock(&v->lock);
+    v->want_pause = false;
+    pthread_cond_broadcast(&v->acked);
+    pthread_mutex_unlock(&v->lock);
+}
+
 void virtio_stop(struct vmm_virtio *v)
 {
     if (!v->started)
         return;
     pthread_mutex_lock(&v->lock);
     v->want_stop = true;
+    pthread_cond_broadcast(&v->acked);
     pthread_mutex_unlock(&v->lock);
     ctl_post(v);
     pthread_join(v->thread, NULL);

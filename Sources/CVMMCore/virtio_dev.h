@@ -73,6 +73,9 @@ struct vmm_virtio {
     bool started;
     int epoll_fd, ctl_fd;
     bool want_activate, want_reset, want_stop;
+    /* vm.pause: the thread holds between two requests (`paused`) while
+     * `want_pause`; `exited` once it has returned, whatever the reason. */
+    bool want_pause, paused, exited;
     bool active; /* device thread only */
     vmm_vcpu_thread_init_fn init;
     void *init_opaque;
@@ -83,6 +86,11 @@ struct vmm_virtio {
 int virtio_init(struct vmm_virtio *v, struct vmm_vm *vm, const struct virtio_device_ops *ops,
                 const char *thread_name, uint64_t device_features, unsigned nqueues, uint16_t queue_size);
 void virtio_destroy(struct vmm_virtio *v);
+/* VMM thread: holds the device thread until virtio_resume, once the vCPUs
+ * are parked (a vCPU may be waiting on this thread for a reset). Returns
+ * when it holds, or has exited. */
+void virtio_pause(struct vmm_virtio *v);
+void virtio_resume(struct vmm_virtio *v);
 bool virtio_has_feature(const struct vmm_virtio *v, unsigned bit);
 /* Interrupt for queue `q` if the driver wants one (event idx). */
 void virtio_queue_signal(struct vmm_virtio *v, unsigned q);

@@ -316,6 +316,10 @@ int vmm_virtio_pci_start(struct vmm_virtio_pci *t, vmm_vcpu_thread_init_fn init,
 
 void vmm_virtio_pci_stop(struct vmm_virtio_pci *t) { virtio_stop(t->virtio); }
 
+void vmm_virtio_pci_pause(struct vmm_virtio_pci *t) { virtio_pause(t->virtio); }
+
+void vmm_virtio_pci_resume(struct vmm_virtio_pci *t) { virtio_resume(t->virtio); }
+
 uint8_t vmm_virtio_pci_status(struct vmm_virtio_pci *t)
 {
     pthread_mutex_lock(&t->virtio->lock);

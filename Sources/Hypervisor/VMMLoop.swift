@@ -22,7 +22,6 @@ final class VMMLoop {
     /// Installed at the first boot, once: the VMM thread's filter and Landlock.
     private var sandbox: Sandbox?
     private var booted: BootedVM?
-    private var paused = false
     /// Slot → id of what vm.remove-device asked the guest to let go of.
     private var removing: [Int: String] = [:]
     private let events: EventLoop
@@ -73,7 +72,6 @@ final class VMMLoop {
     private func retire() -> StopReason? {
         let reason = booted?.stop()
         booted = nil
-        paused = false
         finishRemovals()
         return reason
     }
@@ -225,7 +223,7 @@ final class VMMLoop {
                 continue
             }
             do {
-                try vm.remove(slot: slot, paused: paused)
+                try vm.remove(slot: slot)
             } catch {
                 logger.error("vm.remove-device \(id): \(error)")
             }
@@ -285,7 +283,7 @@ final class VMMLoop {
             return .noContent
         case .vmInfo:
             guard let config else { return .error(404, "vm.info: no VM is created (vm.create first)") }
-            let state = booted == nil ? "Created" : paused ? "Paused" : "Running"
+            let state = booted == nil ? "Created" : booted?.isPaused == true ? "Paused" : "Running"
             return HTTPResponse(status: 200, body: JSONValue.object([
                 "config": VmConfigJSON.json(config), "state": .string(state),
                 "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
@@ -362,13 +360,12 @@ final class VMMLoop {
             return .noContent
         case .vmPause:
             guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }
-            guard !paused else { return .error(409, "vm.pause: the VM is already paused") }
+            guard !vm.isPaused else { return .error(409, "vm.pause: the VM is already paused") }
             do {
                 try vm.pause()
             } catch {
                 return .error(500, "vm.pause: \(error)")
             }
-            paused = true
             return .noContent
         case .vmCounters:
             guard let vm = booted else { return .error(409, "vm.counters: the VM is not running") }
@@ -383,8 +380,7 @@ final class VMMLoop {
             }
             return .noContent
         case .vmResume:
-            guard let vm = booted, paused else { return .error(409, "vm.resume: the VM is not paused") }
-            paused = false
+            guard let vm = booted, vm.isPaused else { return .error(409, "vm.resume: the VM is not paused") }
             do {
                 try vm.resume()
             } catch {

@@ -13,6 +13,14 @@ struct APITests {
         ["--kernel", try Guests.path(guest), "--serial", "tty", "--console", "off"]
     }
 
+    /// The system call the named thread of the VMM is in (/proc/…/syscall's first field).
+    func deviceSyscall(_ vmm: APIVMM, _ thread: String) -> Int? {
+        let pid = vmm.child.processIdentifier
+        guard let tid = threadStatus(pid: pid).keys.first(where: { $0.hasPrefix(thread + "/") })?.split(separator: "/").last,
+              let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/syscall", encoding: .utf8) else { return nil }
+        return text.split(separator: " ").first.flatMap { Int($0) }
+    }
+
     @Test("every built endpoint, with curl, on a running guest", .enabled(if: curlAvailable))
     func endpoints() throws {
         let vmm = try APIVMM(try guestArguments())
@@ -36,9 +44,13 @@ struct APITests {
         let frozen = ticks(vmm)
         usleep(1_500_000)
         #expect(ticks(vmm) == frozen, "the guest ran while paused")
+        // The device thread is held too (waiting on its lock, not on its queues), until the resume.
+        #expect(deviceSyscall(vmm, "virtio-rng") == 202, "the virtio-rng thread was not held (202: futex)")
         #expect(vmm.curl("PUT", "vm.pause").status == 409)
         #expect(vmm.curl("PUT", "vm.resume").status == 204)
         #expect(vmm.state == "Running")
+        // 232: epoll_wait, 281: epoll_pwait.
+        #expect(eventually(5) { [232, 281].contains(deviceSyscall(vmm, "virtio-rng")) }, "the virtio-rng thread did not go back to its queues")
         #expect(eventually(10) { ticks(vmm) > frozen }, "the guest did not run on after vm.resume")
         #expect(vmm.curl("PUT", "vm.resume").status == 409)
 
@@ -195,7 +207,8 @@ struct APITests {
     }
 
     static let createBody = """
-        {"cpus":{"boot_vcpus":2,"max_vcpus":2,"kvm_hyperv":false},
+        {"cpus":{"boot_vcpus":2,"max_vcpus":2,"kvm_hyperv":false,
+                 "topology":{"threads_per_core":1,"cores_per_die":2,"dies_per_package":1,"packages":1}},
          "memory":{"size":268435456,"shared":false,"hugepages":false,"hotplug_method":"Acpi","thp":true},
          "payload":{"kernel":"KERNEL","cmdline":"console=ttyS0"},
          "serial":{"mode":"Tty"},"console":{"mode":"Off"},"rng":{"src":"/dev/urandom","iommu":false},
@@ -291,6 +304,10 @@ struct APITests {
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":2,\"iommu_segments\":[1]}}",
              "--platform iommu_segments=[1] is not supported yet"),
             ("{\"payload\":{\"firmware\":\"/CLOUDHV.fd\"}}", "payload.firmware is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.qcow2\",\"image_type\":\"Qcow2\"}]}",
+             "--disk image_type=qcow2 (only raw images for now) is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2,\"topology\":{\"threads_per_core\":2,\"cores_per_die\":1,\"dies_per_package\":1,\"packages\":1}}}",
+             "--cpus topology=2:1:1:1 (only 1:2:1:1) is not supported yet"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"console\":{\"mode\":\"Tty\",\"iommu\":true}}", "VmConfig console.iommu=on is not supported yet"),
             ("{\"cpus\":{\"boot_vcpus\":1}}", "payload is required"),
             ("{\"payload\":", "not a JSON object"),
@@ -372,7 +389,14 @@ struct APITests {
         let vmm = try APIVMM(try guestArguments())
         let pid = vmm.child.processIdentifier
         func count() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
-        let before = count()
+        // The readiness ping's connection closes on its own time: counted once it has.
+        var before = count()
+        _ = eventually(2) {
+            usleep(100_000)
+            let now = count()
+            defer { before = now }
+            return now == before
+        }
         let client = try APIClient(socketPath: vmm.socket)
         let file = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(file) }

@@ -22,6 +22,8 @@ final class BootedVM {
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
+    /// Between vm.pause and vm.resume.
+    private(set) var isPaused = false
     /// vCPUs with a running thread: 0..<boot, then what vm.resize changes.
     private var vcpuThreads: Set<Int>
     /// vCPUs the guest was asked to give back and has not ejected yet.
@@ -105,6 +107,8 @@ final class BootedVM {
     /// guest told; returns the slot.
     func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
         let slot = try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK], logger: logger)
+        // Into a paused VM: held like the others until vm.resume.
+        if isPaused { virtio.pause() }
         try devices.announce(slot: slot, arrived: true)
         return slot
     }
@@ -138,11 +142,11 @@ final class BootedVM {
     /// Takes the device out of `slot` with every vCPU parked, so none is
     /// inside one of its handlers, then lets the guest run on unless the
     /// API had it paused already.
-    func remove(slot: Int, paused: Bool) throws(VMMError) {
-        if !paused { try pause() }
+    func remove(slot: Int) throws(VMMError) {
+        if !isPaused { try parkVCPUs() }
         virtio.remove(slot: slot)
         hotAssigned.removeAll { $0.slots.contains(slot) }
-        if !paused { try resume() }
+        if !isPaused { try unparkVCPUs() }
     }
 
     /// vm.resize: the guest is to have vCPUs 0..<count. Those it lacks
@@ -203,7 +207,23 @@ final class BootedVM {
         }
     }
 
+    /// vm.pause: the vCPUs parked, then the device threads held (a vCPU
+    /// may be waiting on one to finish a reset), so nothing of the guest's
+    /// moves until `resume`.
     func pause() throws(VMMError) {
+        try parkVCPUs()
+        virtio.pause()
+        isPaused = true
+    }
+
+    /// Devices first: a vCPU's first kick finds its device listening.
+    func resume() throws(VMMError) {
+        virtio.resume()
+        isPaused = false
+        try unparkVCPUs()
+    }
+
+    private func parkVCPUs() throws(VMMError) {
         let r = vmm_vm_pause(vm.handle)
         guard r == 0 else {
             _ = vmm_vm_resume(vm.handle)
@@ -211,7 +231,7 @@ final class BootedVM {
         }
     }
 
-    func resume() throws(VMMError) {
+    private func unparkVCPUs() throws(VMMError) {
         let r = vmm_vm_resume(vm.handle)
         guard r == 0 else { throw .system(SystemError("resume: give the guest its clock back", returned: r)) }
     }

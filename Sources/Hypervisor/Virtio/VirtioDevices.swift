@@ -143,6 +143,16 @@ final class VirtioDevices {
         }
     }
 
+    /// vm.pause: every device thread held between two requests; call once
+    /// the vCPUs are parked. `resume` before they run again.
+    func pause() {
+        for device in devices { vmm_virtio_pci_pause(device.transport) }
+    }
+
+    func resume() {
+        for device in devices { vmm_virtio_pci_resume(device.transport) }
+    }
+
     /// Joins the device threads; call once the vCPUs are joined.
     func stop() {
         for device in devices { vmm_virtio_pci_stop(device.transport) }
