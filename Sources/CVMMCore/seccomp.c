@@ -8,6 +8,7 @@
 #include <linux/vfio.h>
 #include <linux/seccomp.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <signal.h>
 #include <termios.h>
 #include <stdio.h>
@@ -57,10 +58,13 @@ static const unsigned long vmm_ioctls[] = {
 };
 
 /* What a hot-added device needs on the VMM thread, with the API: a VFIO
- * container and group set up and the device opened (vfio.c). */
+ * container and group set up and the device opened (vfio.c); a tap opened
+ * or adopted and configured (tap.c), as Cloud Hypervisor's VMM thread may. */
 static const unsigned long hotplug_ioctls[] = {
     VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
     VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD,
+    TUNSETIFF, TUNGETIFF, TUNSETVNETHDRSZ, SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFHWADDR, SIOCSIFMTU,
+    SIOCGIFMTU, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX /* if_nametoindex: does the tap exist */,
 };
 
 unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out)

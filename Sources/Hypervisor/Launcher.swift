@@ -68,7 +68,7 @@ final class LaunchResources {
     let consoleReadsInput: Bool
     /// Hotplug adds to these and takes from them: a reboot keeps what the guest has.
     var disks: [DiskImage]
-    let taps: [Tap]
+    var taps: [Tap]
     /// `--device`: the VFIO container, groups and devices; nil without any.
     let vfio: VFIOAssignment?
     /// Devices hot-added through the API, each with its own container: a

@@ -100,13 +100,9 @@ final class VMMLoop {
     private func add(_ request: APIRequest) -> HTTPResponse {
         let endpoint = Self.endpoint(request)
         guard var changed = config else { return .error(404, "\(endpoint): no VM is created (vm.create first)") }
-        let hotplug: Bool
-        switch request {
-        case .vmAddDisk, .vmAddDevice: hotplug = booted != nil
-        default: hotplug = false
-        }
-        guard hotplug || (booted == nil && resources == nil) else {
-            return .error(400, "\(endpoint) into a VM that has run (hotplug) is not supported yet")
+        let hotplug = booted != nil
+        guard hotplug || resources == nil else {
+            return .error(400, "\(endpoint) into a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
         }
         // Cloud Hypervisor's id when none is given (`_disk0`…); a taken one is refused.
         let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
@@ -147,6 +143,8 @@ final class VMMLoop {
         let slot: Int
         do {
             slot = try plug(added)
+            // A hot-added network's descriptors are its tap's copies (`plug`).
+            if case .vmAddNet = added, let tap = resources?.taps.last { changed.nets[changed.nets.count - 1].fds = tap.fds }
         } catch {
             // What names the device wrongly is the caller's to fix (400); the rest is ours (500).
             if case .config = error { return .error(400, "\(endpoint): \(error)") }
@@ -174,17 +172,44 @@ final class VMMLoop {
             let slot = try vm.hotAdd(assignment: assignment)
             resources.hotVFIO.append(assignment)
             return slot
+        case .vmAddNet(let net):
+            // The tap takes copies of the descriptors the request brought,
+            // which close here once it is plugged, or with the refused request.
+            var owned = net
+            owned.fds = []
+            for fd in net.fds {
+                let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                guard copy >= 0 else {
+                    let error = errno
+                    owned.fds.forEach { close($0) }
+                    throw .system(SystemError("vm.add-net: copy descriptor \(fd)", errno: error))
+                }
+                owned.fds.append(copy)
+            }
+            let tap: Tap
+            do {
+                tap = try Tap(owned)
+            } catch {
+                owned.fds.forEach { close($0) }
+                throw error
+            }
+            let slot = try vm.hotAdd(tap: tap, index: resources.taps.count, sandbox: sandbox)
+            resources.taps.append(tap)
+            net.fds.forEach { close($0) }
+            return slot
         default:
             throw .system(SystemError("not a device to plug", errno: EINVAL))
         }
     }
 
-    /// The slot of a hot-removable device: a disk, or an assigned device
-    /// that was hot-added (those of the command line share one container).
+    /// The slot of a hot-removable device: a disk, a network, or an
+    /// assigned device that was hot-added (those of the command line share
+    /// one container).
     private func slot(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> Int? {
         if let index = config.disks.firstIndex(where: { $0.id == id }), index < resources.disks.count {
             return vm.slot(of: resources.disks[index])
         }
+        if config.nets.contains(where: { $0.id == id }) { return vm.slot(ofNet: id) }
         if let assignment = resources.hotVFIO.first(where: { $0.devices.first?.config.id == id }) {
             return vm.slot(of: assignment)
         }
@@ -196,8 +221,8 @@ final class VMMLoop {
     private func requestRemoval(_ id: String) -> HTTPResponse {
         guard let config, let vm = booted, let resources else { return .error(409, "vm.remove-device: the VM is not running") }
         guard let slot = slot(of: id, in: config, vm: vm, resources: resources) else {
-            if config.nets.contains(where: { $0.id == id }) || config.devices.contains(where: { $0.id == id }) {
-                return .error(400, "vm.remove-device of a network or a --device from a running VM (hot-unplug) is not supported yet")
+            if config.devices.contains(where: { $0.id == id }) {
+                return .error(400, "vm.remove-device of a --device from a running VM (hot-unplug of devices sharing the command line's VFIO container) is not supported yet")
             }
             return .error(404, "vm.remove-device: no device has the id '\(id)'")
         }
@@ -244,6 +269,9 @@ final class VMMLoop {
         if let index = config?.disks.firstIndex(where: { $0.id == id }) {
             config?.disks.remove(at: index)
             if let resources, index < resources.disks.count { resources.disks.remove(at: index) }
+        } else if let index = config?.nets.firstIndex(where: { $0.id == id }) {
+            config?.nets.remove(at: index)
+            if let resources, index < resources.taps.count { resources.taps.remove(at: index) }
         } else if let index = config?.devices.firstIndex(where: { $0.id == id }) {
             config?.devices.remove(at: index)
             resources?.hotVFIO.removeAll { $0.devices.first?.config.id == id }

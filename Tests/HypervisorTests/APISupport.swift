@@ -12,7 +12,9 @@ final class APIVMM: @unchecked Sendable {
     /// Starts `cloud-hypervisor --api-socket <socket> <arguments>` and waits
     /// until it answers `vmm.ping`.
     /// `socketPath`: serve there instead of a new directory's socket.
-    init(_ arguments: [String], socketPath: String? = nil) throws {
+    /// `launcher`: a command that execs the VMM (e.g. `unshare -n --`), so
+    /// the child's pid stays the VMM's.
+    init(_ arguments: [String], socketPath: String? = nil, launcher: [String] = []) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("api-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         socket = socketPath ?? dir.appendingPathComponent("api.sock").path
@@ -22,7 +24,8 @@ final class APIVMM: @unchecked Sendable {
         let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { [out, err, null].forEach { close($0) } }
-        child = try Child(VMM.binary, ["--api-socket", socket] + arguments, stdin: null, stdout: out, stderr: err)
+        let command = launcher + [VMM.binary, "--api-socket", socket] + arguments
+        child = try Child(command[0], Array(command.dropFirst()), stdin: null, stdout: out, stderr: err)
         guard eventually(10, { self.curl("GET", "vmm.ping").status == 200 || !self.child.isRunning }), child.isRunning else {
             throw Failure(description: "the VMM did not serve the API: \(stderr)")
         }

@@ -57,11 +57,13 @@ final class Sandbox {
         // Landlock bounds what it may open. The socket's file goes when the
         // VMM ends, as Cloud Hypervisor removes it.
         // A hot-added VFIO device's sysfs is read (readlink) and its
-        // container and group set up here too.
+        // container and group set up here too; a hot-added network's tap
+        // configured through a socket's interface requests, and its guest
+        // MAC drawn at random when none is given.
         var api: [String] = []
         var hotplugIoctls: [UInt] = []
         if config.apiSocket != nil {
-            api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64", "readlink"]
+            api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64", "readlink", "socket", "getrandom"]
             var numbers: UnsafePointer<UInt>?
             let count = Int(vmm_seccomp_hotplug_ioctls(&numbers))
             hotplugIoctls = (0..<count).map { numbers![$0] }

@@ -113,6 +113,15 @@ final class BootedVM {
         return slot
     }
 
+    /// Hotplug: a network on `tap` (the launch's `index`th) into a free
+    /// slot, then the guest told; returns the slot.
+    func hotAdd(tap: Tap, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
+        let slot = try virtio.hotAddNet(tap, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_NET], logger: logger)
+        if isPaused { virtio.pause() }
+        try devices.announce(slot: slot, arrived: true)
+        return slot
+    }
+
     /// Hotplug: an assigned device into a free slot, then the guest told.
     func hotAdd(assignment: VFIOAssignment) throws(VMMError) -> Int {
         let devices = try AssignedDevices(vm: vm, bus: bus, assignment: assignment)
@@ -123,6 +132,8 @@ final class BootedVM {
     }
 
     func slot(of disk: DiskImage) -> Int? { virtio.slot(of: disk) }
+
+    func slot(ofNet id: String) -> Int? { virtio.slot(ofNet: id) }
 
     func slot(of assignment: VFIOAssignment) -> Int? {
         hotAssigned.first { $0.assignment === assignment }?.slots.first

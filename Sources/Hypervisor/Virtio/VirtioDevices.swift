@@ -24,21 +24,7 @@ final class VirtioDevices {
             try addDisk(disk, index: index, logger: logger)
         }
         for (index, tap) in resources.taps.enumerated() {
-            let name = "virtio-net\(index)"
-            var device: OpaquePointer?
-            let net = tap.config
-            let m = tap.guestMAC.bytes
-            let r = name.withCString { thread in
-                tap.fds.withUnsafeBufferPointer { fds in
-                    var config = vmm_virtio_net_config(tap_fds: fds.baseAddress, queue_pairs: UInt16(net.queuePairs),
-                                                       queue_size: UInt16(net.queueSize), mac: (m[0], m[1], m[2], m[3], m[4], m[5]),
-                                                       mtu: UInt16(tap.mtu), offload_csum: net.offloadCsum,
-                                                       offload_tso: net.offloadTSO, offload_ufo: net.offloadUFO, thread_name: thread)
-                    return vmm_virtio_net_create(vm.handle, &config, &device)
-                }
-            }
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "_net\(index)")
-            logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s)")
+            try addNet(tap, index: index, logger: logger)
         }
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
@@ -48,6 +34,27 @@ final class VirtioDevices {
         var rng: OpaquePointer?
         let r = vmm_virtio_rng_create(vm.handle, resources.rngSource, &rng)
         try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng")
+    }
+
+    /// A virtio-net on `tap`, named for its place in the list; returns its slot.
+    @discardableResult
+    private func addNet(_ tap: Tap, index: Int, logger: Logger) throws(VMMError) -> Int {
+        let name = "virtio-net\(index)"
+        var device: OpaquePointer?
+        let net = tap.config
+        let m = tap.guestMAC.bytes
+        let r = name.withCString { thread in
+            tap.fds.withUnsafeBufferPointer { fds in
+                var config = vmm_virtio_net_config(tap_fds: fds.baseAddress, queue_pairs: UInt16(net.queuePairs),
+                                                   queue_size: UInt16(net.queueSize), mac: (m[0], m[1], m[2], m[3], m[4], m[5]),
+                                                   mtu: UInt16(tap.mtu), offload_csum: net.offloadCsum,
+                                                   offload_tso: net.offloadTSO, offload_ufo: net.offloadUFO, thread_name: thread)
+                return vmm_virtio_net_create(vm.handle, &config, &device)
+            }
+        }
+        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "_net\(index)")
+        logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s), slot \(slot)")
+        return slot
     }
 
     /// A virtio-blk for `disk`, named for its place in the list; returns its slot.
@@ -91,12 +98,20 @@ final class VirtioDevices {
     /// Hotplug: a disk into the running VM, its thread started; returns
     /// the slot it took. The guest learns of it through ACPI (the caller).
     func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, logger: Logger) throws(VMMError) -> Int {
-        let slot = try addDisk(disk, index: index, logger: logger)
+        try startHotAdded(try addDisk(disk, index: index, logger: logger), filter: filter)
+    }
+
+    /// Hotplug: a network on `tap` into the running VM, as `hotAddDisk`.
+    func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, logger: Logger) throws(VMMError) -> Int {
+        try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter)
+    }
+
+    private func startHotAdded(_ slot: Int, filter: SeccompFilter?) throws(VMMError) -> Int {
         guard let entry = devices.last, entry.slot == slot else { return slot }
         let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
         guard r == 0 else {
             remove(slot: slot)
-            throw .system(SystemError("start the virtio-blk thread", returned: r))
+            throw .system(SystemError("start the \(String(cString: vmm_thread_kind_name(entry.kind))) thread", returned: r))
         }
         return slot
     }
@@ -120,6 +135,9 @@ final class VirtioDevices {
 
     /// The slot serving `disk`, if any.
     func slot(of disk: DiskImage) -> Int? { devices.first { $0.disk === disk }?.slot }
+
+    /// The slot of the network with this id, if any.
+    func slot(ofNet id: String) -> Int? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.slot }
 
     /// Hot-unplug, once the guest let go: call with the vCPUs paused.
     func remove(slot: Int) {
