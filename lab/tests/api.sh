@@ -95,13 +95,6 @@ api GET vm.info
 api PUT vm.resize '{"desired_vcpus": 1}'
 latest "cpus=1" && echo "resize: the guest is down to 1 vCPU" >> api.check
 threads_settle 1; echo "resize: vcpu threads $(vcpu_threads)" >> api.check
-# Memory hotplug: 256M more, which the guest onlines.
-mem() { grep "L2: tick" api.log | tail -n 1 | sed -n 's/.* mem=\([0-9]*\).*/\1/p'; }
-before=$(mem)
-api PUT vm.resize '{"desired_ram": 805306368}'
-tries=0
-until [ "$(mem)" -ge $((before + 250000)) ] 2>/dev/null || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
-echo "resize: MemTotal $before kB then $(mem) kB" >> api.check
 # Disk hotplug: the guest's ACPI PCI hotplug (acpiphp) finds the disk, and
 # lets it go when asked.
 truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none
@@ -116,6 +109,16 @@ edu=$(for d in /sys/bus/pci/devices/*; do
         && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && basename $d && break; done)
 api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$edu/\", \"id\": \"edu0\"}"
 wait_for api.log "factorial(10)=3628800" 1 && echo "add-device: the guest uses the edu" >> api.check
+# Memory hotplug: 256M more, which the guest onlines, with the edu
+# assigned (the new RAM mapped for its DMA too). After the edu's test,
+# whose DMA needs user pages below 256M: once the new RAM (above 4G) is
+# online, the guest's allocator prefers it.
+mem() { grep "L2: tick" api.log | tail -n 1 | sed -n 's/.* mem=\([0-9]*\).*/\1/p'; }
+before=$(mem)
+api PUT vm.resize '{"desired_ram": 805306368}'
+tries=0
+until [ "$(mem)" -ge $((before + 250000)) ] 2>/dev/null || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+echo "resize: MemTotal $before kB then $(mem) kB" >> api.check
 api PUT vm.remove-device "{\"id\": \"edu0\"}"
 latest "edus=0" && echo "remove-device: the guest let the edu go" >> api.check
 api GET vm.info
