@@ -40,14 +40,16 @@ struct ChRemote: ParsableCommand {
             return .failure(Refusal(description: "unknown subcommand '\(subcommand)' (known: \(Subcommand.all.keys.sorted().joined(separator: ", ")))"))
         }
         let body: [UInt8]?
+        let fds: [Int32]
         do {
             body = try command.body(arguments)
+            fds = try command.descriptors(arguments)
         } catch {
             return .failure(Refusal(description: "\(error)"))
         }
         let answer: APIClient.Answer
         do {
-            answer = try APIClient(socketPath: apiSocket).request(command.method, command.endpoint, body: body)
+            answer = try APIClient(socketPath: apiSocket).request(command.method, command.endpoint, body: body, fds: fds)
         } catch {
             return .failure(Refusal(description: error.description))
         }

@@ -10,6 +10,8 @@ struct Subcommand: Sendable {
     let method: String
     let endpoint: String
     let body: @Sendable ([String]) throws -> [UInt8]?
+    /// Descriptors of this process sent with the request (SCM_RIGHTS).
+    var descriptors: @Sendable ([String]) throws -> [Int32] = { _ in [] }
 
     struct UsageError: Error, CustomStringConvertible { let description: String }
 
@@ -30,6 +32,21 @@ struct Subcommand: Sendable {
         }
     }
 
+    /// `add-net fd=[3,4],…`: as Cloud Hypervisor's ch-remote, the taps open
+    /// in this process go with the request (the numbers in the body mean
+    /// nothing to the VMM); each must be open here.
+    static let addNet: Subcommand = {
+        var command = add("vm.add-net") { _ = try NetConfig(parsing: $0) }
+        command.descriptors = { arguments in
+            let fds = arguments.count == 1 ? try NetConfig(parsing: arguments[0]).fds : []
+            for fd in fds where fcntl(fd, F_GETFD) < 0 {
+                throw UsageError(description: "add-net fd=\(fd): descriptor \(fd) is not open in ch-remote (open the tap and pass it to ch-remote)")
+            }
+            return fds
+        }
+        return command
+    }()
+
     static let all: [String: Subcommand] = [
         "boot": simple("PUT", "vm.boot"),
         "delete": simple("PUT", "vm.delete"),
@@ -49,7 +66,7 @@ struct Subcommand: Sendable {
         },
         "add-device": add("vm.add-device") { _ = try DeviceConfig(parsing: $0) },
         "add-disk": add("vm.add-disk") { _ = try DiskConfig(parsing: $0) },
-        "add-net": add("vm.add-net") { _ = try NetConfig(parsing: $0) },
+        "add-net": addNet,
         "add-fs": add("vm.add-fs"),
         "add-pmem": add("vm.add-pmem"),
         "add-vsock": add("vm.add-vsock"),

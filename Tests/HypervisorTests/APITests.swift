@@ -233,9 +233,20 @@ struct APITests {
         #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("hotnet") })
         #expect(eventually(10) { !tapExists() }, "the tap's descriptors were kept")
         #expect(!threadStatus(pid: pid).keys.contains { $0.hasPrefix("virtio-net0/") })
+        // ch-remote sends add-net's fd= as Cloud Hypervisor's does: the descriptors themselves.
+        let remote = VMM.binary.replacingOccurrences(of: "/cloud-hypervisor", with: "/ch-remote")
+        let viaRemote = run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "python3", lab.appendingPathComponent("tapfd.py").path,
+                                                "chhot2", "10.206.0.1/24", "--", remote, "--api-socket", vmm.socket, "add-net",
+                                                "fd=[{fd}],mac=12:34:56:78:90:af,id=remote0"])
+        #expect(viaRemote.status == 0 && viaRemote.stdout.contains("\"id\":\"remote0\""), "\(viaRemote.stdout) \(viaRemote.stderr)")
+        #expect(run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-o", "link", "show", "chhot2"]).status == 0,
+                "the tap did not outlive ch-remote: the VMM did not get it")
+        let closed = run(remote, ["--api-socket", vmm.socket, "add-net", "fd=[1000]"])
+        #expect(closed.status == 1 && closed.stderr.contains("descriptor 1000 is not open in ch-remote"), "\(closed.stderr)")
         // A tap the VMM makes and configures itself, under its confined thread's filter.
         let made = vmm.curl("PUT", "vm.add-net", body: "{\"tap\":\"chhot1\",\"ip\":\"10.205.0.1\",\"mask\":\"255.255.255.0\",\"mtu\":4000}")
         #expect(made.status == 200 && made.body.contains("\"id\":\"_net0\""), "\(made.body)")
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"remote0\""))
         let link = run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-o", "addr", "show", "chhot1"]).stdout
         #expect(link.contains("inet 10.205.0.1/24"), "\(link)")
         #expect(vmm.shutdown() == 0)
