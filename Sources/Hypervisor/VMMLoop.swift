@@ -152,8 +152,7 @@ final class VMMLoop {
         }
         config = changed
         logger.info("\(endpoint): \(id ?? "") in slot \(slot)")
-        let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
-        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(id ?? ""), "bdf": .string(bdf)]).serialized)
+        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(id ?? ""), "bdf": .string(Self.bdf(slot))]).serialized)
     }
 
     /// Hotplug into the running VM, put in a free slot and announced: a
@@ -278,6 +277,22 @@ final class VMMLoop {
         }
     }
 
+    /// A slot's address on segment 0, bus 0, as Cloud Hypervisor writes it.
+    private static func bdf(_ slot: Int) -> String {
+        "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
+    }
+
+    /// vm.info's `device_tree`: each PCI device by id with its address, in
+    /// Cloud Hypervisor's node shape (its BAR resources not listed).
+    private static func deviceTree(_ vm: BootedVM?) -> JSONValue {
+        var nodes: [String: JSONValue] = [:]
+        for (id, slot) in vm?.deviceSlots() ?? [] {
+            nodes[id] = .object(["id": .string(id), "resources": .array([]), "parent": .null, "children": .array([]),
+                                 "pci_bdf": .string(bdf(slot))])
+        }
+        return .object(nodes)
+    }
+
     private static func endpoint(_ request: APIRequest) -> String {
         switch request {
         case .vmAddDisk: "vm.add-disk"
@@ -314,7 +329,7 @@ final class VMMLoop {
             let state = booted == nil ? "Created" : booted?.isPaused == true ? "Paused" : "Running"
             return HTTPResponse(status: 200, body: JSONValue.object([
                 "config": VmConfigJSON.json(config), "state": .string(state),
-                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
+                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)), "device_tree": Self.deviceTree(booted),
             ]).serialized)
         case .vmShutdown:
             guard retire() != nil else { return .error(409, "vm.shutdown: the VM is not running") }

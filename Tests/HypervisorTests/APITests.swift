@@ -184,6 +184,10 @@ struct APITests {
         #expect(added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"hot\"}", "\(added.body)")
         #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
         #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"hot\""))
+        // vm.info's device tree: each device by id with its address.
+        let tree = vmm.curl("GET", "vm.info").body
+        #expect(tree.contains("\"hot\":{\"children\":[],\"id\":\"hot\",\"parent\":null,\"pci_bdf\":\"0000:00:02.0\",\"resources\":[]}")
+                && tree.contains("\"__rng\":{\"children\":[],\"id\":\"__rng\",\"parent\":null,\"pci_bdf\":\"0000:00:01.0\""), "\(tree)")
         let counters = vmm.curl("GET", "vm.counters")
         #expect(counters.status == 200 && counters.body == "{\"hot\":{\"read_bytes\":0,\"read_ops\":0,\"write_bytes\":0,\"write_ops\":0}}",
                 "\(counters.body)")
@@ -197,6 +201,7 @@ struct APITests {
         #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"hot\"}").status == 204)
         #expect(eventually(10) { vmm.stdout.contains("slot ejected") }, "\(vmm.stdout)")
         #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("\"id\":\"hot\"") }, "the ejected disk stayed")
+        #expect(!vmm.curl("GET", "vm.info").body.contains("\"hot\":{"), "the ejected disk stayed in the device tree")
         #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"hot\"}").status == 404)
         // Its slot is free again, and the image is not locked any more.
         let again = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disk)\"}")

@@ -131,6 +131,20 @@ final class BootedVM {
         return slot
     }
 
+    /// Every PCI device of the VM with its id and slot on segment 0: the
+    /// virtio devices, then assigned ones (`_vfio0`… when none was given).
+    func deviceSlots() -> [(id: String, slot: Int)] {
+        var result = virtio.slots
+        var index = 0
+        for devices in [assigned].compactMap({ $0 }) + hotAssigned {
+            for (device, slot) in zip(devices.assignment.devices, devices.slots) {
+                result.append((device.config.id ?? "_vfio\(index)", slot))
+                index += 1
+            }
+        }
+        return result
+    }
+
     func slot(of disk: DiskImage) -> Int? { virtio.slot(of: disk) }
 
     func slot(ofNet id: String) -> Int? { virtio.slot(ofNet: id) }

@@ -29,11 +29,11 @@ final class VirtioDevices {
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
             let r = vmm_virtio_console_create(vm.handle, resources.consoleReadsInput ? STDIN_FILENO : -1, console.fd, &device)
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console")
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", id: "__console")
         }
         var rng: OpaquePointer?
         let r = vmm_virtio_rng_create(vm.handle, resources.rngSource, &rng)
-        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng")
+        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng", id: "__rng")
     }
 
     /// A virtio-net on `tap`, named for its place in the list; returns its slot.
@@ -119,7 +119,7 @@ final class VirtioDevices {
     /// Cloud Hypervisor's vm.counters: each disk's and network's, by id.
     func counters() -> [String: [String: UInt64]] {
         var result: [String: [String: UInt64]] = [:]
-        for entry in devices {
+        for entry in devices where entry.kind == VMM_THREAD_VIRTIO_BLK || entry.kind == VMM_THREAD_VIRTIO_NET {
             guard let id = entry.id else { continue }
             var values = [UInt64](repeating: 0, count: 4)
             if entry.kind == VMM_THREAD_VIRTIO_BLK {
@@ -132,6 +132,10 @@ final class VirtioDevices {
         }
         return result
     }
+
+    /// Each device's id (Cloud Hypervisor's names: `_disk0`…, `__console`,
+    /// `__rng`) and slot, for vm.info's device tree.
+    var slots: [(id: String, slot: Int)] { devices.compactMap { entry in entry.id.map { ($0, entry.slot) } } }
 
     /// The slot serving `disk`, if any.
     func slot(of disk: DiskImage) -> Int? { devices.first { $0.disk === disk }?.slot }
