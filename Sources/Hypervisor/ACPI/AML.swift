@@ -74,6 +74,11 @@ enum AML {
         [0x47, 0x01] + littleEndian(UInt64(base), bytes: 2) + littleEndian(UInt64(base), bytes: 2) + [0x01, length]
     }
 
+    /// `count` ports from `base`, in as many IO descriptors as it takes (255 ports each).
+    static func ioPorts(base: UInt16, count: Int) -> [[UInt8]] {
+        stride(from: 0, to: count, by: 255).map { ioPorts(base: base + UInt16($0), length: UInt8(min(255, count - $0))) }
+    }
+
     /// IRQNoFlags(){irq}: edge-triggered, active-high ISA interrupt.
     static func irq(_ irq: UInt8) -> [UInt8] {
         let mask = UInt16(1) << irq

@@ -38,7 +38,7 @@ struct MemoryHotplugDescription {
         return AML.device("MHPC", [
             AML.name("_HID", AML.eisaID("PNP0A06")),
             AML.name("_UID", AML.string("Memory Hotplug Controller")),
-            AML.name("_CRS", AML.resources(PCIDescription.ports(base: base, length: Int(VMM_MEM_HOTPLUG_LEN)))),
+            AML.name("_CRS", AML.resources(AML.ioPorts(base: base, count: Int(VMM_MEM_HOTPLUG_LEN)))),
             AML.ioRegion("MHRG", port: base, length: UInt16(16 * slots.count)),
             AML.dwordFields(region: "MHRG", registers),
             AML.ioRegion("MHST", port: base + UInt16(VMM_MEM_HOTPLUG_STATUS), length: UInt16(slots.count)),

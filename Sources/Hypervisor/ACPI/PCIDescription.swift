@@ -31,9 +31,16 @@ struct PCIDescription {
         return ACPITables.table("MCFG", revision: 1, body: [UInt8](repeating: 0, count: 8) + entries)
     }
 
-    /// I/O descriptors for a range longer than one can say (255 ports).
-    static func ports(base: UInt16, length: Int) -> [[UInt8]] {
-        stride(from: 0, to: length, by: 255).map { AML.ioPorts(base: base + UInt16($0), length: UInt8(min(255, length - $0))) }
+    /// What names a segment's host bridge: PCI Express, bus 0 of `segment`.
+    private static func hostBridge(segment: Int) -> [[UInt8]] {
+        [
+            AML.name("_HID", AML.eisaID("PNP0A08")),
+            AML.name("_CID", AML.eisaID("PNP0A03")),
+            AML.name("_ADR", AML.integer(0)),
+            AML.name("_SEG", AML.integer(UInt64(segment))),
+            AML.name("_UID", AML.integer(UInt64(segment))),
+            AML.name("_BBN", AML.integer(0)),
+        ]
     }
 
     /// `PC01`…: segment N's host bridge, as Cloud Hypervisor names it.
@@ -75,13 +82,7 @@ struct PCIDescription {
                 AML.method("_EJ0", arguments: 1, [AML.store(AML.integer(1 << UInt64(slot)), AML.rootPath("_SB", "PHPR", "B0EJ"))]),
             ])
         }
-        let pci0 = AML.device("PCI0", [
-            AML.name("_HID", AML.eisaID("PNP0A08")),
-            AML.name("_CID", AML.eisaID("PNP0A03")),
-            AML.name("_ADR", AML.integer(0)),
-            AML.name("_SEG", AML.integer(0)),
-            AML.name("_UID", AML.integer(0)),
-            AML.name("_BBN", AML.integer(0)),
+        let pci0 = AML.device("PCI0", Self.hostBridge(segment: 0) + [
             AML.name("_CRS", crs),
             AML.name("_PRT", AML.package(routes)),
         ] + slots)
@@ -89,13 +90,7 @@ struct PCIDescription {
         // 32-bit window and no hotplug slots until a device can go there.
         let others = (1..<max(segments, 1)).map { segment in
             let window = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segment: segment, of: segments)
-            return AML.device(Self.hostBridgeName(segment), [
-                AML.name("_HID", AML.eisaID("PNP0A08")),
-                AML.name("_CID", AML.eisaID("PNP0A03")),
-                AML.name("_ADR", AML.integer(0)),
-                AML.name("_SEG", AML.integer(UInt64(segment))),
-                AML.name("_UID", AML.integer(UInt64(segment))),
-                AML.name("_BBN", AML.integer(0)),
+            return AML.device(Self.hostBridgeName(segment), Self.hostBridge(segment: segment) + [
                 AML.name("_CRS", AML.resources([
                     AML.wordAddress(type: .busNumber, min: 0, max: 0),
                     AML.qwordMemory(min: window.start, max: window.end - 1),
@@ -106,7 +101,7 @@ struct PCIDescription {
             AML.name("_HID", AML.eisaID("PNP0C02")),
             AML.name("_UID", AML.integer(0)),
             AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size) * UInt32(segments))]
-                                           + Self.ports(base: UInt16(VMM_CPU_HOTPLUG_PORT), length: Int(VMM_CPU_HOTPLUG_LEN)))),
+                                           + AML.ioPorts(base: UInt16(VMM_CPU_HOTPLUG_PORT), count: Int(VMM_CPU_HOTPLUG_LEN)))),
         ])
         return [pci0] + others + [motherboard]
     }

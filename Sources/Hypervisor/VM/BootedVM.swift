@@ -19,6 +19,8 @@ final class BootedVM {
     private let otherSegments: [PCIBus]
     /// Hot-added assigned devices (and the launch's, after a reboot).
     private var hotAssigned: [AssignedDevices] = []
+    /// The command line's assigned devices, then the hot-added ones.
+    private var allAssigned: [AssignedDevices] { [assigned].compactMap { $0 } + hotAssigned }
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
@@ -105,19 +107,20 @@ final class BootedVM {
 
     /// Hotplug: `disk` (the launch's `index`th) into a free slot, then the
     /// guest told; returns the slot.
+    /// Into a paused VM, the device thread is held like the others until vm.resume.
     func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
-        let slot = try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK], logger: logger)
-        // Into a paused VM: held like the others until vm.resume.
-        if isPaused { virtio.pause() }
-        try devices.announce(slot: slot, arrived: true)
-        return slot
+        try announce(hotAdded: try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK],
+                                                     held: isPaused, logger: logger))
     }
 
     /// Hotplug: a network on `tap` (the launch's `index`th) into a free
     /// slot, then the guest told; returns the slot.
     func hotAdd(tap: Tap, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
-        let slot = try virtio.hotAddNet(tap, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_NET], logger: logger)
-        if isPaused { virtio.pause() }
+        try announce(hotAdded: try virtio.hotAddNet(tap, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_NET],
+                                                    held: isPaused, logger: logger))
+    }
+
+    private func announce(hotAdded slot: Int) throws(VMMError) -> Int {
         try devices.announce(slot: slot, arrived: true)
         return slot
     }
@@ -127,8 +130,7 @@ final class BootedVM {
         let devices = try AssignedDevices(vm: vm, bus: bus, assignment: assignment)
         hotAssigned.append(devices)
         guard let slot = devices.slots.first else { return 0 }
-        try self.devices.announce(slot: slot, arrived: true)
-        return slot
+        return try announce(hotAdded: slot)
     }
 
     /// Every PCI device of the VM with its id and slot on segment 0: the
@@ -136,7 +138,7 @@ final class BootedVM {
     func deviceSlots() -> [(id: String, slot: Int)] {
         var result = virtio.slots
         var index = 0
-        for devices in [assigned].compactMap({ $0 }) + hotAssigned {
+        for devices in allAssigned {
             for (device, slot) in zip(devices.assignment.devices, devices.slots) {
                 result.append((device.config.id ?? "_vfio\(index)", slot))
                 index += 1
@@ -159,9 +161,8 @@ final class BootedVM {
     /// What the guest ejected since the last call: the slots, for the
     /// caller to remove; the vCPUs, whose threads are stopped and joined.
     func takeEjected() -> (slots: [Int], vcpus: [Int]) {
-        let ejected = devices.takeEjected(among: vcpuThreads)
-        unplug(ejected.vcpus)
-        return ejected
+        let slots = devices.takeEjected()
+        return (slots, unplugEjectedVCPUs())
     }
 
     /// Takes the device out of `slot` with every vCPU parked, so none is
@@ -178,7 +179,7 @@ final class BootedVM {
     /// start and are announced (the guest onlines them); those above are
     /// asked back, and go when the guest ejects them (`takeEjected`).
     func resize(vcpus count: Int) throws(VMMError) {
-        unplug(vcpuThreads.filter { !devices.isPresent(vcpu: $0) }.sorted())
+        unplugEjectedVCPUs()
         var arriving: [Int] = []
         for index in 0..<count where !devices.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
             if !vcpuThreads.contains(index) {
@@ -219,17 +220,22 @@ final class BootedVM {
         let gpa = GuestLayout.hotplugRAM(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes).start + hotAddedRAM
         let region = try vm.addRAM(at: gpa, size: added)
         hotAddedRAM += added
-        for devices in [assigned].compactMap({ $0 }) + hotAssigned { try devices.mapDMA(from: region) }
+        for devices in allAssigned { try devices.mapDMA(from: region) }
         try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
         memorySlots += 1
     }
 
-    private func unplug(_ ejected: [Int]) {
+    /// The vCPUs that run a thread but the guest no longer has (its _EJ0):
+    /// their threads stopped and joined. Returns them.
+    @discardableResult
+    private func unplugEjectedVCPUs() -> [Int] {
+        let ejected = vcpuThreads.filter { !devices.isPresent(vcpu: $0) }.sorted()
         for index in ejected {
             vm.unplugVCPU(index)
             vcpuThreads.remove(index)
             vcpusLeaving.remove(index)
         }
+        return ejected
     }
 
     /// vm.pause: the vCPUs parked, then the device threads held (a vCPU

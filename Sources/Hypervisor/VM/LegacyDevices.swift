@@ -123,15 +123,14 @@ final class LegacyDevices {
     /// Whether the guest has vCPU `index`: announced, and not ejected since.
     func isPresent(vcpu index: Int) -> Bool { vmm_cpu_hotplug_present(cpuHotplug, UInt32(index)) }
 
-    /// Slots the guest ejected since the last call, and (ejected vCPUs
-    /// being those no longer present) the vCPUs it ejected among `vcpus`.
-    /// The eventfd is read first: an eject after it wakes the VMM again.
-    func takeEjected(among vcpus: Set<Int>) -> (slots: [Int], vcpus: [Int]) {
+    /// Slots the guest ejected since the last call. The eventfd is read
+    /// first, so an eject after it (of a slot or a vCPU, which `isPresent`
+    /// shows) wakes the VMM again.
+    func takeEjected() -> [Int] {
         var count: UInt64 = 0
         _ = read(ejectFD, &count, 8)
         let bits = vmm_pci_hotplug_take_ejected(hotplug)
-        let slots = (0..<32).filter { bits & (1 << $0) != 0 }
-        return (slots, vcpus.filter { !isPresent(vcpu: $0) }.sorted())
+        return (0..<32).filter { bits & (1 << $0) != 0 }
     }
 
     /// The ACPI power button, pressed once: the guest decides what follows.

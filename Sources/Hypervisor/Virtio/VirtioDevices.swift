@@ -97,22 +97,24 @@ final class VirtioDevices {
 
     /// Hotplug: a disk into the running VM, its thread started; returns
     /// the slot it took. The guest learns of it through ACPI (the caller).
-    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, logger: Logger) throws(VMMError) -> Int {
-        try startHotAdded(try addDisk(disk, index: index, logger: logger), filter: filter)
+    /// `held`: the VM is paused, and the new thread is held like the others.
+    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> Int {
+        try startHotAdded(try addDisk(disk, index: index, logger: logger), filter: filter, held: held)
     }
 
     /// Hotplug: a network on `tap` into the running VM, as `hotAddDisk`.
-    func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, logger: Logger) throws(VMMError) -> Int {
-        try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter)
+    func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> Int {
+        try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter, held: held)
     }
 
-    private func startHotAdded(_ slot: Int, filter: SeccompFilter?) throws(VMMError) -> Int {
+    private func startHotAdded(_ slot: Int, filter: SeccompFilter?, held: Bool) throws(VMMError) -> Int {
         guard let entry = devices.last, entry.slot == slot else { return slot }
         let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
         guard r == 0 else {
             remove(slot: slot)
             throw .system(SystemError("start the \(String(cString: vmm_thread_kind_name(entry.kind))) thread", returned: r))
         }
+        if held { vmm_virtio_pci_pause(entry.transport) }
         return slot
     }
 
