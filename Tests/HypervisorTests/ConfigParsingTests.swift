@@ -59,8 +59,9 @@ struct ConfigParsingTests {
     @Test("--platform: PCI segments, 1 to 96; the rest of it not built")
     func platform() throws {
         #expect(try PlatformConfig(parsing: "num_pci_segments=2").pciSegments == 2)
-        #expect(try PlatformConfig(parsing: "num_pci_segments=96,iommu_segments=[],vfio_p2p_dma=on").pciSegments == 96)
-        for text in ["num_pci_segments=0", "num_pci_segments=97", "num_pci_segments=x", "uuid=1234", "tdx=on", "bogus=1"] {
+        #expect(try PlatformConfig(parsing: "num_pci_segments=96,iommu_segments=[],vfio_p2p_dma=off").pciSegments == 96)
+        for text in ["num_pci_segments=0", "num_pci_segments=97", "num_pci_segments=x", "uuid=1234", "tdx=on", "bogus=1",
+                     "vfio_p2p_dma=on"] {
             #expect(throws: ConfigError.self, "\(text)") { try PlatformConfig(parsing: text) }
         }
     }

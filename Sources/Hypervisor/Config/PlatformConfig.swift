@@ -16,10 +16,12 @@ public struct PlatformConfig: Sendable, Equatable {
                         "system_version", "system_serial_number", "system_uuid", "system_sku_number", "system_family",
                         "chassis_asset_tag", "tdx", "sev_snp"]
 
+    /// `vfio_p2p_dma=off` is what happens here (no device's BARs are mapped
+    /// for another's DMA); Cloud Hypervisor's `on` is not built.
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--platform", known: Self.known)
         try list.refuseUnsupported(Self.known.filter { $0 != "num_pci_segments" },
-                                   unlessEqualTo: ["iommu_segments": "[]", "tdx": "off", "sev_snp": "off", "vfio_p2p_dma": "on"])
+                                   unlessEqualTo: ["iommu_segments": "[]", "tdx": "off", "sev_snp": "off", "vfio_p2p_dma": "off"])
         self.init(pciSegments: try list.integer("num_pci_segments", in: 1...Self.maxPCISegments) ?? 1)
     }
 }
