@@ -124,7 +124,11 @@ latest "edus=0" && echo "remove-device: the guest let the edu go" >> api.check
 api GET vm.info
 api PUT vm.reboot
 wait_for api.log "L2: userspace up" 2 && echo "reboot: the guest came up again" >> api.check
-wait_for api.log "L2: tick" $((after + 20))
+# The second boot's own ticks (numbered from 1 each boot): its power-button
+# watcher, which starts before them, is listening by then. A count of all
+# ticks was met by the first boot's alone, and a press before the watcher
+# opened its device was lost.
+wait_for api.log "L2: tick 3 " 2
 api GET vm.info
 # The power button: the guest powers itself off, and with it the VMM ends.
 api PUT vm.power-button
