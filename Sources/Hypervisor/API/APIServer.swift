@@ -230,7 +230,7 @@ final class APIServer: @unchecked Sendable {
             case .incomplete(let headersDone, let expectsContinue):
                 if headersDone && expectsContinue && !connection.continueSent {
                     connection.continueSent = true
-                    connection.output += Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+                    connection.output += HTTPResponse(status: 100).serialized()
                     flush(connection)
                 }
                 return

@@ -126,35 +126,18 @@ public struct HTTPResponse: Error, Sendable, Equatable {
 
     public static let noContent = HTTPResponse(status: 204)
 
-    static func reason(_ status: Int) -> String {
-        switch status {
-        case 100: "Continue"
-        case 200: "OK"
-        case 204: "No Content"
-        case 400: "Bad Request"
-        case 404: "Not Found"
-        case 405: "Method Not Allowed"
-        case 409: "Conflict"
-        case 413: "Content Too Large"
-        case 417: "Expectation Failed"
-        case 431: "Request Header Fields Too Large"
-        case 500: "Internal Server Error"
-        case 501: "Not Implemented"
-        case 503: "Service Unavailable"
-        case 505: "HTTP Version Not Supported"
-        default: "Status"
-        }
-    }
-
-    /// The bytes on the wire.
+    /// The bytes on the wire, as Cloud Hypervisor's server (micro_http)
+    /// writes them: the status code and a space with no reason phrase
+    /// (RFC 9112 allows it, and Cloud Hypervisor's own ch-remote reads
+    /// everything up to the CR as the number), keep-alive said, and
+    /// Content-Type and Content-Length (spelled as that client looks them
+    /// up) on every answer but 100 and 204.
     public func serialized() -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
-        if let body {
-            head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
-        } else if status != 204 {
-            head += "Content-Length: 0\r\n"
+        var head = "HTTP/1.1 \(status) \r\nServer: Cloud Hypervisor API\r\n"
+        head += close ? "Connection: close\r\n" : "Connection: keep-alive\r\n"
+        if status != 100 && status != 204 {
+            head += "Content-Type: application/json\r\nContent-Length: \((body ?? []).count)\r\n"
         }
-        if close { head += "Connection: close\r\n" }
         head += "\r\n"
         return Array(head.utf8) + (body ?? [])
     }

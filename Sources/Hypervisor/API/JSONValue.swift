@@ -69,8 +69,11 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
             }
             out.append(UInt8(ascii: "]"))
         case .object(let fields):
+            // An absent field is left out, not written null, as Cloud
+            // Hypervisor's serde (skip_serializing_none) leaves it out: its
+            // OpenAPI schema declares those fields non-nullable.
             out.append(UInt8(ascii: "{"))
-            for (i, key) in fields.keys.sorted().enumerated() {
+            for (i, key) in fields.keys.filter({ fields[$0] != .null }).sorted().enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 Self.write(key, to: &out)
                 out.append(UInt8(ascii: ":"))
@@ -80,21 +83,34 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
+    /// ASCII only: anything else as \\u escapes (a surrogate pair above
+    /// U+FFFF). Cloud Hypervisor's ch-remote reads an answer in 256-byte
+    /// pieces and decodes each as UTF-8 on its own, so a character split
+    /// between two pieces (a path in an error, say) would make it panic.
     private static func write(_ text: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case 0x5c: out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
             case 0x0a: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
             case 0x0d: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
             case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case ..<0x20: out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]]
-            default: out.append(byte)
+            case 0x20..<0x7f: out.append(UInt8(scalar.value))
+            case 0x10000...:
+                let v = scalar.value - 0x10000
+                escape(0xd800 + (v >> 10), to: &out)
+                escape(0xdc00 + (v & 0x3ff), to: &out)
+            default: escape(scalar.value, to: &out)
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func escape(_ unit: UInt32, to out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out += Array("\\u".utf8)
+        for shift in stride(from: 12, through: 0, by: -4) { out.append(hex[Int((unit >> UInt32(shift)) & 0xf)]) }
     }
 
     /// Absent, null, false, zero, empty: what a serialized default looks like.
