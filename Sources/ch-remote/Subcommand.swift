@@ -61,8 +61,8 @@ struct Subcommand: Sendable {
         "shutdown": simple("PUT", "vm.shutdown"),
         "shutdown-vmm": simple("PUT", "vmm.shutdown"),
         "create": Subcommand(method: "PUT", endpoint: "vm.create") { arguments in
-            guard arguments.count == 1 else { throw UsageError(description: "create takes the path of a VmConfig JSON file, or - for standard input") }
-            return try readAll(arguments[0])
+            guard arguments.count <= 1 else { throw UsageError(description: "create takes the path of a VmConfig JSON file, or - (the default) for standard input") }
+            return try readAll(arguments.first ?? "-")
         },
         "add-device": add("vm.add-device") { _ = try DeviceConfig(parsing: $0) },
         "add-disk": add("vm.add-disk") { _ = try DiskConfig(parsing: $0) },
@@ -77,15 +77,32 @@ struct Subcommand: Sendable {
             guard arguments.count == 1 else { throw UsageError(description: "remove-device takes the device's id") }
             return APIJSON.encode(["id": arguments[0]])
         },
-        "resize": Subcommand(method: "PUT", endpoint: "vm.resize") { arguments in try APIJSON.resize(arguments) },
-        "resize-disk": add("vm.resize-disk"),
-        "resize-zone": add("vm.resize-zone"),
-        "snapshot": add("vm.snapshot"),
+        "resize": Subcommand(method: "PUT", endpoint: "vm.resize") { arguments in
+            try APIJSON.flags(arguments, command: "resize", ["--cpus": ("desired_vcpus", .count),
+                                                             "--memory": ("desired_ram", .size),
+                                                             "--balloon": ("desired_balloon", .size)])
+        },
+        "resize-disk": Subcommand(method: "PUT", endpoint: "vm.resize-disk") { arguments in
+            try APIJSON.flags(arguments, command: "resize-disk", ["--disk": ("id", .text), "--size": ("desired_size", .size)])
+        },
+        "resize-zone": Subcommand(method: "PUT", endpoint: "vm.resize-zone") { arguments in
+            try APIJSON.flags(arguments, command: "resize-zone", ["--id": ("id", .text), "--size": ("desired_ram", .size)])
+        },
+        "snapshot": destination("vm.snapshot", what: "<destination_url>"),
+        "coredump": destination("vm.coredump", what: "<file_path>"),
         "restore": add("vm.restore"),
-        "coredump": add("vm.coredump"),
         "send-migration": add("vm.send-migration"),
         "receive-migration": add("vm.receive-migration"),
     ]
+
+    /// `snapshot URL`, `coredump PATH`: one argument, sent as Cloud
+    /// Hypervisor's client sends it, `{"destination_url": …}`.
+    static func destination(_ endpoint: String, what: String) -> Subcommand {
+        Subcommand(method: "PUT", endpoint: endpoint) { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "\(endpoint) takes one argument: \(what)") }
+            return APIJSON.encode(["destination_url": arguments[0]])
+        }
+    }
 
     static func readAll(_ path: String) throws -> [UInt8] {
         let fd = path == "-" ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC)

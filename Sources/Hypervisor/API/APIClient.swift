@@ -98,31 +98,41 @@ public final class APIClient {
         }
     }
 
-    /// A whole answer off the front of `buffer` (a `100 Continue` skipped),
-    /// or nil if more bytes are needed.
+    /// A whole answer off the front of `buffer` (a `100` skipped), or nil
+    /// while more bytes are needed. Read by the rules of Cloud Hypervisor's
+    /// own client (its `api_client` crate), so that this ch-remote fails
+    /// wherever that one would: the head ends at the first CRLFCRLF; the
+    /// status is what stands between `HTTP/1.1 ` and the first CR, a number
+    /// once trimmed; the body's length is the header spelled exactly
+    /// `Content-Length: `, and an answer without one ends with its head.
     static func parse(_ buffer: inout [UInt8]) throws(Failure) -> Answer? {
         guard buffer.count >= 4, let end = (0...(buffer.count - 4)).first(where: {
             buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10
         }) else { return nil }
-        let head = String(decoding: buffer[..<end], as: UTF8.self)
-        let lines = head.split(separator: "\r\n")
-        let statusParts = lines.first?.split(separator: " ") ?? []
-        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
-            throw Failure(description: "not an HTTP answer: \(lines.first ?? "")")
+        guard let head = String(validating: buffer[..<end], as: UTF8.self) else {
+            throw Failure(description: "the answer's head is not UTF-8")
         }
-        var length = 0
-        for line in lines.dropFirst() {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "content-length" {
-                guard let value = Int(parts[1].trimmingSpaces), value >= 0, value <= HTTPRequest.maxBodyBytes * 16 else {
-                    throw Failure(description: "the answer's Content-Length '\(parts[1].trimmingSpaces)' is not a size")
-                }
-                length = value
+        let protocolPrefix = "HTTP/1.1 "
+        guard head.hasPrefix(protocolPrefix) else {
+            throw Failure(description: "not an HTTP/1.1 answer: \(head.unicodeScalars.prefix { $0 != "\r" })")
+        }
+        // By scalars: "\r\n" is one Character, which no CR compares equal to.
+        let code = Substring(head.unicodeScalars.dropFirst(protocolPrefix.count).prefix { $0 != "\r" })
+        guard let status = Int(code.trimmingSpaces) else {
+            throw Failure(description: "the answer's status code '\(code)' is not a number")
+        }
+        var length: Int?
+        if let header = head.firstRange(of: "\r\nContent-Length: ") {
+            let value = Substring(head[header.upperBound...].unicodeScalars.prefix { $0 != "\r" }).trimmingSpaces
+            guard let bytes = Int(value), bytes >= 0, bytes <= HTTPRequest.maxBodyBytes * 16 else {
+                throw Failure(description: "the answer's Content-Length '\(value)' is not a size")
             }
+            length = bytes
         }
-        guard buffer.count >= end + 4 + length else { return nil }
-        let body = Array(buffer[(end + 4)..<(end + 4 + length)])
-        buffer.removeFirst(end + 4 + length)
+        let bodyStart = end + 4
+        guard buffer.count >= bodyStart + (length ?? 0) else { return nil }
+        let body = Array(buffer[bodyStart..<(bodyStart + (length ?? 0))])
+        buffer.removeFirst(bodyStart + (length ?? 0))
         if status == 100 { return try parse(&buffer) }
         return Answer(status: status, body: body)
     }

@@ -36,33 +36,48 @@ public enum APIJSON {
         }
     }
 
-    /// ch-remote's `resize --cpus N --memory SIZE --balloon SIZE`.
-    public static func resize(_ arguments: [String]) throws(ConfigError) -> [UInt8] {
+    /// What a ch-remote flag's value is: a count, or a size with K/M/G, or an id.
+    public enum FlagValue: Sendable { case count, size, text }
+
+    /// ch-remote's flag form, as Cloud Hypervisor's takes it:
+    /// `resize --cpus N --memory SIZE --balloon SIZE`, `resize-disk --disk ID
+    /// --size SIZE`, `resize-zone --id ID --size SIZE`. `flags` maps each
+    /// flag to the body's field and its kind of value.
+    public static func flags(_ arguments: [String], command: String,
+                             _ flags: [String: (field: String, value: FlagValue)]) throws(ConfigError) -> [UInt8] {
+        let names = flags.keys.sorted().joined(separator: ", ")
         var fields: [String: JSONValue] = [:]
         var index = 0
         while index < arguments.count {
             let flag = arguments[index]
-            guard index + 1 < arguments.count else { throw .missing(option: "resize", what: "\(flag) needs a value") }
+            guard let (field, kind) = flags[flag] else {
+                throw .invalidValue(option: command, key: nil, value: flag, reason: "expected \(names)")
+            }
+            guard index + 1 < arguments.count else { throw .missing(option: command, what: "\(flag) needs a value") }
             let value = arguments[index + 1]
-            switch flag {
-            case "--cpus":
+            switch kind {
+            case .count:
                 guard let count = Int64(value), count > 0 else {
-                    throw .invalidValue(option: "resize", key: "--cpus", value: value, reason: "expected a number of vCPUs")
+                    throw .invalidValue(option: command, key: flag, value: value, reason: "expected a number of vCPUs")
                 }
-                fields["desired_vcpus"] = .integer(count)
-            case "--memory", "--balloon":
+                fields[field] = .integer(count)
+            case .size:
+                let bytes: UInt64
                 do {
-                    let bytes = try ByteSize.parse(value)
-                    fields[flag == "--memory" ? "desired_ram" : "desired_balloon"] = .integer(Int64(bytes))
+                    bytes = try ByteSize.parse(value)
                 } catch {
-                    throw .invalidValue(option: "resize", key: flag, value: value, reason: error.reason)
+                    throw .invalidValue(option: command, key: flag, value: value, reason: error.reason)
                 }
-            default:
-                throw .invalidValue(option: "resize", key: nil, value: flag, reason: "expected --cpus, --memory or --balloon")
+                guard let size = Int64(exactly: bytes) else {
+                    throw .invalidValue(option: command, key: flag, value: value, reason: "size is too large")
+                }
+                fields[field] = .integer(size)
+            case .text:
+                fields[field] = .string(value)
             }
             index += 2
         }
-        guard !fields.isEmpty else { throw .missing(option: "resize", what: "give --cpus, --memory or --balloon") }
+        guard !fields.isEmpty else { throw .missing(option: command, what: "give \(names)") }
         return JSONValue.object(fields).serialized
     }
 }
