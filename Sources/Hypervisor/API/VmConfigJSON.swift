@@ -80,6 +80,9 @@ public enum VmConfigJSON {
             let names = ["Raw": "raw", "Qcow2": "qcow2", "Vhdx": "vhdx", "FixedVhd": "fixed_vhd", "Vhd": "vhd"]
             fields["image_type"] = type == "Unknown" ? nil : .string(names[type] ?? type)
         }
+        if case .string(let granularity)? = fields["lock_granularity"] {
+            fields["lock_granularity"] = .string(["ByteRange": "byte-range", "Full": "full"][granularity] ?? granularity)
+        }
         return try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
                                            defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
     }
@@ -132,7 +135,7 @@ public enum VmConfigJSON {
     /// Fields of Cloud Hypervisor's schema that have no command-line key
     /// here; they are refused unless default. Anything else is ignored.
     private static func knownElsewhere(_ name: String) -> Bool {
-        ["rate_limiter_config", "pci_device_id", "reserve", "x_exclude_mmap_bars", "lock_granularity"].contains(name)
+        ["rate_limiter_config", "pci_device_id", "reserve", "x_exclude_mmap_bars"].contains(name)
     }
 
     private static func string(_ value: JSONValue?, _ name: String) throws(ConfigError) -> String? {
@@ -223,7 +226,7 @@ extension VmConfigJSON {
             .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
                      "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
                      "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(0),
-                     "image_type": .string("Raw")])
+                     "image_type": .string("Raw"), "lock_granularity": .string(disk.lockWholeFile ? "Full" : "ByteRange")])
         }
         let nets: [JSONValue] = config.nets.map { net in
             .object(["tap": text(net.tap), "ip": text(net.ip?.description), "mask": text(net.mask?.description),

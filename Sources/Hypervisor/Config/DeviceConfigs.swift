@@ -17,23 +17,28 @@ public struct DiskConfig: Sendable, Equatable {
     public var numQueues: Int
     /// Entries per queue: a power of two.
     public var queueSize: Int
+    /// `lock_granularity=full`: the image's lock covers the whole file
+    /// rather than its bytes [0, size) (`byte-range`, Cloud Hypervisor's
+    /// default, which lets NFS servers snapshot the file under it).
+    public var lockWholeFile: Bool
 
     public static let defaultQueueSize = 128
 
     public init(path: String, readonly: Bool = false, id: String? = nil, serial: String? = nil,
-                numQueues: Int = 1, queueSize: Int = defaultQueueSize) {
+                numQueues: Int = 1, queueSize: Int = defaultQueueSize, lockWholeFile: Bool = false) {
         self.path = path
         self.readonly = readonly
         self.id = id
         self.serial = serial
         self.numQueues = numQueues
         self.queueSize = queueSize
+        self.lockWholeFile = lockWholeFile
     }
 
     static let known = ["path", "readonly", "direct", "iommu", "num_queues", "queue_size", "vhost_user",
                         "socket", "bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
                         "ops_one_time_burst", "ops_refill_time", "id", "pci_segment", "rate_limit_group",
-                        "queue_affinity", "serial", "backing_files", "sparse", "image_type"]
+                        "queue_affinity", "serial", "backing_files", "sparse", "image_type", "lock_granularity"]
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--disk", known: Self.known)
@@ -57,8 +62,13 @@ public struct DiskConfig: Sendable, Equatable {
         guard queueSize & (queueSize - 1) == 0 else {
             throw .invalidValue(option: "--disk", key: "queue_size", value: String(queueSize), reason: "must be a power of two")
         }
+        let granularity = list["lock_granularity"] ?? "byte-range"
+        guard granularity == "byte-range" || granularity == "full" else {
+            throw .invalidValue(option: "--disk", key: "lock_granularity", value: granularity, reason: "expected byte-range or full")
+        }
         self.init(path: try list.required("path"), readonly: try list.bool("readonly") ?? false, id: list["id"],
-                  serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize)
+                  serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize,
+                  lockWholeFile: granularity == "full")
     }
 }
 

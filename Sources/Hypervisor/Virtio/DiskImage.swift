@@ -56,10 +56,18 @@ final class DiskImage {
         var lock = flock()
         lock.l_type = Int16(config.readonly ? F_RDLCK : F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
+        // Cloud Hypervisor's byte-range lock covers the image's bytes; length 0 is the whole file.
+        lock.l_len = config.lockWholeFile ? 0 : off_t(sizeBytes)
         guard fcntl(fd, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
             close(fd)
-            let holder = Self.lockHolder(device: st.st_dev, inode: st.st_ino).map { " by \($0)" } ?? " by another process"
-            throw refuse("is locked\(holder): an image is used by one VM at a time (readonly=on disks can share one)")
+            switch Self.lockHolder(device: st.st_dev, inode: st.st_ino) {
+            case let holder? where holder.pid == getpid():
+                throw refuse("is already one of this VM's disks: an image is used by one disk at a time (readonly=on disks can share one)")
+            case let holder?:
+                throw refuse("is locked by pid \(holder.pid) (\(holder.command)): an image is used by one VM at a time (readonly=on disks can share one)")
+            case nil:
+                throw refuse("is locked by another process: an image is used by one VM at a time (readonly=on disks can share one)")
+            }
         }
         serial = config.serial ?? String("\(st.st_dev)\(st.st_rdev)\(st.st_ino)".prefix(20))
     }
@@ -85,9 +93,9 @@ final class DiskImage {
         return nil
     }
 
-    /// "pid N (comm)" of a process holding an OFD lock on the file, from
+    /// The process holding an OFD lock on the file (this one included), from
     /// /proc/PID/fdinfo (an OFD lock itself records no pid).
-    static func lockHolder(device: dev_t, inode: ino_t) -> String? {
+    static func lockHolder(device: dev_t, inode: ino_t) -> (pid: Int32, command: String)? {
         let dev = UInt64(device)
         let major = (dev >> 8) & 0xfff | (dev >> 32) & ~UInt64(0xfff)
         let minor = dev & 0xff | (dev >> 12) & ~UInt64(0xff)
@@ -96,14 +104,14 @@ final class DiskImage {
         defer { closedir(proc) }
         while let entry = readdir(proc) {
             let pid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard Int32(pid) != nil, Int32(pid) != getpid(), let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
+            guard let number = Int32(pid), let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
             defer { closedir(fds) }
             while let fdEntry = readdir(fds) {
                 let name = withUnsafeBytes(of: fdEntry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 guard Int(name) != nil, let text = readSmallFile("/proc/\(pid)/fdinfo/\(name)") else { continue }
                 for line in text.split(separator: "\n") where line.hasPrefix("lock:") && line.contains(" \(wanted) ") {
                     let comm = readSmallFile("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
-                    return "pid \(pid) (\(comm))"
+                    return (number, comm)
                 }
             }
         }
