@@ -12,6 +12,12 @@
  * there. -EBADF if a descriptor to keep is not open. */
 int vmm_close_inherited_fds(const int *keep, unsigned count);
 
+/* Every thread allocates from glibc's main arena (M_ARENA_MAX 1), so that
+ * no filtered thread makes glibc build, grow or shrink a heap of its own
+ * (mmap, mprotect, and an open of /proc/sys/vm/overcommit_memory at the
+ * first shrink). Call before any other thread starts. */
+int vmm_malloc_one_arena(void);
+
 /* PR_SET_NO_NEW_PRIVS: no later execve can gain privileges. */
 int vmm_set_no_new_privs(void);
 /* Empties the ambient capability set. */

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -92,4 +93,10 @@ int vmm_close_inherited_fds(const int *keep, unsigned count)
     for (int i = 0; i < n; i++)
         close(fds[i]);
     return 0;
+}
+
+int vmm_malloc_one_arena(void)
+{
+    /* mallopt answers 1 on success and sets no errno. */
+    return mallopt(M_ARENA_MAX, 1) == 1 ? 0 : -EINVAL;
 }

@@ -35,7 +35,9 @@ public struct Launcher {
             // Allowed, as Cloud Hypervisor allows it, and said, as it says it.
             logger.warning("--serial tty and --console tty both write to the terminal; standard input goes to the serial port")
         }
-        // Signals are blocked for the signalfd before any thread exists.
+        // Before any thread exists: the allocator's policy, and the signals
+        // blocked for the signalfd.
+        try Sandbox.useOneHeap()
         let events = try EventLoop()
         let listener = try config.apiSocket.map { (socket) throws(VMMError) in try APIListener(socket) }
         let resources = waitsForAPI ? nil : try LaunchResources(config: config, logger: logger)
@@ -44,7 +46,7 @@ public struct Launcher {
         let channel = listener == nil ? nil : try APIChannel()
         var server: APIServer?
         if let listener, let channel {
-            server = try APIServer(listener: listener, channel: channel, base: config, filter: try Sandbox.apiFilter(config))
+            server = try APIServer(listener: listener, channel: channel, base: config, filter: try Sandbox.apiFilter(config, terminal: isatty(STDIN_FILENO) == 1))
             try server?.start()
             logger.info("API: serving on \(config.apiSocket!.description)")
         }

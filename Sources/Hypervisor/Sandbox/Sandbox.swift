@@ -30,12 +30,28 @@ final class Sandbox {
         guard r == 0 else { throw .system(SystemError("prctl(PR_SET_NO_NEW_PRIVS)", returned: r)) }
     }
 
+    /// Every thread allocates from glibc's main arena. A thread with an
+    /// arena of its own has glibc create, grow and shrink a heap behind its
+    /// back — mmap and mprotect of a 64 MiB reservation, and at the first
+    /// shrink an open of /proc/sys/vm/overcommit_memory — which no filtered
+    /// thread's list should need (the API thread died on that openat after
+    /// a few large requests). The main arena grows and shrinks with brk, and
+    /// chunks past the mmap threshold come and go with mmap and munmap: the
+    /// calls each allocating thread kind's list has. One arena also spares
+    /// each thread its own heap's pages. Runs before any other thread exists.
+    static func useOneHeap() throws(VMMError) {
+        let r = vmm_malloc_one_arena()
+        guard r == 0 else { throw .system(SystemError("mallopt(M_ARENA_MAX, 1)", returned: r)) }
+    }
+
     /// The API thread's filter, nil with `--seccomp false`. Installed by the
     /// thread itself, which starts before the VMM thread's own filter.
-    static func apiFilter(_ config: VMConfig) throws(VMMError) -> SeccompFilter? {
+    /// `terminal`: standard input is a terminal, which a `vm.create` with a
+    /// tty console may put in raw mode after this thread starts.
+    static func apiFilter(_ config: VMConfig, terminal: Bool) throws(VMMError) -> SeccompFilter? {
         guard config.seccomp != .disabled else { return nil }
         try Self.installTrapReport()
-        return try SeccompFilter(kind: VMM_THREAD_API, mode: config.seccomp)
+        return try SeccompFilter(kind: VMM_THREAD_API, mode: config.seccomp, extraIoctls: terminalIoctls(terminal))
     }
 
     /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
@@ -48,10 +64,7 @@ final class Sandbox {
             return
         }
         try Self.installTrapReport()
-        // A raw terminal is restored on exit, and by the SIGSYS report on
-        // whichever thread violated: glibc's tcsetattr sets (TCSETS), then
-        // reads back (TCGETS).
-        let restore: [UInt] = terminal ? [UInt(TCGETS), UInt(TCSETS)] : []
+        let restore = Self.terminalIoctls(terminal)
         // With the API: a hot-added disk is opened (and stat'ed, sized,
         // locked; a lock's holder looked up in /proc) on the VMM thread;
         // Landlock bounds what it may open. The socket's file goes when the
@@ -79,6 +92,13 @@ final class Sandbox {
         deviceFilters = devices
         try vmm.install()
         vmmFilter = vmm
+    }
+
+    /// A raw terminal is restored on exit, and by the SIGSYS report on
+    /// whichever thread violated: glibc's tcsetattr sets (TCSETS), then
+    /// reads back (TCGETS). Every thread kind's filter has them then.
+    static func terminalIoctls(_ terminal: Bool) -> [UInt] {
+        terminal ? [UInt(TCGETS), UInt(TCSETS)] : []
     }
 
     /// The SIGSYS report every filter's violation goes to, installed once.
