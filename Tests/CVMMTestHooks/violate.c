@@ -9,12 +9,26 @@
 
 #include "vmm_test_hooks.h"
 
+static int confined_call(const struct vmm_seccomp_program *program, int tty, long nr, long a0, long a1, long a2,
+                         struct vmm_test_violation *out);
+
 int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_violation *out)
 {
     return vmm_test_violate_on_terminal(program, -1, out);
 }
 
 int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int tty, struct vmm_test_violation *out)
+{
+    return confined_call(program, tty, SYS_socket, AF_UNIX, SOCK_STREAM, 0, out);
+}
+
+int vmm_test_tgkill(const struct vmm_seccomp_program *program, int pid, struct vmm_test_violation *out)
+{
+    return confined_call(program, -1, SYS_tgkill, pid, pid, 0, out);
+}
+
+static int confined_call(const struct vmm_seccomp_program *program, int tty, long nr, long a0, long a1, long a2,
+                         struct vmm_test_violation *out)
 {
     int err_pipe[2], result_pipe[2];
     if (pipe(err_pipe) < 0 || pipe(result_pipe) < 0)
@@ -34,7 +48,7 @@ int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int 
         }
         if (vmm_seccomp_install(program) < 0)
             _exit(99);
-        long r = syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+        long r = syscall(nr, a0, a1, a2);
         if (r < 0)
             r = -errno;
         ssize_t ignored = write(result_pipe[1], &r, sizeof(r));

@@ -111,15 +111,20 @@ struct SandboxTests {
         #expect(text == "cloud-hypervisor: error: seccomp: the vcpu thread made a forbidden system call: socket (41); stopping the VMM\n")
     }
 
-    @Test("a seccomp kill restores the terminal the VMM put in raw mode")
-    func violationRestoresTerminal() throws {
+    @Test("a seccomp kill on any thread kind restores the terminal the VMM put in raw mode",
+          arguments: [VMM_THREAD_VCPU, VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG,
+                      VMM_THREAD_VIRTIO_NET, VMM_THREAD_API, VMM_THREAD_VMM])
+    func violationRestoresTerminal(kind: vmm_thread_kind) throws {
         var master: Int32 = -1, slave: Int32 = -1
         try #require(vmm_test_openpty(&master, &slave) == 0)
         defer { close(master); close(slave) }
         var before = termios()
         try #require(tcgetattr(slave, &before) == 0)
         try #require(before.c_lflag & tcflag_t(ICANON | ECHO) == tcflag_t(ICANON | ECHO), "a cooked terminal to start with")
-        let filter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: .enabled, extraIoctls: [UInt(TCGETS), UInt(TCSETS)])
+        // The API thread's filter as the launch builds it; the others as the Sandbox does.
+        let filter = kind == VMM_THREAD_API
+            ? try #require(try Sandbox.apiFilter(VMConfig(), terminal: true))
+            : try SeccompFilter(kind: kind, mode: .enabled, extraIoctls: Sandbox.terminalIoctls(true))
         #expect(SeccompFilter.trapInitialized == 0)
         var outcome = vmm_test_violation()
         #expect(vmm_test_violate_on_terminal(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), slave, &outcome) == 0)
@@ -129,6 +134,22 @@ struct SandboxTests {
         try #require(tcgetattr(slave, &after) == 0)
         #expect(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag,
                 "the terminal is as it was")
+    }
+
+    @Test("tgkill reaches this VMM's own threads only, in every filter that has it", arguments: [VMM_THREAD_VCPU, VMM_THREAD_VMM])
+    func tgkillOwnProcess(kind: vmm_thread_kind) throws {
+        let filter = try SeccompFilter(kind: kind, mode: .enabled)
+        #expect(SeccompFilter.trapInitialized == 0)
+        let program = filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self)
+        var own = vmm_test_violation()
+        // The filter was built in this process: its pid is the one allowed (signal 0 only checks).
+        #expect(vmm_test_tgkill(program, getpid(), &own) == 0)
+        #expect(own.exit_code == 0 && own.result == 0, "\(own.exit_code) \(own.result)")
+        var other = vmm_test_violation()
+        #expect(vmm_test_tgkill(program, 1, &other) == 0)
+        let text = withUnsafeBytes(of: other.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        #expect(other.exit_code == 1)
+        #expect(text.contains("forbidden system call: tgkill (234)"), "\(text)")
     }
 
     @Test("under --seccomp log a forbidden syscall is allowed and logged by the kernel")

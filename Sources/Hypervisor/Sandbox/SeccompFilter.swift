@@ -127,6 +127,11 @@ public final class SeccompFilter: @unchecked Sendable {
                 var threadOnly = scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ,
                                               datum_a: UInt64(CLONE_THREAD), datum_b: UInt64(CLONE_THREAD))
                 try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 1, &threadOnly), "seccomp: rule for clone")
+            } else if name == "tgkill" {
+                // Signals to this VMM's own threads only: VMMs that share a
+                // uid could otherwise signal each other.
+                var ownProcess = scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(getpid()), datum_b: 0)
+                try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 1, &ownProcess), "seccomp: rule for tgkill")
             } else {
                 try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 0, nil), "seccomp: rule for \(name)")
             }

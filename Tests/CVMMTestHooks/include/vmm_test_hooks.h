@@ -20,6 +20,10 @@ int vmm_test_violate(const struct vmm_seccomp_program *program, struct vmm_test_
  * registered for the SIGSYS report to restore (vmm_seccomp_trap_terminal). */
 int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int tty, struct vmm_test_violation *out);
 
+/* Forks; the child installs `program` and calls tgkill(pid, pid, 0): a
+ * signal check that a filter allows towards its own VMM's pid only. */
+int vmm_test_tgkill(const struct vmm_seccomp_program *program, int pid, struct vmm_test_violation *out);
+
 /* Forks a child confined with Landlock to reading beneath `allowed_dir`
  * (the core's wrappers); results[0] is what opening `inside` gave (0 or
  * -errno), results[1] the same for `outside`. */
