@@ -32,9 +32,10 @@ final class VirtualMachine {
         memoryFlags = flags
         for range in GuestLayout.ramRanges(memoryBytes: memory.sizeBytes) {
             let r = vmm_memory_add_ram(vm, range.start, range.size, flags)
+            // Every stored property is set by now, so a throw runs deinit,
+            // which destroys the VM: destroying it here too freed it twice.
             guard r == 0 else {
-                vmm_vm_destroy(vm)
-                throw .system(SystemError("map \(ByteSize.describe(range.size)) of guest RAM at 0x\(String(range.start, radix: 16))", returned: r))
+                throw .system(SystemError("--memory size=\(ByteSize.describe(memory.sizeBytes)): map \(ByteSize.describe(range.size)) of guest RAM at 0x\(String(range.start, radix: 16))", returned: r))
             }
         }
     }
