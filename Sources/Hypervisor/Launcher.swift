@@ -98,9 +98,15 @@ final class LaunchResources {
         for net in config.nets { taps.append(try Tap(net)) }
         self.taps = taps
         vfio = config.devices.isEmpty ? nil : try VFIOAssignment(config.devices)
-        rngSource = open(config.rng.source, O_RDONLY | O_CLOEXEC)
-        guard rngSource >= 0 else {
-            throw .system(SystemError("--rng src=\(config.rng.source): open", errno: errno))
+        do throws(UserPath.Refusal) {
+            let source = try UserPath.open(config.rng.source, flags: O_RDONLY, accept: [.characterDevice, .regularFile])
+            rngSource = source.fd
+            if source.kind == .regularFile && source.size == 0 {
+                close(source.fd)
+                throw UserPath.Refusal(reason: "is empty: virtio-rng would have no entropy to give (use /dev/urandom)")
+            }
+        } catch {
+            throw .config(.invalidValue(option: "--rng", key: "src", value: config.rng.source, reason: error.reason))
         }
         kvm = try KVMDevice()
         readsInput = config.serial == .tty

@@ -17,11 +17,15 @@ public struct FileLogHandler: LogHandler {
     }
 
     /// Opens `path` for appending, or uses standard error.
-    public static func open(path: String?, verbosity: Int) throws(SystemError) -> FileLogHandler {
+    public static func open(path: String?, verbosity: Int) throws(ConfigError) -> FileLogHandler {
         var fd = STDERR_FILENO
         if let path {
-            fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-            guard fd >= 0 else { throw SystemError("--log-file \(path): open", errno: errno) }
+            do {
+                fd = try UserPath.open(path, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640,
+                                       accept: [.regularFile, .characterDevice]).fd
+            } catch {
+                throw .invalidValue(option: "--log-file", key: nil, value: path, reason: error.reason)
+            }
         }
         return FileLogHandler(fd: fd, level: level(verbosity: verbosity))
     }

@@ -1,5 +1,9 @@
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads a kernel or initramfs file straight into guest memory, without an
 /// intermediate copy of the whole file. Opened once per launch, so that a
 /// reboot after privileges are dropped reads the same files again.
@@ -9,22 +13,15 @@ final class FileReader {
     let size: UInt64
 
     init(path: String, option: String) throws(BootError) {
-        let opened: FileDescriptor
+        let opened: (fd: Int32, kind: UserPath.Kind, size: Int64)
         do {
-            opened = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            opened = try UserPath.open(path, flags: O_RDONLY, accept: [.regularFile])
         } catch {
-            throw .unreadable(option: option, path: path, reason: String(describing: error))
-        }
-        let end: Int64
-        do {
-            end = try opened.seek(offset: 0, from: .end)
-        } catch {
-            try? opened.close()
-            throw .unreadable(option: option, path: path, reason: String(describing: error))
+            throw .unreadable(option: option, path: path, reason: error.reason)
         }
         self.path = path
-        fd = opened
-        size = UInt64(end)
+        fd = FileDescriptor(rawValue: opened.fd)
+        size = UInt64(opened.size)
     }
 
     deinit { try? fd.close() }

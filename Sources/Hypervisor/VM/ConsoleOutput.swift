@@ -15,9 +15,12 @@ final class ConsoleOutput {
             fd = STDOUT_FILENO
             owned = false
         case let .file(path):
-            let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-            guard opened >= 0 else { throw .system(SystemError("\(option) file=\(path): open", errno: errno)) }
-            fd = opened
+            do {
+                fd = try UserPath.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o640,
+                                       accept: [.regularFile, .characterDevice]).fd
+            } catch {
+                throw .config(.invalidValue(option: option, key: "file", value: path, reason: error.reason))
+            }
             owned = true
         default:
             fd = -1
