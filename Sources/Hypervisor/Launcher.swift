@@ -39,9 +39,11 @@ public struct Launcher {
         // blocked for the signalfd.
         try Sandbox.useOneHeap()
         let events = try EventLoop()
+        let identity = try Sandbox.identity(config)
         let listener = try config.apiSocket.map { (socket) throws(VMMError) in try APIListener(socket) }
+        try listener?.handOver(to: identity)
         let resources = waitsForAPI ? nil : try LaunchResources(config: config, logger: logger)
-        try Sandbox.dropPrivileges(config)
+        try Sandbox.dropPrivileges(to: identity)
 
         let channel = listener == nil ? nil : try APIChannel()
         var server: APIServer?

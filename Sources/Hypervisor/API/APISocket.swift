@@ -103,6 +103,18 @@ final class APIListener {
         if let path { unlink(path) }
     }
 
+    /// With `--user`/`--group`, the socket file becomes that identity's, so
+    /// that the VMM can still remove it at exit (in a sticky directory such
+    /// as /tmp only a file's owner may). It stays 0600: the dropped
+    /// identity, which the VMM is, and root connect; give each VM a uid of
+    /// its own so that no other VMM is that identity.
+    func handOver(to identity: Identity) throws(VMMError) {
+        guard let path, identity.uid != nil || identity.gid != nil else { return }
+        guard chown(path, identity.uid ?? uid_t.max, identity.gid ?? gid_t.max) == 0 else {
+            throw .system(SystemError("--api-socket path=\(path): give the socket to --user/--group (chown)", errno: errno))
+        }
+    }
+
     /// A socket file left by a VMM that is gone is replaced; one a live VMM
     /// answers on is refused.
     private static func removeStale(_ path: String, address: sockaddr_un, probe: Int32) throws(VMMError) {
@@ -112,17 +124,24 @@ final class APIListener {
             close(probe)
             throw .config(.unusable(option: "--api-socket", reason: "\(path) exists and is not a socket: remove it or choose another path"))
         }
-        let test = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // Non-blocking: a live owner that does not accept (stopped, its
+        // backlog full) answers EAGAIN at once instead of holding the start.
+        let test = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard test >= 0 else { return }
         defer { close(test) }
         var address = address
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(test, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        if connected == 0 {
-            close(probe)
-            throw .config(.unusable(option: "--api-socket", reason: "\(path) is in use by a running VMM: stop it or choose another path"))
+        let error = errno
+        // Nothing listens: a VMM that is gone left it.
+        if connected != 0 && error == ECONNREFUSED {
+            unlink(path)
+            return
         }
-        unlink(path)
+        if connected != 0 && error == ENOENT { return }
+        close(probe)
+        let how = connected == 0 || error == EAGAIN || error == EINPROGRESS ? "" : " (connect: \(String(cString: strerror(error))))"
+        throw .config(.unusable(option: "--api-socket", reason: "\(path) is in use by a live process\(how): stop it or choose another path"))
     }
 }

@@ -16,14 +16,17 @@ final class Sandbox {
     /// Installed by each device thread before it reads a queue; empty with `--seccomp false`.
     let deviceFilters: [vmm_thread_kind: SeccompFilter]
 
-    /// Every thread started later inherits the identity: run it first.
-    static func dropPrivileges(_ config: VMConfig) throws(VMMError) {
-        let identity: Identity
+    /// `--user`/`--group` resolved, before anything is opened.
+    static func identity(_ config: VMConfig) throws(VMMError) -> Identity {
         do {
-            identity = try Identity(user: config.user, group: config.group)
+            return try Identity(user: config.user, group: config.group)
         } catch {
             throw .config(error)
         }
+    }
+
+    /// Every thread started later inherits the identity: run it first.
+    static func dropPrivileges(to identity: Identity) throws(VMMError) {
         Self.setLimits()
         try PrivilegeDrop.apply(identity)
         let r = vmm_set_no_new_privs()
