@@ -30,7 +30,13 @@ final class APIServer: @unchecked Sendable {
     /// Every read lands here first: one buffer for the thread's life.
     private var chunk = [UInt8](repeating: 0, count: 16 * 1024)
 
+    /// Clients with requests still waiting after their turn, in the order
+    /// their next turns come: each serves at most `requestsPerTurn` before
+    /// every other client has been heard.
+    private var backlog: [Int32] = []
+
     static let maxConnections = 32
+    static let requestsPerTurn = 8
     /// Answers queued for a client that does not read them.
     static let maxPendingOutput = 4 << 20
     static let maxFDsPerRequest = 16
@@ -135,7 +141,8 @@ final class APIServer: @unchecked Sendable {
 
         var events = [epoll_event](repeating: epoll_event(), count: 16)
         while true {
-            let n = epoll_wait(epollFD, &events, Int32(events.count), -1)
+            // Clients still owed a turn: look for new events without waiting.
+            let n = epoll_wait(epollFD, &events, Int32(events.count), backlog.isEmpty ? -1 : 0)
             if n < 0 {
                 if errno == EINTR { continue }
                 return
@@ -149,11 +156,18 @@ final class APIServer: @unchecked Sendable {
                 } else if fd == listener.fd {
                     acceptClients()
                 } else if let connection = connections[fd] {
-                    if event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-                        receive(connection)
+                    if event.events & EPOLLOUT.rawValue != 0 { flush(connection) }
+                    // A backlogged client waits for its turn below.
+                    if connections[fd] != nil, !backlog.contains(fd),
+                       event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+                        serveTurn(connection)
                     }
-                    if connections[fd] != nil, event.events & EPOLLOUT.rawValue != 0 { flush(connection) }
                 }
+            }
+            let waiting = backlog
+            backlog.removeAll()
+            for fd in waiting {
+                if let connection = connections[fd] { serveTurn(connection) }
             }
         }
     }
@@ -197,10 +211,23 @@ final class APIServer: @unchecked Sendable {
         connections[connection.fd] = nil
     }
 
-    private func receive(_ connection: Connection) {
+    /// One turn of a client: its requests served one by one, reading only
+    /// as much as they need, at most `requestsPerTurn`; one with more
+    /// waiting goes to the back of the backlog, so that one client
+    /// pipelining thousands of requests delays another's by a few only.
+    private func serveTurn(_ connection: Connection) {
         clock += 1
         connection.lastActive = clock
+        var served = 0
         while !connection.closing {
+            if serveOne(connection) {
+                served += 1
+                if served == Self.requestsPerTurn {
+                    if !connection.closing { backlog.append(connection.fd) }
+                    return
+                }
+                continue
+            }
             var truncated = false
             let n = Self.receive(connection.fd, into: &chunk, fds: &connection.fds, truncated: &truncated)
             if n > 0 {
@@ -208,12 +235,10 @@ final class APIServer: @unchecked Sendable {
                 if truncated || connection.fds.count > Self.maxFDsPerRequest {
                     connection.closeFDs()
                     refuse(connection, .error(400, "more than \(Self.maxFDsPerRequest) descriptors sent with one request"))
-                    break
                 }
-                process(connection)
                 continue
             }
-            if n < 0 && (errno == EINTR) { continue }
+            if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
             // The client closed (or the socket failed): what it sent is served,
             // nothing more will come.
@@ -223,28 +248,28 @@ final class APIServer: @unchecked Sendable {
         if connection.closing && connection.output.isEmpty { drop(connection) }
     }
 
-    /// Serves every whole request in the connection's input.
-    private func process(_ connection: Connection) {
-        while !connection.closing {
-            switch HTTPRequest.parse(connection.input) {
-            case .incomplete(let headersDone, let expectsContinue):
-                if headersDone && expectsContinue && !connection.continueSent {
-                    connection.continueSent = true
-                    connection.output += HTTPResponse(status: 100).serialized()
-                    flush(connection)
-                }
-                return
-            case .failed(let status, let reason):
-                refuse(connection, .error(status, reason))
-            case .complete(let request, let consumed):
-                connection.input.removeFirst(consumed)
-                connection.continueSent = false
-                var response = handle(request, connection: connection)
-                connection.closeFDs()
-                if !request.keepAlive { response.close = true }
-                send(response, on: connection)
+    /// Serves the first whole request in the connection's input; false
+    /// when more bytes are needed first.
+    private func serveOne(_ connection: Connection) -> Bool {
+        switch HTTPRequest.parse(connection.input) {
+        case .incomplete(let headersDone, let expectsContinue):
+            if headersDone && expectsContinue && !connection.continueSent {
+                connection.continueSent = true
+                connection.output += HTTPResponse(status: 100).serialized()
+                flush(connection)
             }
+            return false
+        case .failed(let status, let reason):
+            refuse(connection, .error(status, reason))
+        case .complete(let request, let consumed):
+            connection.input.removeFirst(consumed)
+            connection.continueSent = false
+            var response = handle(request, connection: connection)
+            connection.closeFDs()
+            if !request.keepAlive { response.close = true }
+            send(response, on: connection)
         }
+        return true
     }
 
     private func handle(_ request: HTTPRequest, connection: Connection) -> HTTPResponse {
