@@ -123,7 +123,9 @@ struct CloudHypervisor: ParsableCommand {
         let keep = command.vmConfig.inheritedDescriptors.filter { $0 > 2 }
         let closed = vmm_close_inherited_fds(keep, UInt32(keep.count))
         if closed == -EBADF {
-            fail("--net fd=: descriptor(s) \(keep.map(String.init).joined(separator: ", ")) must be open in the VMM: the caller passes them without O_CLOEXEC")
+            let shut = command.vmConfig.inheritedDescriptorOptions.filter { $0.fd > 2 && fcntl($0.fd, F_GETFD) < 0 }
+            let named = shut.map { "\($0.option)\($0.fd)" }.joined(separator: ", ")
+            fail("\(named): the descriptor is not open in the VMM: the caller must pass it open, without O_CLOEXEC")
         }
         guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
         do {

@@ -113,6 +113,17 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         for shift in stride(from: 12, through: 0, by: -4) { out.append(hex[Int((unit >> UInt32(shift)) & 0xf)]) }
     }
 
+    /// A NUL anywhere in a string: C would read a path or name only up to
+    /// it while the configuration records the whole.
+    var containsNUL: Bool {
+        switch self {
+        case .string(let text): text.utf8.contains(0)
+        case .array(let values): values.contains(where: \.containsNUL)
+        case .object(let fields): fields.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: false
+        }
+    }
+
     /// Absent, null, false, zero, empty: what a serialized default looks like.
     var isDefaultLike: Bool {
         switch self {

@@ -18,6 +18,7 @@ public enum VmConfigJSON {
         } catch {
             throw .invalidValue(option: "vm.create", key: nil, value: "body", reason: "not a JSON object (a VmConfig)")
         }
+        if JSONValue.object(root).containsNUL { throw nulRefused("vm.create") }
         var config = base
         for section in unbuiltSections {
             if let value = root[section], !value.isDefaultLike { throw .notSupported("VmConfig \(section)") }
@@ -151,7 +152,12 @@ public enum VmConfigJSON {
         guard let fields = try? JSON.decode([String: JSONValue].self, from: body) else {
             throw .invalidValue(option: endpoint, key: nil, value: "body", reason: "not a JSON object")
         }
+        if JSONValue.object(fields).containsNUL { throw nulRefused(endpoint) }
         return fields
+    }
+
+    private static func nulRefused(_ endpoint: String) -> ConfigError {
+        .invalidValue(option: endpoint, key: nil, value: "body", reason: "a string holds a NUL character (\\u0000), which no path or name may")
     }
 
     /// A positive count, or nil when absent.

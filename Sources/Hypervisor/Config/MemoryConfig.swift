@@ -33,7 +33,7 @@ public struct MemoryConfig: Sendable, Equatable {
     private static func hotplugSize(_ list: OptionList) throws(ConfigError) -> UInt64 {
         let size = try list.size("hotplug_size") ?? 0
         guard size <= 16 << 40 else {
-            throw .invalidValue(option: "--memory", key: "hotplug_size", value: list["hotplug_size"] ?? "", reason: "at most 16T")
+            throw .invalidValue(option: "--memory", key: "hotplug_size", value: list["hotplug_size"] ?? "", reason: "at most 16384G")
         }
         return size
     }

@@ -80,9 +80,12 @@ public struct VMConfig: Sendable, Equatable {
 
     /// Descriptors the command line hands over on purpose (`--net fd=`):
     /// the ones kept open when every other inherited one is closed.
-    public var inheritedDescriptors: [Int32] {
-        var fds = nets.flatMap(\.fds)
-        if case .fd(let fd)? = apiSocket { fds.append(fd) }
+    public var inheritedDescriptors: [Int32] { inheritedDescriptorOptions.map(\.fd) }
+
+    /// Each descriptor handed over, with the option that names it.
+    public var inheritedDescriptorOptions: [(fd: Int32, option: String)] {
+        var fds = nets.flatMap { net in net.fds.map { ($0, "--net fd=") } }
+        if case .fd(let fd)? = apiSocket { fds.append((fd, "--api-socket fd=")) }
         return fds
     }
 
@@ -112,6 +115,10 @@ public struct VMConfig: Sendable, Equatable {
         }
         var ids = Set<String>()
         for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) }) {
+            // As Cloud Hypervisor: `__` names the VMM's own devices (`__rng`, `__console`).
+            if let id, id.hasPrefix("__") {
+                throw .invalidValue(option: option, key: "id", value: id, reason: "ids beginning with __ are reserved for the VMM's own devices")
+            }
             if let id, !ids.insert(id).inserted {
                 throw .conflict("\(option): id '\(id)' is given to more than one device")
             }

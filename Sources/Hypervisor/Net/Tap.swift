@@ -38,6 +38,9 @@ final class Tap {
                 throw refuse("/dev/net/tun is missing: load the tun module (modprobe tun)")
             case EBUSY:
                 throw refuse("the tap is in use by another process")
+            case EINVAL where existed && access("/sys/class/net/\(config.tap ?? "")/tun_flags", F_OK) != 0:
+                // TUNSETIFF refuses an interface that is no tun device at all.
+                throw refuse("an existing network interface that is not a tap: name a tap, or a new name for one to be created")
             case EINVAL where existed:
                 throw refuse("the existing tap was created \(config.queuePairs > 1 ? "without" : "with") multi-queue; num_queues=\(config.numQueues) needs it \(config.queuePairs > 1 ? "with" : "without") (recreate it: ip tuntap add NAME mode tap\(config.queuePairs > 1 ? " multi_queue" : "") vnet_hdr)")
             default:
