@@ -475,7 +475,7 @@ struct APITests {
         // A second VMM on the same path: refused, the first one untouched.
         let second = runVMM(["--api-socket", "path=\(vmm.socket)"] + (try guestArguments()), timeout: 10)
         #expect(second.status == 1)
-        #expect(second.stderr == "cloud-hypervisor: error: --api-socket: \(vmm.socket) is in use by a running VMM: stop it or choose another path\n")
+        #expect(second.stderr == "cloud-hypervisor: error: --api-socket: \(vmm.socket) is in use by a live process: stop it or choose another path\n")
         #expect(vmm.curl("GET", "vmm.ping").status == 200)
         kill(vmm.child.processIdentifier, SIGKILL)
         vmm.child.waitUntilExit()
