@@ -411,8 +411,8 @@ struct APITests {
 
         // Keep-alive: several requests on one connection, answered in order.
         let pipelined = vmm.raw(request("GET /api/v1/vmm.ping HTTP/1.1\r\n\r\nGET /api/v1/vm.info HTTP/1.1\r\n\r\nPUT /api/v1/vm.pause HTTP/1.1\r\nContent-Length: 0\r\n\r\nPUT /api/v1/vm.resume HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
-        #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(pipelined)")
-        #expect(pipelined.components(separatedBy: "HTTP/1.1 204 No Content").count == 3, "\(pipelined)")
+        #expect(pipelined.components(separatedBy: "HTTP/1.1 200 \r\n").count == 3, "\(pipelined)")
+        #expect(pipelined.components(separatedBy: "HTTP/1.1 204 \r\n").count == 3, "\(pipelined)")
 
         // Clients that send half a request and wait, and more clients than
         // the server keeps: the ones that finish their requests are served.

@@ -64,7 +64,7 @@ struct VirtioHostTests {
             (["--disk", "path=/nonexistent/disk.raw"], "no such file (create one, e.g. truncate -s 1G /nonexistent/disk.raw)"),
             (["--disk", "path=/tmp"], "is a directory, not a disk image"),
             (["--disk", "path=\(qcow)"], "a qcow2 image (only raw images for now; convert it with qemu-img convert -O raw) is not supported yet"),
-            (["--rng", "src=/nonexistent/rng"], "--rng src=/nonexistent/rng: open: No such file or directory"),
+            (["--rng", "src=/nonexistent/rng"], "--rng src: invalid value '/nonexistent/rng': No such file or directory"),
         ]
         for (arguments, message) in cases {
             let r = runVMM(["--kernel", hello] + arguments)
