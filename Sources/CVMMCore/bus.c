@@ -2,11 +2,17 @@
  *
  * Writers serialize on a mutex and build a new table; readers load the
  * current table and binary-search it without a lock. A replaced table is
- * retired, not freed, until the bus is destroyed: tables change only on
- * boot, BAR moves and hotplug, so the retired list stays small, and no
- * reader can ever see freed memory without a grace-period scheme. */
+ * freed once no lookup can still hold it, so a guest that moves its BARs
+ * for ever costs no memory: lookups are counted under the parity of an
+ * epoch, and a writer flips the epoch and waits for the old parity's
+ * count to drain, twice (SRCU's scheme: a lookup that read the epoch just
+ * before a flip is counted under the other parity, which the second flip
+ * waits for). A lookup copies the range it found and is over before the
+ * device's handler runs, so no writer waits on a handler — which may
+ * itself move a BAR, and write this bus. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +27,6 @@ struct bus_range {
 };
 
 struct bus_table {
-    struct bus_table *retired_next;
     unsigned count;
     struct bus_range ranges[];
 };
@@ -29,7 +34,9 @@ struct bus_table {
 struct vmm_bus {
     pthread_mutex_t lock;
     _Atomic(struct bus_table *) table;
-    struct bus_table *retired;
+    /* Lookups in progress, by the parity of `epoch` each one read. */
+    atomic_ulong epoch;
+    atomic_ulong readers[2];
 };
 
 static struct bus_table *table_alloc(unsigned count)
@@ -61,12 +68,36 @@ void vmm_bus_destroy(struct vmm_bus *bus)
     if (!bus)
         return;
     free(atomic_load(&bus->table));
-    for (struct bus_table *t = bus->retired, *next; t; t = next) {
-        next = t->retired_next;
-        free(t);
-    }
     pthread_mutex_destroy(&bus->lock);
     free(bus);
+}
+
+/* A lookup's start: the parity it is counted under, for lookup_end. */
+static unsigned long lookup_begin(struct vmm_bus *bus)
+{
+    unsigned long parity = atomic_load(&bus->epoch) & 1;
+    atomic_fetch_add(&bus->readers[parity], 1);
+    return parity;
+}
+
+static void lookup_end(struct vmm_bus *bus, unsigned long parity)
+{
+    atomic_fetch_sub_explicit(&bus->readers[parity], 1, memory_order_release);
+}
+
+/* Returns once no lookup that began before the call is still running. */
+static void wait_for_lookups(struct vmm_bus *bus)
+{
+    for (int flip = 0; flip < 2; flip++) {
+        unsigned long old = atomic_fetch_add(&bus->epoch, 1) & 1;
+        for (unsigned spins = 0; atomic_load(&bus->readers[old]) != 0; spins++) {
+            /* A lookup is a binary search: only a preempted reader takes long. */
+            if (spins < 1000)
+                __asm__ volatile("pause");
+            else
+                sched_yield();
+        }
+    }
 }
 
 /* Index of the last range whose base is <= addr, or -1. */
@@ -97,13 +128,13 @@ static bool table_overlaps(const struct bus_table *t, uint64_t base, uint64_t le
     return false;
 }
 
-/* Publishes `next` (already sorted) and retires the current table. */
+/* Publishes `next` (already sorted) and frees the table it replaces once
+ * no lookup can hold it. */
 static void table_publish(struct vmm_bus *bus, struct bus_table *next)
 {
-    struct bus_table *old = atomic_load_explicit(&bus->table, memory_order_relaxed);
-    atomic_store_explicit(&bus->table, next, memory_order_release);
-    old->retired_next = bus->retired;
-    bus->retired = old;
+    struct bus_table *old = atomic_exchange(&bus->table, next);
+    wait_for_lookups(bus);
+    free(old);
 }
 
 /* A copy of `cur` without entry `skip` and with `add` (if any) in order. */
@@ -211,25 +242,33 @@ out:
     return ret;
 }
 
-bool vmm_bus_dispatch(const struct vmm_bus *bus, uint64_t addr, uint8_t *data,
+bool vmm_bus_dispatch(struct vmm_bus *bus, uint64_t addr, uint8_t *data,
                       uint32_t size, bool is_write)
 {
-    const struct bus_table *t = atomic_load_explicit(&bus->table, memory_order_acquire);
+    struct bus_range hit = { 0 };
+    unsigned long parity = lookup_begin(bus);
+    const struct bus_table *t = atomic_load(&bus->table);
     long i = table_floor(t, addr);
     if (i >= 0 && size != 0) {
         const struct bus_range *r = &t->ranges[i];
         uint64_t offset = addr - r->base;
-        if (offset < r->len && size <= r->len - offset) {
-            r->fn(r->opaque, offset, data, size, is_write);
-            return true;
-        }
+        if (offset < r->len && size <= r->len - offset)
+            hit = *r;
+    }
+    lookup_end(bus, parity);
+    if (hit.fn) {
+        hit.fn(hit.opaque, addr - hit.base, data, size, is_write);
+        return true;
     }
     if (!is_write)
         memset(data, 0xff, size);
     return false;
 }
 
-unsigned vmm_bus_count(const struct vmm_bus *bus)
+unsigned vmm_bus_count(struct vmm_bus *bus)
 {
-    return atomic_load_explicit(&bus->table, memory_order_acquire)->count;
+    unsigned long parity = lookup_begin(bus);
+    unsigned count = atomic_load(&bus->table)->count;
+    lookup_end(bus, parity);
+    return count;
 }

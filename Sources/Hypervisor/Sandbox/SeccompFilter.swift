@@ -25,6 +25,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "rt_sigprocmask", "madvise", "exit", // thread exit in glibc
             "exit_group",
             "mmap", "mprotect", "munmap", "brk", // a guest BAR move publishes a new bus table (malloc)
+            "sched_yield",      // and waits for other vCPUs' lookups of the old one to end
             "clock_gettime",    // the rate limit on guest-triggered warnings
             "pread64", "pwrite64", // an assigned device's trapped BARs and config space
         ],

@@ -29,6 +29,18 @@ int vmm_test_tgkill(const struct vmm_seccomp_program *program, int pid, struct v
  * -errno), results[1] the same for `outside`. */
 int vmm_test_landlock(const char *allowed_dir, const char *inside, const char *outside, int results[2]);
 
+struct vmm_test_bus_churn {
+    int status;              /* 0, or -errno if the child could not run it */
+    unsigned long heap_before, heap_middle, heap_after; /* bytes malloc holds */
+    unsigned long lookups, wrong;
+};
+
+/* Forks; the child moves one range of a bus back and forth `changes`
+ * times while `readers` threads (at most 16) look it up, and reports its
+ * heap before, halfway and after, and lookups that found the range where
+ * it was not or missed it where it was. */
+int vmm_test_bus_churn(unsigned changes, unsigned readers, struct vmm_test_bus_churn *out);
+
 /* A pseudo-terminal pair, for tests of the VMM on a terminal. */
 int vmm_test_openpty(int *master, int *slave);
 
