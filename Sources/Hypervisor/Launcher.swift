@@ -26,6 +26,7 @@ public struct Launcher {
     /// Returns how the VMM ended: power-off, a stop signal or `vmm.shutdown`
     /// (success), or a guest/KVM failure. A guest reset reboots.
     public func run() throws(VMMError) -> StopReason {
+        let config = self.config.withDeviceIDs()
         do {
             try waitsForAPI ? config.validateVMMOptions() : config.validate()
         } catch {
@@ -48,12 +49,12 @@ public struct Launcher {
         let channel = listener == nil ? nil : try APIChannel()
         var server: APIServer?
         if let listener, let channel {
-            server = try APIServer(listener: listener, channel: channel, base: config, filter: try Sandbox.apiFilter(config, terminal: isatty(STDIN_FILENO) == 1))
+            server = try APIServer(listener: listener, channel: channel, base: self.config, filter: try Sandbox.apiFilter(config, terminal: isatty(STDIN_FILENO) == 1))
             try server?.start()
             logger.info("API: serving on \(config.apiSocket!.description)")
         }
         defer { server?.stop() }
-        let loop = VMMLoop(base: config, created: waitsForAPI ? nil : config, resources: resources, events: events,
+        let loop = VMMLoop(base: self.config, created: waitsForAPI ? nil : config, resources: resources, events: events,
                            channel: channel, logger: logger)
         return try loop.run()
     }

@@ -104,26 +104,23 @@ final class VMMLoop {
         guard hotplug || resources == nil else {
             return .error(400, "\(endpoint) into a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
         }
-        // Cloud Hypervisor's id when none is given (`_disk0`…); a taken one is refused.
+        // Cloud Hypervisor's id when none is given (`_disk3`…); a taken one is refused.
         let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
-        func newID(_ given: String?, _ prefix: String) -> String? {
-            given ?? (0...).lazy.map { "\(prefix)\($0)" }.first { !ids.contains($0) }
-        }
         var added = request
         switch request {
         case .vmAddDisk(var disk):
-            disk.id = newID(disk.id, "_disk")
+            disk.id = disk.id ?? changed.nextDeviceID("_disk")
             changed.disks.append(disk)
             added = .vmAddDisk(disk)
         case .vmAddNet(var net):
-            net.id = newID(net.id, "_net")
+            net.id = net.id ?? changed.nextDeviceID("_net")
             changed.nets.append(net)
             added = .vmAddNet(net)
         case .vmAddDevice(var device):
             if hotplug, changed.devices.contains(where: { $0.bdf == device.bdf }) {
                 return .error(409, "\(endpoint): \(device.bdf) is already assigned to this VM")
             }
-            device.id = newID(device.id, "_vfio")
+            device.id = device.id ?? changed.nextDeviceID("_vfio")
             changed.devices.append(device)
             added = .vmAddDevice(device)
         default:
@@ -313,7 +310,7 @@ final class VMMLoop {
             return .noContent
         case .vmCreate(let newConfig):
             guard config == nil else { return .error(409, "vm.create: a VM is already created (vm.delete it first)") }
-            config = newConfig
+            config = newConfig.withDeviceIDs()
             return .noContent
         case .vmBoot:
             guard config != nil else { return .error(404, "vm.boot: no VM is created (vm.create first)") }

@@ -211,6 +211,49 @@ struct APITests {
         #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
     }
 
+    @Test("device ids: given once, when the configuration is accepted, from one counter, never reused; vm.info, the device tree and vm.counters agree",
+          .enabled(if: curlAvailable))
+    func deviceIDs() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ids-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let disks = (0..<3).map { dir.appendingPathComponent("d\($0).raw").path }
+        for disk in disks { _ = FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)) }
+        let vmm = try APIVMM(try guestArguments("hotplug") + ["--disk", "path=\(disks[0])"])
+        #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"_disk0\""))
+        // A disk of the command line named by nobody no longer leaves its name to the first hot one.
+        let added = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\"}")
+        #expect(added.status == 200 && added.body.contains("\"id\":\"_disk1\""), "\(added.body)")
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"_disk0\":{") && info.contains("\"_disk1\":{"), "the device tree: \(info)")
+        let counters = vmm.curl("GET", "vm.counters").body
+        #expect(counters.contains("\"_disk0\":{") && counters.contains("\"_disk1\":{"), "\(counters)")
+        // Removed and added again: a new name, never the old one.
+        #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"_disk1\"}").status == 204)
+        #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("\"_disk1\"") })
+        let again = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[2])\"}")
+        #expect(again.status == 200 && again.body.contains("\"id\":\"_disk2\""), "\(again.body)")
+        // A name the user gives is taken as it is, and the counter steps over it.
+        let named = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\",\"id\":\"_disk3\"}")
+        #expect(named.status == 200, "\(named.body)")
+        #expect(vmm.shutdown() == 0)
+
+        // vm.create: Cloud Hypervisor's one counter across kinds (disks, then networks, then host devices).
+        let api = try APIVMM([])
+        let body = Self.createBody.replacingOccurrences(of: "KERNEL", with: try Guests.path("ticker"))
+            .replacingOccurrences(of: "\"iommu\":false,\"watchdog\"",
+                                  with: "\"disks\":[{\"path\":\"\(disks[0])\"},{\"path\":\"\(disks[1])\",\"id\":\"_disk1\"}],\"iommu\":false,\"watchdog\"")
+        #expect(api.curl("PUT", "vm.create", body: body).status == 204)
+        let created = api.curl("GET", "vm.info").body
+        #expect(created.contains("\"id\":\"_disk0\"") && created.contains("\"id\":\"_disk1\""), "\(created)")
+        let file = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(file) }
+        let net = try APIClient(socketPath: api.socket).request("PUT", "vm.add-net", body: Array("{}".utf8), fds: [file])
+        #expect(net.status == 204 && api.curl("GET", "vm.info").body.contains("\"id\":\"_net1\""), "\(net.text)")
+        #expect(api.shutdown() == 0)
+    }
+
     @Test("network hotplug: a tap handed over with vm.add-net into the running VM, then asked back and closed",
           .enabled(if: curlAvailable && NetHostTests.canMakeTaps, "needs curl, root and /dev/net/tun"))
     func netHotplug() throws {
@@ -317,8 +360,9 @@ struct APITests {
         #expect(added.status == 204, "\(added.text)")
         #expect(eventually(5) { count() == before + 1 }, "\(count()) vs \(before)")
         let info = vmm.curl("GET", "vm.info").body
-        #expect(info.contains("\"id\":\"_net0\"") && info.contains("\"mac\":\"12:34:56:78:9a:bc\""), "\(info)")
-        #expect(try client.request("PUT", "vm.remove-device", body: Array("{\"id\":\"_net0\"}".utf8)).status == 204)
+        // One counter for every kind, as Cloud Hypervisor's: the disk took 0.
+        #expect(info.contains("\"id\":\"_net1\"") && info.contains("\"mac\":\"12:34:56:78:9a:bc\""), "\(info)")
+        #expect(try client.request("PUT", "vm.remove-device", body: Array("{\"id\":\"_net1\"}".utf8)).status == 204)
         #expect(eventually(5) { count() == before }, "the handed-over descriptor outlived its net")
         let bodyFDs = try client.request("PUT", "vm.add-net", body: Array("{\"fds\":[0,1],\"num_queues\":4,\"id\":\"n\"}".utf8))
         #expect(bodyFDs.status == 204, "\(bodyFDs.text)")

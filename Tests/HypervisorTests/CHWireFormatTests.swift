@@ -112,7 +112,7 @@ struct CHWireFormatTests {
                 {"pci_segment":0,"tap":"chwire0","num_queues":2,"queue_size":256,"vhost_user":false,"vhost_mode":"Client",\
                 "offload_tso":true,"offload_ufo":true,"offload_csum":true}
                 """, 204),
-            ("remove-device", "PUT", "vm.remove-device", "{\"id\":\"_net0\"}", 204),
+            ("remove-device", "PUT", "vm.remove-device", "{\"id\":\"_net1\"}", 204),
             ("remove-device", "PUT", "vm.remove-device", "{\"id\":\"nothing\"}", 404),
             ("resize", "PUT", "vm.resize", "{\"desired_vcpus\":2,\"desired_ram\":null,\"desired_balloon\":null}", 204),
             ("boot", "PUT", "vm.boot", nil, 204),

@@ -45,6 +45,8 @@ public struct VMConfig: Sendable, Equatable {
     public var user: String?
     /// Run as this group (name or gid); defaults to the user's group (`--group`).
     public var group: String?
+    /// The number the next device named by nobody takes (`DeviceIDs.swift`).
+    public var deviceCounter = 0
 
     public static let maxCmdlineBytes = 4096
 

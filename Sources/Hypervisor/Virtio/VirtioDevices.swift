@@ -52,7 +52,7 @@ final class VirtioDevices {
                 return vmm_virtio_net_create(vm.handle, &config, &device)
             }
         }
-        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "_net\(index)")
+        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "")
         logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s), slot \(slot)")
         return slot
     }
@@ -72,7 +72,7 @@ final class VirtioDevices {
             }
         }
         let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)", disk: disk,
-                           id: disk.config.id ?? "_disk\(index)")
+                           id: disk.config.id ?? "")
         let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
         logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), slot \(slot)")
         return slot
