@@ -62,10 +62,15 @@ int vmm_vm_stop_eventfd(const struct vmm_vm *vm);
 struct vmm_stop_info vmm_vm_stop_info(struct vmm_vm *vm);
 
 /* VMM thread only. Takes every vCPU out of KVM_RUN and parks it between
- * two exits (no access is half done), then holds the guest's clock.
- * 0 once all are parked; -ECANCELED if the VM stopped meanwhile;
- * -ETIMEDOUT if a vCPU did not park within 5 s (the VM stays pausing:
- * resume it). */
+ * two exits (no access is half done), for a device change: the guest's
+ * clock runs on. 0 once all are parked; -ECANCELED if the VM stopped
+ * meanwhile; -ETIMEDOUT if a vCPU did not park within 5 s (the vCPUs stay
+ * parking: release them). */
+int vmm_vcpus_quiesce(struct vmm_vm *vm);
+/* Wakes the vCPUs a quiesce parked. */
+void vmm_vcpus_release(struct vmm_vm *vm);
+/* vm.pause: a quiesce that also holds the guest's clock, so the guest does
+ * not see the pause pass. Errors as vmm_vcpus_quiesce (resume it). */
 int vmm_vm_pause(struct vmm_vm *vm);
 /* Gives the guest its clock back where it was held and wakes the vCPUs. */
 int vmm_vm_resume(struct vmm_vm *vm);

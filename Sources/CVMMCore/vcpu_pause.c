@@ -38,7 +38,7 @@ void vmm_vcpus_unpark(struct vmm_vm *vm)
     pthread_mutex_unlock(&vm->pause_lock);
 }
 
-int vmm_vm_pause(struct vmm_vm *vm)
+int vmm_vcpus_quiesce(struct vmm_vm *vm)
 {
     atomic_store(&vm->pausing, true);
     pthread_t self = pthread_self();
@@ -60,8 +60,22 @@ int vmm_vm_pause(struct vmm_vm *vm)
     pthread_mutex_unlock(&vm->pause_lock);
     if (atomic_load(&vm->stopping))
         return -ECANCELED;
-    if (!all)
-        return -ETIMEDOUT;
+    return all ? 0 : -ETIMEDOUT;
+}
+
+void vmm_vcpus_release(struct vmm_vm *vm)
+{
+    pthread_mutex_lock(&vm->pause_lock);
+    atomic_store(&vm->pausing, false);
+    pthread_cond_broadcast(&vm->pause_cond);
+    pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vmm_vm_pause(struct vmm_vm *vm)
+{
+    int ret = vmm_vcpus_quiesce(vm);
+    if (ret < 0)
+        return ret;
     /* Held, so the guest does not see the paused time pass at once and
      * take its own watchdogs for stalls. */
     if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->saved_clock) < 0)
@@ -78,9 +92,6 @@ int vmm_vm_resume(struct vmm_vm *vm)
             ret = -errno;
         vm->saved_clock.clock = 0;
     }
-    pthread_mutex_lock(&vm->pause_lock);
-    atomic_store(&vm->pausing, false);
-    pthread_cond_broadcast(&vm->pause_cond);
-    pthread_mutex_unlock(&vm->pause_lock);
+    vmm_vcpus_release(vm);
     return ret;
 }

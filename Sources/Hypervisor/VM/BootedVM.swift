@@ -133,15 +133,14 @@ final class BootedVM {
         return try announce(hotAdded: slot)
     }
 
-    /// Every PCI device of the VM with its id and slot on segment 0: the
-    /// virtio devices, then assigned ones (`_vfio0`… when none was given).
+    /// Every PCI device of the VM with its id (given, or assigned when its
+    /// configuration was accepted: `DeviceIDs.swift`) and slot on segment
+    /// 0: the virtio devices, then assigned ones.
     func deviceSlots() -> [(id: String, slot: Int)] {
         var result = virtio.slots
-        var index = 0
         for devices in allAssigned {
             for (device, slot) in zip(devices.assignment.devices, devices.slots) {
-                result.append((device.config.id ?? "_vfio\(index)", slot))
-                index += 1
+                result.append((device.config.id ?? "", slot))
             }
         }
         return result
@@ -169,10 +168,18 @@ final class BootedVM {
     /// inside one of its handlers, then lets the guest run on unless the
     /// API had it paused already.
     func remove(slot: Int) throws(VMMError) {
-        if !isPaused { try parkVCPUs() }
+        // Parked without holding the guest's clock: an unplug is no pause,
+        // and twenty of them must not set the guest's time back.
+        if !isPaused {
+            let r = vmm_vcpus_quiesce(vm.handle)
+            guard r == 0 else {
+                vmm_vcpus_release(vm.handle)
+                throw .system(SystemError(r == -ETIMEDOUT ? "unplug: a vCPU did not stop within 5 s" : "unplug: park the vCPUs", returned: r))
+            }
+        }
         virtio.remove(slot: slot)
         hotAssigned.removeAll { $0.slots.contains(slot) }
-        if !isPaused { try unparkVCPUs() }
+        if !isPaused { vmm_vcpus_release(vm.handle) }
     }
 
     /// vm.resize: the guest is to have vCPUs 0..<count. Those it lacks

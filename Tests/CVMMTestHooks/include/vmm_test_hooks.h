@@ -41,6 +41,9 @@ struct vmm_test_bus_churn {
  * it was not or missed it where it was. */
 int vmm_test_bus_churn(unsigned changes, unsigned readers, struct vmm_test_bus_churn *out);
 
+/* The guest's clock (KVM_GET_CLOCK) of the VM `vm_fd`, in ns; -errno. */
+int vmm_test_kvm_clock(int vm_fd, unsigned long long *ns);
+
 /* A pseudo-terminal pair, for tests of the VMM on a terminal. */
 int vmm_test_openpty(int *master, int *slave);
 
