@@ -37,39 +37,11 @@ static uint32_t any_address(void)
     }
 }
 
-static void reset(uint32_t bar)
-{
-    R8(bar + COMMON + STATUS) = 0;
-    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
-        __asm__ volatile("pause");
-}
-
-/* Queue 0 of `bar` live with `size` entries at the rings above. */
-static int start(uint32_t bar, uint16_t size)
-{
-    reset(bar);
-    R8(bar + COMMON + STATUS) = 1 | 2;
-    R32(bar + COMMON + GFSEL) = 1;
-    R32(bar + COMMON + GF) = 1; /* VIRTIO_F_VERSION_1 */
-    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
-    if (!(R8(bar + COMMON + STATUS) & 8))
-        return -1;
-    R16(bar + COMMON + QSEL) = 0;
-    R16(bar + COMMON + QSIZE) = size;
-    R16(bar + COMMON + QVEC) = 0xffff;
-    R32(bar + COMMON + QDESC) = DESC; R32(bar + COMMON + QDESC + 4) = 0;
-    R32(bar + COMMON + QDRV) = AVAIL; R32(bar + COMMON + QDRV + 4) = 0;
-    R32(bar + COMMON + QDEV) = USED; R32(bar + COMMON + QDEV + 4) = 0;
-    R16(bar + COMMON + QEN) = 1;
-    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
-    return 0;
-}
-
 static void round_on(unsigned slot, uint32_t bar)
 {
     uint16_t size = (uint16_t)(1u << (1 + next_random() % 7));
     zero(DESC, 0x3000);
-    if (start(bar, size) < 0)
+    if (virtio_start_queue0(bar, size, DESC, AVAIL, USED) < 0)
         return;
     for (unsigned i = 0; i < size; i++)
         desc_at(DESC, i, any_address(), next_random() % 0x2000u, (uint16_t)(next_random() & 7),
@@ -120,7 +92,7 @@ void guest_main(void)
         round_on(slots[d], bars[d]);
     }
     for (unsigned d = 0; d < count; d++)
-        reset(bars[d]);
+        virtio_reset(bars[d]);
     print("churn done\n");
 
     /* virtio-rng (the first found) still serves a well-formed request. */
@@ -129,7 +101,7 @@ void guest_main(void)
     zero(DESC, 0x3000);
     zero(SCRATCH, 64);
     desc_at(DESC, 0, SCRATCH, 64, 2, 0);
-    if (start(bars[0], 8) < 0) {
+    if (virtio_start_queue0(bars[0], 8, DESC, AVAIL, USED) < 0) {
         print("churn: FEATURES_OK refused at the end\n");
         return;
     }

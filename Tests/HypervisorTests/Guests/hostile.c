@@ -17,27 +17,10 @@ static void desc(unsigned i, uint32_t addr, uint32_t len, uint16_t flags, uint16
     desc_at(DESC, i, addr, len, flags, next);
 }
 
-/* The driver side of a device setup with one queue of 8, ending in DRIVER_OK. */
+/* One queue of 8 at the rings above, ending in DRIVER_OK. */
 static int start(uint32_t bar)
 {
-    R8(bar + COMMON + STATUS) = 0;
-    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
-        ;
-    R8(bar + COMMON + STATUS) = 1 | 2;
-    R32(bar + COMMON + GFSEL) = 1;
-    R32(bar + COMMON + GF) = 1; /* VIRTIO_F_VERSION_1 */
-    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
-    if (!(R8(bar + COMMON + STATUS) & 8))
-        return -1;
-    R16(bar + COMMON + QSEL) = 0;
-    R16(bar + COMMON + QSIZE) = 8;
-    R16(bar + COMMON + QVEC) = 0xffff;
-    R32(bar + COMMON + QDESC) = DESC; R32(bar + COMMON + QDESC + 4) = 0;
-    R32(bar + COMMON + QDRV) = AVAIL; R32(bar + COMMON + QDRV + 4) = 0;
-    R32(bar + COMMON + QDEV) = USED; R32(bar + COMMON + QDEV + 4) = 0;
-    R16(bar + COMMON + QEN) = 1;
-    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
-    return 0;
+    return virtio_start_queue0(bar, 8, DESC, AVAIL, USED);
 }
 
 static void kick(uint32_t bar, unsigned head)

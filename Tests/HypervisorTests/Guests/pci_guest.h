@@ -68,6 +68,37 @@ static inline void desc_at(uint32_t table, unsigned i, uint32_t addr, uint32_t l
     R16(table + 16 * i + 14) = next;
 }
 
+/* A virtio-pci device reset: status 0, read back 0 once the device let go. */
+static inline void virtio_reset(uint32_t bar)
+{
+    R8(bar + COMMON + STATUS) = 0;
+    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
+        __asm__ volatile("pause");
+}
+
+/* The driver side of a device setup: reset, VIRTIO_F_VERSION_1 only, queue
+ * 0 live with `size` entries at the given rings, ending in DRIVER_OK; -1 if
+ * the device refuses FEATURES_OK. */
+static inline int virtio_start_queue0(uint32_t bar, uint16_t size, uint32_t desc, uint32_t avail, uint32_t used)
+{
+    virtio_reset(bar);
+    R8(bar + COMMON + STATUS) = 1 | 2;
+    R32(bar + COMMON + GFSEL) = 1;
+    R32(bar + COMMON + GF) = 1;
+    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
+    if (!(R8(bar + COMMON + STATUS) & 8))
+        return -1;
+    R16(bar + COMMON + QSEL) = 0;
+    R16(bar + COMMON + QSIZE) = size;
+    R16(bar + COMMON + QVEC) = 0xffff;
+    R32(bar + COMMON + QDESC) = desc; R32(bar + COMMON + QDESC + 4) = 0;
+    R32(bar + COMMON + QDRV) = avail; R32(bar + COMMON + QDRV + 4) = 0;
+    R32(bar + COMMON + QDEV) = used; R32(bar + COMMON + QDEV + 4) = 0;
+    R16(bar + COMMON + QEN) = 1;
+    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
+    return 0;
+}
+
 static inline void spin_until_status(uint32_t bar, uint8_t bit)
 {
     for (int i = 0; i < 50000000 && !(R8(bar + COMMON + STATUS) & bit); i++)
