@@ -28,7 +28,7 @@ enum Lab {
         try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let script = Guests.repository.appendingPathComponent("lab/tests/all.sh").path
         let run = run(Guests.repository.appendingPathComponent("lab/run.sh").path,
-                      ["--out", out.path, "--timeout", "1500", "--", "sh \(script) \(vmm) \(cache)"], timeout: 1600)
+                      ["--out", out.path, "--timeout", "2700", "--", "sh \(script) \(vmm) \(cache)"], timeout: 2800)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [])
