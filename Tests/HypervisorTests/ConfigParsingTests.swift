@@ -23,6 +23,18 @@ struct ConfigParsingTests {
         #expect(list["features"] == "a,b")
     }
 
+    @Test("--disk lock_granularity: Cloud Hypervisor's byte-range by default, full on request; the API's spellings too")
+    func lockGranularity() throws {
+        #expect(try DiskConfig(parsing: "path=/a").lockWholeFile == false)
+        #expect(try DiskConfig(parsing: "path=/a,lock_granularity=byte-range").lockWholeFile == false)
+        #expect(try DiskConfig(parsing: "path=/a,lock_granularity=full").lockWholeFile == true)
+        #expect(throws: ConfigError.invalidValue(option: "--disk", key: "lock_granularity", value: "some", reason: "expected byte-range or full")) {
+            try DiskConfig(parsing: "path=/a,lock_granularity=some")
+        }
+        #expect(try VmConfigJSON.diskConfig(["path": .string("/a"), "lock_granularity": .string("Full")]).lockWholeFile)
+        #expect(try !VmConfigJSON.diskConfig(["path": .string("/a"), "lock_granularity": .string("ByteRange")]).lockWholeFile)
+    }
+
     @Test("unknown, duplicate and bare keys are named")
     func optionListErrors() {
         #expect(throws: ConfigError.unknownKey(option: "--cpus", key: "bogus", known: CPUsConfig.known)) {
