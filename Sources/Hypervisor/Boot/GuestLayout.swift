@@ -31,6 +31,12 @@ public enum GuestLayout {
     }
     /// PCI's I/O port window, above the legacy ports.
     public static let pciIO = Range(start: 0x1000, size: 0x1_0000 - 0x1000)
+    /// The hotplug controllers' fixed ports inside that window: no BAR goes there.
+    static let fixedPortsInPCIIO = [
+        Range(start: UInt64(VMM_MEM_HOTPLUG_PORT), size: UInt64(VMM_MEM_HOTPLUG_LEN)),
+        Range(start: UInt64(VMM_PCI_HOTPLUG_PORT), size: UInt64(VMM_PCI_HOTPLUG_LEN)),
+        Range(start: UInt64(VMM_CPU_HOTPLUG_PORT), size: UInt64(VMM_CPU_HOTPLUG_LEN)),
+    ]
     /// Size of the 64-bit MMIO window above RAM.
     static let pciMMIO64Size: UInt64 = 64 << 30
 

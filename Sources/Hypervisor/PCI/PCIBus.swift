@@ -16,6 +16,8 @@ final class PCIBus {
     /// Slots with a function; 0 is the host bridge's.
     private var used: Set<Int> = [0]
     private var allocators: [vmm_pci_bar_kind: WindowAllocator]
+    /// Where each slot's BARs were placed, given back when the slot empties.
+    private var placed: [Int: [(kind: vmm_pci_bar_kind, address: UInt64)]] = [:]
 
     init(vm: VirtualMachine, segment: Int = 0, of segments: Int = 1) throws(VMMError) {
         var bus: OpaquePointer?
@@ -26,7 +28,8 @@ final class PCIBus {
         let mmio64 = WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes,
                                                                  segment: segment, of: segments))
         allocators = segment == 0
-            ? [VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO), VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
+            ? [VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO, reserved: GuestLayout.fixedPortsInPCIIO),
+               VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
                VMM_PCI_BAR_MEM64: mmio64]
             : [VMM_PCI_BAR_MEM64: mmio64]
     }
@@ -45,47 +48,83 @@ final class PCIBus {
         guard slot < Int(VMM_PCI_SLOTS) else {
             throw .system(SystemError("\(name): no free PCI slot (31 devices at most)", errno: ENOSPC))
         }
+        var bars: [(kind: vmm_pci_bar_kind, address: UInt64)] = []
+        // A failure gives back what this add placed: the window is as before.
+        func undo() { for bar in bars { allocators[bar.kind]?.release(bar.address) } }
         for bar in 0..<UInt32(VMM_PCI_BARS) {
             var kind = VMM_PCI_BAR_NONE
             var size: UInt64 = 0
             vmm_pci_dev_bar(function, bar, &kind, &size)
             guard size > 0, let window = allocators[kind] else { continue }
             guard let address = window.allocate(size: size) else {
+                undo()
                 throw .system(SystemError("\(name): no room for its \(ByteSize.describe(size)) BAR\(bar) in the PCI window",
                                           errno: ENOSPC))
             }
+            bars.append((kind, address))
             let r = vmm_pci_dev_set_bar_address(function, bar, address)
-            guard r == 0 else { throw .system(SystemError("\(name): place BAR\(bar)", returned: r)) }
+            guard r == 0 else {
+                undo()
+                throw .system(SystemError("\(name): place BAR\(bar)", returned: r))
+            }
         }
         let r = vmm_pci_bus_add(handle, UInt32(slot), function)
-        guard r == 0 else { throw .system(SystemError("\(name): put it in PCI slot \(slot)", returned: r)) }
+        guard r == 0 else {
+            undo()
+            throw .system(SystemError("\(name): put it in PCI slot \(slot)", returned: r))
+        }
         used.insert(slot)
+        placed[slot] = bars
         return slot
     }
 
     /// Empties `slot` (hot-unplug): call with the vCPUs paused, then
-    /// destroy the function. Its BAR space is not handed out again.
+    /// destroy the function. Its BAR space goes back to the windows.
     func remove(slot: Int) {
         _ = vmm_pci_bus_remove(handle, UInt32(slot))
         used.remove(slot)
+        for bar in placed.removeValue(forKey: slot) ?? [] { allocators[bar.kind]?.release(bar.address) }
     }
 }
 
-/// Hands out naturally aligned ranges of one window, lowest first.
+/// Hands out naturally aligned ranges of one window, lowest first, and
+/// takes them back: a device removed leaves its BARs' space to the next,
+/// so a thousand add/remove cycles fit where one does.
 final class WindowAllocator {
     private let window: GuestLayout.Range
-    private var next: UInt64
+    /// Taken ranges by start, [start, end): handed out, or reserved.
+    private var taken: [(start: UInt64, end: UInt64, reserved: Bool)] = []
 
-    init(_ window: GuestLayout.Range) {
+    /// `reserved`: parts of the window that are someone else's (fixed ports).
+    init(_ window: GuestLayout.Range, reserved: [GuestLayout.Range] = []) {
         self.window = window
-        next = window.start
+        taken = reserved.map { ($0.start, $0.end, true) }.sorted { $0.start < $1.start }
     }
 
-    /// `size` is a power of two; nil when the window is full.
+    /// `size` is a power of two; nil when no gap in the window holds it.
     func allocate(size: UInt64) -> UInt64? {
-        let start = (next + size - 1) & ~(size - 1)
-        guard start >= next, start + size > start, start + size <= window.end else { return nil }
-        next = start + size
-        return start
+        func aligned(_ address: UInt64) -> UInt64? {
+            let (sum, overflow) = address.addingReportingOverflow(size - 1)
+            return overflow ? nil : sum & ~(size - 1)
+        }
+        guard size > 0, size & (size - 1) == 0, var start = aligned(window.start) else { return nil }
+        var index = 0
+        while true {
+            let (end, overflow) = start.addingReportingOverflow(size)
+            guard !overflow, end <= window.end else { return nil }
+            // The first range not wholly below the candidate: it fits before it, or the candidate moves past it.
+            while index < taken.count && taken[index].end <= start { index += 1 }
+            if index == taken.count || end <= taken[index].start {
+                taken.insert((start, end, false), at: index)
+                return start
+            }
+            guard let next = aligned(taken[index].end) else { return nil }
+            start = next
+        }
+    }
+
+    /// Gives back what `allocate` handed out at `address`.
+    func release(_ address: UInt64) {
+        taken.removeAll { $0.start == address && !$0.reserved }
     }
 }
