@@ -58,20 +58,25 @@ final class EventLoop {
     /// Blocks until something needs the VMM thread, passing `input`'s bytes
     /// to the guest meanwhile. `stopFD`: the running VM's stop event;
     /// `apiFD`: the API channel's request event; `ejectFD`: the guest's ejects.
-    func next(stopFD: Int32?, input: SerialInput?, apiFD: Int32?, ejectFD: Int32? = nil) -> Event {
+    /// A failing epoll is an error: the VMM cannot tell what happened, and
+    /// must not take it for the VM stopping.
+    func next(stopFD: Int32?, input: SerialInput?, apiFD: Int32?, ejectFD: Int32? = nil) throws(VMMError) -> Event {
         var watched: [Int32] = []
+        defer { for fd in watched { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) } }
         var event = epoll_event()
         event.events = EPOLLIN.rawValue
         for fd in [stopFD, apiFD, ejectFD].compactMap({ $0 }) {
             event.data.fd = fd
-            if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 { watched.append(fd) }
+            guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
+                throw .system(SystemError("epoll_ctl: watch descriptor \(fd)", errno: errno))
+            }
+            watched.append(fd)
         }
         // A regular file cannot be polled (EPERM): such input is left unread.
         if let input, !input.closed {
             event.data.fd = input.fd
             if epoll_ctl(epollFD, EPOLL_CTL_ADD, input.fd, &event) == 0 { watched.append(input.fd) }
         }
-        defer { for fd in watched { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) } }
 
         var ready = [epoll_event](repeating: epoll_event(), count: 4)
         var inputArmed = true
@@ -87,7 +92,7 @@ final class EventLoop {
             let n = epoll_wait(epollFD, &ready, Int32(ready.count), input?.hasPending == true ? 10 : -1)
             if n < 0 {
                 if errno == EINTR { continue }
-                return .vmStopped
+                throw .system(SystemError("epoll_wait", errno: errno))
             }
             input?.flush()
             for event in ready.prefix(Int(n)) {

@@ -7,20 +7,26 @@ import Glibc
 
 /// The VMM thread: the one place the VM changes. It waits on the event
 /// loop for the guest stopping, a signal, or an API request, and acts:
-/// create, boot, pause, resume, shut down, reboot, delete.
+/// create, boot, pause, resume, shut down, reboot, delete, plug.
 ///
-/// States, as Cloud Hypervisor reports them in `vm.info`: no VM (404),
-/// `Created` (a configuration, not running: after `vm.create` or
-/// `vm.shutdown`), `Running`, `Paused`. The guest powering off or failing
-/// ends the VMM, as it ends Cloud Hypervisor's.
+/// `state` is the lifecycle (nil: no VM, which `vm.info` answers 404);
+/// every change of it goes through `move(to:)` and so through
+/// `VMState.transition`. What each state holds: `created` a
+/// configuration; `running` and `paused` also the open files and devices
+/// (`resources`) and the booted VM; `shutdown` the configuration and the
+/// files, kept for the next boot. The guest powering off or failing ends
+/// the VMM, as it ends Cloud Hypervisor's. Requests are answered with an
+/// `APIOutcome`; what HTTP makes of it is the API thread's business.
 final class VMMLoop {
     private let base: VMConfig
+    private var state: VMState?
     private var config: VMConfig?
     /// The files and devices `config` names, opened at its first boot and
     /// kept across reboots; closed by `vm.delete`.
     private var resources: LaunchResources?
     /// Installed at the first boot, once: the VMM thread's filter and Landlock.
     private var sandbox: Sandbox?
+    /// Present exactly while `state` is `running` or `paused`.
     private var booted: BootedVM?
     /// Slot → id of what vm.remove-device asked the guest to let go of.
     private var removing: [Int: String] = [:]
@@ -32,6 +38,7 @@ final class VMMLoop {
          logger: Logger) {
         self.base = base
         config = created
+        state = created == nil ? nil : .created
         self.resources = resources
         self.events = events
         self.channel = channel
@@ -45,8 +52,9 @@ final class VMMLoop {
             booted?.stop()
         }
         while true {
-            switch events.next(stopFD: booted?.vm.stopEventFD, input: booted?.input, apiFD: channel?.requestFD,
-                               ejectFD: booted?.ejectFD) {
+            let event = try events.next(stopFD: booted?.vm.stopEventFD, input: booted?.input, apiFD: channel?.requestFD,
+                                        ejectFD: booted?.ejectFD)
+            switch event {
             case .signal(let signal):
                 logger.info("stopped by signal \(signal)")
                 return .signal(signal)
@@ -59,25 +67,48 @@ final class VMMLoop {
                 ejected()
             case .api:
                 guard let channel, let request = channel.take() else { continue }
-                let response = handle(request)
-                channel.respond(response)
+                channel.respond(handle(request))
                 if request == .vmmShutdown { return .requested }
             }
         }
+    }
+
+    /// Whether the VM may go to `next` (the change is made once the
+    /// operation that needs it succeeded); a refusal names both states and
+    /// is a 500, as Cloud Hypervisor's `InvalidStateTransition`.
+    private func permit(_ next: VMState, _ endpoint: String) throws(APIFailure) {
+        guard let current = state else { throw APIFailure(.noVM, "\(endpoint): no VM is created (vm.create first)") }
+        do {
+            _ = try current.transition(to: next)
+        } catch {
+            throw APIFailure(.failed, "\(endpoint): \(error)")
+        }
+    }
+
+    /// The booted VM `endpoint` acts on (`VmNotRunning` otherwise).
+    private func running(_ endpoint: String) throws(APIFailure) -> BootedVM {
+        guard state != nil else { throw APIFailure(.noVM, "\(endpoint): no VM is created (vm.create first)") }
+        guard let booted else { throw APIFailure(.failed, "\(endpoint): the VM is not running (vm.boot it first)") }
+        return booted
     }
 
     /// Ends the running boot and lets it go before anything else happens:
     /// the next boot must not meet its RAM, DMA mappings or device slots.
     /// Why the guest stopped, or nil when nothing ran.
     private func retire() -> StopReason? {
-        let reason = booted?.stop()
+        guard let vm = booted else { return nil }
+        let reason = vm.stop()
         booted = nil
+        state = .shutdown
         finishRemovals()
         return reason
     }
 
+    /// Boots `config` from `created` or `shutdown` (callers check the
+    /// transition first): opens its files the first time, confines the
+    /// VMM thread once.
     private func boot() throws(VMMError) {
-        guard let config else { return }
+        guard let config, state?.allows(.running) == true else { return }
         if resources == nil {
             // What confines the VMM thread also stops it opening another
             // VM's files; the first VM's stay open until vm.delete.
@@ -90,19 +121,168 @@ final class VMMLoop {
         if sandbox == nil { sandbox = try Sandbox(config: config, terminal: resources.terminal != nil) }
         guard let sandbox else { return }
         booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)
+        state = .running
     }
+
 
     // MARK: API requests
 
+    private func handle(_ request: APIRequest) -> APIOutcome {
+        do throws(APIFailure) {
+            let answer = try answer(request)
+            return .success(answer)
+        } catch {
+            // Descriptors a refused request brought are not kept.
+            request.descriptors.forEach { close($0) }
+            return .failure(error)
+        }
+    }
+
+    private func answer(_ request: APIRequest) throws(APIFailure) -> APIAnswer {
+        switch request {
+        case .vmmPing:
+            return .body(.object([
+                "build_version": .string("v\(Version.string)"), "version": .string(Version.string),
+                "pid": .integer(Int64(getpid())), "features": .array([]),
+            ]))
+        case .vmmShutdown:
+            _ = retire()
+            return .done
+        case .vmCreate(let newConfig):
+            guard state == nil else { throw APIFailure(.failed, "vm.create: a VM is already created (vm.delete it first)") }
+            config = newConfig.withDeviceIDs()
+            state = .created
+            return .done
+        case .vmBoot:
+            // Booting a paused VM resumes it, as in Cloud Hypervisor.
+            if state == .paused { return try resume("vm.boot") }
+            try permit(.running, "vm.boot")
+            do {
+                try boot()
+            } catch {
+                throw APIFailure(.failed, "vm.boot: \(error)")
+            }
+            return .done
+        case .vmInfo:
+            guard let config, let state else { throw APIFailure(.noVM, "vm.info: no VM is created (vm.create first)") }
+            return .body(.object([
+                "config": VmConfigJSON.json(config), "state": .string(state.reported),
+                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)), "device_tree": Self.deviceTree(booted),
+            ]))
+        case .vmShutdown:
+            _ = try running("vm.shutdown")
+            try permit(.shutdown, "vm.shutdown")
+            _ = retire()
+            return .done
+        case .vmReboot:
+            _ = try running("vm.reboot")
+            _ = retire()
+            do {
+                try boot()
+            } catch {
+                throw APIFailure(.failed, "vm.reboot: \(error)")
+            }
+            return .done
+        case .vmDelete:
+            _ = retire()
+            // Taps handed over by vm.add-net are the VMM's until a boot adopts them.
+            if resources == nil { config?.nets.flatMap(\.fds).forEach { close($0) } }
+            config = nil
+            resources = nil
+            state = nil
+            return .done
+        case .vmPause:
+            let vm = try running("vm.pause")
+            try permit(.paused, "vm.pause")
+            do {
+                try vm.pause()
+            } catch {
+                throw APIFailure(.failed, "vm.pause: \(error)")
+            }
+            state = .paused
+            return .done
+        case .vmResume:
+            return try resume("vm.resume")
+        case .vmCounters:
+            let counters = try running("vm.counters").counters().mapValues { values in
+                JSONValue.object(values.mapValues { .integer(Int64(clamping: $0)) })
+            }
+            return .body(.object(counters))
+        case .vmPowerButton:
+            do {
+                try running("vm.power-button").pressPowerButton()
+            } catch let error as APIFailure {
+                throw error
+            } catch {
+                throw APIFailure(.failed, "vm.power-button: \(error)")
+            }
+            return .done
+        case .vmAddDisk, .vmAddNet, .vmAddDevice:
+            return try add(request)
+        case .vmRemoveDevice(let id):
+            return try remove(id)
+        case .vmResize(let vcpus, let ramBytes):
+            return try resize(vcpus: vcpus, ramBytes: ramBytes)
+        }
+    }
+
+    private func resume(_ endpoint: String) throws(APIFailure) -> APIAnswer {
+        let vm = try running(endpoint)
+        try permit(.running, endpoint)
+        do {
+            try vm.resume()
+        } catch {
+            throw APIFailure(.failed, "\(endpoint): \(error)")
+        }
+        state = .running
+        return .done
+    }
+
+    /// vm.resize: the running VM grows or shrinks; a VM not running keeps
+    /// the numbers for its next boot. Each change is kept once made,
+    /// whatever happens to the other.
+    private func resize(vcpus: Int?, ramBytes: UInt64?) throws(APIFailure) -> APIAnswer {
+        guard var changed = config else { throw APIFailure(.noVM, "vm.resize: no VM is created (vm.create first)") }
+        if let vcpus, vcpus > changed.cpus.max {
+            throw APIFailure(.invalidConfig, "vm.resize: desired_vcpus \(vcpus) is above max_vcpus \(changed.cpus.max): create the VM with a higher max (--cpus max=)")
+        }
+        if let ramBytes, ramBytes % MemoryConfig.pageSize != 0 {
+            throw APIFailure(.invalidConfig, "vm.resize: desired_ram \(ramBytes) is not a multiple of 4K")
+        }
+        // Kata asks every time, mostly for what the VM already has.
+        let cpus = vcpus.flatMap { $0 != changed.cpus.boot ? $0 : nil }
+        let ram = ramBytes.flatMap { $0 != changed.memory.sizeBytes ? $0 : nil }
+        do {
+            if let ram {
+                try booted?.resize(ramBytes: ram)
+                logger.info("vm.resize: RAM \(ByteSize.describe(changed.memory.sizeBytes)) → \(ByteSize.describe(ram))")
+                changed.memory.sizeBytes = ram
+                config = changed
+            }
+            if let cpus {
+                try booted?.resize(vcpus: cpus)
+                logger.info("vm.resize: \(changed.cpus.boot) → \(cpus) vCPUs")
+                // What the next boot starts with, and what vm.info reports, as Cloud Hypervisor does.
+                changed.cpus.boot = cpus
+                config = changed
+            }
+        } catch {
+            // What the request asks that this VM cannot be is the caller's to fix.
+            if case .config = error { throw APIFailure(.invalidConfig, "\(error)") }
+            throw APIFailure(.failed, "vm.resize: \(error)")
+        }
+        return .done
+    }
+
     /// vm.add-disk, vm.add-net, vm.add-device: before the first boot the
-    /// device joins the configuration (204); a disk or a host device into
-    /// the running VM is also plugged and announced (200, PciDeviceInfo).
-    private func add(_ request: APIRequest) -> HTTPResponse {
+    /// device joins the configuration (204); into the running VM it is
+    /// also plugged and announced (200, PciDeviceInfo).
+    private func add(_ request: APIRequest) throws(APIFailure) -> APIAnswer {
         let endpoint = Self.endpoint(request)
-        guard var changed = config else { return .error(404, "\(endpoint): no VM is created (vm.create first)") }
+        guard var changed = config else { throw APIFailure(.noVM, "\(endpoint): no VM is created (vm.create first)") }
         let hotplug = booted != nil
-        guard hotplug || resources == nil else {
-            return .error(400, "\(endpoint) into a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
+        guard hotplug || state == .created else {
+            throw APIFailure(.notSupported, "\(endpoint) into a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
         }
         // Cloud Hypervisor's id when none is given (`_disk3`…); a taken one is refused.
         let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
@@ -118,24 +298,24 @@ final class VMMLoop {
             added = .vmAddNet(net)
         case .vmAddDevice(var device):
             if hotplug, changed.devices.contains(where: { $0.bdf == device.bdf }) {
-                return .error(409, "\(endpoint): \(device.bdf) is already assigned to this VM")
+                throw APIFailure(.duplicate, "\(endpoint): \(device.bdf) is already assigned to this VM")
             }
             device.id = device.id ?? changed.nextDeviceID("_vfio")
             changed.devices.append(device)
             added = .vmAddDevice(device)
         default:
-            return .error(500, "not a device to add")
+            throw APIFailure(.failed, "\(endpoint): not a device to add")
         }
-        let id = added.deviceID
-        if let id, ids.contains(id) { return .error(409, "\(endpoint): the id '\(id)' is taken") }
+        let id = added.deviceID ?? ""
+        if ids.contains(id) { throw APIFailure(.duplicate, "\(endpoint): the id '\(id)' is taken") }
         do {
             try changed.validate()
         } catch {
-            return .error(400, "\(endpoint): \(error)")
+            throw APIFailure(.invalidConfig, "\(endpoint): \(error)")
         }
         guard hotplug else {
             config = changed
-            return .noContent
+            return .done
         }
         let slot: Int
         do {
@@ -143,13 +323,11 @@ final class VMMLoop {
             // A hot-added network's descriptors are its tap's copies (`plug`).
             if case .vmAddNet = added, let tap = resources?.taps.last { changed.nets[changed.nets.count - 1].fds = tap.fds }
         } catch {
-            // What names the device wrongly is the caller's to fix (400); the rest is ours (500).
-            if case .config = error { return .error(400, "\(endpoint): \(error)") }
-            return .error(500, "\(endpoint): \(error)")
+            throw APIFailure(.failed, "\(endpoint): \(error)")
         }
         config = changed
-        logger.info("\(endpoint): \(id ?? "") in slot \(slot)")
-        return HTTPResponse(status: 200, body: JSONValue.object(["id": .string(id ?? ""), "bdf": .string(Self.bdf(slot))]).serialized)
+        logger.info("\(endpoint): \(id) in slot \(slot)")
+        return .body(.object(["id": .string(id), "bdf": .string(Self.bdf(slot))]))
     }
 
     /// Hotplug into the running VM, put in a free slot and announced: a
@@ -198,6 +376,28 @@ final class VMMLoop {
         }
     }
 
+    /// vm.remove-device: a VM not booted yet drops it from its
+    /// configuration; a running one asks the guest, whose eject ends the
+    /// device (`ejected`).
+    private func remove(_ id: String) throws(APIFailure) -> APIAnswer {
+        guard var changed = config else { throw APIFailure(.noVM, "vm.remove-device: no VM is created (vm.create first)") }
+        if booted != nil { return try requestRemoval(id) }
+        guard state == .created else {
+            throw APIFailure(.notSupported, "vm.remove-device from a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
+        }
+        if let index = changed.nets.firstIndex(where: { $0.id == id }) {
+            changed.nets.remove(at: index).fds.forEach { close($0) }
+        } else if let index = changed.disks.firstIndex(where: { $0.id == id }) {
+            changed.disks.remove(at: index)
+        } else if let index = changed.devices.firstIndex(where: { $0.id == id }) {
+            changed.devices.remove(at: index)
+        } else {
+            throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
+        }
+        config = changed
+        return .done
+    }
+
     /// The slot of a hot-removable device: a disk, a network, or an
     /// assigned device that was hot-added (those of the command line share
     /// one container).
@@ -212,24 +412,22 @@ final class VMMLoop {
         return nil
     }
 
-    /// vm.remove-device of a running VM's disk or hot-added device: the
-    /// guest is asked; its eject ends the device (`ejected`).
-    private func requestRemoval(_ id: String) -> HTTPResponse {
-        guard let config, let vm = booted, let resources else { return .error(409, "vm.remove-device: the VM is not running") }
+    private func requestRemoval(_ id: String) throws(APIFailure) -> APIAnswer {
+        guard let config, let vm = booted, let resources else { throw APIFailure(.failed, "vm.remove-device: the VM is not running") }
         guard let slot = slot(of: id, in: config, vm: vm, resources: resources) else {
             if config.devices.contains(where: { $0.id == id }) {
-                return .error(400, "vm.remove-device of a --device from a running VM (hot-unplug of devices sharing the command line's VFIO container) is not supported yet")
+                throw APIFailure(.notSupported, "vm.remove-device of a --device from a running VM (hot-unplug of devices sharing the command line's VFIO container) is not supported yet")
             }
-            return .error(404, "vm.remove-device: no device has the id '\(id)'")
+            throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
         }
-        guard removing[slot] == nil else { return .noContent }
+        guard removing[slot] == nil else { return .done }
         do {
             try vm.requestRemoval(slot: slot)
         } catch {
-            return .error(500, "vm.remove-device: \(error)")
+            throw APIFailure(.failed, "vm.remove-device: \(error)")
         }
         removing[slot] = id
-        return .noContent
+        return .done
     }
 
     /// The guest ejected slots or vCPUs: slots it was asked for go, with
@@ -295,138 +493,6 @@ final class VMMLoop {
         case .vmAddDisk: "vm.add-disk"
         case .vmAddNet: "vm.add-net"
         default: "vm.add-device"
-        }
-    }
-
-    private func handle(_ request: APIRequest) -> HTTPResponse {
-        switch request {
-        case .vmmPing:
-            return HTTPResponse(status: 200, body: JSONValue.object([
-                "build_version": .string("v\(Version.string)"), "version": .string(Version.string),
-                "pid": .integer(Int64(getpid())), "features": .array([]),
-            ]).serialized)
-        case .vmmShutdown:
-            _ = retire()
-            return .noContent
-        case .vmCreate(let newConfig):
-            guard config == nil else { return .error(409, "vm.create: a VM is already created (vm.delete it first)") }
-            config = newConfig.withDeviceIDs()
-            return .noContent
-        case .vmBoot:
-            guard config != nil else { return .error(404, "vm.boot: no VM is created (vm.create first)") }
-            guard booted == nil else { return .error(409, "vm.boot: the VM is already running") }
-            do {
-                try boot()
-            } catch {
-                return .error(500, "vm.boot: \(error)")
-            }
-            return .noContent
-        case .vmInfo:
-            guard let config else { return .error(404, "vm.info: no VM is created (vm.create first)") }
-            let state = booted == nil ? "Created" : booted?.isPaused == true ? "Paused" : "Running"
-            return HTTPResponse(status: 200, body: JSONValue.object([
-                "config": VmConfigJSON.json(config), "state": .string(state),
-                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)), "device_tree": Self.deviceTree(booted),
-            ]).serialized)
-        case .vmShutdown:
-            guard retire() != nil else { return .error(409, "vm.shutdown: the VM is not running") }
-            return .noContent
-        case .vmReboot:
-            guard retire() != nil else { return .error(409, "vm.reboot: the VM is not running") }
-            do {
-                try boot()
-            } catch {
-                return .error(500, "vm.reboot: \(error)")
-            }
-            return .noContent
-        case .vmDelete:
-            _ = retire()
-            // Taps handed over by vm.add-net are the VMM's until a boot adopts them.
-            if resources == nil { config?.nets.flatMap(\.fds).forEach { close($0) } }
-            config = nil
-            resources = nil
-            return .noContent
-        case .vmAddDisk, .vmAddNet, .vmAddDevice:
-            let response = add(request)
-            if response.status >= 300 { request.descriptors.forEach { close($0) } }
-            return response
-        case .vmRemoveDevice(let id):
-            guard var changed = config else { return .error(404, "vm.remove-device: no VM is created (vm.create first)") }
-            if booted != nil { return requestRemoval(id) }
-            guard booted == nil && resources == nil else {
-                return .error(400, "vm.remove-device from a VM that has run (hot-unplug) is not supported yet")
-            }
-            if let index = changed.nets.firstIndex(where: { $0.id == id }) {
-                changed.nets.remove(at: index).fds.forEach { close($0) }
-            } else if let index = changed.disks.firstIndex(where: { $0.id == id }) {
-                changed.disks.remove(at: index)
-            } else if let index = changed.devices.firstIndex(where: { $0.id == id }) {
-                changed.devices.remove(at: index)
-            } else {
-                return .error(404, "vm.remove-device: no device has the id '\(id)'")
-            }
-            config = changed
-            return .noContent
-        case .vmResize(let vcpus, let ramBytes):
-            guard var changed = config else { return .error(404, "vm.resize: no VM is created (vm.create first)") }
-            if let vcpus, vcpus > changed.cpus.max {
-                return .error(400, "vm.resize: desired_vcpus \(vcpus) is above max_vcpus \(changed.cpus.max): create the VM with a higher max (--cpus max=)")
-            }
-            if let ramBytes, ramBytes % MemoryConfig.pageSize != 0 {
-                return .error(400, "vm.resize: desired_ram \(ramBytes) is not a multiple of 4K")
-            }
-            // Kata asks every time, mostly for what the VM already has.
-            let cpus = vcpus.flatMap { $0 != changed.cpus.boot ? $0 : nil }
-            let ram = ramBytes.flatMap { $0 != changed.memory.sizeBytes ? $0 : nil }
-            // Each change is kept once made, whatever happens to the other.
-            do {
-                if let ram {
-                    try booted?.resize(ramBytes: ram)
-                    logger.info("vm.resize: RAM \(ByteSize.describe(changed.memory.sizeBytes)) → \(ByteSize.describe(ram))")
-                    changed.memory.sizeBytes = ram
-                    config = changed
-                }
-                if let cpus {
-                    try booted?.resize(vcpus: cpus)
-                    logger.info("vm.resize: \(changed.cpus.boot) → \(cpus) vCPUs")
-                    // What the next boot starts with, and what vm.info reports, as Cloud Hypervisor does.
-                    changed.cpus.boot = cpus
-                    config = changed
-                }
-            } catch {
-                if case .config = error { return .error(400, "\(error)") }
-                return .error(500, "vm.resize: \(error)")
-            }
-            return .noContent
-        case .vmPause:
-            guard let vm = booted else { return .error(409, "vm.pause: the VM is not running") }
-            guard !vm.isPaused else { return .error(409, "vm.pause: the VM is already paused") }
-            do {
-                try vm.pause()
-            } catch {
-                return .error(500, "vm.pause: \(error)")
-            }
-            return .noContent
-        case .vmCounters:
-            guard let vm = booted else { return .error(409, "vm.counters: the VM is not running") }
-            let counters = vm.counters().mapValues { values in JSONValue.object(values.mapValues { .integer(Int64(clamping: $0)) }) }
-            return HTTPResponse(status: 200, body: JSONValue.object(counters).serialized)
-        case .vmPowerButton:
-            guard let vm = booted else { return .error(409, "vm.power-button: the VM is not running") }
-            do {
-                try vm.pressPowerButton()
-            } catch {
-                return .error(500, "vm.power-button: \(error)")
-            }
-            return .noContent
-        case .vmResume:
-            guard let vm = booted, vm.isPaused else { return .error(409, "vm.resume: the VM is not paused") }
-            do {
-                try vm.resume()
-            } catch {
-                return .error(500, "vm.resume: \(error)")
-            }
-            return .noContent
         }
     }
 }

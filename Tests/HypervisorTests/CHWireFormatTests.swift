@@ -106,7 +106,7 @@ struct CHWireFormatTests {
             ("info", "GET", "vm.info", nil, 404),
             ("boot", "PUT", "vm.boot", nil, 404),
             ("create", "PUT", "vm.create", APITests.createBody.replacingOccurrences(of: "KERNEL", with: kernel), 204),
-            ("create", "PUT", "vm.create", APITests.createBody.replacingOccurrences(of: "KERNEL", with: kernel), 409),
+            ("create", "PUT", "vm.create", APITests.createBody.replacingOccurrences(of: "KERNEL", with: kernel), 500),
             ("add-disk", "PUT", "vm.add-disk", diskBody(disks[0]), 204),
             ("add-net", "PUT", "vm.add-net", """
                 {"pci_segment":0,"tap":"chwire0","num_queues":2,"queue_size":256,"vhost_user":false,"vhost_mode":"Client",\
@@ -119,11 +119,11 @@ struct CHWireFormatTests {
             ("info", "GET", "vm.info", nil, 200),
             ("counters", "GET", "vm.counters", nil, 200),
             ("pause", "PUT", "vm.pause", nil, 204),
-            ("pause", "PUT", "vm.pause", nil, 409),
+            ("pause", "PUT", "vm.pause", nil, 500),
             ("resume", "PUT", "vm.resume", nil, 204),
             ("add-disk", "PUT", "vm.add-disk", diskBody(disks[1]), 200),
             ("add-disk", "PUT", "vm.add-disk", diskBody(disks[1]) + "x", 400),
-            ("add-device", "PUT", "vm.add-device", "{\"pci_segment\":0,\"path\":\"/sys/bus/pci/devices/0000:7f:1f.7/\",\"x_exclude_mmap_bars\":[]}", 400),
+            ("add-device", "PUT", "vm.add-device", "{\"pci_segment\":0,\"path\":\"/sys/bus/pci/devices/0000:7f:1f.7/\",\"x_exclude_mmap_bars\":[]}", 500),
             ("power-button", "PUT", "vm.power-button", nil, 204),
             ("nmi", "PUT", "vm.nmi", nil, 400),
             ("add-fs", "PUT", "vm.add-fs", "{\"pci_segment\":0,\"tag\":\"myfs\",\"socket\":\"/tmp/fs.sock\",\"num_queues\":1,\"queue_size\":1024}", 400),

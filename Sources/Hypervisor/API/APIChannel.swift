@@ -8,11 +8,12 @@ import Glibc
 /// Hands one request at a time from the API thread to the VMM thread,
 /// which alone changes the VM, and its answer back. The VMM thread learns
 /// of a request from `requestFD` in its epoll set and never waits on the
-/// API thread; the API thread waits for the answer.
+/// API thread; the API thread waits for the answer, which is the VMM's
+/// outcome, not HTTP: the API thread makes the response of it.
 final class APIChannel: Sendable {
     private struct State {
         var request: APIRequest?
-        var response: HTTPResponse?
+        var response: APIOutcome?
         var closed = false
     }
 
@@ -38,7 +39,7 @@ final class APIChannel: Sendable {
     }
 
     /// API thread: the VMM thread's answer to `request`.
-    func call(_ request: APIRequest) -> HTTPResponse {
+    func call(_ request: APIRequest) -> APIOutcome {
         let posted = state.withLock { state in
             guard !state.closed else { return false }
             state.request = request
@@ -47,12 +48,12 @@ final class APIChannel: Sendable {
         }
         guard posted else {
             request.descriptors.forEach { Glibc.close($0) }
-            return .error(503, "the VMM is shutting down")
+            return Self.leaving
         }
         Self.signal(requestFD)
         var count: UInt64 = 0
         while read(responseFD, &count, 8) < 0 && errno == EINTR {}
-        return state.withLock { $0.response.take() } ?? .error(503, "the VMM is shutting down")
+        return state.withLock { $0.response.take() } ?? Self.leaving
     }
 
     /// VMM thread: the waiting request, if any.
@@ -63,7 +64,7 @@ final class APIChannel: Sendable {
     }
 
     /// VMM thread: answers the request it took.
-    func respond(_ response: HTTPResponse) {
+    func respond(_ response: APIOutcome) {
         state.withLock { $0.response = response }
         Self.signal(responseFD)
     }
@@ -77,9 +78,11 @@ final class APIChannel: Sendable {
         }
         if let pending {
             pending.descriptors.forEach { Glibc.close($0) }
-            respond(.error(503, "the VMM is shutting down"))
+            respond(Self.leaving)
         }
     }
+
+    private static let leaving = APIOutcome.failure(APIFailure(.unavailable, "the VMM is shutting down"))
 
     private static func signal(_ fd: Int32) {
         var one: UInt64 = 1

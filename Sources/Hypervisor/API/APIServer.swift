@@ -278,7 +278,7 @@ final class APIServer: @unchecked Sendable {
         case .success(let apiRequest):
             // Handed over: the VMM thread keeps or closes them.
             if !apiRequest.descriptors.isEmpty { connection.fds.removeAll() }
-            return channel.call(apiRequest)
+            return HTTPResponse(channel.call(apiRequest))
         }
     }
 
