@@ -14,8 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
-        // The C core: vCPU threads, run loop, buses and the devices on the hot path.
-        // Its public headers live in the top-level include/, the one C API Swift sees.
+        // The C core: vCPU threads, run loop, buses and the devices on the hot path,
+        // one folder per subsystem (vm, irq, pci, virtio, net, vfio, platform,
+        // sandbox, common). Its public headers live in the top-level include/,
+        // in the same folders: the one C API Swift sees.
         .target(
             name: "CVMMCore",
             path: ".",
@@ -23,6 +25,8 @@ let package = Package(
             publicHeadersPath: "include",
             cSettings: [
                 .define("_GNU_SOURCE"),
+                // Internal headers are named by subsystem: "virtio/virtio_dev.h".
+                .headerSearchPath("Sources/CVMMCore"),
                 .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]),
             ],
             // virtio-blk's asynchronous I/O (Debian liburing-dev).

@@ -15,7 +15,7 @@ cc=$(command -v clang)
 
 build_c() {
     "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
-        -Iinclude -ISources/CVMMCore -o "$out/$1" "fuzz/$1.c" Sources/CVMMCore/*.c -luring -lpthread
+        -Iinclude -ISources/CVMMCore -o "$out/$1" "fuzz/$1.c" $(find Sources/CVMMCore -name "*.c") -luring -lpthread
 }
 
 spm="$out/spm"; package_built=

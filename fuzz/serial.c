@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "vmm_serial.h"
+#include "platform/vmm_serial.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm_virtq.h"
+#include "virtio/vmm_virtq.h"
 
 #define RAM_SIZE 0x10000
 

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm_bus.h"
+#include "vm/vmm_bus.h"
 #include "vmm_test_hooks.h"
 
 struct churn {

@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm_landlock.h"
+#include "sandbox/vmm_landlock.h"
 #include "vmm_test_hooks.h"
 
 int vmm_test_landlock(const char *allowed_dir, const char *inside, const char *outside, int results[2])

@@ -3,7 +3,7 @@
 #ifndef VMM_TEST_HOOKS_H
 #define VMM_TEST_HOOKS_H
 
-#include "vmm_seccomp.h"
+#include "sandbox/vmm_seccomp.h"
 
 struct vmm_test_violation {
     int exit_code;      /* -1 if killed by a signal */

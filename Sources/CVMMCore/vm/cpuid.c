@@ -1,0 +1,152 @@
+/* Per-vCPU CPUID: what KVM supports, with this vCPU's place in the VM's
+ * topology. The topology is the one Cloud Hypervisor gives `--cpus
+ * boot=N,max=M`: one package of M cores with one thread each, APIC ID =
+ * vCPU index, so a vCPU plugged later already has its place. KVM
+ * passes the host's topology leaves through, which would tell the guest
+ * about cores and siblings it does not have. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#include "vm/vm_internal.h"
+
+#define CPUID_MAX_ENTRIES 256
+#define CPUID_1_EDX_HTT (1u << 28)
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+#define TOPOLOGY_LEVEL_SMT 1u
+#define TOPOLOGY_LEVEL_CORE 2u
+
+struct topology {
+    uint32_t apic_id;
+    uint32_t cores;
+    uint32_t core_bits; /* APIC ID bits that number the cores */
+};
+
+static uint32_t order(uint32_t n)
+{
+    uint32_t bits = 0;
+    while ((1u << bits) < n)
+        bits++;
+    return bits;
+}
+
+/* Leaf 0xb or 0x1f, sub-leaf `index`: SMT (1 thread), core (all vCPUs),
+ * then the terminating invalid level. */
+static struct kvm_cpuid_entry2 extended_topology(uint32_t function, uint32_t index,
+                                                 const struct topology *t)
+{
+    struct kvm_cpuid_entry2 e = {
+        .function = function, .index = index,
+        .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .edx = t->apic_id,
+    };
+    switch (index) {
+    case 0:
+        e.ebx = 1;
+        e.ecx = (TOPOLOGY_LEVEL_SMT << 8) | index;
+        break;
+    case 1:
+        e.eax = t->core_bits;
+        e.ebx = t->cores;
+        e.ecx = (TOPOLOGY_LEVEL_CORE << 8) | index;
+        break;
+    default:
+        e.ecx = index;
+        break;
+    }
+    return e;
+}
+
+static void set_topology(struct kvm_cpuid_entry2 *e, const struct topology *t)
+{
+    switch (e->function) {
+    case 1:
+        /* Addressable logical processors per package, and this APIC ID. */
+        e->ebx = (e->ebx & 0x0000ffffu) | ((1u << t->core_bits) << 16) | (t->apic_id << 24);
+        e->edx = t->cores > 1 ? (e->edx | CPUID_1_EDX_HTT) : (e->edx & ~CPUID_1_EDX_HTT);
+        break;
+    case 4:
+        /* Intel cache leaves: cores per package, and one thread per cache
+         * except for level 3 and above, which all cores share. */
+        if ((e->eax & 0x1f) == 0)
+            break;
+        uint32_t sharing = ((e->eax >> 5) & 7) >= 3 ? (1u << t->core_bits) - 1 : 0;
+        e->eax = (e->eax & 0x3fffu) | (sharing << 14) | (((1u << t->core_bits) - 1) << 26);
+        break;
+    case 0x80000008:
+        /* AMD: cores per package minus one, and the bits that number them. */
+        e->ecx = (e->ecx & ~0xf0ffu) | (t->core_bits << 12) | (t->cores - 1);
+        break;
+    case 0x8000001e:
+        /* AMD: extended APIC ID, core ID with one thread, node 0. */
+        e->eax = t->apic_id;
+        e->ebx = t->apic_id & 0xffu;
+        e->ecx = 0;
+        break;
+    }
+}
+
+static struct kvm_cpuid2 *cpuid_alloc(void)
+{
+    return calloc(1, sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+}
+
+int vmm_cpuid_supported(const struct vmm_vm *vm, struct kvm_cpuid2 **out)
+{
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
+    if (!cpuid)
+        return -ENOMEM;
+    cpuid->nent = CPUID_MAX_ENTRIES - 6; /* room for the topology leaves */
+    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+        int err = errno;
+        free(cpuid);
+        return -err;
+    }
+    /* The in-kernel LAPIC emulates TSC-deadline mode; KVM leaves the bit to us. */
+    bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        if (e->function != 1)
+            continue;
+        e->ecx |= CPUID_1_ECX_HYPERVISOR;
+        if (tsc_deadline)
+            e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
+    }
+    *out = cpuid;
+    return 0;
+}
+
+int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
+{
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
+    if (!cpuid)
+        return -ENOMEM;
+    const struct topology t = {
+        .apic_id = vcpu->index,
+        .cores = vcpu->vm->max_vcpus,
+        .core_bits = order(vcpu->vm->max_vcpus),
+    };
+    /* Drop the host's 0xb/0x1f sub-leaves; write ours where the host had them. */
+    bool has_leaf[2] = { false, false };
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < supported->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &supported->entries[i];
+        if (e->function == 0xb || e->function == 0x1f) {
+            has_leaf[e->function == 0x1f] = true;
+            continue;
+        }
+        cpuid->entries[kept] = *e;
+        set_topology(&cpuid->entries[kept++], &t);
+    }
+    static const uint32_t leaves[2] = { 0xb, 0x1f };
+    for (int l = 0; l < 2; l++) {
+        if (!has_leaf[l])
+            continue;
+        for (uint32_t index = 0; index < 3; index++)
+            cpuid->entries[kept++] = extended_topology(leaves[l], index, &t);
+    }
+    cpuid->nent = kept;
+    int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
+    free(cpuid);
+    return ret;
+}

@@ -1,0 +1,143 @@
+/* Guest RAM regions: one anonymous mapping and one KVM memslot each. */
+#include <cpuid.h>
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm/vmm_memory.h"
+#include "vm/vm_internal.h"
+
+int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (size == 0 || (gpa | size) & (page - 1) || gpa + size < gpa)
+        return -EINVAL;
+    if (vm->nregions == VMM_MAX_MEM_REGIONS)
+        return -ENOSPC;
+    for (unsigned i = 0; i < vm->nregions; i++) {
+        const struct vmm_mem_region *r = &vm->regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+            return -EEXIST;
+    }
+
+    int mflags = (flags & VMM_MEM_SHARED) ? MAP_SHARED : MAP_PRIVATE;
+    mflags |= MAP_ANONYMOUS | MAP_NORESERVE;
+    if (flags & VMM_MEM_PREFAULT)
+        mflags |= MAP_POPULATE;
+    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, -1, 0);
+    if (hva == MAP_FAILED)
+        return -errno;
+
+    int ret = 0;
+    if ((flags & VMM_MEM_MERGEABLE) && madvise(hva, size, MADV_MERGEABLE) < 0)
+        ret = -errno;
+    if (!ret && (flags & VMM_MEM_THP) && madvise(hva, size, MADV_HUGEPAGE) < 0)
+        ret = -errno;
+    /* Guest RAM never belongs in a core dump of the VMM. */
+    if (!ret && madvise(hva, size, MADV_DONTDUMP) < 0)
+        ret = -errno;
+
+    uint32_t slot = vm->nregions;
+    struct kvm_userspace_memory_region mr = {
+        .slot = slot,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)hva,
+    };
+    if (!ret && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+        ret = -errno;
+    if (ret) {
+        munmap(hva, size);
+        return ret;
+    }
+    vm->regions[slot] = (struct vmm_mem_region){ gpa, size, hva, slot };
+    /* Published after it is written: device threads walk the list while
+     * the VM runs (a hot-added region arrives under them). */
+    __atomic_store_n(&vm->nregions, slot + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return __atomic_load_n(&vm->nregions, __ATOMIC_ACQUIRE); }
+
+int vmm_memory_region(const struct vmm_vm *vm, unsigned index, struct vmm_mem_region *out)
+{
+    if (index >= vmm_memory_region_count(vm))
+        return -ENOENT;
+    *out = vm->regions[index];
+    return 0;
+}
+
+void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
+{
+    struct vmm_gmem mem = vmm_memory_view(vm);
+    return vmm_gmem_hva(&mem, gpa, len);
+}
+
+struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
+{
+    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions };
+}
+
+void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
+{
+    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    for (unsigned i = 0; i < count; i++) {
+        const struct vmm_mem_region *r = &mem->regions[i];
+        if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+            return (uint8_t *)r->hva + (gpa - r->gpa);
+    }
+    return NULL;
+}
+
+int vmm_memory_map_device(struct vmm_vm *vm, uint64_t gpa, uint64_t size, void *hva, uint32_t *slot)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    if (size == 0 || (gpa | size | (uint64_t)(uintptr_t)hva) & (page - 1) || gpa + size < gpa)
+        return -EINVAL;
+    pthread_mutex_lock(&vm->device_slots_lock);
+    int ret = -ENOSPC;
+    for (uint32_t i = 0; i < VMM_MAX_DEVICE_SLOTS; i++) {
+        if (vm->device_slots[i].used)
+            continue;
+        struct kvm_userspace_memory_region mr = {
+            .slot = VMM_MAX_MEM_REGIONS + i,
+            .guest_phys_addr = gpa,
+            .memory_size = size,
+            .userspace_addr = (uint64_t)(uintptr_t)hva,
+        };
+        ret = ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0 ? -errno : 0;
+        if (ret == 0) {
+            vm->device_slots[i].used = true;
+            vm->device_slots[i].gpa = gpa;
+            vm->device_slots[i].size = size;
+            *slot = mr.slot;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&vm->device_slots_lock);
+    return ret;
+}
+
+void vmm_memory_unmap_device(struct vmm_vm *vm, uint32_t slot)
+{
+    uint32_t i = slot - VMM_MAX_MEM_REGIONS;
+    if (slot < VMM_MAX_MEM_REGIONS || i >= VMM_MAX_DEVICE_SLOTS)
+        return;
+    pthread_mutex_lock(&vm->device_slots_lock);
+    if (vm->device_slots[i].used) {
+        /* Size 0 deletes the slot. */
+        struct kvm_userspace_memory_region mr = { .slot = slot, .guest_phys_addr = vm->device_slots[i].gpa };
+        ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
+        vm->device_slots[i].used = false;
+    }
+    pthread_mutex_unlock(&vm->device_slots_lock);
+}
+
+unsigned vmm_phys_address_bits(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0x80000008, &eax, &ebx, &ecx, &edx))
+        return 36;
+    return eax & 0xff;
+}

@@ -1,0 +1,83 @@
+/* Virtio devices behind the modern virtio-pci transport (virtio 1.2 §4.1).
+ *
+ * A device (virtio_blk.c, virtio_console.c, virtio_rng.c) knows its queues
+ * and config, not the transport; the transport (virtio_pci.c) knows BARs,
+ * capabilities and MSI-X, not the device. Each device processes its queues
+ * on its own named thread, woken by the queues' ioeventfds (no exit on the
+ * vCPU for a kick); interrupts are MSI-X irqfds. */
+#ifndef VMM_VIRTIO_H
+#define VMM_VIRTIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vm/vmm_vcpu.h"
+
+struct vmm_vm;
+struct vmm_pci_dev;
+struct vmm_virtio;
+struct vmm_virtio_pci;
+
+/* virtio-blk (`--disk`): `fd` is the opened, locked image; the device does
+ * not own it. `serial` is what GET_ID returns (at most 20 bytes used). */
+struct vmm_virtio_blk_config {
+    int fd;
+    uint64_t size_bytes;
+    bool readonly;
+    uint16_t num_queues;
+    uint16_t queue_size;
+    const char *serial;
+    const char *thread_name; /* "virtio-blk0"... (at most 15 characters) */
+};
+int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config *config,
+                          struct vmm_virtio **out);
+
+/* Whether the disk's requests go through io_uring (false: one at a time). */
+bool vmm_virtio_blk_is_async(const struct vmm_virtio *device);
+/* vm.counters, as Cloud Hypervisor names them: read_bytes, read_ops,
+ * write_bytes, write_ops (completed requests). Any thread. */
+void vmm_virtio_blk_counters(struct vmm_virtio *device, uint64_t out[4]);
+
+/* virtio-rng (`--rng`): reads entropy from `source_fd` (not owned). */
+int vmm_virtio_rng_create(struct vmm_vm *vm, int source_fd, struct vmm_virtio **out);
+
+/* virtio-console (`--console`): guest output to `out_fd` (-1 discards),
+ * input from `in_fd` (-1 for none). Neither is owned. */
+int vmm_virtio_console_create(struct vmm_vm *vm, int in_fd, int out_fd, struct vmm_virtio **out);
+
+/* virtio-net (`--net`): one tap fd per queue pair (not owned; opened with
+ * vmm_tap.h). `mtu` is what the guest is told (VIRTIO_NET_F_MTU); the
+ * offload switches say which checksum/segmentation features are offered. */
+#define VMM_VIRTIO_NET_MAX_PAIRS 16
+struct vmm_virtio_net_config {
+    const int *tap_fds;
+    uint16_t queue_pairs;
+    uint16_t queue_size;
+    uint8_t mac[6];
+    uint16_t mtu;
+    bool offload_csum, offload_tso, offload_ufo;
+    const char *thread_name; /* "virtio-net0"... */
+};
+int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config *config, struct vmm_virtio **out);
+/* vm.counters: rx_bytes, rx_frames, tx_bytes, tx_frames (header included). Any thread. */
+void vmm_virtio_net_counters(struct vmm_virtio *device, uint64_t out[4]);
+
+/* Wraps `device` (now owned by the transport) in a PCI function with one
+ * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */
+int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct vmm_virtio_pci **out);
+struct vmm_pci_dev *vmm_virtio_pci_function(struct vmm_virtio_pci *t);
+/* Starts the device thread; it calls `init` (seccomp) before anything else. */
+int vmm_virtio_pci_start(struct vmm_virtio_pci *t, vmm_vcpu_thread_init_fn init, void *opaque);
+/* Stops and joins the device thread. Call once the vCPUs are joined. */
+void vmm_virtio_pci_stop(struct vmm_virtio_pci *t);
+/* vm.pause: holds the device thread between two requests, so it reads and
+ * writes nothing of the guest's; call once the vCPUs are parked. Returns
+ * once it holds. Resume before the vCPUs run again. */
+void vmm_virtio_pci_pause(struct vmm_virtio_pci *t);
+void vmm_virtio_pci_resume(struct vmm_virtio_pci *t);
+/* Unmaps everything and frees the transport and its device. */
+void vmm_virtio_pci_destroy(struct vmm_virtio_pci *t);
+/* The device's status byte as the guest last set it (for tests). */
+uint8_t vmm_virtio_pci_status(struct vmm_virtio_pci *t);
+
+#endif
