@@ -36,6 +36,8 @@ void vmm_cpu_hotplug_destroy(struct vmm_cpu_hotplug *hp);
 /* VMM thread: vCPU `index` arrived (present from now on), or the VMM asks
  * for it back (present until the guest ejects it). */
 void vmm_cpu_hotplug_announce(struct vmm_cpu_hotplug *hp, unsigned index, bool arrived);
+/* Takes back the arrival of a vCPU the guest was not notified of. */
+void vmm_cpu_hotplug_withdraw(struct vmm_cpu_hotplug *hp, unsigned index);
 bool vmm_cpu_hotplug_present(const struct vmm_cpu_hotplug *hp, unsigned index);
 /* The PIO handler for the registers; `opaque` is the controller. */
 void vmm_cpu_hotplug_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write);

@@ -34,6 +34,8 @@ void vmm_mem_hotplug_destroy(struct vmm_mem_hotplug *hp);
 /* VMM thread: guest RAM [base, base+size) is in `slot` from now on.
  * -EBUSY if the slot is taken. */
 int vmm_mem_hotplug_announce(struct vmm_mem_hotplug *hp, unsigned slot, uint64_t base, uint64_t size);
+/* Empties a slot whose arrival the guest was not notified of. */
+void vmm_mem_hotplug_withdraw(struct vmm_mem_hotplug *hp, unsigned slot);
 /* The PIO handler for the registers; `opaque` is the controller. */
 void vmm_mem_hotplug_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write);
 

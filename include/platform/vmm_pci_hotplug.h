@@ -26,6 +26,8 @@ int vmm_pci_hotplug_create(int eject_fd, struct vmm_pci_hotplug **out);
 void vmm_pci_hotplug_destroy(struct vmm_pci_hotplug *hp);
 /* VMM thread: the device in `slot` arrived (true) or is asked back (false). */
 void vmm_pci_hotplug_announce(struct vmm_pci_hotplug *hp, unsigned slot, bool arrived);
+/* Takes back an arrival the guest was not notified of (a hotplug undone). */
+void vmm_pci_hotplug_withdraw(struct vmm_pci_hotplug *hp, unsigned slot);
 /* VMM thread: the slots the guest ejected since the last call. */
 uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp);
 /* The PIO handler for the registers; `opaque` is the controller. */

@@ -32,8 +32,9 @@ int vmm_vfio_device_open(int group, const char *name, int *out, struct vmm_vfio_
  * of them (first 0) when a container joins the VM, then each region that
  * memory hotplug adds. On failure, what this call mapped is unmapped. */
 int vmm_vfio_dma_map(int container, const struct vmm_vm *vm, unsigned first);
-/* Unmaps every region. */
-void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm);
+/* Unmaps regions `first`…: every region (0) when the container leaves,
+ * or what a failed memory hotplug had mapped. */
+void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm, unsigned first);
 /* Tells KVM about the groups (KVM_DEV_TYPE_VFIO), for coherent DMA and
  * interrupt bypass; the KVM device lives as long as the VM. */
 int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count);

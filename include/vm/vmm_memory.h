@@ -27,6 +27,11 @@ struct vmm_mem_region {
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
+/* Takes the newest region back out of the guest and unmaps it: undoes a
+ * hot-add the guest was never told of. Every reader of the region list
+ * (vCPUs, device threads) must be parked. */
+void vmm_memory_remove_last(struct vmm_vm *vm);
+
 unsigned vmm_memory_region_count(const struct vmm_vm *vm);
 /* -ENOENT past the last region. */
 int vmm_memory_region(const struct vmm_vm *vm, unsigned index,

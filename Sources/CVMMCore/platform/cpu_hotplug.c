@@ -46,6 +46,14 @@ void vmm_cpu_hotplug_announce(struct vmm_cpu_hotplug *hp, unsigned index, bool a
     }
 }
 
+void vmm_cpu_hotplug_withdraw(struct vmm_cpu_hotplug *hp, unsigned index)
+{
+    if (index == 0 || index >= VMM_CPU_HOTPLUG_MAX)
+        return;
+    atomic_fetch_and(&hp->events[index], (unsigned char)~VMM_CPU_HOTPLUG_INSERTED);
+    atomic_store(&hp->present[index], false);
+}
+
 bool vmm_cpu_hotplug_present(const struct vmm_cpu_hotplug *hp, unsigned index)
 {
     return index < VMM_CPU_HOTPLUG_MAX && atomic_load(&hp->present[index]);

@@ -44,6 +44,15 @@ int vmm_mem_hotplug_announce(struct vmm_mem_hotplug *hp, unsigned slot, uint64_t
     return 0;
 }
 
+void vmm_mem_hotplug_withdraw(struct vmm_mem_hotplug *hp, unsigned slot)
+{
+    if (slot >= VMM_MEM_HOTPLUG_SLOTS)
+        return;
+    struct mem_slot *s = &hp->slots[slot];
+    atomic_fetch_and(&s->events, (unsigned char)~VMM_MEM_HOTPLUG_INSERTED);
+    atomic_store(&s->present, false);
+}
+
 static uint32_t read_register(struct vmm_mem_hotplug *hp, uint64_t offset)
 {
     struct mem_slot *s = &hp->slots[offset / 16];

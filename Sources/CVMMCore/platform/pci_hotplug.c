@@ -33,6 +33,12 @@ void vmm_pci_hotplug_announce(struct vmm_pci_hotplug *hp, unsigned slot, bool ar
     atomic_fetch_or(arrived ? &hp->up : &hp->down, 1u << slot);
 }
 
+void vmm_pci_hotplug_withdraw(struct vmm_pci_hotplug *hp, unsigned slot)
+{
+    if (slot < 32)
+        atomic_fetch_and(&hp->up, ~(1u << slot));
+}
+
 uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp)
 {
     return atomic_exchange(&hp->ejected, 0);

@@ -80,9 +80,9 @@ int vmm_vfio_dma_map(int container, const struct vmm_vm *vm, unsigned first)
     return 0;
 }
 
-void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm)
+void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm, unsigned first)
 {
-    dma_unmap(container, vm, 0, vmm_memory_region_count(vm));
+    dma_unmap(container, vm, first, vmm_memory_region_count(vm));
 }
 
 static int kvm_group(int device, int32_t group, uint64_t op)

@@ -58,6 +58,19 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
     return 0;
 }
 
+void vmm_memory_remove_last(struct vmm_vm *vm)
+{
+    unsigned count = vm->nregions;
+    if (count == 0)
+        return;
+    const struct vmm_mem_region *r = &vm->regions[count - 1];
+    __atomic_store_n(&vm->nregions, count - 1, __ATOMIC_RELEASE);
+    /* Size 0 deletes the slot. */
+    struct kvm_userspace_memory_region mr = { .slot = r->slot, .guest_phys_addr = r->gpa };
+    ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
+    munmap(r->hva, r->size);
+}
+
 unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return __atomic_load_n(&vm->nregions, __ATOMIC_ACQUIRE); }
 
 int vmm_memory_region(const struct vmm_vm *vm, unsigned index, struct vmm_mem_region *out)

@@ -134,12 +134,15 @@ final class AssignedDevices {
         guard r == 0 else { throw .system(SystemError("VFIO: map hot-added RAM for the device's DMA", returned: r)) }
     }
 
+    /// A failed memory hotplug: the regions from `region` on unmapped again.
+    func unmapDMA(from region: UInt32) { vmm_vfio_dma_unmap(assignment.container, vm.handle, region) }
+
     /// Runs once the vCPUs are joined, or parked for a hot-unplug: out of
     /// their slots, unmapped, and the groups out of KVM's hands.
     deinit {
         for slot in slots { bus.remove(slot: slot) }
         for function in functions { vmm_vfio_pci_destroy(function) }
-        if mapped { vmm_vfio_dma_unmap(assignment.container, vm.handle) }
+        if mapped { vmm_vfio_dma_unmap(assignment.container, vm.handle, 0) }
         if groupsAdded {
             let groups = Array(assignment.groups.values)
             groups.withUnsafeBufferPointer { vmm_vfio_kvm_groups_remove(vm.handle, $0.baseAddress, UInt32($0.count)) }

@@ -120,8 +120,17 @@ final class BootedVM {
                                                     held: isPaused, logger: logger))
     }
 
+    /// The last step of a hotplug; if the guest cannot be told, the device
+    /// leaves its slot again (thread, BARs, DMA mappings), as if never added.
     private func announce(hotAdded slot: Int) throws(VMMError) -> Int {
-        try devices.announce(slot: slot, arrived: true)
+        do {
+            try FaultInjection.check(.pciAnnounce)
+            try devices.announce(slot: slot, arrived: true)
+        } catch {
+            devices.withdraw(slot: slot)
+            try? remove(slot: slot)
+            throw error
+        }
         return slot
     }
 
@@ -168,35 +177,62 @@ final class BootedVM {
     /// inside one of its handlers, then lets the guest run on unless the
     /// API had it paused already.
     func remove(slot: Int) throws(VMMError) {
-        // Parked without holding the guest's clock: an unplug is no pause,
-        // and twenty of them must not set the guest's time back.
+        try quiesced {
+            virtio.remove(slot: slot)
+            hotAssigned.removeAll { $0.slots.contains(slot) }
+        }
+    }
+
+    /// Runs `change` with every vCPU parked (and, for `devicesToo`, every
+    /// device thread held), so none is inside a handler or a guest buffer
+    /// it changes. Parked without holding the guest's clock: an unplug is
+    /// no pause, and twenty of them must not set the guest's time back.
+    private func quiesced(devicesToo: Bool = false, _ change: () -> Void) throws(VMMError) {
         if !isPaused {
             let r = vmm_vcpus_quiesce(vm.handle)
             guard r == 0 else {
                 vmm_vcpus_release(vm.handle)
-                throw .system(SystemError(r == -ETIMEDOUT ? "unplug: a vCPU did not stop within 5 s" : "unplug: park the vCPUs", returned: r))
+                throw .system(SystemError(r == -ETIMEDOUT ? "a vCPU did not stop within 5 s" : "park the vCPUs", returned: r))
             }
+            if devicesToo { virtio.pause() }
         }
-        virtio.remove(slot: slot)
-        hotAssigned.removeAll { $0.slots.contains(slot) }
-        if !isPaused { vmm_vcpus_release(vm.handle) }
+        change()
+        if !isPaused {
+            if devicesToo { virtio.resume() }
+            vmm_vcpus_release(vm.handle)
+        }
     }
 
     /// vm.resize: the guest is to have vCPUs 0..<count. Those it lacks
     /// start and are announced (the guest onlines them); those above are
     /// asked back, and go when the guest ejects them (`takeEjected`).
+    /// A failure part-way stops the threads it started and leaves the
+    /// guest's view as it was.
     func resize(vcpus count: Int) throws(VMMError) {
         unplugEjectedVCPUs()
-        var arriving: [Int] = []
-        for index in 0..<count where !devices.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
-            if !vcpuThreads.contains(index) {
-                try vm.plugVCPU(index)
-                vcpuThreads.insert(index)
+        // Started now, and kept: asked back earlier, wanted again.
+        var started: [Int] = [], kept: [Int] = []
+        do {
+            for index in 0..<count where !devices.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
+                if vcpuThreads.contains(index) {
+                    kept.append(index)
+                } else {
+                    try vm.plugVCPU(index)
+                    vcpuThreads.insert(index)
+                    started.append(index)
+                }
             }
-            vcpusLeaving.remove(index)
-            arriving.append(index)
+            if !started.isEmpty || !kept.isEmpty { try FaultInjection.check(.vcpuAnnounce) }
+            try devices.announce(vcpus: started + kept, arrived: true)
+        } catch {
+            devices.withdraw(vcpus: started, leaving: kept)
+            for index in started {
+                vm.unplugVCPU(index)
+                vcpuThreads.remove(index)
+            }
+            throw error
         }
-        try devices.announce(vcpus: arriving, arrived: true)
+        vcpusLeaving.subtract(kept)
         let leaving = (count..<maxVCPUs).filter { devices.isPresent(vcpu: $0) && !vcpusLeaving.contains($0) }
         try devices.announce(vcpus: leaving, arrived: false)
         vcpusLeaving.formUnion(leaving)
@@ -226,9 +262,23 @@ final class BootedVM {
         }
         let gpa = GuestLayout.hotplugRAM(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes).start + hotAddedRAM
         let region = try vm.addRAM(at: gpa, size: added)
+        var mapped: [AssignedDevices] = []
+        do {
+            for devices in allAssigned {
+                try FaultInjection.check(.ramDMA)
+                try devices.mapDMA(from: region)
+                mapped.append(devices)
+            }
+            try FaultInjection.check(.ramAnnounce)
+            try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
+        } catch {
+            // Undone in reverse, the RAM last, with nothing of the guest's running.
+            self.devices.withdraw(memorySlot: memorySlots)
+            for devices in mapped { devices.unmapDMA(from: region) }
+            try? quiesced(devicesToo: true) { vm.removeLastRAM() }
+            throw error
+        }
         hotAddedRAM += added
-        for devices in allAssigned { try devices.mapDMA(from: region) }
-        try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
         memorySlots += 1
     }
 

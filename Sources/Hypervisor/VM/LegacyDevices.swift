@@ -104,6 +104,20 @@ final class LegacyDevices {
         try notify(UInt8(VMM_GED_PCI_HOTPLUG))
     }
 
+    /// Takes back an arrival in `slot` that the guest was not notified of.
+    func withdraw(slot: Int) { vmm_pci_hotplug_withdraw(hotplug, UInt32(slot)) }
+
+    /// Takes back an arrival of vCPUs the guest was not notified of: `new`
+    /// ones absent again, `leaving` ones (re-announced while being asked
+    /// back) asked back still.
+    func withdraw(vcpus new: [Int], leaving: [Int]) {
+        for index in new { vmm_cpu_hotplug_withdraw(cpuHotplug, UInt32(index)) }
+        for index in leaving { vmm_cpu_hotplug_announce(cpuHotplug, UInt32(index), false) }
+    }
+
+    /// Empties a memory slot whose arrival the guest was not notified of.
+    func withdraw(memorySlot slot: Int) { vmm_mem_hotplug_withdraw(memoryHotplug, UInt32(slot)) }
+
     /// Tells the guest that vCPUs arrived (present from now on) or that the
     /// VMM wants them back; the guest offlines each and answers with its _EJ0.
     func announce(vcpus: [Int], arrived: Bool) throws(VMMError) {

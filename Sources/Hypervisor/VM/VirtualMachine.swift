@@ -60,6 +60,10 @@ final class VirtualMachine {
         return index
     }
 
+    /// Undoes the last `addRAM`, which the guest was never told of; every
+    /// vCPU and device thread must be parked.
+    func removeLastRAM() { vmm_memory_remove_last(handle) }
+
     func createVCPUs(_ cpus: CPUsConfig) throws(VMMError) {
         try check(vmm_vcpus_create(handle, UInt32(cpus.boot), UInt32(cpus.max)),
                   "create \(cpus.boot) vCPUs (of at most \(cpus.max))")

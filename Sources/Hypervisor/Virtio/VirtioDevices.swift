@@ -109,6 +109,12 @@ final class VirtioDevices {
 
     private func startHotAdded(_ slot: Int, filter: SeccompFilter?, held: Bool) throws(VMMError) -> Int {
         guard let entry = devices.last, entry.slot == slot else { return slot }
+        do {
+            try FaultInjection.check(.deviceThread)
+        } catch {
+            remove(slot: slot)
+            throw error
+        }
         let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
         guard r == 0 else {
             remove(slot: slot)
