@@ -38,7 +38,7 @@ unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out);
 int vmm_seccomp_install(const struct vmm_seccomp_program *program);
 
 /* A thread init hook (vCPUs, device threads): `opaque` is the thread's program. */
-int vmm_seccomp_vcpu_init(void *opaque, unsigned index);
+int vmm_seccomp_thread_init(void *opaque, unsigned index);
 
 /* Installs the SIGSYS handler that names the thread kind and the syscall,
  * then ends the VMM. `names[nr]` is the name of syscall nr (NULL if none);

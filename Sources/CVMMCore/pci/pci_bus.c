@@ -18,8 +18,9 @@
 struct vmm_pci_bus {
     struct vmm_vm *vm;
     uint64_t ecam_base;
-    /* Readers on vCPU threads load slots without a lock; hotplug will publish
-     * with a release store, which the acquire loads here pair with. */
+    /* Readers on vCPU threads load slots without a lock; hotplug publishes
+     * with a release store, which the acquire loads here pair with, and
+     * takes a function out only with every vCPU parked. */
     _Atomic(struct vmm_pci_dev *) slots[VMM_PCI_SLOTS];
     struct vmm_pci_dev *host_bridge;
     /* conf1's address register: one per bus, as on hardware (Linux

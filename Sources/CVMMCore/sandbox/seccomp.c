@@ -114,7 +114,7 @@ int vmm_seccomp_install(const struct vmm_seccomp_program *program)
     return 0;
 }
 
-int vmm_seccomp_vcpu_init(void *opaque, unsigned index)
+int vmm_seccomp_thread_init(void *opaque, unsigned index)
 {
     (void)index;
     return vmm_seccomp_install(opaque);

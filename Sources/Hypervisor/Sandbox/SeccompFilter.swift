@@ -165,7 +165,7 @@ public final class SeccompFilter: @unchecked Sendable {
         instructions.deallocate()
     }
 
-    /// For `vmm_vcpus_start`'s init hook (`vmm_seccomp_vcpu_init`).
+    /// For `vmm_vcpus_start`'s init hook (`vmm_seccomp_thread_init`).
     var opaque: UnsafeMutableRawPointer { UnsafeMutableRawPointer(program) }
 
     /// Installs the filter on the calling thread.

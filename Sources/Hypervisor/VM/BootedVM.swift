@@ -69,7 +69,7 @@ final class BootedVM {
         do {
             try virtio.start(filters: sandbox.deviceFilters)
             if let filter = sandbox.vcpuFilter {
-                try vm.start(threadInit: vmm_seccomp_vcpu_init, opaque: filter.opaque)
+                try vm.start(threadInit: vmm_seccomp_thread_init, opaque: filter.opaque)
             } else {
                 try vm.start()
             }

@@ -115,7 +115,7 @@ final class VirtioDevices {
             remove(slot: slot)
             throw error
         }
-        let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
+        let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_thread_init, filter?.opaque)
         guard r == 0 else {
             remove(slot: slot)
             throw .system(SystemError("start the \(String(cString: vmm_thread_kind_name(entry.kind))) thread", returned: r))
@@ -166,7 +166,7 @@ final class VirtioDevices {
         running = true
         for device in devices {
             let filter = filters[device.kind]
-            let r = vmm_virtio_pci_start(device.transport, filter == nil ? nil : vmm_seccomp_vcpu_init, filter?.opaque)
+            let r = vmm_virtio_pci_start(device.transport, filter == nil ? nil : vmm_seccomp_thread_init, filter?.opaque)
             guard r == 0 else {
                 throw .system(SystemError("start the \(String(cString: vmm_thread_kind_name(device.kind))) thread", returned: r))
             }
