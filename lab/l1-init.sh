@@ -10,7 +10,9 @@ mount -t devtmpfs dev /dev
 for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
 
 out=$(sed -n 's/.*lab\.out=\([^ ]*\).*/\1/p' /proc/cmdline)
-mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || { echo "LAB: cannot mount the host root"; poweroff -f; }
+# The host root does not change during a run: L1 may cache it (every L2
+# boot reads the VMM, a 53 MB kernel and the initramfs again otherwise).
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 host /host || { echo "LAB: cannot mount the host root"; poweroff -f; }
 mount -t 9p -o trans=virtio,version=9p2000.L,rw out "/host$out" || { echo "LAB: cannot mount $out"; poweroff -f; }
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
@@ -25,6 +27,11 @@ if [ -d /sys/bus/pci/drivers/vfio-pci ]; then
     echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id 2>/dev/null
     echo 1b36 0010 > /sys/bus/pci/drivers/vfio-pci/new_id 2>/dev/null
 fi
+
+# A lab that stops moving says why: every 5 minutes, the tasks blocked in
+# the kernel and what each CPU runs, on the console.
+echo 1 > /proc/sys/kernel/sysrq
+( while sleep 300; do echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; done ) &
 
 echo "LAB: L1 ready"
 chroot /host /bin/sh -c "cd '$out' && HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /bin/sh '$out/command.sh'"

@@ -168,12 +168,17 @@ case "$action" in
         echo "L2: ping 192.168.250.1 $(ping -c 2 -W 5 192.168.250.1 | grep -o '[0-9]* packets received')"
         # A payload from L1 and back: TCP through the offloads both ways.
         mkdir -p /tmp
-        (sleep 200 | nc -l -p 7781 > /tmp/payload; touch /tmp/payload.done) &
-        sleep 0.5
+        # The sleep keeps nc's input open (at its end nc would half-close
+        # before L1 sent anything); done is marked when nc ends, not the
+        # pipeline, which waits for the sleep: 200 s lost in every run.
+        sleep 200 | { nc -l -p 7781 > /tmp/payload; touch /tmp/payload.done; } &
+        # Ready only once the listener is: on a slow machine L1 came knocking first.
+        tries=0; until netstat -ltn | grep -q ':7781 ' || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
         echo "L2: net ready"
         tries=0; until [ -e /tmp/payload.done ] || [ $tries -ge 1000 ]; do sleep 0.2; tries=$((tries + 1)); done
         echo "L2: received $(wc -c < /tmp/payload) bytes md5=$(md5sum < /tmp/payload | cut -d' ' -f1)"
-        nc 192.168.249.1 7782 < /tmp/payload && echo "L2: sent back"
+        tries=0; until nc 192.168.249.1 7782 < /tmp/payload || [ $tries -ge 10 ]; do sleep 1; tries=$((tries + 1)); done
+        [ $tries -lt 10 ] && echo "L2: sent back"
         grep virtio /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " count=" n}'
         poweroff -f ;;
     iperf)

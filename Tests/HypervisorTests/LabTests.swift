@@ -91,7 +91,7 @@ struct LabLinuxBootTests {
 
     @Test("one vCPU")
     func oneCPU() throws {
-        let boot = try Lab.boot("vmlinux-1cpu")
+        let boot = try Lab.boot("vmlinux-1cpu-3g")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: nproc=1"))
         #expect(boot.log.contains("L2: topology packages=[0] cores=[1] siblings=[1] apicids=[0]"), "\(boot.log.suffix(2000))")
@@ -122,7 +122,7 @@ struct LabLinuxBootTests {
 
     @Test("3200M: RAM above the 32-bit hole is seen")
     func aboveFourGiB() throws {
-        let boot = try Lab.boot("vmlinux-3g")
+        let boot = try Lab.boot("vmlinux-1cpu-3g")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
         #expect(mem > 3_072_000, "MemTotal \(mem) kB: the RAM from 4 GiB up is missing")

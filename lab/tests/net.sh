@@ -33,10 +33,10 @@ vmm_pid=$!
         (sleep 200 | in_ns busybox nc -l -p 7782 > /run/net-back) &
         listener=$!
         sleep 1
-        in_ns busybox nc 192.168.249.2 7781 < /run/net-payload
+        tries=0; until in_ns busybox nc 192.168.249.2 7781 < /run/net-payload || [ $tries -ge 20 ]; do sleep 1; tries=$((tries + 1)); done
         wait_for net.log "L2: sent back" 1
         # The listener ends when the guest's side closes; what it wrote is complete then.
-        tries=0; while [ "$(in_ns busybox pgrep -f 'nc -l -p 7782')" ] && [ $tries -lt 50 ]; do sleep 0.2; tries=$((tries + 1)); done
+        tries=0; while [ "$(in_ns pgrep -f 'nc -l -p 7782')" ] && [ $tries -lt 50 ]; do sleep 0.2; tries=$((tries + 1)); done
         echo "L1: payload md5=$(md5sum < /run/net-payload | cut -d' ' -f1) back md5=$(md5sum < /run/net-back | cut -d' ' -f1) bytes=$(wc -c < /run/net-back)"
     else
         echo "L1: the guest never said it was ready"

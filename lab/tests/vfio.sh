@@ -51,7 +51,7 @@ seed nvme-auto nvme --device path=/sys/bus/pci/devices/$nvme/,bind=auto
 driver > nvme-auto.check
 seed nvme-auto-sigterm sigterm --device path=$nvme,bind=auto &
 wait_for nvme-auto-sigterm.log "L2: flushed" 1 && sleep 1
-pkill -TERM -f "l2.action=sigterm"
+pkill -TERM -f "vfio-lab/disk.raw.*l2.action=sigterm"
 wait
 driver > nvme-auto-sigterm.check
 refused nvme-auto-failed --memory size=8M --device path=$nvme,bind=auto

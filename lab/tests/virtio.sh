@@ -39,7 +39,7 @@ root_file $work/disk.raw /l2-written.txt > disk.check
 fresh_disk $work/disk.raw
 seed sigterm $work/disk.raw sigterm --disk path=$work/disk.raw --console off --serial tty &
 wait_for sigterm.log "L2: flushed" 1 && sleep 1
-pkill -TERM -f "l2.action=sigterm"
+pkill -TERM -f "l2.action=sigterm.*virtio-lab"
 wait
 root_file $work/disk.raw /l2-flushed.txt > sigterm.check
 
