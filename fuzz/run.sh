@@ -28,11 +28,11 @@ build_swift() {
         package_built=1
     fi
     local d="$spm/release" maps=() m
-    for m in "$d/CVMMCore.build/module.modulemap" Sources/CSeccomp/module.modulemap Sources/CCapNG/module.modulemap \
+    for m in include/module.modulemap Sources/CSeccomp/module.modulemap Sources/CCapNG/module.modulemap \
              "$spm/checkouts/swift-system/Sources/CSystem/include/module.modulemap"; do
         maps+=(-Xcc "-fmodule-map-file=$m")
     done
-    swiftc -O -g -sanitize=fuzzer,address -parse-as-library -I "$d/Modules" "${maps[@]}" -module-name "fuzz_$1" \
+    swiftc -O -g -sanitize=fuzzer,address -parse-as-library -I "$d/Modules" -Xcc -Iinclude "${maps[@]}" -module-name "fuzz_$1" \
         "fuzz/$1.swift" $(find "$d"/{ArgumentParser,ArgumentParserToolInfo,CSystem,CVMMCore,Hypervisor,Logging,SystemPackage,cloud_hypervisor}.build -name '*.o') \
         -lseccomp -lcap-ng -luring -o "$out/$1"
 }
