@@ -128,7 +128,11 @@ final class BootedVM {
             try devices.announce(slot: slot, arrived: true)
         } catch {
             devices.withdraw(slot: slot)
-            try? remove(slot: slot)
+            do {
+                try remove(slot: slot)
+            } catch let undo {
+                logger.error("hotplug into slot \(slot) failed and could not be undone: \(undo)")
+            }
             throw error
         }
         return slot
@@ -275,7 +279,11 @@ final class BootedVM {
             // Undone in reverse, the RAM last, with nothing of the guest's running.
             self.devices.withdraw(memorySlot: memorySlots)
             for devices in mapped { devices.unmapDMA(from: region) }
-            try? quiesced(devicesToo: true) { vm.removeLastRAM() }
+            do {
+                try quiesced(devicesToo: true) { vm.removeLastRAM() }
+            } catch let undo {
+                logger.error("memory hotplug failed and its RAM could not be taken back: \(undo)")
+            }
             throw error
         }
         hotAddedRAM += added
