@@ -54,11 +54,13 @@ boot_l1() {
 # console at least every 5 minutes): after 10 minutes it is stopped and
 # booted once more, and the scenarios go on from where they stopped.
 watch_l1() {
-    while sleep 30; do
+    while sleep 30 </dev/null >/dev/null 2>&1; do
         [ -n "$(find "$out" -type f -mmin -10 | head -1)" ] && continue
         echo "lab: L1 made no progress for 10 minutes (console above): stopping it" | tee -a "$console" >&2
         touch "$out/.stalled"
         pkill -f "lab.out=$out " || true
+        sleep 10
+        pkill -KILL -f "lab.out=$out " || true
         return
     done
 }
@@ -68,7 +70,11 @@ for attempt in 1 2; do
     rm -f "$out/.stalled"
     watch_l1 & watcher=$!
     boot_l1; qemu=$?
-    kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
+    # KILL: a parent may have handed this script TERM blocked or ignored.
+    kill -KILL "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null
+    # An L1 that ran its command to the end is not booted again, even if it
+    # then hung on its way out.
+    grep -q '^LAB-EXIT=' "$console" && rm -f "$out/.stalled"
     [ -e "$out/.stalled" ] || break
     [ "$attempt" = 1 ] && echo "lab: booting L1 again to run what is left" | tee -a "$console" >&2
 done
