@@ -74,11 +74,11 @@ final class LaunchResources {
     /// Hotplug adds to these and takes from them: a reboot keeps what the guest has.
     var disks: [DiskImage]
     var taps: [Tap]
-    /// `--device`: the VFIO container, groups and devices; nil without any.
-    let vfio: VFIOAssignment?
-    /// Devices hot-added through the API, each with its own container: a
-    /// reboot keeps them.
-    var hotVFIO: [VFIOAssignment] = []
+    /// The VMM's VFIO container, opened with the first assigned device.
+    var vfio: VFIOContainer?
+    /// The assigned devices, the command line's then hot-added ones, in
+    /// `vfio`: a reboot keeps them, vm.remove-device closes them.
+    var assigned: [VFIODevice]
     /// virtio-rng's entropy source.
     let rngSource: Int32
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
@@ -100,7 +100,9 @@ final class LaunchResources {
         var taps: [Tap] = []
         for net in config.nets { taps.append(try Tap(net)) }
         self.taps = taps
-        vfio = config.devices.isEmpty ? nil : try VFIOAssignment(config.devices)
+        var vfio: VFIOContainer?
+        assigned = config.devices.isEmpty ? [] : try VFIODevice.open(config.devices, container: &vfio)
+        self.vfio = vfio
         do throws(UserPath.Refusal) {
             let source = try UserPath.open(config.rng.source, flags: O_RDONLY, accept: [.characterDevice, .regularFile])
             rngSource = source.fd

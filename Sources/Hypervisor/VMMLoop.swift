@@ -331,8 +331,8 @@ final class VMMLoop {
     }
 
     /// Hotplug into the running VM, put in a free slot and announced: a
-    /// disk opened; or a host device opened through VFIO in a container of
-    /// its own, its RAM mapping and KVM's VFIO device joined. Returns the slot.
+    /// disk opened; a tap; or a host device opened through VFIO, its group
+    /// in the VMM's one container. Returns the slot.
     private func plug(_ request: APIRequest) throws(VMMError) -> Int {
         guard let vm = booted, let sandbox, let resources else { throw .system(SystemError("the VM is not running", errno: ESRCH)) }
         switch request {
@@ -342,9 +342,9 @@ final class VMMLoop {
             resources.disks.append(image)
             return slot
         case .vmAddDevice(let device):
-            let assignment = try VFIOAssignment([device])
-            let slot = try vm.hotAdd(assignment: assignment)
-            resources.hotVFIO.append(assignment)
+            let opened = try VFIODevice.open([device], container: &resources.vfio)
+            let slot = try vm.hotAdd(device: opened[0])
+            resources.assigned.append(contentsOf: opened)
             return slot
         case .vmAddNet(let net):
             // The tap takes copies of the descriptors the request brought,
@@ -398,26 +398,20 @@ final class VMMLoop {
         return .done
     }
 
-    /// The slot of a hot-removable device: a disk, a network, or an
-    /// assigned device that was hot-added (those of the command line share
-    /// one container).
+    /// The slot of a device of the running VM: a disk, a network, or an
+    /// assigned device, from the command line or hot-added.
     private func slot(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> Int? {
         if let index = config.disks.firstIndex(where: { $0.id == id }), index < resources.disks.count {
             return vm.slot(of: resources.disks[index])
         }
         if config.nets.contains(where: { $0.id == id }) { return vm.slot(ofNet: id) }
-        if let assignment = resources.hotVFIO.first(where: { $0.devices.first?.config.id == id }) {
-            return vm.slot(of: assignment)
-        }
+        if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.slot(of: device) }
         return nil
     }
 
     private func requestRemoval(_ id: String) throws(APIFailure) -> APIAnswer {
         guard let config, let vm = booted, let resources else { throw APIFailure(.failed, "vm.remove-device: the VM is not running") }
         guard let slot = slot(of: id, in: config, vm: vm, resources: resources) else {
-            if config.devices.contains(where: { $0.id == id }) {
-                throw APIFailure(.notSupported, "vm.remove-device of a --device from a running VM (hot-unplug of devices sharing the command line's VFIO container) is not supported yet")
-            }
             throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
         }
         guard removing[slot] == nil else { return .done }
@@ -468,7 +462,7 @@ final class VMMLoop {
             if let resources, index < resources.taps.count { resources.taps.remove(at: index) }
         } else if let index = config?.devices.firstIndex(where: { $0.id == id }) {
             config?.devices.remove(at: index)
-            resources?.hotVFIO.removeAll { $0.devices.first?.config.id == id }
+            resources?.assigned.removeAll { $0.config.id == id }
         }
     }
 

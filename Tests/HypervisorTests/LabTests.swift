@@ -231,7 +231,7 @@ struct LabNetTests {
 
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
-    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, reboot, the power button; vmm.shutdown on a running guest")
+    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; vmm.shutdown on a running guest")
     func kataShapedLaunch() throws {
         let boot = try Lab.boot("api")
         let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
@@ -313,7 +313,18 @@ struct LabAPITests {
         // The power button: the guest's own shutdown, which ends the VMM (status 0).
         #expect(answer("vm.power-button").hasSuffix(" HTTP=204"), "\(answer("vm.power-button"))")
         #expect(boot.log.contains("L2: power button pressed: powering off"), "\(boot.log.suffix(1500))")
-        #expect(answer("vm.create", 1).hasSuffix(" HTTP=204") && answer("vm.boot", 1).hasSuffix(" HTTP=204"), "\(check)")
+        // The command line's --device, removed and added back; a second device beside it in the one container.
+        #expect(check.contains("cli device: the guest uses it"), "\(check)")
+        #expect(answer("vm.add-device", 1).contains("\"id\":\"hot1\"}") && answer("vm.add-device", 1).hasSuffix("HTTP=200"), "\(check)")
+        #expect(check.contains("add-device: the guest uses both edus"), "\(check)")
+        // "one container: VmLck A kB then B kB": 512M pinned once, not once per device.
+        let lock = (check.first { $0.hasPrefix("one container: ") } ?? "").split(separator: " ").compactMap { Int($0) }
+        #expect(lock.count == 2 && lock[0] >= 512 << 10 && lock[0] == lock[1], "\(check)")
+        #expect(answer("vm.remove-device", 2).hasSuffix(" HTTP=204"), "\(answer("vm.remove-device", 2))")
+        #expect(check.contains("remove-device: the guest let the command line's edu go"), "\(check)")
+        #expect(answer("vm.add-device", 2).contains("\"id\":\"cli0\"}") && answer("vm.add-device", 2).hasSuffix("HTTP=200"), "\(check)")
+        #expect(check.contains("add-device: the command line's edu is back"), "\(check)")
+        #expect(answer("vm.info", 6).contains("\"cli0\":{") && answer("vm.info", 6).contains("\"hot1\":{"), "\(answer("vm.info", 6))")
         #expect(answer("vmm.shutdown").hasSuffix(" HTTP=204"), "\(answer("vmm.shutdown"))")
         #expect(check.contains("vmm.shutdown with the guest running: exit 0"), "\(check)")
         #expect(!check.contains { $0.hasPrefix("api: ") }, "\(check)")

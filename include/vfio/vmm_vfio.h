@@ -1,7 +1,7 @@
-/* VFIO device assignment: the container (one per VM, Type1 v2 IOMMU) with
- * the groups of every assigned device, guest RAM mapped for DMA at IOVA =
- * guest physical address, the KVM VFIO pseudo-device, and each assigned
- * device as a PCI function on bus 0.
+/* VFIO device assignment: one container per VMM (Type1 v2 IOMMU) with the
+ * groups of every assigned device, the command line's and hot-added ones;
+ * guest RAM mapped for DMA once, at IOVA = guest physical address; the KVM
+ * VFIO pseudo-device; and each assigned device as a PCI function.
  *
  * The fds (/dev/vfio/vfio, /dev/vfio/N, the device fd) are opened by the
  * caller before the privilege drop and stay the caller's. */
@@ -21,10 +21,13 @@ struct vmm_vfio_error {
     const char *what;
 };
 
-/* Checks the API version and Type1 v2 support, that every group is viable
- * (all its devices bound to vfio-pci or to none), puts the groups in the
- * container and sets its IOMMU. Once per launch. */
-int vmm_vfio_container_setup(int container, const int *groups, unsigned count, struct vmm_vfio_error *err);
+/* Checks the API version and Type1 v2 support of a container just opened. */
+int vmm_vfio_container_check(int container, struct vmm_vfio_error *err);
+/* Puts `group` in the container once it is viable (all its devices bound
+ * to vfio-pci or to none); the `first` group also sets the container's
+ * IOMMU (Type1 v2). A group leaves when its fd is closed; with the last,
+ * the kernel drops the IOMMU and every DMA mapping. */
+int vmm_vfio_group_attach(int container, int group, bool first, struct vmm_vfio_error *err);
 /* The device fd for `name` ("0000:01:00.0") of `group`. */
 int vmm_vfio_device_open(int group, const char *name, int *out, struct vmm_vfio_error *err);
 
@@ -35,12 +38,11 @@ int vmm_vfio_dma_map(int container, const struct vmm_vm *vm, unsigned first);
 /* Unmaps regions `first`…: every region (0) when the container leaves,
  * or what a failed memory hotplug had mapped. */
 void vmm_vfio_dma_unmap(int container, const struct vmm_vm *vm, unsigned first);
-/* Tells KVM about the groups (KVM_DEV_TYPE_VFIO), for coherent DMA and
+/* Tells KVM about a group (KVM_DEV_TYPE_VFIO), for coherent DMA and
  * interrupt bypass; the KVM device lives as long as the VM. */
-int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count);
-/* Takes groups out of the VM's KVM VFIO device again (hot-unplug), so
- * that KVM stops holding them. */
-void vmm_vfio_kvm_groups_remove(struct vmm_vm *vm, const int *groups, unsigned count);
+int vmm_vfio_kvm_group_add(struct vmm_vm *vm, int group);
+/* Takes a group out of KVM's VFIO device again, so KVM stops holding it. */
+void vmm_vfio_kvm_group_remove(struct vmm_vm *vm, int group);
 
 /* The assigned device as a PCI function: its config space passed through
  * except the BARs, ROM BAR, interrupt line and MSI capability, which are

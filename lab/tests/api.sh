@@ -4,7 +4,9 @@
 # --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.add-net
 # with a tap over SCM_RIGHTS, vm.boot, then pause/resume, vCPU hotplug both
 # ways, memory hotplug, disk and VFIO hotplug both ways, reboot and the
-# power button on a running Linux guest.
+# power button on a running Linux guest. Then a command-line launch with
+# the API: its --device removed and added back, another hot-added beside
+# it, and vmm.shutdown.
 # Leaves api.log (the guest's serial console), api.status (the VMM's exit
 # status), api.check (each request and its answer) and api-vmm.log.
 # Usage: api.sh VMM CACHE
@@ -58,10 +60,25 @@ threads_settle() { # N
     until [ "$(vcpu_threads)" = "$1" ] || [ $tries -ge 50 ]; do sleep 0.2; tries=$((tries + 1)); done
 }
 # Waits, 30 s at most, until the guest's latest lines match PATTERN.
-latest() { # pattern
+latest() { # pattern [log]
     tries=0
-    until tail -n 2 api.log | grep -q "$1" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
-    tail -n 2 api.log | grep -q "$1"
+    until tail -n 2 "${2:-api.log}" | grep -q "$1" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
+    tail -n 2 "${2:-api.log}" | grep -q "$1"
+}
+# The VMM's locked memory in kB: guest RAM pinned for VFIO DMA counts there.
+locked() {
+    for stat in /proc/[0-9]*/stat; do
+        set -- $(cat $stat 2>/dev/null)
+        [ "$4" = "$pid" ] && awk '/^VmLck/ {print $2}' /proc/$1/status && return
+    done
+}
+# L1's edu devices on vfio-pci in groups of their own (not the bridged one).
+edus() {
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
+            && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] \
+            && [ "$(ls $d/iommu_group/devices | wc -l)" = 1 ] && basename $d
+    done
 }
 
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
@@ -136,13 +153,31 @@ wait $pid
 echo $? > api.status
 [ -e $sock ] && echo "api: the socket file is still there" >> api.check
 
-# Kata's way to stop: vmm.shutdown with the guest running.
-timeout -k 10 300 "$vmm" --api-socket "path=$sock" > api-vmm2.log 2>&1 &
+# A command line's --device is a device like any other: removed from the
+# running guest and added back. A second device hot-added beside it joins
+# the VMM's one VFIO container: guest RAM is pinned for DMA once (the VMM's
+# locked memory does not grow). Then Kata's way to stop: vmm.shutdown with
+# the guest running.
+set -- $(edus)
+cp "$cache/l2-disk.raw" $work/disk.raw
+timeout -k 10 300 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+    --disk path=$work/disk.raw --cmdline "console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api" \
+    --serial "file=$PWD/api2.log" --console off --cpus 1 --memory size=512M --seccomp true \
+    --device "path=/sys/bus/pci/devices/$1/,id=cli0" > api-vmm2.log 2>&1 &
 pid=$!
 tries=0
 until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
-api PUT vm.create "$(config api2.log false null)"
-api PUT vm.boot
+# The guest probes every edu it has each time their number grows: 1, then 2, then 2 again.
+wait_for api2.log "factorial(10)=3628800" 1 && echo "cli device: the guest uses it" >> api.check
+before=$(locked)
+api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$2/\", \"id\": \"hot1\"}"
+wait_for api2.log "factorial(10)=3628800" 3 && echo "add-device: the guest uses both edus" >> api.check
+echo "one container: VmLck $before kB then $(locked) kB" >> api.check
+api PUT vm.remove-device '{"id": "cli0"}'
+latest "edus=1" api2.log && echo "remove-device: the guest let the command line's edu go" >> api.check
+api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$1/\", \"id\": \"cli0\"}"
+wait_for api2.log "factorial(10)=3628800" 5 && echo "add-device: the command line's edu is back" >> api.check
+api GET vm.info
 wait_for api2.log "L2: tick" 3 || echo "api: the second VM did not tick" >> api.check
 api PUT vmm.shutdown
 wait $pid

@@ -62,7 +62,7 @@ static const unsigned long vmm_ioctls[] = {
  * or adopted and configured (tap.c), as Cloud Hypervisor's VMM thread may. */
 static const unsigned long hotplug_ioctls[] = {
     VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER,
-    VFIO_SET_IOMMU, VFIO_GROUP_GET_DEVICE_FD,
+    VFIO_SET_IOMMU, VFIO_GROUP_UNSET_CONTAINER /* a failed VFIO_SET_IOMMU undone */, VFIO_GROUP_GET_DEVICE_FD,
     TUNSETIFF, TUNGETIFF, TUNSETVNETHDRSZ, SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFHWADDR, SIOCSIFMTU,
     SIOCGIFMTU, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX /* if_nametoindex: does the tap exist */,
 };

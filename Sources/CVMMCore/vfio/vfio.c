@@ -20,24 +20,31 @@ static int fail(struct vmm_vfio_error *err, const char *what, int code)
     return code;
 }
 
-int vmm_vfio_container_setup(int container, const int *groups, unsigned count, struct vmm_vfio_error *err)
+int vmm_vfio_container_check(int container, struct vmm_vfio_error *err)
 {
     if (ioctl(container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
         return fail(err, "VFIO_GET_API_VERSION", -ENOTSUP);
     if (ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
         return fail(err, "VFIO_CHECK_EXTENSION(TYPE1v2)", -ENOTSUP);
-    for (unsigned i = 0; i < count; i++) {
-        struct vfio_group_status status = { .argsz = sizeof(status) };
-        if (ioctl(groups[i], VFIO_GROUP_GET_STATUS, &status) < 0)
-            return fail(err, "VFIO_GROUP_GET_STATUS", -errno);
-        if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
-            return fail(err, "the IOMMU group is not viable", -EBUSY);
-        if (!(status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET) &&
-            ioctl(groups[i], VFIO_GROUP_SET_CONTAINER, &container) < 0)
-            return fail(err, "VFIO_GROUP_SET_CONTAINER", -errno);
+    return 0;
+}
+
+int vmm_vfio_group_attach(int container, int group, bool first, struct vmm_vfio_error *err)
+{
+    struct vfio_group_status status = { .argsz = sizeof(status) };
+    if (ioctl(group, VFIO_GROUP_GET_STATUS, &status) < 0)
+        return fail(err, "VFIO_GROUP_GET_STATUS", -errno);
+    if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
+        return fail(err, "the IOMMU group is not viable", -EBUSY);
+    if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) < 0)
+        return fail(err, "VFIO_GROUP_SET_CONTAINER", -errno);
+    /* The IOMMU model is set once a group is in; the kernel unsets it when
+     * the last group leaves, with every mapping. */
+    if (first && ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0) {
+        int ret = -errno;
+        ioctl(group, VFIO_GROUP_UNSET_CONTAINER);
+        return fail(err, "VFIO_SET_IOMMU", ret);
     }
-    if (ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
-        return fail(err, "VFIO_SET_IOMMU", -errno);
     return 0;
 }
 
@@ -95,9 +102,9 @@ static int kvm_group(int device, int32_t group, uint64_t op)
     return ioctl(device, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
 }
 
-int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count)
+int vmm_vfio_kvm_group_add(struct vmm_vm *vm, int group)
 {
-    /* KVM allows one VFIO device per VM: a hot-added group joins it. */
+    /* KVM allows one VFIO device per VM: every group joins it. */
     bool created = false;
     if (vm->vfio_kvm_fd < 0) {
         struct kvm_create_device create = { .type = KVM_DEV_TYPE_VFIO };
@@ -107,23 +114,16 @@ int vmm_vfio_kvm_groups(struct vmm_vm *vm, const int *groups, unsigned count)
         vm->vfio_kvm_fd = (int)create.fd;
         created = true;
     }
-    for (unsigned i = 0; i < count; i++) {
-        int ret = kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_ADD);
-        if (ret < 0) {
-            while (i-- > 0)
-                kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_DEL);
-            if (created) {
-                close(vm->vfio_kvm_fd);
-                vm->vfio_kvm_fd = -1;
-            }
-            return ret;
-        }
+    int ret = kvm_group(vm->vfio_kvm_fd, group, KVM_DEV_VFIO_GROUP_ADD);
+    if (ret < 0 && created) {
+        close(vm->vfio_kvm_fd);
+        vm->vfio_kvm_fd = -1;
     }
-    return 0;
+    return ret;
 }
 
-void vmm_vfio_kvm_groups_remove(struct vmm_vm *vm, const int *groups, unsigned count)
+void vmm_vfio_kvm_group_remove(struct vmm_vm *vm, int group)
 {
-    for (unsigned i = 0; vm->vfio_kvm_fd >= 0 && i < count; i++)
-        kvm_group(vm->vfio_kvm_fd, groups[i], KVM_DEV_VFIO_GROUP_DEL);
+    if (vm->vfio_kvm_fd >= 0)
+        kvm_group(vm->vfio_kvm_fd, group, KVM_DEV_VFIO_GROUP_DEL);
 }

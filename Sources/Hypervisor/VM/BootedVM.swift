@@ -13,14 +13,11 @@ final class BootedVM {
     private let devices: LegacyDevices
     private let logger: Logger
     private let virtio: VirtioDevices
-    private let assigned: AssignedDevices?
+    /// The assigned devices in this boot; made with the first.
+    private var assigned: AssignedDevices?
     private let bus: PCIBus
     /// Segments 1… (`--platform num_pci_segments`): host bridges alone.
     private let otherSegments: [PCIBus]
-    /// Hot-added assigned devices (and the launch's, after a reboot).
-    private var hotAssigned: [AssignedDevices] = []
-    /// The command line's assigned devices, then the hot-added ones.
-    private var allAssigned: [AssignedDevices] { [assigned].compactMap { $0 } + hotAssigned }
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
@@ -59,8 +56,11 @@ final class BootedVM {
         self.bus = bus
         otherSegments = try (1..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
         virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
-        assigned = try resources.vfio.map { (vfio) throws(VMMError) in try AssignedDevices(vm: vm, bus: bus, assignment: vfio) }
-        for vfio in resources.hotVFIO { hotAssigned.append(try AssignedDevices(vm: vm, bus: bus, assignment: vfio)) }
+        if let first = resources.assigned.first {
+            let assigned = AssignedDevices(vm: vm, bus: bus, container: first.container)
+            for device in resources.assigned { _ = try assigned.add(device) }
+            self.assigned = assigned
+        }
         try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                       cpus: config.cpus, platform: config.platform)
         logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
@@ -139,11 +139,16 @@ final class BootedVM {
     }
 
     /// Hotplug: an assigned device into a free slot, then the guest told.
-    func hotAdd(assignment: VFIOAssignment) throws(VMMError) -> Int {
-        let devices = try AssignedDevices(vm: vm, bus: bus, assignment: assignment)
-        hotAssigned.append(devices)
-        guard let slot = devices.slots.first else { return 0 }
-        return try announce(hotAdded: slot)
+    func hotAdd(device: VFIODevice) throws(VMMError) -> Int {
+        try announce(hotAdded: try assign(device))
+    }
+
+    /// `device` into the next free slot of segment 0; returns the slot.
+    @discardableResult
+    private func assign(_ device: VFIODevice) throws(VMMError) -> Int {
+        let assigned = self.assigned ?? AssignedDevices(vm: vm, bus: bus, container: device.container)
+        self.assigned = assigned
+        return try assigned.add(device)
     }
 
     /// Every PCI device of the VM with its id (given, or assigned when its
@@ -151,11 +156,7 @@ final class BootedVM {
     /// 0: the virtio devices, then assigned ones.
     func deviceSlots() -> [(id: String, slot: Int)] {
         var result = virtio.slots
-        for devices in allAssigned {
-            for (device, slot) in zip(devices.assignment.devices, devices.slots) {
-                result.append((device.config.id ?? "", slot))
-            }
-        }
+        for (device, slot) in assigned?.slots ?? [] { result.append((device.config.id ?? "", slot)) }
         return result
     }
 
@@ -163,9 +164,7 @@ final class BootedVM {
 
     func slot(ofNet id: String) -> Int? { virtio.slot(ofNet: id) }
 
-    func slot(of assignment: VFIOAssignment) -> Int? {
-        hotAssigned.first { $0.assignment === assignment }?.slots.first
-    }
+    func slot(of device: VFIODevice) -> Int? { assigned?.slot(of: device) }
 
     /// Asks the guest to let go of `slot`; its _EJ0 answers (`takeEjected`).
     func requestRemoval(slot: Int) throws(VMMError) { try devices.announce(slot: slot, arrived: false) }
@@ -183,7 +182,7 @@ final class BootedVM {
     func remove(slot: Int) throws(VMMError) {
         try quiesced {
             virtio.remove(slot: slot)
-            hotAssigned.removeAll { $0.slots.contains(slot) }
+            assigned?.remove(slot: slot)
         }
     }
 
@@ -266,19 +265,19 @@ final class BootedVM {
         }
         let gpa = GuestLayout.hotplugRAM(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes).start + hotAddedRAM
         let region = try vm.addRAM(at: gpa, size: added)
-        var mapped: [AssignedDevices] = []
+        var mapped = false
         do {
-            for devices in allAssigned {
+            if let assigned {
                 try FaultInjection.check(.ramDMA)
-                try devices.mapDMA(from: region)
-                mapped.append(devices)
+                try assigned.mapDMA(from: region)
+                mapped = true
             }
             try FaultInjection.check(.ramAnnounce)
             try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
         } catch {
             // Undone in reverse, the RAM last, with nothing of the guest's running.
             self.devices.withdraw(memorySlot: memorySlots)
-            for devices in mapped { devices.unmapDMA(from: region) }
+            if mapped { assigned?.unmapDMA(from: region) }
             do {
                 try quiesced(devicesToo: true) { vm.removeLastRAM() }
             } catch let undo {

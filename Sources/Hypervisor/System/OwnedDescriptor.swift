@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file descriptor with exactly one owner, which closes it: it cannot be
+/// copied, so no second holder can close it too or use it after the close.
+struct OwnedDescriptor: ~Copyable {
+    let raw: Int32
+
+    /// Takes ownership of `raw`, an open descriptor.
+    init(_ raw: Int32) { self.raw = raw }
+
+    /// Opens `path`; `what` names it in the error.
+    init(opening path: String, flags: Int32, what: (Int32) -> String) throws(SystemError) {
+        let fd = open(path, flags | O_CLOEXEC)
+        guard fd >= 0 else {
+            let error = errno
+            throw SystemError(what(error), errno: error)
+        }
+        raw = fd
+    }
+
+    deinit { close(raw) }
+}

@@ -1,0 +1,105 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One boot's assigned devices, each a PCI function like any other: its
+/// group known to KVM's VFIO device, the boot's RAM mapped in the VMM's
+/// container for its DMA (once, with the first device), and its slot. Any
+/// of them, the command line's or hot-added, can leave again.
+final class AssignedDevices {
+    private let vm: VirtualMachine
+    private let bus: PCIBus
+    private let container: VFIOContainer
+    private struct Function {
+        let device: VFIODevice
+        let handle: OpaquePointer
+        let slot: Int
+        /// Its group's fd, held open (`attach`) while KVM may refer to it.
+        let groupFD: Int32
+    }
+    private var functions: [Function] = []
+    /// Group number → how many of this boot's functions are of it: KVM
+    /// holds each group once.
+    private var kvmGroups: [Int: Int] = [:]
+
+    init(vm: VirtualMachine, bus: PCIBus, container: VFIOContainer) {
+        self.vm = vm
+        self.bus = bus
+        self.container = container
+    }
+
+    /// The functions with their slots, in the order they came.
+    var slots: [(device: VFIODevice, slot: Int)] { functions.map { ($0.device, $0.slot) } }
+
+    /// `device` into the next free slot; returns the slot. A failure at any
+    /// step undoes the steps before it.
+    func add(_ device: VFIODevice) throws(VMMError) -> Int {
+        let group = device.found.group
+        let groupFD = try container.attach(group: group)
+        var joinedKVM = false
+        var function: OpaquePointer?
+        do throws(VMMError) {
+            if kvmGroups[group, default: 0] == 0 {
+                let r = vmm_vfio_kvm_group_add(vm.handle, groupFD)
+                guard r == 0 else { throw .system(SystemError("VFIO: tell KVM about IOMMU group \(group) (KVM_DEV_TYPE_VFIO)", returned: r)) }
+                joinedKVM = true
+            }
+            try container.map(vm)
+            // INTx: the _PRT line of the slot it is about to take.
+            let pin = max(Int(device.found.interruptPin), 1) - 1
+            let gsi = PCIDescription.intxGSI(slot: bus.nextFreeSlot, pin: pin)
+            var error = vmm_vfio_error()
+            let r = vmm_vfio_pci_create(vm.handle, device.descriptor, gsi, &function, &error)
+            guard r == 0, let created = function else {
+                function = nil
+                throw .system(SystemError("--device \(device.found.bdf): \(error.what.map { String(cString: $0) } ?? "set it up")", returned: r))
+            }
+            let slot = try bus.add(vmm_vfio_pci_function(created), name: "--device \(device.found.bdf)")
+            functions.append(Function(device: device, handle: created, slot: slot, groupFD: groupFD))
+            kvmGroups[group, default: 0] += 1
+            return slot
+        } catch {
+            if let function { vmm_vfio_pci_destroy(function) }
+            if joinedKVM { vmm_vfio_kvm_group_remove(vm.handle, groupFD) }
+            container.detach(group: group)
+            throw error
+        }
+    }
+
+    func slot(of device: VFIODevice) -> Int? { functions.first { $0.device === device }?.slot }
+
+    /// The device in `slot` out (with every vCPU parked): its function gone,
+    /// its group out of KVM's hands once no function of it is left. The
+    /// device stays open; returns it, or nil if `slot` holds none.
+    @discardableResult
+    func remove(slot: Int) -> VFIODevice? {
+        guard let index = functions.firstIndex(where: { $0.slot == slot }) else { return nil }
+        let function = functions.remove(at: index)
+        bus.remove(slot: slot)
+        vmm_vfio_pci_destroy(function.handle)
+        let group = function.device.found.group
+        kvmGroups[group, default: 1] -= 1
+        if kvmGroups[group] == 0 {
+            kvmGroups[group] = nil
+            vmm_vfio_kvm_group_remove(vm.handle, function.groupFD)
+        }
+        container.detach(group: group)
+        return function.device
+    }
+
+    /// Memory hotplug: the VM's RAM regions from `region` on mapped for the
+    /// devices' DMA, as the rest was when they joined.
+    func mapDMA(from region: UInt32) throws(VMMError) { try container.map(vm, from: region) }
+
+    /// A failed memory hotplug: the regions from `region` on unmapped again.
+    func unmapDMA(from region: UInt32) { container.unmap(vm, from: region) }
+
+    /// Runs once the vCPUs are joined: every function out of its slot, the
+    /// groups out of KVM's hands, and the boot's RAM unmapped.
+    deinit {
+        for function in functions.reversed() { remove(slot: function.slot) }
+        container.release(vm)
+    }
+}
