@@ -29,7 +29,7 @@ final class VMMLoop {
     /// Present exactly while `state` is `running` or `paused`.
     private var booted: BootedVM?
     /// Slot → id of what vm.remove-device asked the guest to let go of.
-    private var removing: [Int: String] = [:]
+    private var removing: [PCIAddress: String] = [:]
     private let events: EventLoop
     private let channel: APIChannel?
     private let logger: Logger
@@ -317,35 +317,35 @@ final class VMMLoop {
             config = changed
             return .done
         }
-        let slot: Int
+        let address: PCIAddress
         do {
-            slot = try plug(added)
+            address = try plug(added)
             // A hot-added network's descriptors are its tap's copies (`plug`).
             if case .vmAddNet = added, let tap = resources?.taps.last { changed.nets[changed.nets.count - 1].fds = tap.fds }
         } catch {
             throw APIFailure(.failed, "\(endpoint): \(error)")
         }
         config = changed
-        logger.info("\(endpoint): \(id) in slot \(slot)")
-        return .body(.object(["id": .string(id), "bdf": .string(Self.bdf(slot))]))
+        logger.info("\(endpoint): \(id) at \(address)")
+        return .body(.object(["id": .string(id), "bdf": .string(address.description)]))
     }
 
     /// Hotplug into the running VM, put in a free slot and announced: a
     /// disk opened; a tap; or a host device opened through VFIO, its group
-    /// in the VMM's one container. Returns the slot.
-    private func plug(_ request: APIRequest) throws(VMMError) -> Int {
+    /// in the VMM's one container. Returns its address.
+    private func plug(_ request: APIRequest) throws(VMMError) -> PCIAddress {
         guard let vm = booted, let sandbox, let resources else { throw .system(SystemError("the VM is not running", errno: ESRCH)) }
         switch request {
         case .vmAddDisk(let disk):
             let image = try DiskImage(disk)
-            let slot = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
+            let address = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
             resources.disks.append(image)
-            return slot
+            return address
         case .vmAddDevice(let device):
             let opened = try VFIODevice.open([device], container: &resources.vfio)
-            let slot = try vm.hotAdd(device: opened[0])
+            let address = try vm.hotAdd(device: opened[0])
             resources.assigned.append(contentsOf: opened)
-            return slot
+            return address
         case .vmAddNet(let net):
             // The tap takes copies of the descriptors the request brought,
             // which close here once it is plugged, or with the refused request.
@@ -367,10 +367,10 @@ final class VMMLoop {
                 owned.fds.forEach { close($0) }
                 throw error
             }
-            let slot = try vm.hotAdd(tap: tap, index: resources.taps.count, sandbox: sandbox)
+            let address = try vm.hotAdd(tap: tap, index: resources.taps.count, sandbox: sandbox)
             resources.taps.append(tap)
             net.fds.forEach { close($0) }
-            return slot
+            return address
         default:
             throw .system(SystemError("not a device to plug", errno: EINVAL))
         }
@@ -398,29 +398,29 @@ final class VMMLoop {
         return .done
     }
 
-    /// The slot of a device of the running VM: a disk, a network, or an
-    /// assigned device, from the command line or hot-added.
-    private func slot(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> Int? {
+    /// The address of a device of the running VM: a disk, a network, or
+    /// an assigned device, from the command line or hot-added.
+    private func address(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> PCIAddress? {
         if let index = config.disks.firstIndex(where: { $0.id == id }), index < resources.disks.count {
-            return vm.slot(of: resources.disks[index])
+            return vm.address(of: resources.disks[index])
         }
-        if config.nets.contains(where: { $0.id == id }) { return vm.slot(ofNet: id) }
-        if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.slot(of: device) }
+        if config.nets.contains(where: { $0.id == id }) { return vm.address(ofNet: id) }
+        if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.address(of: device) }
         return nil
     }
 
     private func requestRemoval(_ id: String) throws(APIFailure) -> APIAnswer {
         guard let config, let vm = booted, let resources else { throw APIFailure(.failed, "vm.remove-device: the VM is not running") }
-        guard let slot = slot(of: id, in: config, vm: vm, resources: resources) else {
+        guard let address = address(of: id, in: config, vm: vm, resources: resources) else {
             throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
         }
-        guard removing[slot] == nil else { return .done }
+        guard removing[address] == nil else { return .done }
         do {
-            try vm.requestRemoval(slot: slot)
+            try vm.requestRemoval(address)
         } catch {
             throw APIFailure(.failed, "vm.remove-device: \(error)")
         }
-        removing[slot] = id
+        removing[address] = id
         return .done
     }
 
@@ -430,18 +430,18 @@ final class VMMLoop {
         guard let vm = booted else { return }
         let ejected = vm.takeEjected()
         for index in ejected.vcpus { logger.info("vCPU \(index) ejected by the guest") }
-        for slot in ejected.slots {
-            guard let id = removing.removeValue(forKey: slot) else {
-                logger.warning("the guest ejected PCI slot \(slot), which the VMM did not ask back: it stays")
+        for address in ejected.slots {
+            guard let id = removing.removeValue(forKey: address) else {
+                logger.warning("the guest ejected PCI slot \(address), which the VMM did not ask back: it stays")
                 continue
             }
             do {
-                try vm.remove(slot: slot)
+                try vm.remove(address)
             } catch {
                 logger.error("vm.remove-device \(id): \(error)")
             }
             forget(id)
-            logger.info("vm.remove-device: \(id) ejected by the guest from slot \(slot)")
+            logger.info("vm.remove-device: \(id) ejected by the guest from \(address)")
         }
     }
 
@@ -466,18 +466,13 @@ final class VMMLoop {
         }
     }
 
-    /// A slot's address on segment 0, bus 0, as Cloud Hypervisor writes it.
-    private static func bdf(_ slot: Int) -> String {
-        "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
-    }
-
     /// vm.info's `device_tree`: each PCI device by id with its address, in
     /// Cloud Hypervisor's node shape (its BAR resources not listed).
     private static func deviceTree(_ vm: BootedVM?) -> JSONValue {
         var nodes: [String: JSONValue] = [:]
-        for (id, slot) in vm?.deviceSlots() ?? [] {
+        for (id, address) in vm?.deviceAddresses() ?? [] {
             nodes[id] = .object(["id": .string(id), "resources": .array([]), "parent": .null, "children": .array([]),
-                                 "pci_bdf": .string(bdf(slot))])
+                                 "pci_bdf": .string(address.description)])
         }
         return .object(nodes)
     }

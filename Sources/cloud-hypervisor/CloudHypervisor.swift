@@ -65,7 +65,7 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(RngConfig.init(parsing:)))
     var rng: RngConfig = RngConfig()
 
-    @Option(help: ArgumentHelp("num_pci_segments=<n> (1-96; the devices are on segment 0)", valueName: "platform"),
+    @Option(help: ArgumentHelp("num_pci_segments=<n> (1-96; a device goes on its pci_segment=, 0 by default)", valueName: "platform"),
             transform: library(PlatformConfig.init(parsing:)))
     var platform: PlatformConfig = PlatformConfig()
 

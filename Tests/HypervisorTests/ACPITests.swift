@@ -48,7 +48,7 @@ struct ACPITests {
                 && dsl.contains("0xB0FE,             // Range Minimum") && dsl.contains("0x02,               // Length"), "\(dsl)")
     }
 
-    @Test("two PCI segments: an MCFG entry and a host bridge each, the 64-bit window shared")
+    @Test("two PCI segments: an MCFG entry, a host bridge with hotplug slots and a share of both windows each")
     func segments() throws {
         let tables = ACPITables(cpus: CPUDescription(boot: 1, max: 1), memoryBytes: 1 << 30, pciSegments: 2)
         let mcfg = PCIDescription(memoryBytes: 1 << 30, segments: 2).mcfg()
@@ -58,10 +58,20 @@ struct ACPITests {
         guard FileManager.default.isExecutableFile(atPath: Self.iasl) else { return }
         let dsl = try disassemble(tables.dsdt())
         #expect(dsl.contains("Device (PC01)") && dsl.contains("Name (_SEG, One)"), "\(dsl)")
-        // Segment 0's part of the 64-bit window ends where segment 1's starts.
+        // Segment 0's part of each window ends where segment 1's starts.
         let zero = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 0, of: 2)
         let one = GuestLayout.pciMMIO64(memoryBytes: 1 << 30, segment: 1, of: 2)
         #expect(zero.end == one.start && zero.size == 32 << 30)
+        let low0 = GuestLayout.pciMMIO32(segment: 0, of: 2), low1 = GuestLayout.pciMMIO32(segment: 1, of: 2)
+        #expect(low0.start == GuestLayout.pciMMIO32.start && low0.end == low1.start && low1.end == GuestLayout.pciMMIO32.end)
+        #expect(dsl.contains("0xD4000000,         // Range Minimum") && dsl.contains("0xD3FFFFFF,         // Range Maximum"), "\(dsl)")
+        // Hotplug on both: PSCN selects each segment and has its bridge notify
+        // its slots; each slot's _EJ0 names its segment and slot in one write.
+        #expect(dsl.contains("PSEG = Zero") && dsl.contains("\\_SB.PCI0.PCNT (PCIU, PCID)")
+                && dsl.contains("PSEG = One") && dsl.contains("\\_SB.PC01.PCNT (PCIU, PCID)"), "\(dsl)")
+        #expect(dsl.contains("\\_SB.PHPR.PCEJ = 0x0105") && dsl.contains("\\_SB.PHPR.PCEJ = 0x05"), "\(dsl)")
+        #expect(dsl.components(separatedBy: "Method (PCNT, 2, Serialized)").count == 3, "\(dsl)")
+        #expect(dsl.contains("Notify (S1F, 0x03)"), "\(dsl)")
     }
 
     @Test("with hotplug_size, memory devices whose _CRS reads their slot's registers; without, none",
@@ -79,9 +89,9 @@ struct ACPITests {
     }
 
     @Test("with the most vCPUs and PCI segments there can be, the tables still end below the reset vector")
-    func largest() {
-        let tables = ACPITables(cpus: CPUDescription(boot: 1, max: CPUsConfig.maxVCPUs), memoryBytes: 1 << 30,
-                                pciSegments: PlatformConfig.maxPCISegments).build()
+    func largest() throws {
+        let tables = try ACPITables(cpus: CPUDescription(boot: 1, max: CPUsConfig.maxVCPUs), memoryBytes: 1 << 30,
+                                    pciSegments: PlatformConfig.maxPCISegments).build()
         let ends = tables.map { $0.address + UInt64($0.bytes.count) }
         #expect(ends.max()! <= ResetVector.address)
         let sorted = tables.sorted { $0.address < $1.address }

@@ -177,6 +177,36 @@ struct APITests {
         #expect(fixed.shutdown() == 0)
     }
 
+    @Test("PCI segment 1: a disk there from the command line, another hot-added there and ejected; a segment the VM lacks refused",
+          .enabled(if: curlAvailable))
+    func segmentHotplug() throws {
+        let disks = (0..<2).map { FileManager.default.temporaryDirectory.appendingPathComponent("segment-\(getpid())-\($0).raw").path }
+        for disk in disks { FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)) }
+        defer { for disk in disks { try? FileManager.default.removeItem(atPath: disk) } }
+        let vmm = try APIVMM(try guestArguments("hotplug") + ["--platform", "num_pci_segments=2",
+                                                              "--disk", "path=\(disks[0]),id=cold,pci_segment=1"])
+        #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"cold\":{\"children\":[],\"id\":\"cold\",\"pci_bdf\":\"0001:00:01.0\""), "\(info)")
+        #expect(info.contains("\"pci_segment\":1"), "\(info)")
+        // Segment 1's next free slot, announced on segment 1's registers.
+        let added = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\",\"id\":\"hot\",\"pci_segment\":1}")
+        #expect(added.status == 200 && added.body == "{\"bdf\":\"0001:00:02.0\",\"id\":\"hot\"}", "\(added.body)")
+        #expect(eventually(10) { vmm.stdout.contains("slot arrived on segment 1") }, "\(vmm.stdout)")
+        #expect(!vmm.stdout.contains("slot arrived on segment 0"), "\(vmm.stdout)")
+        #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"hot\"}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("slot ejected on segment 1") }, "\(vmm.stdout)")
+        #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("\"hot\":{") }, "the ejected disk stayed")
+        // The command line's disk too: the guest's eject on segment 1 ends it.
+        #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"cold\"}").status == 204)
+        #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("\"cold\":{") }, "the command line's disk stayed")
+        let again = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\",\"pci_segment\":1}")
+        #expect(again.status == 200 && again.body.contains("\"bdf\":\"0001:00:01.0\""), "\(again.body)")
+        let missing = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[0])\",\"pci_segment\":2}")
+        #expect(missing.status == 400 && missing.body.contains("no such PCI segment"), "\(missing.body)")
+        #expect(vmm.state == "Running")
+    }
+
     @Test("disk hotplug: vm.add-disk into the running VM answers its slot; vm.remove-device asks, the guest's eject ends it", .enabled(if: curlAvailable))
     func diskHotplug() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("hotplug-\(getpid()).raw").path

@@ -78,6 +78,29 @@ struct ConfigParsingTests {
         }
     }
 
+    @Test("pci_segment on --disk, --net, --device and --rng: a segment the VM has (Cloud Hypervisor's \"Invalid PCI segment id\")")
+    func pciSegment() throws {
+        #expect(try DiskConfig(parsing: "path=a.raw,pci_segment=1").pciSegment == 1)
+        #expect(try NetConfig(parsing: "tap=t0,pci_segment=2").pciSegment == 2)
+        #expect(try DeviceConfig(parsing: "path=0000:01:00.0,pci_segment=1").pciSegment == 1)
+        #expect(try RngConfig(parsing: "src=/dev/urandom,pci_segment=1").pciSegment == 1)
+        #expect(try DiskConfig(parsing: "path=a.raw").pciSegment == 0)
+        var config = VMConfig(kernelPath: "/k")
+        config.platform = PlatformConfig(pciSegments: 2)
+        config.disks = [try DiskConfig(parsing: "path=a.raw,pci_segment=1")]
+        try config.validate()
+        config.nets = [try NetConfig(parsing: "tap=t0,pci_segment=2")]
+        #expect { try config.validate() } throws: {
+            "\($0)" == "--net pci_segment: invalid value '2': no such PCI segment: the VM has 2 (give --platform num_pci_segments=3 or more)"
+        }
+        // 31 slots per segment: 40 disks fit on two.
+        config.nets = []
+        config.disks = try (0..<40).map { (index) throws(ConfigError) in try DiskConfig(parsing: "path=d\(index).raw,pci_segment=\(index % 2)") }
+        try config.validate()
+        config.disks = try (0..<40).map { (index) throws(ConfigError) in try DiskConfig(parsing: "path=d\(index).raw") }
+        #expect(throws: ConfigError.self) { try config.validate() }
+    }
+
     @Test("--memory")
     func memory() throws {
         let m = try MemoryConfig(parsing: "size=1G,shared=on,prefault=on,mergeable=off,thp=off")

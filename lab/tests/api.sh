@@ -91,9 +91,10 @@ api GET vmm.ping
 # Landlock, with rules for what is hot-added later: a disk, a VFIO device.
 api PUT vm.create "$(config api.log true "[{\"path\": \"$work\", \"access\": \"r\"}, {\"path\": \"/dev/vfio\", \"access\": \"rw\"}, {\"path\": \"/sys\", \"access\": \"r\"}]")"
 api GET vm.info
-# Kata opens the tap and hands it over on the API connection.
+# Kata opens the tap and hands it over on the API connection; the NIC goes
+# on PCI segment 1, as Kata puts devices there.
 python3 "$here/tapfd.py" labtap-api 192.168.251.1/24 -- python3 "$here/apisend.py" $sock vm.add-net \
-    '{"mac": "12:34:56:78:90:ad", "num_queues": 2, "queue_size": 256, "id": "_net0"}' {fd} >> api.check
+    '{"mac": "12:34:56:78:90:ad", "num_queues": 2, "queue_size": 256, "id": "_net0", "pci_segment": 1}' {fd} >> api.check
 api PUT vm.boot
 api GET vm.info
 wait_for api.log "L2: tick" 10 || echo "api: no ticks before the pause" >> api.check
@@ -112,10 +113,10 @@ api GET vm.info
 api PUT vm.resize '{"desired_vcpus": 1}'
 latest "cpus=1" && echo "resize: the guest is down to 1 vCPU" >> api.check
 threads_settle 1; echo "resize: vcpu threads $(vcpu_threads)" >> api.check
-# Disk hotplug: the guest's ACPI PCI hotplug (acpiphp) finds the disk, and
-# lets it go when asked.
+# Disk hotplug onto segment 1: the guest's ACPI PCI hotplug (acpiphp) finds
+# the disk, and lets it go when asked.
 truncate -s 16M $work/hot.raw; printf 'hotplugged disk' | dd of=$work/hot.raw conv=notrunc status=none
-api PUT vm.add-disk "{\"path\": \"$work/hot.raw\", \"id\": \"hot0\", \"readonly\": true}"
+api PUT vm.add-disk "{\"path\": \"$work/hot.raw\", \"id\": \"hot0\", \"readonly\": true, \"pci_segment\": 1}"
 wait_for api.log "L2: vdb says [hotplugged disk]" 1 && echo "add-disk: the guest reads vdb" >> api.check
 api GET vm.counters
 api PUT vm.remove-device "{\"id\": \"hot0\"}"
@@ -156,13 +157,13 @@ echo $? > api.status
 # A command line's --device is a device like any other: removed from the
 # running guest and added back. A second device hot-added beside it joins
 # the VMM's one VFIO container: guest RAM is pinned for DMA once (the VMM's
-# locked memory does not grow). Then Kata's way to stop: vmm.shutdown with
+# locked memory does not grow); it goes on segment 1. Then Kata's way to stop: vmm.shutdown with
 # the guest running.
 set -- $(edus)
 cp "$cache/l2-disk.raw" $work/disk.raw
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --disk path=$work/disk.raw --cmdline "console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api" \
-    --serial "file=$PWD/api2.log" --console off --cpus 1 --memory size=512M --seccomp true \
+    --serial "file=$PWD/api2.log" --console off --cpus 1 --memory size=512M --seccomp true --platform num_pci_segments=2 \
     --device "path=/sys/bus/pci/devices/$1/,id=cli0" > api-vmm2.log 2>&1 &
 pid=$!
 tries=0
@@ -170,7 +171,7 @@ until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); do
 # The guest probes every edu it has each time their number grows: 1, then 2, then 2 again.
 wait_for api2.log "factorial(10)=3628800" 1 && echo "cli device: the guest uses it" >> api.check
 before=$(locked)
-api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$2/\", \"id\": \"hot1\"}"
+api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$2/\", \"id\": \"hot1\", \"pci_segment\": 1}"
 wait_for api2.log "factorial(10)=3628800" 3 && echo "add-device: the guest uses both edus" >> api.check
 echo "one container: VmLck $before kB then $(locked) kB" >> api.check
 api PUT vm.remove-device '{"id": "cli0"}'

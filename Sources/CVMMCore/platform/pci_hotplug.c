@@ -1,6 +1,6 @@
-/* ACPI PCI hotplug registers: see vmm_pci_hotplug.h. Three atomic bitmaps;
- * a guest can only clear what it reads and add slots to the eject set,
- * which the VMM thread checks against what it asked back. */
+/* ACPI PCI hotplug registers: see vmm_pci_hotplug.h. Three atomic bitmaps
+ * per segment; a guest can only clear what it reads and add slots to the
+ * eject set, which the VMM thread checks against what it asked back. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -9,39 +9,62 @@
 
 #include "platform/vmm_pci_hotplug.h"
 
-struct vmm_pci_hotplug {
-    int eject_fd;
+struct segment_slots {
     atomic_uint up, down, ejected;
 };
 
-int vmm_pci_hotplug_create(int eject_fd, struct vmm_pci_hotplug **out)
+struct vmm_pci_hotplug {
+    int eject_fd;
+    unsigned segments;
+    /* PSEG: which segment PCIU and PCID read. The guest's PSCN selects and
+     * reads in one method, which ACPI runs one at a time. */
+    atomic_uint selected;
+    struct segment_slots slots[];
+};
+
+int vmm_pci_hotplug_create(int eject_fd, unsigned segments, struct vmm_pci_hotplug **out)
 {
-    struct vmm_pci_hotplug *hp = calloc(1, sizeof(*hp));
+    if (segments == 0 || segments > 256)
+        return -EINVAL;
+    struct vmm_pci_hotplug *hp = calloc(1, sizeof(*hp) + segments * sizeof(hp->slots[0]));
     if (!hp)
         return -ENOMEM;
     hp->eject_fd = eject_fd;
+    hp->segments = segments;
     *out = hp;
     return 0;
 }
 
 void vmm_pci_hotplug_destroy(struct vmm_pci_hotplug *hp) { free(hp); }
 
-void vmm_pci_hotplug_announce(struct vmm_pci_hotplug *hp, unsigned slot, bool arrived)
+void vmm_pci_hotplug_announce(struct vmm_pci_hotplug *hp, unsigned segment, unsigned slot, bool arrived)
 {
-    if (slot >= 32)
+    if (segment >= hp->segments || slot >= 32)
         return;
-    atomic_fetch_or(arrived ? &hp->up : &hp->down, 1u << slot);
+    atomic_fetch_or(arrived ? &hp->slots[segment].up : &hp->slots[segment].down, 1u << slot);
 }
 
-void vmm_pci_hotplug_withdraw(struct vmm_pci_hotplug *hp, unsigned slot)
+void vmm_pci_hotplug_withdraw(struct vmm_pci_hotplug *hp, unsigned segment, unsigned slot)
 {
-    if (slot < 32)
-        atomic_fetch_and(&hp->up, ~(1u << slot));
+    if (segment < hp->segments && slot < 32)
+        atomic_fetch_and(&hp->slots[segment].up, ~(1u << slot));
 }
 
-uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp)
+uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp, unsigned segment)
 {
-    return atomic_exchange(&hp->ejected, 0);
+    return segment < hp->segments ? atomic_exchange(&hp->slots[segment].ejected, 0) : 0;
+}
+
+static void eject(struct vmm_pci_hotplug *hp, uint32_t value)
+{
+    unsigned segment = value >> 8, slot = value & 0xff;
+    /* Slot 0 is the host bridge: never the guest's to eject. */
+    if (segment >= hp->segments || slot == 0 || slot >= 32)
+        return;
+    atomic_fetch_or(&hp->slots[segment].ejected, 1u << slot);
+    uint64_t one = 1;
+    while (write(hp->eject_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
 }
 
 void vmm_pci_hotplug_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write)
@@ -55,22 +78,17 @@ void vmm_pci_hotplug_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t s
     }
     uint32_t value = 0;
     if (is_write) {
-        if (offset != VMM_PCI_HOTPLUG_B0EJ)
-            return;
         memcpy(&value, data, 4);
-        /* Slot 0 is the host bridge: never the guest's to eject. */
-        value &= ~1u;
-        if (!value)
-            return;
-        atomic_fetch_or(&hp->ejected, value);
-        uint64_t one = 1;
-        while (write(hp->eject_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
+        if (offset == VMM_PCI_HOTPLUG_PCEJ)
+            eject(hp, value);
+        else if (offset == VMM_PCI_HOTPLUG_PSEG)
+            atomic_store(&hp->selected, value);
         return;
     }
-    if (offset == VMM_PCI_HOTPLUG_PCIU)
-        value = atomic_exchange(&hp->up, 0);
-    else if (offset == VMM_PCI_HOTPLUG_PCID)
-        value = atomic_exchange(&hp->down, 0);
+    unsigned segment = atomic_load(&hp->selected);
+    if (segment < hp->segments && offset == VMM_PCI_HOTPLUG_PCIU)
+        value = atomic_exchange(&hp->slots[segment].up, 0);
+    else if (segment < hp->segments && offset == VMM_PCI_HOTPLUG_PCID)
+        value = atomic_exchange(&hp->slots[segment].down, 0);
     memcpy(data, &value, 4);
 }

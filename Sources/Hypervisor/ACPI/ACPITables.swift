@@ -1,14 +1,21 @@
 import CVMMCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The ACPI tables a Linux guest needs on this machine, laid out as Cloud
-/// Hypervisor does on x86_64: an RSDP at 0xe0000 pointing to an XSDT with
+/// Hypervisor does on x86_64: an RSDP at 0xa0000 pointing to an XSDT with
 /// a hardware-reduced FADT (sleep control/status and reset registers at the
 /// I/O port the power device serves), a MADT with every vCPU the VM may
 /// have and the in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with
 /// COM1, pvpanic, the CMOS RTC, the power button and its Generic Event
 /// Device, the vCPUs, the PCI host bridge and the S5 (soft-off) state.
 struct ACPITables {
-    static let rsdpAddress: UInt64 = 0xe0000
+    /// The tables live from here up to the reset vector: 384 KiB, which a
+    /// DSDT with 96 PCI segments' hotplug slots and every vCPU needs.
+    static let rsdpAddress: UInt64 = 0xa0000
+    static let tablesEnd = ResetVector.address
     static let sleepControlPort = UInt64(VMM_ACPI_SLEEP_PORT)
     static let resetValue = UInt8(VMM_ACPI_RESET_VALUE)
     static let localAPICAddress: UInt32 = 0xfee0_0000
@@ -22,8 +29,9 @@ struct ACPITables {
     /// DSDT has the memory hotplug devices.
     var hotplugBytes: UInt64 = 0
 
-    /// (guest address, bytes) for each table, RSDP first.
-    func build() -> [(address: UInt64, bytes: [UInt8])] {
+    /// (guest address, bytes) for each table, RSDP first; throws if they
+    /// do not fit below the reset vector.
+    func build() throws(VMMError) -> [(address: UInt64, bytes: [UInt8])] {
         var next = Self.rsdpAddress + 64
         func place(_ bytes: [UInt8]) -> UInt64 {
             let at = next
@@ -40,6 +48,9 @@ struct ACPITables {
         let mcfgAt = place(mcfg)
         let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt, mcfgAt].flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
+        guard next <= Self.tablesEnd else {
+            throw .system(SystemError("the ACPI tables take \(next - Self.rsdpAddress) bytes, more than the \(Self.tablesEnd - Self.rsdpAddress) below the reset vector: give fewer vCPUs or PCI segments", errno: E2BIG))
+        }
         return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt),
                 (mcfgAt, mcfg), (xsdtAt, xsdt)]
     }
@@ -67,21 +78,18 @@ struct ACPITables {
             AML.name("_HID", AML.eisaID("PNP0B00")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_RTC_PORT), length: UInt8(VMM_RTC_LEN))])),
         ])
-        // Which slots gained or lose a device: PSCN notifies each slot's
-        // object (1: check the bus, 3: eject request), as Cloud Hypervisor's.
-        let slots = 1..<Int(VMM_PCI_SLOTS)
+        // Which slots gained or lose a device: PSCN selects each segment
+        // and has its host bridge notify those slots' objects (1: check the
+        // bus, 3: eject request), as Cloud Hypervisor's PCNT does.
         let hotplug = AML.device("PHPR", [
             AML.name("_HID", AML.eisaID("PNP0A06")),
             AML.name("_UID", AML.string("PCI Hotplug Controller")),
             AML.name("_CRS", AML.resources([AML.ioPorts(base: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt8(VMM_PCI_HOTPLUG_LEN))])),
             AML.ioRegion("PCST", port: UInt16(VMM_PCI_HOTPLUG_PORT), length: UInt16(VMM_PCI_HOTPLUG_LEN)),
-            AML.dwordFields(region: "PCST", ["PCIU", "PCID", "B0EJ"]),
-            AML.method("PSCN", arguments: 0, [
-                AML.store(Array("PCIU".utf8), AML.local0),
-                AML.store(Array("PCID".utf8), AML.local1),
-            ] + slots.flatMap { slot in [
-                AML.ifAnyBit(AML.local0, 1 << UInt64(slot), [AML.notify(AML.rootPath("_SB", "PCI0", PCIDescription.slotName(slot)), 1)]),
-                AML.ifAnyBit(AML.local1, 1 << UInt64(slot), [AML.notify(AML.rootPath("_SB", "PCI0", PCIDescription.slotName(slot)), 3)]),
+            AML.dwordFields(region: "PCST", ["PCIU", "PCID", "PCEJ", "PSEG"]),
+            AML.method("PSCN", arguments: 0, (0..<pciSegments).flatMap { segment in [
+                AML.store(AML.integer(UInt64(segment)), Array("PSEG".utf8)),
+                AML.call(AML.rootPath("_SB", PCIDescription.hostBridgeName(segment), "PCNT"), [Array("PCIU".utf8), Array("PCID".utf8)]),
             ] }),
         ])
         // Events the VMM raises, as Cloud Hypervisor does: a Generic Event

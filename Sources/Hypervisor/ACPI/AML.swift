@@ -156,6 +156,14 @@ enum AML {
 
     static let local0: [UInt8] = [0x60]
     static let local1: [UInt8] = [0x61]
+    static let arg0: [UInt8] = [0x68]
+    static let arg1: [UInt8] = [0x69]
+
+    /// A method call: its path, then its arguments.
+    static func call(_ path: [UInt8], _ arguments: [[UInt8]]) -> [UInt8] { path + arguments.flatMap { $0 } }
+
+    /// Notify(object, value) with a value computed at run time.
+    static func notify(_ object: [UInt8], value: [UInt8]) -> [UInt8] { [0x86] + object + value }
 
     /// Store(source, target).
     static func store(_ source: [UInt8], _ target: [UInt8]) -> [UInt8] { [0x70] + source + target }

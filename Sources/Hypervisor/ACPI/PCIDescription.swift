@@ -1,10 +1,10 @@
 import CVMMCore
 
 /// How the guest finds PCI through ACPI, as Cloud Hypervisor describes it:
-/// an MCFG table with each segment's ECAM, a `PCI0` host bridge (PNP0A08,
-/// PCI Express) with its windows in `_CRS` and legacy INTx routing in
-/// `_PRT`, one more host bridge per further segment (`PC01`…, `_SEG` N,
-/// its share of the 64-bit window), and the ECAM range claimed as
+/// an MCFG table with each segment's ECAM, a host bridge per segment
+/// (`PCI0`, `PC01`…: PNP0A08, PCI Express, `_SEG` N) with its share of the
+/// 32-bit and 64-bit windows in `_CRS` (segment 0 also conf1 and the I/O
+/// ports), legacy INTx routing in `_PRT` and hotplug slots, and the ECAM range claimed as
 /// motherboard resources (PNP0C02), which Linux checks before it trusts
 /// MMCONFIG, with the CPU hotplug ports, which no PCI device may then take.
 struct PCIDescription {
@@ -43,30 +43,23 @@ struct PCIDescription {
         ]
     }
 
-    /// `PC01`…: segment N's host bridge, as Cloud Hypervisor names it.
+    /// `PCI0`, then `PC01`…: segment N's host bridge, as Cloud Hypervisor names them.
     static func hostBridgeName(_ segment: Int) -> String {
+        guard segment > 0 else { return "PCI0" }
         let hex = String(segment, radix: 16, uppercase: true)
         return "PC" + (hex.count < 2 ? "0" : "") + hex
     }
 
-    /// `S01_` … `S1F_`: slot N's object under PCI0.
+    /// `S01_` … `S1F_`: slot N's object under its host bridge.
     static func slotName(_ slot: Int) -> String {
         let hex = String(slot, radix: 16, uppercase: true)
         return "S" + (hex.count < 2 ? "0" : "") + hex
     }
 
-    /// The DSDT's devices under `\_SB`.
+    /// The DSDT's devices under `\_SB`: a host bridge per segment, each with
+    /// its windows, its INTx routing and a hotplug slot object per slot.
     func devices() -> [[UInt8]] {
-        let mmio32 = GuestLayout.pciMMIO32, mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, of: segments)
         let ecam = GuestLayout.pciECAM(segment: 0)
-        let crs = AML.resources([
-            AML.wordAddress(type: .busNumber, min: 0, max: UInt16((ecam.size >> 20) - 1)),
-            AML.ioPorts(base: UInt16(VMM_PCI_CONF1_PORT), length: 8),
-            AML.wordAddress(type: .io, min: 0, max: 0x0cf7),
-            AML.wordAddress(type: .io, min: 0x0d00, max: 0xffff),
-            AML.dwordMemory(min: UInt32(mmio32.start), max: UInt32(mmio32.end - 1)),
-            AML.qwordMemory(min: mmio64.start, max: mmio64.end - 1),
-        ])
         var routes: [[UInt8]] = []
         for slot in 1..<Int(VMM_PCI_SLOTS) {
             for pin in 0..<4 {
@@ -74,28 +67,40 @@ struct PCIDescription {
                                            AML.integer(0), AML.integer(UInt64(Self.intxGSI(slot: slot, pin: pin)))]))
             }
         }
-        // A hotplug slot object per slot: the guest's acpiphp manages them.
-        let slots: [[UInt8]] = (1..<Int(VMM_PCI_SLOTS)).map { slot in
-            AML.device(Self.slotName(slot), [
-                AML.name("_ADR", AML.integer(UInt64(slot) << 16)),
-                AML.name("_SUN", AML.integer(UInt64(slot))),
-                AML.method("_EJ0", arguments: 1, [AML.store(AML.integer(1 << UInt64(slot)), AML.rootPath("_SB", "PHPR", "B0EJ"))]),
+        // One routing table for every bridge: 96 copies would not fit below 1 MiB.
+        let routing = AML.name("PRTT", AML.package(routes))
+        let prt = AML.method("_PRT", arguments: 0, [AML.returnValue(AML.rootPath("_SB", "PRTT"))])
+        let bridges = (0..<max(segments, 1)).map { segment in
+            let mmio32 = GuestLayout.pciMMIO32(segment: segment, of: segments)
+            let mmio64 = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segment: segment, of: segments)
+            // conf1 and the I/O window are segment 0's alone, as in Cloud Hypervisor.
+            let io = segment > 0 ? [] : [
+                AML.ioPorts(base: UInt16(VMM_PCI_CONF1_PORT), length: 8),
+                AML.wordAddress(type: .io, min: 0, max: 0x0cf7),
+                AML.wordAddress(type: .io, min: 0x0d00, max: 0xffff),
+            ]
+            let crs = AML.resources([AML.wordAddress(type: .busNumber, min: 0, max: UInt16((ecam.size >> 20) - 1))] + io + [
+                AML.dwordMemory(min: UInt32(mmio32.start), max: UInt32(mmio32.end - 1)),
+                AML.qwordMemory(min: mmio64.start, max: mmio64.end - 1),
             ])
-        }
-        let pci0 = AML.device("PCI0", Self.hostBridge(segment: 0) + [
-            AML.name("_CRS", crs),
-            AML.name("_PRT", AML.package(routes)),
-        ] + slots)
-        // The other segments: a bus with its host bridge alone, no I/O or
-        // 32-bit window and no hotplug slots until a device can go there.
-        let others = (1..<max(segments, 1)).map { segment in
-            let window = GuestLayout.pciMMIO64(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segment: segment, of: segments)
+            // A hotplug slot object per slot, which the guest's acpiphp
+            // manages; _EJ0 names its segment and slot in one write.
+            let slots: [[UInt8]] = (1..<Int(VMM_PCI_SLOTS)).map { slot in
+                AML.device(Self.slotName(slot), [
+                    AML.name("_ADR", AML.integer(UInt64(slot) << 16)),
+                    AML.name("_SUN", AML.integer(UInt64(slot))),
+                    AML.method("_EJ0", arguments: 1, [AML.store(AML.integer(UInt64(segment) << 8 | UInt64(slot)),
+                                                                AML.rootPath("_SB", "PHPR", "PCEJ"))]),
+                ])
+            }
+            // PCNT(arrived, asked back): PSCN's bitmaps for this segment.
+            let notify = AML.method("PCNT", arguments: 2, (1..<Int(VMM_PCI_SLOTS)).flatMap { slot in [
+                AML.ifAnyBit(AML.arg0, 1 << UInt64(slot), [AML.notify(AML.nameSegment(Self.slotName(slot)), 1)]),
+                AML.ifAnyBit(AML.arg1, 1 << UInt64(slot), [AML.notify(AML.nameSegment(Self.slotName(slot)), 3)]),
+            ] })
             return AML.device(Self.hostBridgeName(segment), Self.hostBridge(segment: segment) + [
-                AML.name("_CRS", AML.resources([
-                    AML.wordAddress(type: .busNumber, min: 0, max: 0),
-                    AML.qwordMemory(min: window.start, max: window.end - 1),
-                ])),
-            ])
+                AML.name("_CRS", crs), prt, notify,
+            ] + slots)
         }
         let motherboard = AML.device("MBRD", [
             AML.name("_HID", AML.eisaID("PNP0C02")),
@@ -103,6 +108,6 @@ struct PCIDescription {
             AML.name("_CRS", AML.resources([AML.memory32Fixed(base: UInt32(ecam.start), length: UInt32(ecam.size) * UInt32(segments))]
                                            + AML.ioPorts(base: UInt16(VMM_CPU_HOTPLUG_PORT), count: Int(VMM_CPU_HOTPLUG_LEN)))),
         ])
-        return [pci0] + others + [motherboard]
+        return [routing] + bridges + [motherboard]
     }
 }

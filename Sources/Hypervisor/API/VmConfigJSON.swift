@@ -53,8 +53,8 @@ public enum VmConfigJSON {
         config.disks = try list(root["disks"], "disks").map { (disk) throws(ConfigError) in try diskConfig(disk) }
         config.nets = try list(root["net"], "net").map { (net) throws(ConfigError) in try netConfig(net) }
         if let rng = try object(root["rng"], "rng") {
-            config.rng = try RngConfig(parsing: optionText(rng, known: ["src", "iommu"],
-                                                           defaults: ["id": .null, "pci_segment": .integer(0), "pci_device_id": .null]))
+            config.rng = try RngConfig(parsing: optionText(rng, known: RngConfig.known,
+                                                           defaults: ["id": .null, "pci_device_id": .null]))
         }
         config.serial = try console(root["serial"], "serial", default: .null)
         config.console = try console(root["console"], "console", default: .tty)
@@ -231,7 +231,7 @@ extension VmConfigJSON {
         let disks: [JSONValue] = config.disks.map { disk in
             .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
                      "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
-                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(0),
+                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(disk.pciSegment),
                      "image_type": .string("Raw"), "lock_granularity": .string(disk.lockWholeFile ? "Full" : "ByteRange")])
         }
         let nets: [JSONValue] = config.nets.map { net in
@@ -241,10 +241,10 @@ extension VmConfigJSON {
                      "id": text(net.id), "fds": net.fds.isEmpty ? .null : .array(net.fds.map(int)),
                      "offload_tso": .bool(net.offloadTSO), "offload_ufo": .bool(net.offloadUFO),
                      "offload_csum": .bool(net.offloadCsum), "iommu": .bool(false), "vhost_user": .bool(false),
-                     "pci_segment": int(0)])
+                     "pci_segment": int(net.pciSegment)])
         }
         let devices: [JSONValue] = config.devices.map { device in
-            .object(["path": .string(device.path), "id": text(device.id), "iommu": .bool(false), "pci_segment": int(0)])
+            .object(["path": .string(device.path), "id": text(device.id), "iommu": .bool(false), "pci_segment": int(device.pciSegment)])
         }
         return .object([
             "payload": .object(["kernel": text(config.kernelPath), "initramfs": text(config.initramfsPath),
@@ -260,7 +260,7 @@ extension VmConfigJSON {
             "disks": config.disks.isEmpty ? .null : .array(disks),
             "net": config.nets.isEmpty ? .null : .array(nets),
             "devices": config.devices.isEmpty ? .null : .array(devices),
-            "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false)]),
+            "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false), "pci_segment": int(config.rng.pciSegment)]),
             "serial": console(config.serial),
             "console": console(config.console),
             "platform": .object(["num_pci_segments": int(config.platform.pciSegments)]),

@@ -21,6 +21,13 @@ public enum GuestLayout {
 
     /// PCI's 32-bit MMIO window: the start of the hole, 640 MiB, as in Cloud Hypervisor.
     public static let pciMMIO32 = Range(start: hole32Start, size: 640 << 20)
+
+    /// `segment`'s part of the 32-bit window: shared equally, as Cloud
+    /// Hypervisor's default weights share it, in whole MiB.
+    public static func pciMMIO32(segment: Int, of segments: Int) -> Range {
+        let share = (pciMMIO32.size / UInt64(max(segments, 1))) & ~((1 << 20) - 1)
+        return Range(start: pciMMIO32.start + UInt64(segment) * share, size: share)
+    }
     /// ECAM (MMCONFIG), just above the 32-bit window: room for every PCI
     /// segment's bus 0, 1 MiB each; reserved in E820.
     public static let pciECAMArea = Range(start: 0xe800_0000, size: UInt64(PlatformConfig.maxPCISegments) * UInt64(VMM_PCI_ECAM_SIZE))

@@ -12,7 +12,7 @@ struct KernelLoader {
               platform: PlatformConfig = PlatformConfig()) throws(VMMError) {
         let tables = ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes,
                                 pciSegments: platform.pciSegments, hotplugBytes: vm.hotplugBytes)
-        for table in tables.build() {
+        for table in try tables.build() {
             try write(table.bytes, at: table.address)
         }
         try write(ResetVector.code(resetPort: UInt16(ACPITables.sleepControlPort), resetValue: ACPITables.resetValue),

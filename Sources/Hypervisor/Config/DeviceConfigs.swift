@@ -21,11 +21,13 @@ public struct DiskConfig: Sendable, Equatable {
     /// rather than its bytes [0, size) (`byte-range`, Cloud Hypervisor's
     /// default, which lets NFS servers snapshot the file under it).
     public var lockWholeFile: Bool
+    /// The PCI segment its function goes on (`--platform num_pci_segments`).
+    public var pciSegment: Int
 
     public static let defaultQueueSize = 128
 
     public init(path: String, readonly: Bool = false, id: String? = nil, serial: String? = nil,
-                numQueues: Int = 1, queueSize: Int = defaultQueueSize, lockWholeFile: Bool = false) {
+                numQueues: Int = 1, queueSize: Int = defaultQueueSize, lockWholeFile: Bool = false, pciSegment: Int = 0) {
         self.path = path
         self.readonly = readonly
         self.id = id
@@ -33,6 +35,7 @@ public struct DiskConfig: Sendable, Equatable {
         self.numQueues = numQueues
         self.queueSize = queueSize
         self.lockWholeFile = lockWholeFile
+        self.pciSegment = pciSegment
     }
 
     static let known = ["path", "readonly", "direct", "iommu", "num_queues", "queue_size", "vhost_user",
@@ -44,9 +47,9 @@ public struct DiskConfig: Sendable, Equatable {
         let list = try OptionList(text, option: "--disk", known: Self.known)
         try list.refuseUnsupported(["socket", "bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
                                     "ops_one_time_burst", "ops_refill_time", "rate_limit_group", "queue_affinity"])
-        try list.refuseUnsupported(["direct", "iommu", "vhost_user", "backing_files", "sparse", "pci_segment"],
+        try list.refuseUnsupported(["direct", "iommu", "vhost_user", "backing_files", "sparse"],
                                    unlessEqualTo: ["direct": "off", "iommu": "off", "vhost_user": "off",
-                                                   "backing_files": "off", "sparse": "on", "pci_segment": "0"])
+                                                   "backing_files": "off", "sparse": "on"])
         if let type = list["image_type"], type != "raw" {
             guard ["qcow2", "vhd", "vhdx", "fixed_vhd"].contains(type) else {
                 throw .invalidValue(option: "--disk", key: "image_type", value: type,
@@ -68,7 +71,7 @@ public struct DiskConfig: Sendable, Equatable {
         }
         self.init(path: try list.required("path"), readonly: try list.bool("readonly") ?? false, id: list["id"],
                   serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize,
-                  lockWholeFile: granularity == "full")
+                  lockWholeFile: granularity == "full", pciSegment: try list.pciSegment())
     }
 }
 
@@ -82,6 +85,8 @@ public struct DeviceConfig: Sendable, Equatable {
     /// `bind=auto` (not in Cloud Hypervisor): the VMM moves the device to
     /// vfio-pci itself and gives it back to its driver when it ends.
     public var managedBinding: Bool
+    /// The PCI segment the guest finds it on.
+    public var pciSegment: Int
 
     static let known = ["path", "iommu", "id", "pci_segment", "x_nv_gpudirect_clique", "bind"]
 
@@ -95,7 +100,7 @@ public struct DeviceConfig: Sendable, Equatable {
             throw .invalidValue(option: "--device", key: "bind", value: other,
                                 reason: "expected auto (the VMM binds vfio-pci and restores the driver) or manual")
         }
-        try list.refuseUnsupported(["iommu", "pci_segment"], unlessEqualTo: ["iommu": "off", "pci_segment": "0"])
+        try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
         let path = try list.required("path")
         guard let bdf = Self.address(of: path) else {
             throw .invalidValue(option: "--device", key: "path", value: path,
@@ -104,6 +109,7 @@ public struct DeviceConfig: Sendable, Equatable {
         self.path = path
         self.bdf = bdf
         id = list["id"]
+        pciSegment = try list.pciSegment()
     }
 
     /// The PCI address in a sysfs path (trailing slash or not) or a bare
@@ -126,21 +132,26 @@ public struct DeviceConfig: Sendable, Equatable {
     }
 }
 
-/// `--rng src=/dev/urandom`: the virtio-rng device, which every VM has.
+/// `--rng src=/dev/urandom[,pci_segment=N]`: the virtio-rng device, which every VM has.
 public struct RngConfig: Sendable, Equatable {
     public static let defaultSource = "/dev/urandom"
     /// Where entropy comes from.
     public var source: String
+    public var pciSegment: Int
 
-    public init(source: String = defaultSource) {
+    public init(source: String = defaultSource, pciSegment: Int = 0) {
         self.source = source
+        self.pciSegment = pciSegment
     }
 
+    static let known = ["src", "iommu", "id", "pci_segment", "pci_device_id"]
+
     public init(parsing text: String) throws(ConfigError) {
-        let list = try OptionList(text, option: "--rng", known: ["src", "iommu"])
+        let list = try OptionList(text, option: "--rng", known: Self.known)
+        try list.refuseUnsupported(["id", "pci_device_id"])
         try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
         let source = list["src"] ?? Self.defaultSource
         guard !source.isEmpty else { throw .missing(option: "--rng", what: "src= needs a path") }
-        self.init(source: source)
+        self.init(source: source, pciSegment: try list.pciSegment())
     }
 }

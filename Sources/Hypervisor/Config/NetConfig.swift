@@ -22,6 +22,8 @@ public struct NetConfig: Sendable, Equatable {
     public var offloadTSO: Bool
     public var offloadUFO: Bool
     public var offloadCsum: Bool
+    /// The PCI segment its function goes on.
+    public var pciSegment: Int
 
     public static let defaultNumQueues = 2
     public static let defaultQueueSize = 256
@@ -39,7 +41,7 @@ public struct NetConfig: Sendable, Equatable {
     public init(tap: String? = nil, fds: [Int32] = [], mac: MACAddress? = nil, ip: IPv4Address? = nil,
                 mask: IPv4Address? = nil, hostMAC: MACAddress? = nil, numQueues: Int = defaultNumQueues,
                 queueSize: Int = defaultQueueSize, mtu: Int? = nil, id: String? = nil,
-                offloadTSO: Bool = true, offloadUFO: Bool = true, offloadCsum: Bool = true) {
+                offloadTSO: Bool = true, offloadUFO: Bool = true, offloadCsum: Bool = true, pciSegment: Int = 0) {
         self.tap = tap
         self.fds = fds
         self.mac = mac
@@ -53,6 +55,7 @@ public struct NetConfig: Sendable, Equatable {
         self.offloadTSO = offloadTSO
         self.offloadUFO = offloadUFO
         self.offloadCsum = offloadCsum
+        self.pciSegment = pciSegment
     }
 
     public init(parsing text: String) throws(ConfigError) {
@@ -62,7 +65,6 @@ public struct NetConfig: Sendable, Equatable {
         for key in ["vhost_user", "iommu"] where try list.bool(key) == true {
             throw .notSupported("--net \(key)=on")
         }
-        try list.refuseUnsupported(["pci_segment"], unlessEqualTo: ["pci_segment": "0"])
         func parsed<T>(_ key: String, _ make: (String) -> T?, _ expected: String) throws(ConfigError) -> T? {
             // The docs' `tap=,mac=,ip=,mask=` form: an empty value is no value.
             guard let value = list[key], !value.isEmpty else { return nil }
@@ -86,7 +88,7 @@ public struct NetConfig: Sendable, Equatable {
                   numQueues: numQueues ?? Self.defaultNumQueues, queueSize: queueSize,
                   mtu: try list.integer("mtu", in: Self.minMTU...Self.maxMTU), id: list["id"],
                   offloadTSO: try list.bool("offload_tso") ?? true, offloadUFO: try list.bool("offload_ufo") ?? true,
-                  offloadCsum: try list.bool("offload_csum") ?? true)
+                  offloadCsum: try list.bool("offload_csum") ?? true, pciSegment: try list.pciSegment())
         try validate()
     }
 

@@ -62,6 +62,12 @@ public struct OptionList: Sendable, Equatable {
         return number
     }
 
+    /// `pci_segment=N`: a segment the VM may have; whether it has it is
+    /// `VMConfig.validate`'s to say.
+    public func pciSegment() throws(ConfigError) -> Int {
+        try integer("pci_segment", in: 0...(PlatformConfig.maxPCISegments - 1)) ?? 0
+    }
+
     public func size(_ key: String) throws(ConfigError) -> UInt64? {
         guard let value = values[key] else { return nil }
         do {

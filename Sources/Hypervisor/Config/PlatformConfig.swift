@@ -1,7 +1,7 @@
 /// `--platform num_pci_segments=N`: the PCI segments (host bridges) the
 /// guest finds. Kata Containers asks for two in every VM it creates.
 public struct PlatformConfig: Sendable, Equatable {
-    /// Segment 0 holds every device; the others are empty buses for now.
+    /// Each device goes on its own `pci_segment` (0 by default).
     public var pciSegments: Int
 
     /// Cloud Hypervisor's limit: each segment's ECAM takes 1 MiB below 4 GiB.

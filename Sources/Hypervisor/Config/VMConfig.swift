@@ -125,11 +125,20 @@ public struct VMConfig: Sendable, Equatable {
                 throw .conflict("\(option): id '\(id)' is given to more than one device")
             }
         }
-        // Every device takes a slot on bus 0, beside the host bridge.
-        let functions = disks.count + nets.count + (console == .off ? 0 : 1) + 1 + devices.count
-        guard functions <= 31 else {
-            throw .invalidValue(option: "--disk", key: nil, value: "\(disks.count) disks, \(nets.count) networks, \(devices.count) devices",
-                                reason: "bus 0 has 31 slots for devices, and the console and rng take theirs")
+        // Every device takes a slot on bus 0 of its segment, beside the host bridge.
+        let placed = disks.map { ("--disk", $0.pciSegment) } + nets.map { ("--net", $0.pciSegment) }
+            + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", 0)])
+        for (option, segment) in placed where segment >= platform.pciSegments {
+            // Cloud Hypervisor: "Invalid PCI segment id".
+            throw .invalidValue(option: option, key: "pci_segment", value: String(segment),
+                                reason: "no such PCI segment: the VM has \(platform.pciSegments) (give --platform num_pci_segments=\(segment + 1) or more)")
+        }
+        for segment in 0..<platform.pciSegments {
+            let functions = placed.filter { $0.1 == segment }.count
+            guard functions <= 31 else {
+                throw .invalidValue(option: "--disk", key: nil, value: "\(functions) devices on PCI segment \(segment)",
+                                    reason: "a segment's bus 0 has 31 slots for devices (the console and rng take theirs on theirs): move some to another segment with pci_segment=")
+            }
         }
         var handedOver = Set<Int32>()
         for net in nets {

@@ -7,10 +7,11 @@ import Glibc
 /// Bus 0 of one PCI segment for one boot: the C bus (host bridge, ECAM,
 /// and for segment 0 conf1), which function sits in which slot, and where
 /// each BAR goes in the segment's windows — what firmware would have done
-/// before the kernel starts. Devices go on segment 0; the other segments
-/// are host bridges alone for now.
+/// before the kernel starts. Segment 0 alone has conf1 and the I/O window;
+/// each segment has its share of the 32-bit and 64-bit windows.
 final class PCIBus {
     let handle: OpaquePointer
+    let segment: Int
     /// The bus's ranges live on this VM's buses: it outlives the bus.
     private let vm: VirtualMachine
     /// Slots with a function; 0 is the host bridge's.
@@ -25,13 +26,13 @@ final class PCIBus {
         guard r == 0, let bus else { throw .system(SystemError("create PCI segment \(segment)'s bus", returned: r)) }
         handle = bus
         self.vm = vm
-        let mmio64 = WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes,
-                                                                 segment: segment, of: segments))
-        allocators = segment == 0
-            ? [VMM_PCI_BAR_IO: WindowAllocator(GuestLayout.pciIO, reserved: GuestLayout.fixedPortsInPCIIO),
-               VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32),
-               VMM_PCI_BAR_MEM64: mmio64]
-            : [VMM_PCI_BAR_MEM64: mmio64]
+        self.segment = segment
+        allocators = [
+            VMM_PCI_BAR_MEM32: WindowAllocator(GuestLayout.pciMMIO32(segment: segment, of: segments)),
+            VMM_PCI_BAR_MEM64: WindowAllocator(GuestLayout.pciMMIO64(memoryBytes: vm.memoryBytes, hotplugBytes: vm.hotplugBytes,
+                                                                     segment: segment, of: segments)),
+        ]
+        if segment == 0 { allocators[VMM_PCI_BAR_IO] = WindowAllocator(GuestLayout.pciIO, reserved: GuestLayout.fixedPortsInPCIIO) }
     }
 
     /// Runs once every function on it is gone (they unregister their BARs).
@@ -41,12 +42,12 @@ final class PCIBus {
     var nextFreeSlot: Int { (1...).first { !used.contains($0) }! }
 
     /// Places `function` in the next free slot with its BARs assigned;
-    /// returns the slot.
+    /// returns its address.
     @discardableResult
-    func add(_ function: OpaquePointer, name: String) throws(VMMError) -> Int {
+    func add(_ function: OpaquePointer, name: String) throws(VMMError) -> PCIAddress {
         let slot = nextFreeSlot
         guard slot < Int(VMM_PCI_SLOTS) else {
-            throw .system(SystemError("\(name): no free PCI slot (31 devices at most)", errno: ENOSPC))
+            throw .system(SystemError("\(name): no free slot on PCI segment \(segment) (31 devices at most)", errno: ENOSPC))
         }
         var bars: [(kind: vmm_pci_bar_kind, address: UInt64)] = []
         // A failure gives back what this add placed: the window is as before.
@@ -58,7 +59,7 @@ final class PCIBus {
             guard size > 0, let window = allocators[kind] else { continue }
             guard let address = window.allocate(size: size) else {
                 undo()
-                throw .system(SystemError("\(name): no room for its \(ByteSize.describe(size)) BAR\(bar) in the PCI window",
+                throw .system(SystemError("\(name): no room for its \(ByteSize.describe(size)) BAR\(bar) in PCI segment \(segment)'s window",
                                           errno: ENOSPC))
             }
             bars.append((kind, address))
@@ -75,7 +76,7 @@ final class PCIBus {
         }
         used.insert(slot)
         placed[slot] = bars
-        return slot
+        return PCIAddress(segment: segment, slot: slot)
     }
 
     /// Empties `slot` (hot-unplug): call with the vCPUs paused, then

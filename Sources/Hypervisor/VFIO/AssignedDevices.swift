@@ -10,12 +10,13 @@ import Glibc
 /// of them, the command line's or hot-added, can leave again.
 final class AssignedDevices {
     private let vm: VirtualMachine
-    private let bus: PCIBus
+    /// Bus 0 of each PCI segment, by segment.
+    private let buses: [PCIBus]
     private let container: VFIOContainer
     private struct Function {
         let device: VFIODevice
         let handle: OpaquePointer
-        let slot: Int
+        let address: PCIAddress
         /// Its group's fd, held open (`attach`) while KVM may refer to it.
         let groupFD: Int32
     }
@@ -24,18 +25,23 @@ final class AssignedDevices {
     /// holds each group once.
     private var kvmGroups: [Int: Int] = [:]
 
-    init(vm: VirtualMachine, bus: PCIBus, container: VFIOContainer) {
+    init(vm: VirtualMachine, buses: [PCIBus], container: VFIOContainer) {
         self.vm = vm
-        self.bus = bus
+        self.buses = buses
         self.container = container
     }
 
-    /// The functions with their slots, in the order they came.
-    var slots: [(device: VFIODevice, slot: Int)] { functions.map { ($0.device, $0.slot) } }
+    /// The functions with their addresses, in the order they came.
+    var addresses: [(device: VFIODevice, address: PCIAddress)] { functions.map { ($0.device, $0.address) } }
 
-    /// `device` into the next free slot; returns the slot. A failure at any
-    /// step undoes the steps before it.
-    func add(_ device: VFIODevice) throws(VMMError) -> Int {
+    /// `device` into the next free slot of its segment; returns its address.
+    /// A failure at any step undoes the steps before it.
+    func add(_ device: VFIODevice) throws(VMMError) -> PCIAddress {
+        guard device.config.pciSegment < buses.count else {
+            throw .config(.invalidValue(option: "--device", key: "pci_segment", value: String(device.config.pciSegment),
+                                        reason: "no such PCI segment: the VM has \(buses.count)"))
+        }
+        let bus = buses[device.config.pciSegment]
         let group = device.found.group
         let groupFD = try container.attach(group: group)
         var joinedKVM = false
@@ -56,10 +62,10 @@ final class AssignedDevices {
                 function = nil
                 throw .system(SystemError("--device \(device.found.bdf): \(error.what.map { String(cString: $0) } ?? "set it up")", returned: r))
             }
-            let slot = try bus.add(vmm_vfio_pci_function(created), name: "--device \(device.found.bdf)")
-            functions.append(Function(device: device, handle: created, slot: slot, groupFD: groupFD))
+            let address = try bus.add(vmm_vfio_pci_function(created), name: "--device \(device.found.bdf)")
+            functions.append(Function(device: device, handle: created, address: address, groupFD: groupFD))
             kvmGroups[group, default: 0] += 1
-            return slot
+            return address
         } catch {
             if let function { vmm_vfio_pci_destroy(function) }
             if joinedKVM { vmm_vfio_kvm_group_remove(vm.handle, groupFD) }
@@ -68,16 +74,16 @@ final class AssignedDevices {
         }
     }
 
-    func slot(of device: VFIODevice) -> Int? { functions.first { $0.device === device }?.slot }
+    func address(of device: VFIODevice) -> PCIAddress? { functions.first { $0.device === device }?.address }
 
-    /// The device in `slot` out (with every vCPU parked): its function gone,
-    /// its group out of KVM's hands once no function of it is left. The
-    /// device stays open; returns it, or nil if `slot` holds none.
+    /// The device at `address` out (with every vCPU parked): its function
+    /// gone, its group out of KVM's hands once no function of it is left.
+    /// The device stays open; returns it, or nil if none is there.
     @discardableResult
-    func remove(slot: Int) -> VFIODevice? {
-        guard let index = functions.firstIndex(where: { $0.slot == slot }) else { return nil }
+    func remove(_ address: PCIAddress) -> VFIODevice? {
+        guard let index = functions.firstIndex(where: { $0.address == address }) else { return nil }
         let function = functions.remove(at: index)
-        bus.remove(slot: slot)
+        buses[address.segment].remove(slot: address.slot)
         vmm_vfio_pci_destroy(function.handle)
         let group = function.device.found.group
         kvmGroups[group, default: 1] -= 1
@@ -99,7 +105,7 @@ final class AssignedDevices {
     /// Runs once the vCPUs are joined: every function out of its slot, the
     /// groups out of KVM's hands, and the boot's RAM unmapped.
     deinit {
-        for function in functions.reversed() { remove(slot: function.slot) }
+        for function in functions.reversed() { remove(function.address) }
         container.release(vm)
     }
 }

@@ -15,9 +15,8 @@ final class BootedVM {
     private let virtio: VirtioDevices
     /// The assigned devices in this boot; made with the first.
     private var assigned: AssignedDevices?
-    private let bus: PCIBus
-    /// Segments 1… (`--platform num_pci_segments`): host bridges alone.
-    private let otherSegments: [PCIBus]
+    /// Bus 0 of each PCI segment (`--platform num_pci_segments`), by segment.
+    private let buses: [PCIBus]
     /// Standard input for the serial port, with `--serial tty`.
     let input: SerialInput?
     private var stopped = false
@@ -39,7 +38,8 @@ final class BootedVM {
         try vm.createVCPUs(config.cpus)
         vcpuThreads = Set(0..<config.cpus.boot)
         maxVCPUs = config.cpus.max
-        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot)
+        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot,
+                                    pciSegments: config.platform.pciSegments)
         let segments = config.platform.pciSegments
         if config.memory.hotplugBytes > 0 {
             // The guest's CPUs reach as far as the host's: RAM, the hotplug
@@ -52,12 +52,11 @@ final class BootedVM {
                                             reason: "RAM, this much hotplug room and the PCI window end at \(ByteSize.describe(top)), past what \(bits)-bit physical addresses reach: give a smaller hotplug_size"))
             }
         }
-        let bus = try PCIBus(vm: vm, of: segments)
-        self.bus = bus
-        otherSegments = try (1..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
-        virtio = try VirtioDevices(vm: vm, bus: bus, resources: resources, logger: logger)
+        let buses = try (0..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
+        self.buses = buses
+        virtio = try VirtioDevices(vm: vm, buses: buses, resources: resources, rngSegment: config.rng.pciSegment, logger: logger)
         if let first = resources.assigned.first {
-            let assigned = AssignedDevices(vm: vm, bus: bus, container: first.container)
+            let assigned = AssignedDevices(vm: vm, buses: buses, container: first.container)
             for device in resources.assigned { _ = try assigned.add(device) }
             self.assigned = assigned
         }
@@ -105,84 +104,81 @@ final class BootedVM {
     /// Readable when the guest ejected a slot.
     var ejectFD: Int32 { devices.ejectFD }
 
-    /// Hotplug: `disk` (the launch's `index`th) into a free slot, then the
-    /// guest told; returns the slot.
+    /// Hotplug: `disk` (the launch's `index`th) into a free slot of its
+    /// segment, then the guest told; returns its address.
     /// Into a paused VM, the device thread is held like the others until vm.resume.
-    func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
+    func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
         try announce(hotAdded: try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK],
                                                      held: isPaused, logger: logger))
     }
 
     /// Hotplug: a network on `tap` (the launch's `index`th) into a free
-    /// slot, then the guest told; returns the slot.
-    func hotAdd(tap: Tap, index: Int, sandbox: Sandbox) throws(VMMError) -> Int {
+    /// slot of its segment, then the guest told; returns its address.
+    func hotAdd(tap: Tap, index: Int, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
         try announce(hotAdded: try virtio.hotAddNet(tap, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_NET],
                                                     held: isPaused, logger: logger))
     }
 
     /// The last step of a hotplug; if the guest cannot be told, the device
     /// leaves its slot again (thread, BARs, DMA mappings), as if never added.
-    private func announce(hotAdded slot: Int) throws(VMMError) -> Int {
+    private func announce(hotAdded address: PCIAddress) throws(VMMError) -> PCIAddress {
         do {
             try FaultInjection.check(.pciAnnounce)
-            try devices.announce(slot: slot, arrived: true)
+            try devices.announce(address, arrived: true)
         } catch {
-            devices.withdraw(slot: slot)
+            devices.withdraw(address)
             do {
-                try remove(slot: slot)
+                try remove(address)
             } catch let undo {
-                logger.error("hotplug into slot \(slot) failed and could not be undone: \(undo)")
+                logger.error("hotplug into \(address) failed and could not be undone: \(undo)")
             }
             throw error
         }
-        return slot
+        return address
     }
 
-    /// Hotplug: an assigned device into a free slot, then the guest told.
-    func hotAdd(device: VFIODevice) throws(VMMError) -> Int {
+    /// Hotplug: an assigned device into a free slot of its segment, then the guest told.
+    func hotAdd(device: VFIODevice) throws(VMMError) -> PCIAddress {
         try announce(hotAdded: try assign(device))
     }
 
-    /// `device` into the next free slot of segment 0; returns the slot.
-    @discardableResult
-    private func assign(_ device: VFIODevice) throws(VMMError) -> Int {
-        let assigned = self.assigned ?? AssignedDevices(vm: vm, bus: bus, container: device.container)
+    /// `device` into the next free slot of its segment; returns its address.
+    private func assign(_ device: VFIODevice) throws(VMMError) -> PCIAddress {
+        let assigned = self.assigned ?? AssignedDevices(vm: vm, buses: buses, container: device.container)
         self.assigned = assigned
         return try assigned.add(device)
     }
 
     /// Every PCI device of the VM with its id (given, or assigned when its
-    /// configuration was accepted: `DeviceIDs.swift`) and slot on segment
-    /// 0: the virtio devices, then assigned ones.
-    func deviceSlots() -> [(id: String, slot: Int)] {
-        var result = virtio.slots
-        for (device, slot) in assigned?.slots ?? [] { result.append((device.config.id ?? "", slot)) }
-        return result
+    /// configuration was accepted: `DeviceIDs.swift`) and address: the
+    /// virtio devices, then assigned ones.
+    func deviceAddresses() -> [(id: String, address: PCIAddress)] {
+        virtio.addresses + (assigned?.addresses ?? []).map { ($0.device.config.id ?? "", $0.address) }
     }
 
-    func slot(of disk: DiskImage) -> Int? { virtio.slot(of: disk) }
+    func address(of disk: DiskImage) -> PCIAddress? { virtio.address(of: disk) }
 
-    func slot(ofNet id: String) -> Int? { virtio.slot(ofNet: id) }
+    func address(ofNet id: String) -> PCIAddress? { virtio.address(ofNet: id) }
 
-    func slot(of device: VFIODevice) -> Int? { assigned?.slot(of: device) }
+    func address(of device: VFIODevice) -> PCIAddress? { assigned?.address(of: device) }
 
-    /// Asks the guest to let go of `slot`; its _EJ0 answers (`takeEjected`).
-    func requestRemoval(slot: Int) throws(VMMError) { try devices.announce(slot: slot, arrived: false) }
+    /// Asks the guest to let go of the slot at `address`; its _EJ0 answers (`takeEjected`).
+    func requestRemoval(_ address: PCIAddress) throws(VMMError) { try devices.announce(address, arrived: false) }
 
     /// What the guest ejected since the last call: the slots, for the
     /// caller to remove; the vCPUs, whose threads are stopped and joined.
-    func takeEjected() -> (slots: [Int], vcpus: [Int]) {
+    func takeEjected() -> (slots: [PCIAddress], vcpus: [Int]) {
         let slots = devices.takeEjected()
         return (slots, unplugEjectedVCPUs())
     }
 
-    /// Takes the device out of `slot` with every vCPU parked, so none is
+    /// Takes the device at `address` out with every vCPU parked, so none is
     /// inside one of its handlers, then lets the guest run on unless the
     /// API had it paused already.
-    func remove(slot: Int) throws(VMMError) {
+    func remove(_ address: PCIAddress) throws(VMMError) {
         try quiesced {
-            virtio.remove(slot: slot)
-            assigned?.remove(slot: slot)
+            virtio.remove(address)
+            assigned?.remove(address)
         }
     }
 

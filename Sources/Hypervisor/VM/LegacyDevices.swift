@@ -27,11 +27,14 @@ final class LegacyDevices {
     private var memoryHotplug: OpaquePointer?
     /// Readable when the guest ejected a slot or a vCPU (an _EJ0), for the VMM thread.
     let ejectFD: Int32
+    /// PCI segments, each with its hotplug slots.
+    private let segments: Int
 
     /// `serialOutput` nil means `--serial off`: no UART at all; `vcpus`
     /// run from boot.
-    init(vm: VirtualMachine, serialOutput: ConsoleOutput?, vcpus: Int) throws(VMMError) {
+    init(vm: VirtualMachine, serialOutput: ConsoleOutput?, vcpus: Int, pciSegments: Int) throws(VMMError) {
         self.vm = vm
+        segments = pciSegments
         serialIRQ = .allocate(capacity: 1)
         serialIRQ.initialize(to: vmm_irq(eventfd: -1, gsi: Self.com1GSI))
         gedIRQ = .allocate(capacity: 1)
@@ -56,7 +59,7 @@ final class LegacyDevices {
         g = vmm_ged_create(gedIRQ, &ged)
         guard g == 0, let ged else { throw .system(SystemError("create the GED", returned: g)) }
         try vm.registerPIO(base: UInt64(VMM_GED_PORT), length: 1, handler: vmm_ged_io, opaque: UnsafeMutableRawPointer(ged))
-        g = vmm_pci_hotplug_create(ejectFD, &hotplug)
+        g = vmm_pci_hotplug_create(ejectFD, UInt32(pciSegments), &hotplug)
         guard g == 0, let hotplug else { throw .system(SystemError("create the PCI hotplug registers", returned: g)) }
         try vm.registerPIO(base: UInt64(VMM_PCI_HOTPLUG_PORT), length: UInt64(VMM_PCI_HOTPLUG_LEN), handler: vmm_pci_hotplug_io,
                            opaque: UnsafeMutableRawPointer(hotplug))
@@ -97,15 +100,18 @@ final class LegacyDevices {
         gedIRQ.deallocate()
     }
 
-    /// Tells the guest that `slot` gained a device (`arrived`) or that the
-    /// VMM wants it back; the guest answers a removal with its _EJ0.
-    func announce(slot: Int, arrived: Bool) throws(VMMError) {
-        vmm_pci_hotplug_announce(hotplug, UInt32(slot), arrived)
+    /// Tells the guest that the slot at `address` gained a device
+    /// (`arrived`) or that the VMM wants it back; the guest answers a
+    /// removal with its _EJ0.
+    func announce(_ address: PCIAddress, arrived: Bool) throws(VMMError) {
+        vmm_pci_hotplug_announce(hotplug, UInt32(address.segment), UInt32(address.slot), arrived)
         try notify(UInt8(VMM_GED_PCI_HOTPLUG))
     }
 
-    /// Takes back an arrival in `slot` that the guest was not notified of.
-    func withdraw(slot: Int) { vmm_pci_hotplug_withdraw(hotplug, UInt32(slot)) }
+    /// Takes back an arrival at `address` that the guest was not notified of.
+    func withdraw(_ address: PCIAddress) {
+        vmm_pci_hotplug_withdraw(hotplug, UInt32(address.segment), UInt32(address.slot))
+    }
 
     /// Takes back an arrival of vCPUs the guest was not notified of: `new`
     /// ones absent again, `leaving` ones (re-announced while being asked
@@ -140,11 +146,13 @@ final class LegacyDevices {
     /// Slots the guest ejected since the last call. The eventfd is read
     /// first, so an eject after it (of a slot or a vCPU, which `isPresent`
     /// shows) wakes the VMM again.
-    func takeEjected() -> [Int] {
+    func takeEjected() -> [PCIAddress] {
         var count: UInt64 = 0
         _ = read(ejectFD, &count, 8)
-        let bits = vmm_pci_hotplug_take_ejected(hotplug)
-        return (0..<32).filter { bits & (1 << $0) != 0 }
+        return (0..<segments).flatMap { segment in
+            let bits = vmm_pci_hotplug_take_ejected(hotplug, UInt32(segment))
+            return (0..<32).filter { bits & (1 << $0) != 0 }.map { PCIAddress(segment: segment, slot: $0) }
+        }
     }
 
     /// The ACPI power button, pressed once: the guest decides what follows.

@@ -5,20 +5,22 @@ import Logging
 import Glibc
 #endif
 
-/// One boot's virtio devices, each a PCI function on bus 0: the disks in
-/// the order given (so the first is the guest's /dev/vda), the networks in
-/// the order given (eth0 first), the console unless it is off, and the rng. Each device has its own named thread.
+/// One boot's virtio devices, each a PCI function on bus 0 of its segment:
+/// the disks in the order given (so the first is the guest's /dev/vda), the
+/// networks in the order given (eth0 first), the console unless it is off,
+/// and the rng. Each device has its own named thread.
 final class VirtioDevices {
-    private let bus: PCIBus
+    /// Bus 0 of each PCI segment, by segment.
+    private let buses: [PCIBus]
     private let vm: VirtualMachine
-    /// In slot order; `disk` is the DiskImage a virtio-blk serves, `id`
-    /// the name vm.counters gives a disk or a network.
-    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, slot: Int, disk: DiskImage?,
+    /// In the order added; `disk` is the DiskImage a virtio-blk serves,
+    /// `id` the name vm.counters gives a disk or a network.
+    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, address: PCIAddress, disk: DiskImage?,
                            device: OpaquePointer, id: String?)] = []
     private var running = false
 
-    init(vm: VirtualMachine, bus: PCIBus, resources: LaunchResources, logger: Logger) throws(VMMError) {
-        self.bus = bus
+    init(vm: VirtualMachine, buses: [PCIBus], resources: LaunchResources, rngSegment: Int, logger: Logger) throws(VMMError) {
+        self.buses = buses
         self.vm = vm
         for (index, disk) in resources.disks.enumerated() {
             try addDisk(disk, index: index, logger: logger)
@@ -29,16 +31,16 @@ final class VirtioDevices {
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
             let r = vmm_virtio_console_create(vm.handle, resources.consoleReadsInput ? STDIN_FILENO : -1, console.fd, &device)
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", id: "__console")
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: 0, id: "__console")
         }
         var rng: OpaquePointer?
         let r = vmm_virtio_rng_create(vm.handle, resources.rngSource, &rng)
-        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng", id: "__rng")
+        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng", segment: rngSegment, id: "__rng")
     }
 
-    /// A virtio-net on `tap`, named for its place in the list; returns its slot.
+    /// A virtio-net on `tap`, named for its place in the list; returns its address.
     @discardableResult
-    private func addNet(_ tap: Tap, index: Int, logger: Logger) throws(VMMError) -> Int {
+    private func addNet(_ tap: Tap, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
         let name = "virtio-net\(index)"
         var device: OpaquePointer?
         let net = tap.config
@@ -52,14 +54,15 @@ final class VirtioDevices {
                 return vmm_virtio_net_create(vm.handle, &config, &device)
             }
         }
-        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)", id: net.id ?? "")
-        logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s), slot \(slot)")
-        return slot
+        let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)",
+                              segment: net.pciSegment, id: net.id ?? "")
+        logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s), at \(address)")
+        return address
     }
 
-    /// A virtio-blk for `disk`, named for its place in the list; returns its slot.
+    /// A virtio-blk for `disk`, named for its place in the list; returns its address.
     @discardableResult
-    private func addDisk(_ disk: DiskImage, index: Int, logger: Logger) throws(VMMError) -> Int {
+    private func addDisk(_ disk: DiskImage, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
         let name = "virtio-blk\(index)"
         var device: OpaquePointer?
         let r = name.withCString { thread in
@@ -71,24 +74,28 @@ final class VirtioDevices {
                 return vmm_virtio_blk_create(vm.handle, &config, &device)
             }
         }
-        let slot = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)", disk: disk,
-                           id: disk.config.id ?? "")
+        let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)",
+                              segment: disk.config.pciSegment, disk: disk, id: disk.config.id ?? "")
         let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
-        logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), slot \(slot)")
-        return slot
+        logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), at \(address)")
+        return address
     }
 
     @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
-                     name: String, disk: DiskImage? = nil, id: String? = nil) throws(VMMError) -> Int {
+                     name: String, segment: Int, disk: DiskImage? = nil, id: String? = nil) throws(VMMError) -> PCIAddress {
         guard created == 0, let device else { throw .system(SystemError("\(name): create the device", returned: created)) }
         var transport: OpaquePointer?
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
-        do {
-            let slot = try bus.add(vmm_virtio_pci_function(transport), name: name)
-            devices.append((transport, kind, slot, disk, device, id))
-            return slot
+        do throws(VMMError) {
+            guard segment < buses.count else {
+                throw .config(.invalidValue(option: name, key: "pci_segment", value: String(segment),
+                                                    reason: "no such PCI segment: the VM has \(buses.count)"))
+            }
+            let address = try buses[segment].add(vmm_virtio_pci_function(transport), name: name)
+            devices.append((transport, kind, address, disk, device, id))
+            return address
         } catch {
             vmm_virtio_pci_destroy(transport)
             throw error
@@ -96,32 +103,32 @@ final class VirtioDevices {
     }
 
     /// Hotplug: a disk into the running VM, its thread started; returns
-    /// the slot it took. The guest learns of it through ACPI (the caller).
+    /// the address it took. The guest learns of it through ACPI (the caller).
     /// `held`: the VM is paused, and the new thread is held like the others.
-    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> Int {
+    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
         try startHotAdded(try addDisk(disk, index: index, logger: logger), filter: filter, held: held)
     }
 
     /// Hotplug: a network on `tap` into the running VM, as `hotAddDisk`.
-    func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> Int {
+    func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
         try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter, held: held)
     }
 
-    private func startHotAdded(_ slot: Int, filter: SeccompFilter?, held: Bool) throws(VMMError) -> Int {
-        guard let entry = devices.last, entry.slot == slot else { return slot }
+    private func startHotAdded(_ address: PCIAddress, filter: SeccompFilter?, held: Bool) throws(VMMError) -> PCIAddress {
+        guard let entry = devices.last, entry.address == address else { return address }
         do {
             try FaultInjection.check(.deviceThread)
         } catch {
-            remove(slot: slot)
+            remove(address)
             throw error
         }
         let r = vmm_virtio_pci_start(entry.transport, filter == nil ? nil : vmm_seccomp_thread_init, filter?.opaque)
         guard r == 0 else {
-            remove(slot: slot)
+            remove(address)
             throw .system(SystemError("start the \(String(cString: vmm_thread_kind_name(entry.kind))) thread", returned: r))
         }
         if held { vmm_virtio_pci_pause(entry.transport) }
-        return slot
+        return address
     }
 
     /// Cloud Hypervisor's vm.counters: each disk's and network's, by id.
@@ -142,20 +149,20 @@ final class VirtioDevices {
     }
 
     /// Each device's id (Cloud Hypervisor's names: `_disk0`…, `__console`,
-    /// `__rng`) and slot, for vm.info's device tree.
-    var slots: [(id: String, slot: Int)] { devices.compactMap { entry in entry.id.map { ($0, entry.slot) } } }
+    /// `__rng`) and address, for vm.info's device tree.
+    var addresses: [(id: String, address: PCIAddress)] { devices.compactMap { entry in entry.id.map { ($0, entry.address) } } }
 
-    /// The slot serving `disk`, if any.
-    func slot(of disk: DiskImage) -> Int? { devices.first { $0.disk === disk }?.slot }
+    /// The address of the function serving `disk`, if any.
+    func address(of disk: DiskImage) -> PCIAddress? { devices.first { $0.disk === disk }?.address }
 
-    /// The slot of the network with this id, if any.
-    func slot(ofNet id: String) -> Int? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.slot }
+    /// The address of the network with this id, if any.
+    func address(ofNet id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.address }
 
     /// Hot-unplug, once the guest let go: call with the vCPUs paused.
-    func remove(slot: Int) {
-        guard let index = devices.firstIndex(where: { $0.slot == slot }) else { return }
+    func remove(_ address: PCIAddress) {
+        guard let index = devices.firstIndex(where: { $0.address == address }) else { return }
         let device = devices.remove(at: index)
-        bus.remove(slot: slot)
+        buses[address.segment].remove(slot: address.slot)
         if running { vmm_virtio_pci_stop(device.transport) }
         vmm_virtio_pci_destroy(device.transport)
     }
