@@ -85,6 +85,14 @@ struct ConfigParsingTests {
         #expect(try DeviceConfig(parsing: "path=0000:01:00.0,pci_segment=1").pciSegment == 1)
         #expect(try RngConfig(parsing: "src=/dev/urandom,pci_segment=1").pciSegment == 1)
         #expect(try DiskConfig(parsing: "path=a.raw").pciSegment == 0)
+        // The virtio console's keys are known, its segment not built; COM1 has none.
+        #expect(try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=0", option: "--console") == .file(path: "/tmp/c"))
+        #expect { try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=1", option: "--console") } throws: {
+            "\($0)".contains("--console pci_segment=1 is not supported yet")
+        }
+        #expect { try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=1", option: "--serial") } throws: {
+            "\($0)".contains("unknown key 'pci_segment'")
+        }
         var config = VMConfig(kernelPath: "/k")
         config.platform = PlatformConfig(pciSegments: 2)
         config.disks = [try DiskConfig(parsing: "path=a.raw,pci_segment=1")]

@@ -23,8 +23,11 @@ public enum ConsoleConfig: Sendable, Equatable {
                 throw .invalidValue(option: option, key: nil, value: text,
                                     reason: "expected off, null, pty, tty, file=PATH or socket=PATH")
             }
-            let list = try OptionList(text, option: option, known: ["file", "socket", "iommu"])
-            try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
+            // Cloud Hypervisor's virtio console is a PCI device with its keys; COM1 is not.
+            let pciKeys = option == "--console" ? ["id", "pci_segment", "pci_device_id"] : []
+            let list = try OptionList(text, option: option, known: ["file", "socket", "iommu"] + pciKeys)
+            try list.refuseUnsupported(["iommu", "pci_segment"], unlessEqualTo: ["iommu": "off", "pci_segment": "0"])
+            try list.refuseUnsupported(["id", "pci_device_id"])
             if let path = list["file"] {
                 guard !path.isEmpty else { throw .missing(option: option, what: "file= needs a path") }
                 self = .file(path: path)
