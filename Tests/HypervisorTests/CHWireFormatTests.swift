@@ -173,6 +173,47 @@ struct CHWireFormatTests {
         #expect(vmm.child.terminationStatus == 0)
     }
 
+    /// Problems `openapi_check.py` finds in `json` against Cloud
+    /// Hypervisor's schema `name`; empty when valid.
+    static func openAPIProblems(_ json: String, _ name: String) -> String {
+        let fixtures = Guests.repository.appendingPathComponent("Tests/Fixtures")
+        let r = run("/usr/bin/python3", [fixtures.appendingPathComponent("openapi_check.py").path,
+                                         fixtures.appendingPathComponent("cloud-hypervisor.yaml").path, name], input: json)
+        return r.status == 0 ? "" : "\(r.stdout)\(r.stderr)"
+    }
+
+    @Test("vm.info, vmm.ping and vm.counters are valid against Cloud Hypervisor's OpenAPI description: types, required fields, no null where it allows none, no field it lacks",
+          .enabled(if: APITests.curlAvailable && FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/yaml")))
+    func openAPI() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(getpid()).raw").path
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))
+        defer { try? FileManager.default.removeItem(atPath: disk) }
+        // Created, with the configuration Kata sends.
+        let created = try APIVMM([])
+        let body = APITests.createBody.replacingOccurrences(of: "KERNEL", with: try Guests.path("ticker"))
+        #expect(created.curl("PUT", "vm.create", body: body).status == 204)
+        var answers = [("VmInfo", created.curl("GET", "vm.info").body), ("VmmPingResponse", created.curl("GET", "vmm.ping").body)]
+        // Running, with disks (one hot-added on segment 1), a network, RAM and vCPU hotplug room and a landlock rule.
+        let running = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "off",
+                                  "--cpus", "boot=1,max=2", "--memory", "size=64M,hotplug_size=128M",
+                                  "--platform", "num_pci_segments=2", "--disk", "path=\(disk),readonly=on,serial=abc",
+                                  "--net", "tap=chinfo0,ip=10.207.0.1,mask=255.255.255.0,mac=12:34:56:78:90:ab"],
+                                 launcher: ["/usr/bin/unshare", "-n", "--"])
+        #expect(eventually(10) { running.stdout.contains("hotplug guest ready") })
+        #expect(running.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disk)\",\"readonly\":true,\"pci_segment\":1}").status == 200)
+        answers += [("VmInfo", running.curl("GET", "vm.info").body), ("VmCounters", running.curl("GET", "vm.counters").body)]
+        for (schema, json) in answers {
+            #expect(!json.isEmpty && Self.openAPIProblems(json, schema).isEmpty, "\(schema): \(Self.openAPIProblems(json, schema)) in \(json)")
+        }
+        // The checker itself: a null where none is allowed, a missing field, a wrong type.
+        #expect(Self.openAPIProblems("{\"config\":{\"payload\":{}},\"state\":\"Running\",\"device_tree\":null}", "VmInfo")
+                .contains("VmInfo.device_tree: null"))
+        #expect(Self.openAPIProblems("{\"state\":\"Running\"}", "VmInfo").contains("required field 'config' is missing"))
+        #expect(Self.openAPIProblems("{\"config\":{\"payload\":{},\"bogus\":1},\"state\":\"Running\"}", "VmInfo")
+                .contains("field 'bogus' is not in the schema"))
+        #expect(Self.openAPIProblems("{\"config\":{\"payload\":{}},\"state\":\"Asleep\"}", "VmInfo").contains("is not one of"))
+    }
+
     @Test("an answer's bytes: no reason phrase, keep-alive, Content-Length spelled as that client looks it up, ASCII only")
     func answerBytes() {
         var ok = HTTPResponse(status: 200, body: JSONValue.object(["path": .string("/tmp/dïsk😀"), "none": .null]).serialized)
