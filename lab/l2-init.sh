@@ -82,7 +82,7 @@ case "$action" in
                     | sed 's/^/L2: cpu hotplug complaint: /'
                 cpus_seen=$cpus
             fi
-            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) disks=[$disks] edus=$edus cpus=$cpus mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
+            echo "L2: tick $i $(cut -d' ' -f1 /proc/uptime) rt=$(realtime) disks=[$disks] edus=$edus cpus=$cpus mem=$(awk '/MemTotal/ {print $2}' /proc/meminfo)"
             # A hot-added edu is used once: BAR, DMA both ways.
             if [ "$edus" -gt "$edus_seen" ]; then edutest probe; fi
             edus_seen=$edus

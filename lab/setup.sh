@@ -29,7 +29,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
+    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
 fetch() { # flavour dir
@@ -111,9 +111,10 @@ copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci 
     virtio_rng virtio_net ext4 uio_pci_generic button evdev
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
-# Guest-side tools: the block benchmark, the assigned-device test.
+# Guest-side tools: the block benchmark, the assigned-device test, the clock.
 gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/blkbench.c"
 gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
+gcc -O2 -static -o "$cache/l2-root/bin/realtime" "$here/guest/realtime.c"
 gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
 # iperf3 for the network benchmark, with the shared libraries it loads.
 for f in /usr/bin/iperf3 $(ldd /usr/bin/iperf3 | grep -o '/[^ ]*'); do
@@ -130,7 +131,7 @@ cp "$cache/edu_irq/edu_irq.ko" "$cache/l2-root/lib/"
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from
 # 1 MiB, as cloud images lay it out) holding busybox and the same init.
 rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
-cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-rootfs/bin/"
+cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-root/bin/realtime" "$cache/l2-rootfs/bin/"
 mkdir -p "$cache/l2-rootfs/lib"; cp "$cache/l2-root/lib/edu_irq.ko" "$cache/l2-rootfs/lib/"
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"

@@ -231,7 +231,7 @@ struct LabNetTests {
 
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
-    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; vmm.shutdown on a running guest")
+    @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; the guest's clock steady across 20 unplugs; vmm.shutdown on a running guest")
     func kataShapedLaunch() throws {
         let boot = try Lab.boot("api")
         let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
@@ -327,6 +327,10 @@ struct LabAPITests {
         #expect(answer("vm.add-device", 2).contains("\"id\":\"cli0\"}") && answer("vm.add-device", 2).hasSuffix("HTTP=200"), "\(check)")
         #expect(check.contains("add-device: the command line's edu is back"), "\(check)")
         #expect(answer("vm.info", 6).contains("\"cli0\":{") && answer("vm.info", 6).contains("\"hot1\":{"), "\(answer("vm.info", 6))")
+        // "clock: N unplugs, guest clock offset A ms then B ms": the guest's clock did not move against L1's.
+        let clock = try #require(check.first { $0.hasPrefix("clock: ") }, "\(check)")
+        let figures = clock.split(separator: " ").compactMap { Double($0) }
+        #expect(figures.count == 3 && figures[0] == 20 && abs(figures[2] - figures[1]) < 50, "\(clock)")
         #expect(answer("vmm.shutdown").hasSuffix(" HTTP=204"), "\(answer("vmm.shutdown"))")
         #expect(check.contains("vmm.shutdown with the guest running: exit 0"), "\(check)")
         #expect(!check.contains { $0.hasPrefix("api: ") }, "\(check)")

@@ -157,14 +157,18 @@ echo $? > api.status
 # A command line's --device is a device like any other: removed from the
 # running guest and added back. A second device hot-added beside it joins
 # the VMM's one VFIO container: guest RAM is pinned for DMA once (the VMM's
-# locked memory does not grow); it goes on segment 1. Then Kata's way to stop: vmm.shutdown with
-# the guest running.
+# locked memory does not grow); it goes on segment 1. Then the guest's
+# clock across 20 unplugs, and Kata's way to stop: vmm.shutdown with the
+# guest running. The guest's console comes through stamp.py: each line led
+# by L1's clock when it arrived.
 set -- $(edus)
 cp "$cache/l2-disk.raw" $work/disk.raw
+rm -f $work/serial2; mkfifo $work/serial2
+python3 "$here/stamp.py" < $work/serial2 > api2.log &
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --disk path=$work/disk.raw --cmdline "console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api" \
-    --serial "file=$PWD/api2.log" --console off --cpus 1 --memory size=512M --seccomp true --platform num_pci_segments=2 \
-    --device "path=/sys/bus/pci/devices/$1/,id=cli0" > api-vmm2.log 2>&1 &
+    --serial tty --console off --cpus 1 --memory size=512M --seccomp true --platform num_pci_segments=2 \
+    --device "path=/sys/bus/pci/devices/$1/,id=cli0" < /dev/null > $work/serial2 2> api-vmm2.log &
 pid=$!
 tries=0
 until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
@@ -179,6 +183,26 @@ latest "edus=1" api2.log && echo "remove-device: the guest let the command line'
 api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$1/\", \"id\": \"cli0\"}"
 wait_for api2.log "factorial(10)=3628800" 5 && echo "add-device: the command line's edu is back" >> api.check
 api GET vm.info
+# The guest's CLOCK_REALTIME against L1's across 20 unplugs: a device's
+# removal parks the vCPUs without holding the guest's clock, so the offset
+# (the smallest of a window's ticks: the least delayed) does not move.
+offset() { # the window's lines: from, to
+    sed -n "$1,$2p" api2.log | awk '/L2: tick/ { for (i = 1; i <= NF; i++) if ($i ~ /^rt=/) {
+        d = $1 - substr($i, 4); if (n++ == 0 || d < m) m = d } } END { printf "%.1f", m * 1000 }'
+}
+from=$(wc -l < api2.log); sleep 8; to=$(wc -l < api2.log)
+before=$(offset $((from + 1)) $to)
+unplugs=0
+for i in $(seq 20); do
+    curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"path\": \"$work/hot.raw\", \"id\": \"tick$i\", \"readonly\": true}" \
+        http://localhost/api/v1/vm.add-disk > /dev/null
+    latest "disks=\[vda vdb \]" api2.log || break
+    curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"id\": \"tick$i\"}" http://localhost/api/v1/vm.remove-device
+    latest "disks=\[vda \]" api2.log || break
+    unplugs=$i
+done
+from=$(wc -l < api2.log); sleep 8; to=$(wc -l < api2.log)
+echo "clock: $unplugs unplugs, guest clock offset $before ms then $(offset $((from + 1)) $to) ms" >> api.check
 wait_for api2.log "L2: tick" 3 || echo "api: the second VM did not tick" >> api.check
 api PUT vmm.shutdown
 wait $pid
