@@ -26,6 +26,7 @@
 #include "sandbox/vmm_landlock.h"
 #include "common/vmm_sys.h"
 #include "platform/vmm_ged.h"
+#include "platform/vmm_platform.h"
 #include "platform/vmm_pci_hotplug.h"
 #include "platform/vmm_cpu_hotplug.h"
 #include "platform/vmm_mem_hotplug.h"

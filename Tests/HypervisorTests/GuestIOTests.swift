@@ -11,7 +11,7 @@ struct GuestIOTests {
     func accessesArrive() throws {
         let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
         try vm.createVCPUs(CPUsConfig())
-        let devices = try LegacyDevices(vm: vm, serialOutput: nil, vcpus: 1, pciSegments: 1)
+        let devices = try Platform(vm: vm, serialOutput: nil)
         let pio = AccessRecorder(tag: 1, readBase: 0xa0)
         let report = AccessRecorder(tag: 2, readBase: 0)
         let mmio = AccessRecorder(tag: 3, readBase: 0xb0)

@@ -10,7 +10,8 @@ import Glibc
 /// one from the same launch resources.
 final class BootedVM {
     let vm: VirtualMachine
-    private let devices: LegacyDevices
+    private let platform: Platform
+    private let hotplug: HotplugControllers
     private let logger: Logger
     private let virtio: VirtioDevices
     /// The assigned devices in this boot; made with the first.
@@ -38,8 +39,9 @@ final class BootedVM {
         try vm.createVCPUs(config.cpus)
         vcpuThreads = Set(0..<config.cpus.boot)
         maxVCPUs = config.cpus.max
-        devices = try LegacyDevices(vm: vm, serialOutput: resources.serialOutput, vcpus: config.cpus.boot,
-                                    pciSegments: config.platform.pciSegments)
+        let platform = try Platform(vm: vm, serialOutput: resources.serialOutput)
+        self.platform = platform
+        hotplug = try HotplugControllers(vm: vm, platform: platform, vcpus: config.cpus.boot, pciSegments: config.platform.pciSegments)
         let segments = config.platform.pciSegments
         if config.memory.hotplugBytes > 0 {
             // The guest's CPUs reach as far as the host's: RAM, the hotplug
@@ -78,7 +80,7 @@ final class BootedVM {
             virtio.stop()
             throw error
         }
-        input = resources.readsInput ? devices.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
+        input = resources.readsInput ? platform.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
     }
 
     deinit { stop() }
@@ -96,13 +98,13 @@ final class BootedVM {
         return StopReason(vm.stopInfo)
     }
 
-    func pressPowerButton() throws(VMMError) { try devices.pressPowerButton() }
+    func pressPowerButton() throws(VMMError) { try platform.pressPowerButton() }
 
     /// vm.counters: each disk's and network's, by id.
     func counters() -> [String: [String: UInt64]] { virtio.counters() }
 
     /// Readable when the guest ejected a slot.
-    var ejectFD: Int32 { devices.ejectFD }
+    var ejectFD: Int32 { hotplug.ejectFD }
 
     /// Hotplug: `disk` (the launch's `index`th) into a free slot of its
     /// segment, then the guest told; returns its address.
@@ -124,9 +126,9 @@ final class BootedVM {
     private func announce(hotAdded address: PCIAddress) throws(VMMError) -> PCIAddress {
         do {
             try FaultInjection.check(.pciAnnounce)
-            try devices.announce(address, arrived: true)
+            try hotplug.announce(address, arrived: true)
         } catch {
-            devices.withdraw(address)
+            hotplug.withdraw(address)
             do {
                 try remove(address)
             } catch let undo {
@@ -163,12 +165,12 @@ final class BootedVM {
     func address(of device: VFIODevice) -> PCIAddress? { assigned?.address(of: device) }
 
     /// Asks the guest to let go of the slot at `address`; its _EJ0 answers (`takeEjected`).
-    func requestRemoval(_ address: PCIAddress) throws(VMMError) { try devices.announce(address, arrived: false) }
+    func requestRemoval(_ address: PCIAddress) throws(VMMError) { try hotplug.announce(address, arrived: false) }
 
     /// What the guest ejected since the last call: the slots, for the
     /// caller to remove; the vCPUs, whose threads are stopped and joined.
     func takeEjected() -> (slots: [PCIAddress], vcpus: [Int]) {
-        let slots = devices.takeEjected()
+        let slots = hotplug.takeEjected()
         return (slots, unplugEjectedVCPUs())
     }
 
@@ -212,7 +214,7 @@ final class BootedVM {
         // Started now, and kept: asked back earlier, wanted again.
         var started: [Int] = [], kept: [Int] = []
         do {
-            for index in 0..<count where !devices.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
+            for index in 0..<count where !hotplug.isPresent(vcpu: index) || vcpusLeaving.contains(index) {
                 if vcpuThreads.contains(index) {
                     kept.append(index)
                 } else {
@@ -222,9 +224,9 @@ final class BootedVM {
                 }
             }
             if !started.isEmpty || !kept.isEmpty { try FaultInjection.check(.vcpuAnnounce) }
-            try devices.announce(vcpus: started + kept, arrived: true)
+            try hotplug.announce(vcpus: started + kept, arrived: true)
         } catch {
-            devices.withdraw(vcpus: started, leaving: kept)
+            hotplug.withdraw(vcpus: started, leaving: kept)
             for index in started {
                 vm.unplugVCPU(index)
                 vcpuThreads.remove(index)
@@ -232,8 +234,8 @@ final class BootedVM {
             throw error
         }
         vcpusLeaving.subtract(kept)
-        let leaving = (count..<maxVCPUs).filter { devices.isPresent(vcpu: $0) && !vcpusLeaving.contains($0) }
-        try devices.announce(vcpus: leaving, arrived: false)
+        let leaving = (count..<maxVCPUs).filter { hotplug.isPresent(vcpu: $0) && !vcpusLeaving.contains($0) }
+        try hotplug.announce(vcpus: leaving, arrived: false)
         vcpusLeaving.formUnion(leaving)
     }
 
@@ -269,10 +271,10 @@ final class BootedVM {
                 mapped = true
             }
             try FaultInjection.check(.ramAnnounce)
-            try self.devices.announce(memorySlot: memorySlots, base: gpa, size: added)
+            try hotplug.announce(memorySlot: memorySlots, base: gpa, size: added)
         } catch {
             // Undone in reverse, the RAM last, with nothing of the guest's running.
-            self.devices.withdraw(memorySlot: memorySlots)
+            hotplug.withdraw(memorySlot: memorySlots)
             if mapped { assigned?.unmapDMA(from: region) }
             do {
                 try quiesced(devicesToo: true) { vm.removeLastRAM() }
@@ -289,7 +291,7 @@ final class BootedVM {
     /// their threads stopped and joined. Returns them.
     @discardableResult
     private func unplugEjectedVCPUs() -> [Int] {
-        let ejected = vcpuThreads.filter { !devices.isPresent(vcpu: $0) }.sorted()
+        let ejected = vcpuThreads.filter { !hotplug.isPresent(vcpu: $0) }.sorted()
         for index in ejected {
             vm.unplugVCPU(index)
             vcpuThreads.remove(index)

@@ -1,0 +1,37 @@
+/* The PC devices every guest finds at fixed ports, created and claimed in
+ * one place: COM1 (0x3f8, IRQ 4; only with an output), the ACPI sleep and
+ * reset register, the i8042's reset line, pvpanic, the CMOS RTC, and the
+ * Generic Event Device (IRQ 5) through which the VMM raises the power
+ * button and the hotplug events (vmm_ged.h). The hotplug controllers are
+ * not here: they are the VMM's to announce through, not the board's. */
+#ifndef VMM_PLATFORM_H
+#define VMM_PLATFORM_H
+
+#include <stdint.h>
+
+#define VMM_COM1_PORT 0x3f8
+#define VMM_COM1_LEN 8
+#define VMM_COM1_GSI 4
+
+struct vmm_vm;
+struct vmm_serial;
+struct vmm_platform;
+
+struct vmm_platform_config {
+    /* COM1's output; -1: no COM1 at all (`--serial off`). Stays the caller's. */
+    int serial_fd;
+    /* What the RTC's CMOS reports as RAM below and above 4 GiB. */
+    uint64_t ram_below_4g, ram_above_4g;
+};
+
+/* Creates the devices and claims their ports on the VM's PIO bus; on
+ * failure, what was claimed and created is undone. */
+int vmm_platform_create(struct vmm_vm *vm, const struct vmm_platform_config *cfg, struct vmm_platform **out);
+/* Call once no vCPU can be in a handler (the vCPU threads joined). */
+void vmm_platform_destroy(struct vmm_platform *p);
+/* COM1, for the input path; NULL without one. */
+struct vmm_serial *vmm_platform_serial(struct vmm_platform *p);
+/* Raises GED events (VMM_GED_*) and the GED's interrupt. */
+int vmm_platform_notify(struct vmm_platform *p, uint8_t events);
+
+#endif
