@@ -9,8 +9,10 @@ import Glibc
 final class EventLoop {
     static let stopSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
 
-    private let epollFD: Int32
-    private let signalFD: Int32
+    private let epoll: OwnedDescriptor
+    private let signals: OwnedDescriptor
+    private var epollFD: Int32 { epoll.raw }
+    private var signalFD: Int32 { signals.raw }
 
     init() throws(VMMError) {
         var mask = sigset_t()
@@ -19,20 +21,13 @@ final class EventLoop {
         // Blocked before any vCPU thread exists, so only signalfd sees them.
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         signal(SIGPIPE, SIG_IGN)
-        signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        let signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
         guard signalFD >= 0 else { throw .system(SystemError("signalfd", errno: errno)) }
-        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else {
-            let error = errno
-            close(signalFD)
-            throw .system(SystemError("epoll_create1", errno: error))
-        }
+        signals = OwnedDescriptor(signalFD)
+        let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw .system(SystemError("epoll_create1", errno: errno)) }
+        epoll = OwnedDescriptor(epollFD)
         try add(signalFD)
-    }
-
-    deinit {
-        close(epollFD)
-        close(signalFD)
     }
 
     private func add(_ fd: Int32) throws(VMMError) {

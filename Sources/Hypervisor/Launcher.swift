@@ -80,7 +80,8 @@ final class LaunchResources {
     /// `vfio`: a reboot keeps them, vm.remove-device closes them.
     var assigned: [VFIODevice]
     /// virtio-rng's entropy source.
-    let rngSource: Int32
+    private let rng: OwnedDescriptor
+    var rngSource: Int32 { rng.raw }
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
     let readsInput: Bool
     let terminal: RawTerminal?
@@ -105,9 +106,8 @@ final class LaunchResources {
         self.vfio = vfio
         do throws(UserPath.Refusal) {
             let source = try UserPath.open(config.rng.source, flags: O_RDONLY, accept: [.characterDevice, .regularFile])
-            rngSource = source.fd
+            rng = OwnedDescriptor(source.fd)
             if source.kind == .regularFile && source.size == 0 {
-                close(source.fd)
                 throw UserPath.Refusal(reason: "is empty: virtio-rng would have no entropy to give (use /dev/urandom)")
             }
         } catch {
@@ -121,6 +121,4 @@ final class LaunchResources {
             logger.warning("tap \(tap.name) already exists: its IP configuration is left as it is")
         }
     }
-
-    deinit { close(rngSource) }
 }

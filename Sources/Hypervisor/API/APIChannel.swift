@@ -18,24 +18,20 @@ final class APIChannel: Sendable {
     }
 
     private let state = Mutex(State())
+    private let request: OwnedDescriptor
+    private let response: OwnedDescriptor
     /// Readable when a request waits (VMM thread's epoll).
-    let requestFD: Int32
+    var requestFD: Int32 { request.raw }
     /// Blocking: the API thread reads it for the answer.
-    private let responseFD: Int32
+    private var responseFD: Int32 { response.raw }
 
     init() throws(VMMError) {
-        requestFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        responseFD = eventfd(0, Int32(EFD_CLOEXEC))
-        guard requestFD >= 0, responseFD >= 0 else {
-            let error = errno
-            if requestFD >= 0 { Glibc.close(requestFD) }
-            throw .system(SystemError("eventfd for the API", errno: error))
-        }
-    }
-
-    deinit {
-        Glibc.close(requestFD)
-        Glibc.close(responseFD)
+        let requestFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard requestFD >= 0 else { throw .system(SystemError("eventfd for the API", errno: errno)) }
+        request = OwnedDescriptor(requestFD)
+        let responseFD = eventfd(0, Int32(EFD_CLOEXEC))
+        guard responseFD >= 0 else { throw .system(SystemError("eventfd for the API", errno: errno)) }
+        response = OwnedDescriptor(responseFD)
     }
 
     /// API thread: the VMM thread's answer to `request`.

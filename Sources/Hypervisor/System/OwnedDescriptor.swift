@@ -4,7 +4,7 @@ import Glibc
 
 /// A file descriptor with exactly one owner, which closes it: it cannot be
 /// copied, so no second holder can close it too or use it after the close.
-struct OwnedDescriptor: ~Copyable {
+struct OwnedDescriptor: ~Copyable, Sendable {
     let raw: Int32
 
     /// Takes ownership of `raw`, an open descriptor.

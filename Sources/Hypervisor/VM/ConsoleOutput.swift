@@ -7,13 +7,14 @@ import Glibc
 final class ConsoleOutput {
     /// -1 for a device whose output is discarded.
     let fd: Int32
-    private let owned: Bool
+    /// A file's descriptor is the console's; standard output is not.
+    private let owner: OwnedDescriptor?
 
     init(_ config: ConsoleConfig, option: String) throws(VMMError) {
         switch config {
         case .tty:
             fd = STDOUT_FILENO
-            owned = false
+            owner = nil
         case let .file(path):
             do {
                 fd = try UserPath.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o640,
@@ -21,14 +22,10 @@ final class ConsoleOutput {
             } catch {
                 throw .config(.invalidValue(option: option, key: "file", value: path, reason: error.reason))
             }
-            owned = true
+            owner = OwnedDescriptor(fd)
         default:
             fd = -1
-            owned = false
+            owner = nil
         }
-    }
-
-    deinit {
-        if owned { close(fd) }
     }
 }

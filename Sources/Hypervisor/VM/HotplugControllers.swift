@@ -17,7 +17,8 @@ final class HotplugControllers {
     /// With `hotplug_size` only, as the DSDT's memory devices.
     private let memoryHotplug: OpaquePointer?
     /// Readable when the guest ejected a slot or a vCPU (an _EJ0), for the VMM thread.
-    let ejectFD: Int32
+    private let eject: OwnedDescriptor
+    var ejectFD: Int32 { eject.raw }
     /// PCI segments, each with its hotplug slots.
     private let segments: Int
 
@@ -26,8 +27,9 @@ final class HotplugControllers {
         self.vm = vm
         self.platform = platform
         segments = pciSegments
-        ejectFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        let ejectFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard ejectFD >= 0 else { throw .system(SystemError("eventfd for PCI hotplug", errno: errno)) }
+        eject = OwnedDescriptor(ejectFD)
         var pci: OpaquePointer?, cpu: OpaquePointer?, memory: OpaquePointer?
         var claimed: [UInt64] = []
         func claim(_ port: Int32, _ length: Int32, _ handler: vmm_io_fn, _ device: OpaquePointer) throws(VMMError) {
@@ -52,7 +54,6 @@ final class HotplugControllers {
             vmm_mem_hotplug_destroy(memory)
             vmm_cpu_hotplug_destroy(cpu)
             vmm_pci_hotplug_destroy(pci)
-            close(ejectFD)
             throw error
         }
         hotplug = pci!
@@ -65,7 +66,6 @@ final class HotplugControllers {
         vmm_pci_hotplug_destroy(hotplug)
         vmm_cpu_hotplug_destroy(cpuHotplug)
         vmm_mem_hotplug_destroy(memoryHotplug)
-        close(ejectFD)
     }
 
     /// Tells the guest that the slot at `address` gained a device

@@ -7,7 +7,8 @@ import Glibc
 /// `/dev/kvm`, opened and checked once per launch while the VMM may still
 /// be privileged; every boot creates its VM from it.
 final class KVMDevice {
-    let fd: Int32
+    private let descriptor: OwnedDescriptor
+    var fd: Int32 { descriptor.raw }
 
     init() throws(VMMError) {
         var error = vmm_error()
@@ -17,8 +18,6 @@ final class KVMDevice {
             let what = error.what.map { String(cString: $0) } ?? "open /dev/kvm"
             throw .system(SystemError(what, returned: result))
         }
-        self.fd = fd
+        descriptor = OwnedDescriptor(fd)
     }
-
-    deinit { close(fd) }
 }

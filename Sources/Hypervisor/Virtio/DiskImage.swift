@@ -12,7 +12,8 @@ import Glibc
 /// write one image. Closing the fd releases it.
 final class DiskImage {
     let config: DiskConfig
-    let fd: Int32
+    private let descriptor: OwnedDescriptor
+    var fd: Int32 { descriptor.raw }
     let sizeBytes: UInt64
     /// GET_ID's answer: `serial=`, or an id derived from the file, as Cloud Hypervisor does.
     let serial: String
@@ -41,16 +42,14 @@ final class DiskImage {
                 ? refuse("cannot be opened (\(String(cString: strerror(error)))): check its permissions, and with --landlock that a --landlock-rules path covers it")
                 : refuse("cannot be opened for writing (\(String(cString: strerror(error)))); readonly=on gives the guest a read-only disk")
         }
-        fd = opened
-        let end = lseek(fd, 0, SEEK_END)
+        // Closed by its owner on every way out, this init's failures too.
+        descriptor = OwnedDescriptor(opened)
+        let end = lseek(opened, 0, SEEK_END)
         guard end >= 0 else {
-            let error = errno
-            close(fd)
-            throw refuse("cannot find its size: \(String(cString: strerror(error)))")
+            throw refuse("cannot find its size: \(String(cString: strerror(errno)))")
         }
         sizeBytes = UInt64(end)
-        if let format = Self.otherFormat(fd: fd, size: sizeBytes) {
-            close(fd)
+        if let format = Self.otherFormat(fd: opened, size: sizeBytes) {
             throw .config(.notSupported("--disk path=\(path): a \(format) image (only raw images for now; convert it with qemu-img convert -O raw)"))
         }
         var lock = flock()
@@ -58,8 +57,7 @@ final class DiskImage {
         lock.l_whence = Int16(SEEK_SET)
         // Cloud Hypervisor's byte-range lock covers the image's bytes; length 0 is the whole file.
         lock.l_len = config.lockWholeFile ? 0 : off_t(sizeBytes)
-        guard fcntl(fd, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
-            close(fd)
+        guard fcntl(opened, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
             switch Self.lockHolder(device: st.st_dev, inode: st.st_ino) {
             case let holder? where holder.pid == getpid():
                 throw refuse("is already one of this VM's disks: an image is used by one disk at a time (readonly=on disks can share one)")
@@ -71,8 +69,6 @@ final class DiskImage {
         }
         serial = config.serial ?? String("\(st.st_dev)\(st.st_rdev)\(st.st_ino)".prefix(20))
     }
-
-    deinit { close(fd) }
 
     /// The name of a disk format this is not raw, from its magic.
     static func otherFormat(fd: Int32, size: UInt64) -> String? {
