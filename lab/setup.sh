@@ -29,7 +29,8 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
+    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
+    "$here"/../Tests/HypervisorTests/Guests/common.S "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
 fetch() { # flavour dir
@@ -141,6 +142,9 @@ truncate -s 64M "$cache/l2-disk.raw"
 echo 'start=2048, type=83' | sfdisk -q "$cache/l2-disk.raw"
 dd if="$cache/l2-root.ext4" of="$cache/l2-disk.raw" bs=1M seek=1 conv=notrunc status=none
 rm -f "$cache/l2-root.ext4"
+
+# The tiny guest that acknowledges hotplug at once, for the device cycles.
+"$here/../scripts/build-guest.sh" hotplug "$cache/hotplug-guest"
 
 # L1's NVMe controller's namespace: a known first sector for the guest to read.
 truncate -s 16M "$cache/l1-nvme.raw"

@@ -406,6 +406,21 @@ struct LabVFIOTests {
         expectEduWorks(boot.log, "0000:00:04.0")
     }
 
+    @Test("1,000 hot-add and removal cycles of an assigned device beside a command-line one: every cycle succeeds, memory and descriptors stay flat")
+    func cycles() throws {
+        let boot = try Lab.boot("cycles")
+        let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("cycles-vmm.log").path, encoding: .utf8)) ?? ""
+        #expect(boot.status == 0, "\(vmmLog.suffix(2000))")
+        // "cycles: DONE of 1000, VmRSS A kB then B kB, fds C then D"
+        let line = try #require(boot.check.split(separator: "\n").first { $0.hasPrefix("cycles: ") && $0.contains(" of ") }, "\(boot.check)")
+        let figures = line.split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { Int($0) }
+        try #require(figures.count == 6, "\(line)")
+        #expect(figures[0] == 1000 && figures[1] == 1000, "\(boot.check)")
+        #expect(figures[3] - figures[2] < 2048, "resident memory grew: \(line)")
+        #expect(figures[4] == figures[5], "descriptors were kept: \(line)")
+        #expect(boot.log.components(separatedBy: "slot ejected on segment 0").count - 1 == 1000, "\(boot.log.suffix(500))")
+    }
+
     @Test("a guest reboot with the device assigned: it works in the second boot too")
     func reboot() throws {
         let boot = try Lab.boot("edu-reboot")
