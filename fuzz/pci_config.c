@@ -37,8 +37,8 @@ static void setup(void)
     int kvm;
     struct vmm_error err;
     if (vmm_kvm_open(&kvm, &err) < 0 || vmm_vm_create(kvm, &vm, &err) < 0 ||
-        vmm_pci_bus_create(vm, 0xe8000000, true, &bus) < 0 ||
-        vmm_pci_dev_create(vm, 0x1af4, 0x1044, 0xff0000, 1, 0x1af4, 0x1100, &ops, NULL, &dev) < 0 ||
+        vmm_pci_bus_create(&(struct vmm_pci_space){ vmm_vm_pio_bus(vm), vmm_vm_mmio_bus(vm) }, 0xe8000000, true, &bus) < 0 ||
+        vmm_pci_dev_create(&(struct vmm_pci_space){ vmm_vm_pio_bus(vm), vmm_vm_mmio_bus(vm) }, 0x1af4, 0x1044, 0xff0000, 1, 0x1af4, 0x1100, &ops, NULL, &dev) < 0 ||
         vmm_pci_dev_add_bar(dev, 0, VMM_PCI_BAR_MEM64, 0x8000, false, bar_io, NULL) < 0 ||
         vmm_pci_dev_add_bar(dev, 2, VMM_PCI_BAR_MEM32, 0x1000, false, bar_io, NULL) < 0 ||
         vmm_pci_dev_add_bar(dev, 3, VMM_PCI_BAR_IO, 0x20, false, bar_io, NULL) < 0 ||

@@ -19,6 +19,20 @@ build_c() {
 }
 
 spm="$out/spm"; package_built=
+# The package's objects: a source deleted since an earlier build leaves its
+# object behind, which must not be linked (it names what no longer exists).
+objects() {
+    local o name
+    for o in $(find "$1"/{ArgumentParser,ArgumentParserToolInfo,CSystem,CVMMCore,Hypervisor,Logging,SystemPackage,cloud_hypervisor}.build -name '*.o'); do
+        case "$o" in
+            *.build/Sources/*.c.o) name=${o#*.build/}; [ -e "${name%.o}" ] || continue ;;
+            # `sources` quotes a path with spaces.
+            *.swift.o) name=$(basename "${o%.o}")
+                grep -q -e "/$name\$" -e "/$name'\$" "${o%/*}/sources" 2>/dev/null || continue ;;
+        esac
+        echo "$o"
+    done
+}
 build_swift() {
     if [ -z "$package_built" ]; then
         # SwiftPM forgets a --target build's description between runs ("unknown build description").
@@ -33,7 +47,7 @@ build_swift() {
         maps+=(-Xcc "-fmodule-map-file=$m")
     done
     swiftc -O -g -sanitize=fuzzer,address -parse-as-library -I "$d/Modules" -Xcc -Iinclude "${maps[@]}" -module-name "fuzz_$1" \
-        "fuzz/$1.swift" $(find "$d"/{ArgumentParser,ArgumentParserToolInfo,CSystem,CVMMCore,Hypervisor,Logging,SystemPackage,cloud_hypervisor}.build -name '*.o') \
+        "fuzz/$1.swift" $(objects "$d") \
         -lseccomp -lcap-ng -luring -o "$out/$1"
 }
 

@@ -3,38 +3,71 @@ import Glibc
 import Testing
 @testable import Hypervisor
 
-/// Config space, BARs and MSI-X on a real VM's buses (no guest runs).
-@Suite("PCI configuration space, BARs and MSI-X", .enabled(if: Host.hasKVM, Host.kvmSkipReason), .serialized)
-struct PCITests {
-    let vm: VirtualMachine
+/// A PIO and an MMIO bus of the test's own, as a VM has them.
+final class TestBuses {
+    let pio: OpaquePointer
+    let mmio: OpaquePointer
 
     init() throws {
-        vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
+        var pio: OpaquePointer?, mmio: OpaquePointer?
+        try #require(vmm_bus_create(&pio) == 0 && vmm_bus_create(&mmio) == 0)
+        self.pio = pio!
+        self.mmio = mmio!
+    }
+
+    deinit {
+        vmm_bus_destroy(pio)
+        vmm_bus_destroy(mmio)
+    }
+
+    var space: vmm_pci_space { vmm_pci_space(pio: pio, mmio: mmio) }
+}
+
+/// A function with `bars`, whose accesses `recorder` sees, claiming its BARs in `space`.
+private func function(_ space: vmm_pci_space, _ recorder: AccessRecorder,
+                      bars: [(UInt32, vmm_pci_bar_kind, UInt64)]) throws -> OpaquePointer {
+    var space = space
+    var dev: OpaquePointer?
+    try #require(vmm_pci_dev_create(&space, 0x1234, 0x5678, 0x018000, 1, 0x1af4, 0x1100, nil, nil, &dev) == 0)
+    for (bar, kind, size) in bars {
+        try #require(vmm_pci_dev_add_bar(dev, bar, kind, size, false, AccessRecorder.handler, recorder.opaque) == 0)
+    }
+    return dev!
+}
+
+private func read32(_ dev: OpaquePointer, _ offset: UInt32) -> UInt32 {
+    var value: UInt32 = 0
+    withUnsafeMutableBytes(of: &value) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
+    return value
+}
+
+private func write(_ dev: OpaquePointer, _ offset: UInt32, _ value: UInt32, size: UInt32 = 4) {
+    var v = value
+    withUnsafeMutableBytes(of: &v) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), size, true) }
+}
+
+/// Config space, BARs and buses on buses of the test's own: the guest's
+/// side of PCI, checked on any machine (no /dev/kvm).
+@Suite("PCI configuration space, BARs and buses", .serialized)
+struct PCITests {
+    let buses: TestBuses
+
+    init() throws {
+        buses = try TestBuses()
     }
 
     func function(_ recorder: AccessRecorder, bars: [(UInt32, vmm_pci_bar_kind, UInt64)]) throws -> OpaquePointer {
-        var dev: OpaquePointer?
-        try #require(vmm_pci_dev_create(vm.handle, 0x1234, 0x5678, 0x018000, 1, 0x1af4, 0x1100, nil, nil, &dev) == 0)
-        for (bar, kind, size) in bars {
-            try #require(vmm_pci_dev_add_bar(dev, bar, kind, size, false, AccessRecorder.handler, recorder.opaque) == 0)
-        }
-        return dev!
+        try HypervisorTests.function(buses.space, recorder, bars: bars)
     }
 
-    func read32(_ dev: OpaquePointer, _ offset: UInt32) -> UInt32 {
-        var value: UInt32 = 0
-        withUnsafeMutableBytes(of: &value) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
-        return value
-    }
-
-    func write(_ dev: OpaquePointer, _ offset: UInt32, _ value: UInt32, size: UInt32 = 4) {
-        var v = value
-        withUnsafeMutableBytes(of: &v) { vmm_pci_dev_config_access(dev, offset, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), size, true) }
+    func busCreate(_ ecam: UInt64, conf1: Bool, _ bus: inout OpaquePointer?) -> Int32 {
+        var space = buses.space
+        return vmm_pci_bus_create(&space, ecam, conf1, &bus)
     }
 
     func mmioRead(_ address: UInt64) -> UInt32 {
         var value: UInt32 = 0
-        withUnsafeMutableBytes(of: &value) { _ = vmm_bus_dispatch(vm.mmioBus, address, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
+        withUnsafeMutableBytes(of: &value) { _ = vmm_bus_dispatch(buses.mmio, address, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 4, false) }
         return value
     }
 
@@ -60,9 +93,9 @@ struct PCITests {
         let recorder = AccessRecorder(tag: 7, readBase: 0x40)
         let dev = try function(recorder, bars: [(0, VMM_PCI_BAR_MEM64, 0x1000)])
         defer { vmm_pci_dev_destroy(dev) }
-        let before = vmm_bus_count(vm.mmioBus)
+        let before = vmm_bus_count(buses.mmio)
         try #require(vmm_pci_dev_set_bar_address(dev, 0, 0x1_0000_0000) == 0)
-        #expect(vmm_bus_count(vm.mmioBus) == before, "no decode before the guest enables memory")
+        #expect(vmm_bus_count(buses.mmio) == before, "no decode before the guest enables memory")
         write(dev, 0x04, 0x2, size: 2)
         #expect(vmm_pci_dev_bar_address(dev, 0) == 0x1_0000_0000)
         #expect(mmioRead(0x1_0000_0010) == 0x5352_5150)
@@ -73,7 +106,7 @@ struct PCITests {
         #expect(mmioRead(0x1_0000_0010) == 0xffff_ffff, "the old place reads as nothing")
         #expect(mmioRead(0xc000_0000) == 0x4342_4140)
         write(dev, 0x04, 0x0, size: 2)
-        #expect(vmm_bus_count(vm.mmioBus) == before)
+        #expect(vmm_bus_count(buses.mmio) == before)
         #expect(mmioRead(0xc000_0000) == 0xffff_ffff)
     }
 
@@ -116,7 +149,7 @@ struct PCITests {
     @Test("conf1 and ECAM reach the same functions; absent slots and functions read as all-ones")
     func busAccess() throws {
         var bus: OpaquePointer?
-        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, true, &bus) == 0)
+        try #require(busCreate(0xe800_0000, conf1: true, &bus) == 0)
         defer { vmm_pci_bus_destroy(bus) }
         func conf1(_ address: UInt32, _ offset: UInt64 = 4, size: UInt32 = 4) -> UInt32 {
             var a = address
@@ -143,9 +176,9 @@ struct PCITests {
     @Test("a second PCI segment: its own ECAM with its own host bridge, and no claim on the conf1 ports segment 0 has")
     func secondSegment() throws {
         var first: OpaquePointer?, second: OpaquePointer?
-        try #require(vmm_pci_bus_create(vm.handle, 0xe800_0000, true, &first) == 0)
+        try #require(busCreate(0xe800_0000, conf1: true, &first) == 0)
         defer { vmm_pci_bus_destroy(first) }
-        try #require(vmm_pci_bus_create(vm.handle, 0xe810_0000, false, &second) == 0)
+        try #require(busCreate(0xe810_0000, conf1: false, &second) == 0)
         defer { vmm_pci_bus_destroy(second) }
         let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
         #expect(vmm_pci_bus_add(first, 3, dev) == 0)
@@ -153,12 +186,18 @@ struct PCITests {
         #expect(mmioRead(0xe810_0000 + (3 << 15)) == 0xffff_ffff, "segment 0's function is not on segment 1")
         #expect(mmioRead(0xe800_0000 + (3 << 15)) == 0x5678_1234)
         var third: OpaquePointer?
-        #expect(vmm_pci_bus_create(vm.handle, 0xe820_0000, true, &third) < 0, "conf1 belongs to segment 0")
+        #expect(busCreate(0xe820_0000, conf1: true, &third) < 0, "conf1 belongs to segment 0")
     }
 
+}
+
+/// MSI-X on a real VM: its vectors are KVM GSI routes fed by irqfds.
+@Suite("MSI-X", .enabled(if: Host.hasKVM, Host.kvmSkipReason), .serialized)
+struct MSIXTests {
     @Test("MSI-X: table and PBA in a BAR; a masked vector's signal becomes a pending bit; garbage accesses are ignored")
     func msix() throws {
-        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
+        let dev = try function(vmm_pci_space(pio: vm.pioBus, mmio: vm.mmioBus), AccessRecorder(tag: 1, readBase: 0), bars: [])
         defer { vmm_pci_dev_destroy(dev) }
         var msix: OpaquePointer?
         try #require(vmm_msix_create(vm.handle, dev, 3, 0, 0x0, 0x800, &msix) == 0)

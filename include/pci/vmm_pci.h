@@ -16,9 +16,16 @@
 
 #include "vm/vmm_bus.h"
 
-struct vmm_vm;
 struct vmm_pci_dev;
 struct vmm_pci_bus;
+
+/* Where functions claim their BARs and a bus its config windows: a VM's
+ * port and memory buses (vmm_vm_pio_bus, vmm_vm_mmio_bus), or a test's
+ * own — config space, BARs and their moves need no KVM. */
+struct vmm_pci_space {
+    struct vmm_bus *pio;
+    struct vmm_bus *mmio;
+};
 
 #define VMM_PCI_CFG_SIZE 4096
 #define VMM_PCI_SLOTS 32
@@ -49,7 +56,7 @@ struct vmm_pci_ops {
 
 /* Allocates a type-0 function with the given identity; its BARs and
  * capabilities are added before it goes on the bus. */
-int vmm_pci_dev_create(struct vmm_vm *vm, uint16_t vendor, uint16_t device, uint32_t class_code,
+int vmm_pci_dev_create(const struct vmm_pci_space *space, uint16_t vendor, uint16_t device, uint32_t class_code,
                        uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id,
                        const struct vmm_pci_ops *ops, void *opaque, struct vmm_pci_dev **out);
 void vmm_pci_dev_destroy(struct vmm_pci_dev *dev);
@@ -92,7 +99,7 @@ uint8_t *vmm_pci_dev_config_bytes(struct vmm_pci_dev *dev);
 /* A segment's bus 0: host bridge at 00:00.0, an ECAM window at
  * `ecam_base` (VMM_PCI_ECAM_SIZE bytes), and with `conf1` the legacy
  * 0xcf8 ports, which reach segment 0 only. */
-int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out);
+int vmm_pci_bus_create(const struct vmm_pci_space *space, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out);
 /* Unregisters the buses' ranges and frees the bus (not the functions). */
 void vmm_pci_bus_destroy(struct vmm_pci_bus *bus);
 /* Takes the function out of `slot` and returns it (NULL if empty). vCPUs

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "pci/pci_dev.h"
-#include "vm/vm_internal.h"
 #include "common/vmm_log.h"
 
 #define CFG_VENDOR 0x00
@@ -34,7 +33,7 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 static uint32_t get32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
-int vmm_pci_dev_create(struct vmm_vm *vm, uint16_t vendor, uint16_t device, uint32_t class_code,
+int vmm_pci_dev_create(const struct vmm_pci_space *space, uint16_t vendor, uint16_t device, uint32_t class_code,
                        uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id,
                        const struct vmm_pci_ops *ops, void *opaque, struct vmm_pci_dev **out)
 {
@@ -42,7 +41,7 @@ int vmm_pci_dev_create(struct vmm_vm *vm, uint16_t vendor, uint16_t device, uint
     if (!dev)
         return -ENOMEM;
     pthread_mutex_init(&dev->lock, NULL);
-    dev->vm = vm;
+    dev->space = *space;
     dev->ops = ops;
     dev->opaque = opaque;
     dev->cap_end = CFG_CAP_START;
@@ -63,7 +62,7 @@ int vmm_pci_dev_create(struct vmm_vm *vm, uint16_t vendor, uint16_t device, uint
 
 static struct vmm_bus *bar_bus(const struct vmm_pci_dev *dev, const struct pci_bar *bar)
 {
-    return bar->kind == VMM_PCI_BAR_IO ? dev->vm->pio : dev->vm->mmio;
+    return bar->kind == VMM_PCI_BAR_IO ? dev->space.pio : dev->space.mmio;
 }
 
 void vmm_pci_dev_destroy(struct vmm_pci_dev *dev)

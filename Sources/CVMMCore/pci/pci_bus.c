@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "pci/pci_dev.h"
-#include "vm/vm_internal.h"
 
 #define CONF1_ENABLE 0x80000000u
 /* Intel's host bridge ID, as Cloud Hypervisor presents it; class 06/00. */
@@ -16,7 +15,7 @@
 #define CLASS_HOST_BRIDGE 0x060000
 
 struct vmm_pci_bus {
-    struct vmm_vm *vm;
+    struct vmm_pci_space space;
     uint64_t ecam_base;
     /* Readers on vCPU threads load slots without a lock; hotplug publishes
      * with a release store, which the acquire loads here pair with, and
@@ -29,25 +28,25 @@ struct vmm_pci_bus {
     bool conf1_registered, ecam_registered;
 };
 
-int vmm_pci_bus_create(struct vmm_vm *vm, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out)
+int vmm_pci_bus_create(const struct vmm_pci_space *space, uint64_t ecam_base, bool conf1, struct vmm_pci_bus **out)
 {
     struct vmm_pci_bus *bus = calloc(1, sizeof(*bus));
     if (!bus)
         return -ENOMEM;
-    bus->vm = vm;
+    bus->space = *space;
     bus->ecam_base = ecam_base;
-    int ret = vmm_pci_dev_create(vm, HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE, CLASS_HOST_BRIDGE, 0, 0, 0,
+    int ret = vmm_pci_dev_create(space, HOST_BRIDGE_VENDOR, HOST_BRIDGE_DEVICE, CLASS_HOST_BRIDGE, 0, 0, 0,
                                  NULL, NULL, &bus->host_bridge);
     if (ret < 0)
         goto error;
     atomic_store(&bus->slots[0], bus->host_bridge);
     if (conf1) {
-        ret = vmm_bus_register(vm->pio, VMM_PCI_CONF1_PORT, 8, vmm_pci_conf1_io, bus);
+        ret = vmm_bus_register(space->pio, VMM_PCI_CONF1_PORT, 8, vmm_pci_conf1_io, bus);
         if (ret < 0)
             goto error;
         bus->conf1_registered = true;
     }
-    ret = vmm_bus_register(vm->mmio, ecam_base, VMM_PCI_ECAM_SIZE, vmm_pci_ecam_io, bus);
+    ret = vmm_bus_register(space->mmio, ecam_base, VMM_PCI_ECAM_SIZE, vmm_pci_ecam_io, bus);
     if (ret < 0)
         goto error;
     bus->ecam_registered = true;
@@ -63,9 +62,9 @@ void vmm_pci_bus_destroy(struct vmm_pci_bus *bus)
     if (!bus)
         return;
     if (bus->conf1_registered)
-        vmm_bus_unregister(bus->vm->pio, VMM_PCI_CONF1_PORT);
+        vmm_bus_unregister(bus->space.pio, VMM_PCI_CONF1_PORT);
     if (bus->ecam_registered)
-        vmm_bus_unregister(bus->vm->mmio, bus->ecam_base);
+        vmm_bus_unregister(bus->space.mmio, bus->ecam_base);
     vmm_pci_dev_destroy(bus->host_bridge);
     free(bus);
 }

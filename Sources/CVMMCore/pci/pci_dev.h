@@ -18,7 +18,7 @@ struct pci_bar {
 
 struct vmm_pci_dev {
     pthread_mutex_t lock;
-    struct vmm_vm *vm;
+    struct vmm_pci_space space;
     uint8_t cfg[VMM_PCI_CFG_SIZE];
     uint8_t wmask[VMM_PCI_CFG_SIZE];
     uint8_t w1c[VMM_PCI_CFG_SIZE];

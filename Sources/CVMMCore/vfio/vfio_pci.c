@@ -461,7 +461,8 @@ int vmm_vfio_pci_create(struct vmm_vm *vm, int device_fd, uint32_t intx_gsi, str
     d->intx_irq.eventfd = d->intx_resample = -1;
     for (unsigned i = 0; i < MSI_MAX_VECTORS; i++)
         d->msi[i].eventfd = -1;
-    int ret = vmm_pci_dev_create(vm, 0, 0, 0, 0, 0, 0, &vfio_pci_ops, d, &d->pci);
+    struct vmm_pci_space space = { vmm_vm_pio_bus(vm), vmm_vm_mmio_bus(vm) };
+    int ret = vmm_pci_dev_create(&space, 0, 0, 0, 0, 0, 0, &vfio_pci_ops, d, &d->pci);
     if (ret < 0) {
         free(d);
         return fail(err, "allocate the PCI function", ret);

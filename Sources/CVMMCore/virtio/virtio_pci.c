@@ -279,7 +279,8 @@ int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct v
     device->signal = signal_vector;
     device->transport = t;
     const struct virtio_device_ops *ops = device->ops;
-    int ret = vmm_pci_dev_create(vm, VIRTIO_PCI_VENDOR, (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
+    struct vmm_pci_space space = { vmm_vm_pio_bus(vm), vmm_vm_mmio_bus(vm) };
+    int ret = vmm_pci_dev_create(&space, VIRTIO_PCI_VENDOR, (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
                                  ops->pci_class, 1, VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS,
                                  &virtio_pci_ops, t, &t->pci);
     if (ret < 0)

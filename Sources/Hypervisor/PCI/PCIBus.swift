@@ -22,7 +22,8 @@ final class PCIBus {
 
     init(vm: VirtualMachine, segment: Int = 0, of segments: Int = 1) throws(VMMError) {
         var bus: OpaquePointer?
-        let r = vmm_pci_bus_create(vm.handle, GuestLayout.pciECAM(segment: segment).start, segment == 0, &bus)
+        var space = vmm_pci_space(pio: vm.pioBus, mmio: vm.mmioBus)
+        let r = vmm_pci_bus_create(&space, GuestLayout.pciECAM(segment: segment).start, segment == 0, &bus)
         guard r == 0, let bus else { throw .system(SystemError("create PCI segment \(segment)'s bus", returned: r)) }
         handle = bus
         self.vm = vm
