@@ -168,7 +168,7 @@ python3 "$here/stamp.py" < $work/serial2 > api2.log &
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --disk path=$work/disk.raw --cmdline "console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api" \
     --serial tty --console off --cpus 1 --memory size=512M --seccomp true --platform num_pci_segments=2 \
-    --device "path=/sys/bus/pci/devices/$1/,id=cli0" < /dev/null > $work/serial2 2> api-vmm2.log &
+    --device "path=/sys/bus/pci/devices/$1/,id=cli0" -v < /dev/null > $work/serial2 2> api-vmm2.log &
 pid=$!
 tries=0
 until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
@@ -195,10 +195,14 @@ before=$(offset $((from + 1)) $to)
 unplugs=0
 for i in $(seq 20); do
     curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"path\": \"$work/hot.raw\", \"id\": \"tick$i\", \"readonly\": true}" \
-        http://localhost/api/v1/vm.add-disk > /dev/null
+        -w ' HTTP=%{http_code}\n' http://localhost/api/v1/vm.add-disk >> api-clock.log
     latest "disks=\[vda vdb \]" api2.log || break
-    curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"id\": \"tick$i\"}" http://localhost/api/v1/vm.remove-device
+    curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"id\": \"tick$i\"}" -w ' HTTP=%{http_code}\n' http://localhost/api/v1/vm.remove-device >> api-clock.log
     latest "disks=\[vda \]" api2.log || break
+    # Gone once the VMM has taken the guest's eject: only then is the image free again.
+    tries=0
+    while curl -s --max-time 30 --unix-socket $sock http://localhost/api/v1/vm.info | grep -q "\"tick$i\"" \
+        && [ $tries -lt 150 ]; do sleep 0.2; tries=$((tries + 1)); done
     unplugs=$i
 done
 from=$(wc -l < api2.log); sleep 8; to=$(wc -l < api2.log)
