@@ -62,8 +62,11 @@ threads_settle() { # N
 # Waits, 30 s at most, until the guest's latest lines match PATTERN.
 latest() { # pattern [log]
     tries=0
-    until tail -n 2 "${2:-api.log}" | grep -q "$1" || [ $tries -ge 150 ]; do sleep 0.2; tries=$((tries + 1)); done
-    tail -n 2 "${2:-api.log}" | grep -q "$1"
+    while [ $tries -lt 150 ]; do
+        tail -n 2 "${2:-api.log}" | grep -q "$1" && return 0
+        sleep 0.2; tries=$((tries + 1))
+    done
+    return 1
 }
 # The VMM's locked memory in kB: guest RAM pinned for VFIO DMA counts there.
 locked() {
@@ -196,9 +199,9 @@ unplugs=0
 for i in $(seq 20); do
     curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"path\": \"$work/hot.raw\", \"id\": \"tick$i\", \"readonly\": true}" \
         -w ' HTTP=%{http_code}\n' http://localhost/api/v1/vm.add-disk >> api-clock.log
-    latest "disks=\[vda vdb \]" api2.log || break
+    latest "disks=\[vda vdb \]" api2.log || { echo "clock: unplug $i: the guest did not find the disk" >> api.check; break; }
     curl -s --max-time 30 --unix-socket $sock -X PUT -d "{\"id\": \"tick$i\"}" -w ' HTTP=%{http_code}\n' http://localhost/api/v1/vm.remove-device >> api-clock.log
-    latest "disks=\[vda \]" api2.log || break
+    latest "disks=\[vda \]" api2.log || { echo "clock: unplug $i: the guest kept the disk" >> api.check; break; }
     # Gone once the VMM has taken the guest's eject: only then is the image free again.
     tries=0
     while curl -s --max-time 30 --unix-socket $sock http://localhost/api/v1/vm.info | grep -q "\"tick$i\"" \
