@@ -8,5 +8,5 @@ scripts/install-deps.sh
 lab/setup.sh >/dev/null
 swift build -c release --static-swift-stdlib
 # The guest-facing parsers under libFuzzer (ASan, UBSan), briefly.
-fuzz/run.sh 20
+fuzz/run.sh 10
 swift test
