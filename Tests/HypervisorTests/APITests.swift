@@ -324,10 +324,11 @@ struct APITests {
         #expect(api.shutdown() == 0)
     }
 
-    @Test("network hotplug: a tap handed over with vm.add-net into the running VM, then asked back and closed",
+    @Test("network hotplug: a tap handed over with vm.add-net into the running VM, then asked back and closed; one the VMM makes, onto segment 1",
           .enabled(if: curlAvailable && NetHostTests.canMakeTaps, "needs curl, root and /dev/net/tun"))
     func netHotplug() throws {
-        let vmm = try APIVMM(try guestArguments("hotplug"), launcher: ["/usr/bin/unshare", "-n", "--"])
+        let vmm = try APIVMM(try guestArguments("hotplug") + ["--platform", "num_pci_segments=2"],
+                             launcher: ["/usr/bin/unshare", "-n", "--"])
         #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
         let pid = vmm.child.processIdentifier
         // In the VMM's network namespace: a tap opened as Kata opens it, sent over the socket.
@@ -362,8 +363,10 @@ struct APITests {
         let closed = run(remote, ["--api-socket", vmm.socket, "add-net", "fd=[1000]"])
         #expect(closed.status == 1 && closed.stderr.contains("descriptor 1000 is not open in ch-remote"), "\(closed.stderr)")
         // A tap the VMM makes and configures itself, under its confined thread's filter.
-        let made = vmm.curl("PUT", "vm.add-net", body: "{\"tap\":\"chhot1\",\"ip\":\"10.205.0.1\",\"mask\":\"255.255.255.0\",\"mtu\":4000}")
-        #expect(made.status == 200 && made.body.contains("\"id\":\"_net0\""), "\(made.body)")
+        // … onto PCI segment 1, where the guest is told of it.
+        let made = vmm.curl("PUT", "vm.add-net", body: "{\"tap\":\"chhot1\",\"ip\":\"10.205.0.1\",\"mask\":\"255.255.255.0\",\"mtu\":4000,\"pci_segment\":1}")
+        #expect(made.status == 200 && made.body == "{\"bdf\":\"0001:00:01.0\",\"id\":\"_net0\"}", "\(made.body)")
+        #expect(eventually(10) { vmm.stdout.contains("slot arrived on segment 1") }, "\(vmm.stdout)")
         #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"remote0\""))
         let link = run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-o", "addr", "show", "chhot1"]).stdout
         #expect(link.contains("inet 10.205.0.1/24"), "\(link)")
