@@ -45,9 +45,9 @@ struct CloudHypervisor: ParsableCommand {
             transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--serial") })
     var serial: ConsoleConfig = .null
 
-    @Option(help: ArgumentHelp("virtio-console (hvc0): off|null|tty|file=<path> (default tty).", valueName: "console"),
-            transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--console") })
-    var console: ConsoleConfig = .tty
+    @Option(help: ArgumentHelp("virtio-console (hvc0): off|null|tty|file=<path>[,pci_segment=<n>] (default tty).", valueName: "console"),
+            transform: library { text throws(ConfigError) in try ConsoleOption(parsing: text) })
+    var console = ConsoleOption(mode: .tty)
 
     @Option(parsing: .upToNextOption, help: ArgumentHelp("path=<raw image>[,readonly=on|off,id=<id>,serial=<s>,num_queues=<n>,queue_size=<n>] ...", valueName: "disk"),
             transform: library(DiskConfig.init(parsing:)))
@@ -104,10 +104,12 @@ struct CloudHypervisor: ParsableCommand {
     var group: String?
 
     var vmConfig: VMConfig {
-        VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
-                 serial: serial, console: console, disks: disk, devices: device, nets: net, rng: rng, platform: platform,
+        var config = VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
+                 serial: serial, console: console.mode, disks: disk, devices: device, nets: net, rng: rng, platform: platform,
                  seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocket: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
+        config.consolePCISegment = console.pciSegment
+        return config
     }
 
     static func main() {

@@ -177,21 +177,24 @@ struct APITests {
         #expect(fixed.shutdown() == 0)
     }
 
-    @Test("PCI segment 1: a disk there from the command line, another hot-added there and ejected; a segment the VM lacks refused",
+    @Test("PCI segment 1: a disk and the console there from the command line, another disk hot-added there and ejected; a segment the VM lacks refused",
           .enabled(if: curlAvailable))
     func segmentHotplug() throws {
         let disks = (0..<2).map { FileManager.default.temporaryDirectory.appendingPathComponent("segment-\(getpid())-\($0).raw").path }
         for disk in disks { FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)) }
         defer { for disk in disks { try? FileManager.default.removeItem(atPath: disk) } }
-        let vmm = try APIVMM(try guestArguments("hotplug") + ["--platform", "num_pci_segments=2",
-                                                              "--disk", "path=\(disks[0]),id=cold,pci_segment=1"])
+        let vmm = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "null,pci_segment=1",
+                              "--platform", "num_pci_segments=2", "--disk", "path=\(disks[0]),id=cold,pci_segment=1"])
         #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
         let info = vmm.curl("GET", "vm.info").body
+        // The console on segment 1 too, after the disk.
         #expect(info.contains("\"cold\":{\"children\":[],\"id\":\"cold\",\"pci_bdf\":\"0001:00:01.0\""), "\(info)")
+        #expect(info.contains("\"__console\":{\"children\":[],\"id\":\"__console\",\"pci_bdf\":\"0001:00:02.0\""), "\(info)")
+        #expect(info.contains("\"console\":{\"mode\":\"Null\",\"pci_segment\":1}"), "\(info)")
         #expect(info.contains("\"pci_segment\":1"), "\(info)")
         // Segment 1's next free slot, announced on segment 1's registers.
         let added = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\",\"id\":\"hot\",\"pci_segment\":1}")
-        #expect(added.status == 200 && added.body == "{\"bdf\":\"0001:00:02.0\",\"id\":\"hot\"}", "\(added.body)")
+        #expect(added.status == 200 && added.body == "{\"bdf\":\"0001:00:03.0\",\"id\":\"hot\"}", "\(added.body)")
         #expect(eventually(10) { vmm.stdout.contains("slot arrived on segment 1") }, "\(vmm.stdout)")
         #expect(!vmm.stdout.contains("slot arrived on segment 0"), "\(vmm.stdout)")
         #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"hot\"}").status == 204)

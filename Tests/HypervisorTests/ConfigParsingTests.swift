@@ -78,19 +78,19 @@ struct ConfigParsingTests {
         }
     }
 
-    @Test("pci_segment on --disk, --net, --device and --rng: a segment the VM has (Cloud Hypervisor's \"Invalid PCI segment id\")")
+    @Test("pci_segment on --disk, --net, --device, --rng and --console: a segment the VM has (Cloud Hypervisor's \"Invalid PCI segment id\")")
     func pciSegment() throws {
         #expect(try DiskConfig(parsing: "path=a.raw,pci_segment=1").pciSegment == 1)
         #expect(try NetConfig(parsing: "tap=t0,pci_segment=2").pciSegment == 2)
         #expect(try DeviceConfig(parsing: "path=0000:01:00.0,pci_segment=1").pciSegment == 1)
         #expect(try RngConfig(parsing: "src=/dev/urandom,pci_segment=1").pciSegment == 1)
         #expect(try DiskConfig(parsing: "path=a.raw").pciSegment == 0)
-        // The virtio console's keys are known, its segment not built; COM1 has none.
-        #expect(try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=0", option: "--console") == .file(path: "/tmp/c"))
-        #expect { try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=1", option: "--console") } throws: {
-            "\($0)".contains("--console pci_segment=1 is not supported yet")
-        }
-        #expect { try ConsoleConfig(parsing: "file=/tmp/c,pci_segment=1", option: "--serial") } throws: {
+        // The virtio console's segment, after a mode or a file; COM1 has none.
+        #expect(try ConsoleOption(parsing: "tty,pci_segment=1") == ConsoleOption(mode: .tty, pciSegment: 1))
+        #expect(try ConsoleOption(parsing: "file=/tmp/c,pci_segment=2") == ConsoleOption(mode: .file(path: "/tmp/c"), pciSegment: 2))
+        #expect(try ConsoleOption(parsing: "off") == ConsoleOption(mode: .off))
+        #expect { try ConsoleOption(parsing: "tty,pci_device_id=3") } throws: { "\($0)".contains("--console pci_device_id=3 is not supported yet") }
+        #expect { try ConsoleConfig(parsing: "tty,pci_segment=1", option: "--serial") } throws: {
             "\($0)".contains("unknown key 'pci_segment'")
         }
         var config = VMConfig(kernelPath: "/k")
@@ -101,6 +101,10 @@ struct ConfigParsingTests {
         #expect { try config.validate() } throws: {
             "\($0)" == "--net pci_segment: invalid value '2': no such PCI segment: the VM has 2 (give --platform num_pci_segments=3 or more)"
         }
+        var console = config
+        console.nets = []
+        console.consolePCISegment = 2
+        #expect { try console.validate() } throws: { "\($0)".hasPrefix("--console pci_segment: invalid value '2': no such PCI segment") }
         // 31 slots per segment: 40 disks fit on two.
         config.nets = []
         config.disks = try (0..<40).map { (index) throws(ConfigError) in try DiskConfig(parsing: "path=d\(index).raw,pci_segment=\(index % 2)") }

@@ -58,6 +58,11 @@ public enum VmConfigJSON {
         }
         config.serial = try console(root["serial"], "serial", default: .null)
         config.console = try console(root["console"], "console", default: .tty)
+        if case .object(let fields)? = root["console"] {
+            for key in ["id", "pci_device_id"] where !(fields[key]?.isDefaultLike ?? true) { throw .notSupported("VmConfig console.\(key)") }
+            config.consolePCISegment = try OptionList(fields["pci_segment"]?.optionText.map { "pci_segment=\($0)" } ?? "",
+                                                      option: "--console", known: ["pci_segment"]).pciSegment()
+        }
         if let debug = try object(root["debug_console"], "debug_console"), let mode = debug["mode"], mode != .string("Off") {
             throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
         }
@@ -218,15 +223,18 @@ extension VmConfigJSON {
     public static func json(_ config: VMConfig) -> JSONValue {
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
         func int(_ value: some BinaryInteger) -> JSONValue { .integer(Int64(value)) }
-        func console(_ mode: ConsoleConfig) -> JSONValue {
-            switch mode {
-            case .off: .object(["mode": .string("Off")])
-            case .null: .object(["mode": .string("Null")])
-            case .tty: .object(["mode": .string("Tty")])
-            case .pty: .object(["mode": .string("Pty")])
-            case .file(let path): .object(["mode": .string("File"), "file": .string(path)])
-            case .socket(let path): .object(["mode": .string("Socket"), "socket": .string(path)])
+        /// `pciSegment`: the virtio console's (COM1 has none).
+        func console(_ mode: ConsoleConfig, pciSegment: Int? = nil) -> JSONValue {
+            var fields: [String: JSONValue] = switch mode {
+            case .off: ["mode": .string("Off")]
+            case .null: ["mode": .string("Null")]
+            case .tty: ["mode": .string("Tty")]
+            case .pty: ["mode": .string("Pty")]
+            case .file(let path): ["mode": .string("File"), "file": .string(path)]
+            case .socket(let path): ["mode": .string("Socket"), "socket": .string(path)]
             }
+            if let pciSegment { fields["pci_segment"] = int(pciSegment) }
+            return .object(fields)
         }
         let disks: [JSONValue] = config.disks.map { disk in
             .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
@@ -262,7 +270,7 @@ extension VmConfigJSON {
             "devices": config.devices.isEmpty ? .null : .array(devices),
             "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false), "pci_segment": int(config.rng.pciSegment)]),
             "serial": console(config.serial),
-            "console": console(config.console),
+            "console": console(config.console, pciSegment: config.consolePCISegment),
             "platform": .object(["num_pci_segments": int(config.platform.pciSegments)]),
             "iommu": .bool(false),
             "watchdog": .bool(false),

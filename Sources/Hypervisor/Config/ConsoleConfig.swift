@@ -13,30 +13,50 @@ public enum ConsoleConfig: Sendable, Equatable {
     case socket(path: String)
 
     public init(parsing text: String, option: String) throws(ConfigError) {
-        switch text {
-        case "off": self = .off
-        case "null": self = .null
-        case "tty": self = .tty
-        case "pty": self = .pty
-        default:
-            guard text.contains("=") else {
-                throw .invalidValue(option: option, key: nil, value: text,
-                                    reason: "expected off, null, pty, tty, file=PATH or socket=PATH")
-            }
-            // Cloud Hypervisor's virtio console is a PCI device with its keys; COM1 is not.
-            let pciKeys = option == "--console" ? ["id", "pci_segment", "pci_device_id"] : []
-            let list = try OptionList(text, option: option, known: ["file", "socket", "iommu"] + pciKeys)
-            try list.refuseUnsupported(["iommu", "pci_segment"], unlessEqualTo: ["iommu": "off", "pci_segment": "0"])
+        self = try Self.parse(text, option: option).mode
+    }
+
+    /// The mode and the keys after it: `tty`, `tty,pci_segment=1`,
+    /// `file=PATH,iommu=off`. The virtio console (`--console`) is a PCI
+    /// device and has Cloud Hypervisor's PCI keys; COM1 has none.
+    static func parse(_ text: String, option: String) throws(ConfigError) -> (mode: ConsoleConfig, keys: OptionList) {
+        let pciKeys = option == "--console" ? ["id", "pci_segment", "pci_device_id"] : []
+        func checked(_ list: OptionList) throws(ConfigError) -> OptionList {
+            try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
             try list.refuseUnsupported(["id", "pci_device_id"])
-            if let path = list["file"] {
-                guard !path.isEmpty else { throw .missing(option: option, what: "file= needs a path") }
-                self = .file(path: path)
-            } else if let path = list["socket"] {
-                self = .socket(path: path)
-            } else {
-                throw .invalidValue(option: option, key: nil, value: text,
-                                    reason: "expected off, null, pty, tty, file=PATH or socket=PATH")
-            }
+            return list
         }
+        let modes: [Substring: ConsoleConfig] = ["off": .off, "null": .null, "tty": .tty, "pty": .pty]
+        let head = text.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false)
+        if let mode = modes[head[0]] {
+            return (mode, try checked(OptionList(head.count > 1 ? String(head[1]) : "", option: option, known: ["iommu"] + pciKeys)))
+        }
+        guard text.contains("=") else {
+            throw .invalidValue(option: option, key: nil, value: text, reason: "expected off, null, pty, tty, file=PATH or socket=PATH")
+        }
+        let list = try checked(OptionList(text, option: option, known: ["file", "socket", "iommu"] + pciKeys))
+        if let path = list["file"] {
+            guard !path.isEmpty else { throw .missing(option: option, what: "file= needs a path") }
+            return (.file(path: path), list)
+        }
+        if let path = list["socket"] { return (.socket(path: path), list) }
+        throw .invalidValue(option: option, key: nil, value: text, reason: "expected off, null, pty, tty, file=PATH or socket=PATH")
+    }
+}
+
+/// `--console`'s value: where hvc0's bytes go, and the PCI segment the
+/// virtio console is on.
+public struct ConsoleOption: Sendable, Equatable {
+    public var mode: ConsoleConfig
+    public var pciSegment: Int
+
+    public init(mode: ConsoleConfig, pciSegment: Int = 0) {
+        self.mode = mode
+        self.pciSegment = pciSegment
+    }
+
+    public init(parsing text: String) throws(ConfigError) {
+        let parsed = try ConsoleConfig.parse(text, option: "--console")
+        self.init(mode: parsed.mode, pciSegment: try parsed.keys.pciSegment())
     }
 }

@@ -23,6 +23,8 @@ public struct VMConfig: Sendable, Equatable {
     public var serial: ConsoleConfig
     /// virtio-console, the guest's hvc0 (`--console`); Cloud Hypervisor's default is `tty`.
     public var console: ConsoleConfig
+    /// The PCI segment the virtio console is on (`--console …,pci_segment=N`).
+    public var consolePCISegment = 0
     public var disks: [DiskConfig]
     public var devices: [DeviceConfig]
     public var nets: [NetConfig]
@@ -127,7 +129,7 @@ public struct VMConfig: Sendable, Equatable {
         }
         // Every device takes a slot on bus 0 of its segment, beside the host bridge.
         let placed = disks.map { ("--disk", $0.pciSegment) } + nets.map { ("--net", $0.pciSegment) }
-            + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", 0)])
+            + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", consolePCISegment)])
         for (option, segment) in placed where segment >= platform.pciSegments {
             // Cloud Hypervisor: "Invalid PCI segment id".
             throw .invalidValue(option: option, key: "pci_segment", value: String(segment),

@@ -56,7 +56,8 @@ final class BootedVM {
         }
         let buses = try (0..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
         self.buses = buses
-        virtio = try VirtioDevices(vm: vm, buses: buses, resources: resources, rngSegment: config.rng.pciSegment, logger: logger)
+        virtio = try VirtioDevices(vm: vm, buses: buses, resources: resources, rngSegment: config.rng.pciSegment,
+                                   consoleSegment: config.consolePCISegment, logger: logger)
         if let first = resources.assigned.first {
             let assigned = AssignedDevices(vm: vm, buses: buses, container: first.container)
             for device in resources.assigned { _ = try assigned.add(device) }

@@ -19,7 +19,8 @@ final class VirtioDevices {
                            device: OpaquePointer, id: String?)] = []
     private var running = false
 
-    init(vm: VirtualMachine, buses: [PCIBus], resources: LaunchResources, rngSegment: Int, logger: Logger) throws(VMMError) {
+    init(vm: VirtualMachine, buses: [PCIBus], resources: LaunchResources, rngSegment: Int, consoleSegment: Int,
+         logger: Logger) throws(VMMError) {
         self.buses = buses
         self.vm = vm
         for (index, disk) in resources.disks.enumerated() {
@@ -31,7 +32,7 @@ final class VirtioDevices {
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
             let r = vmm_virtio_console_create(vm.handle, resources.consoleReadsInput ? STDIN_FILENO : -1, console.fd, &device)
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: 0, id: "__console")
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: consoleSegment, id: "__console")
         }
         var rng: OpaquePointer?
         let r = vmm_virtio_rng_create(vm.handle, resources.rngSource, &rng)
