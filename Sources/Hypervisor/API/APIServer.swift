@@ -18,8 +18,10 @@ final class APIServer: @unchecked Sendable {
     private let channel: APIChannel
     private let base: VMConfig
     private let filter: SeccompFilter?
-    private let stopFD: Int32
-    private let readyFD: Int32
+    private let stopEvent: OwnedDescriptor
+    private let readyEvent: OwnedDescriptor
+    private var stopFD: Int32 { stopEvent.raw }
+    private var readyFD: Int32 { readyEvent.raw }
     private var thread = pthread_t()
     private var running = false
     private var startError: Int32 = 0
@@ -67,18 +69,12 @@ final class APIServer: @unchecked Sendable {
         self.channel = channel
         self.base = base
         self.filter = filter
-        stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        readyFD = eventfd(0, Int32(EFD_CLOEXEC))
-        guard stopFD >= 0, readyFD >= 0 else {
-            let error = errno
-            if stopFD >= 0 { Glibc.close(stopFD) }
-            throw .system(SystemError("eventfd for the API thread", errno: error))
-        }
-    }
-
-    deinit {
-        Glibc.close(stopFD)
-        Glibc.close(readyFD)
+        let stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard stopFD >= 0 else { throw .system(SystemError("eventfd for the API thread", errno: errno)) }
+        stopEvent = OwnedDescriptor(stopFD)
+        let readyFD = eventfd(0, Int32(EFD_CLOEXEC))
+        guard readyFD >= 0 else { throw .system(SystemError("eventfd for the API thread", errno: errno)) }
+        readyEvent = OwnedDescriptor(readyFD)
     }
 
     /// Starts the thread and waits until it serves (its filter installed).

@@ -39,7 +39,8 @@ public enum APISocketConfig: Sendable, Equatable {
 
 /// The API's listening socket, bound before the privilege drop.
 final class APIListener {
-    let fd: Int32
+    private let descriptor: OwnedDescriptor
+    var fd: Int32 { descriptor.raw }
     /// The file to remove on exit; nil for a socket handed over with fd=.
     let path: String?
 
@@ -60,7 +61,7 @@ final class APIListener {
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            self.fd = fd
+            descriptor = OwnedDescriptor(fd)
             path = nil
         case .path(let path):
             var address = sockaddr_un()
@@ -75,6 +76,8 @@ final class APIListener {
             }
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { throw .system(SystemError("--api-socket: socket", errno: errno)) }
+            // Closed on every way out of here but success, which keeps it.
+            let owned = OwnedDescriptor(fd)
             try Self.removeStale(path, address: address, probe: fd)
             // Owner-only from the start: whoever connects controls the VM.
             let mask = umask(0o177)
@@ -84,22 +87,19 @@ final class APIListener {
             let bindError = errno
             umask(mask)
             guard bound == 0 else {
-                close(fd)
                 throw .system(SystemError("--api-socket path=\(path): bind", errno: bindError))
             }
             guard listen(fd, 16) == 0 else {
                 let error = errno
-                close(fd)
                 unlink(path)
                 throw .system(SystemError("--api-socket path=\(path): listen", errno: error))
             }
-            self.fd = fd
+            descriptor = owned
             self.path = path
         }
     }
 
     deinit {
-        close(fd)
         if let path { unlink(path) }
     }
 
