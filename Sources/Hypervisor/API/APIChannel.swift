@@ -26,12 +26,12 @@ final class APIChannel: Sendable {
     private var responseFD: Int32 { response.raw }
 
     init() throws(VMMError) {
-        let requestFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        guard requestFD >= 0 else { throw .system(SystemError("eventfd for the API", errno: errno)) }
-        request = OwnedDescriptor(requestFD)
-        let responseFD = eventfd(0, Int32(EFD_CLOEXEC))
-        guard responseFD >= 0 else { throw .system(SystemError("eventfd for the API", errno: errno)) }
-        response = OwnedDescriptor(responseFD)
+        do {
+            request = try OwnedDescriptor(eventfd: "the API", nonBlocking: true)
+            response = try OwnedDescriptor(eventfd: "the API", nonBlocking: false)
+        } catch {
+            throw .system(error)
+        }
     }
 
     /// API thread: the VMM thread's answer to `request`.

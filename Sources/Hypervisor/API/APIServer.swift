@@ -69,12 +69,12 @@ final class APIServer: @unchecked Sendable {
         self.channel = channel
         self.base = base
         self.filter = filter
-        let stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        guard stopFD >= 0 else { throw .system(SystemError("eventfd for the API thread", errno: errno)) }
-        stopEvent = OwnedDescriptor(stopFD)
-        let readyFD = eventfd(0, Int32(EFD_CLOEXEC))
-        guard readyFD >= 0 else { throw .system(SystemError("eventfd for the API thread", errno: errno)) }
-        readyEvent = OwnedDescriptor(readyFD)
+        do {
+            stopEvent = try OwnedDescriptor(eventfd: "the API thread", nonBlocking: true)
+            readyEvent = try OwnedDescriptor(eventfd: "the API thread", nonBlocking: false)
+        } catch {
+            throw .system(error)
+        }
     }
 
     /// Starts the thread and waits until it serves (its filter installed).

@@ -89,6 +89,19 @@ final class PCIBus {
     }
 }
 
+extension Array where Element == PCIBus {
+    /// Bus 0 of `segment`, for `name`'s device. `VMConfig.validate` refuses a
+    /// segment the VM lacks first; this keeps an index from trapping should
+    /// a configuration reach here unvalidated.
+    func bus(segment: Int, for name: String) throws(VMMError) -> PCIBus {
+        guard indices.contains(segment) else {
+            throw .config(.invalidValue(option: name, key: "pci_segment", value: String(segment),
+                                        reason: "no such PCI segment: the VM has \(count)"))
+        }
+        return self[segment]
+    }
+}
+
 /// Hands out naturally aligned ranges of one window, lowest first, and
 /// takes them back: a device removed leaves its BARs' space to the next,
 /// so a thousand add/remove cycles fit where one does.

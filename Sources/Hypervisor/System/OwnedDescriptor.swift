@@ -1,3 +1,5 @@
+import CVMMCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +19,13 @@ struct OwnedDescriptor: ~Copyable, Sendable {
             let error = errno
             throw SystemError(what(error), errno: error)
         }
+        raw = fd
+    }
+
+    /// A new eventfd (close-on-exec, plus `nonBlocking`); `what` names its use in the error.
+    init(eventfd what: String, nonBlocking: Bool) throws(SystemError) {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC) | (nonBlocking ? Int32(EFD_NONBLOCK) : 0))
+        guard fd >= 0 else { throw SystemError("eventfd for \(what)", errno: errno) }
         raw = fd
     }
 

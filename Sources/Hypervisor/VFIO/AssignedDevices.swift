@@ -37,11 +37,7 @@ final class AssignedDevices {
     /// `device` into the next free slot of its segment; returns its address.
     /// A failure at any step undoes the steps before it.
     func add(_ device: VFIODevice) throws(VMMError) -> PCIAddress {
-        guard device.config.pciSegment < buses.count else {
-            throw .config(.invalidValue(option: "--device", key: "pci_segment", value: String(device.config.pciSegment),
-                                        reason: "no such PCI segment: the VM has \(buses.count)"))
-        }
-        let bus = buses[device.config.pciSegment]
+        let bus = try buses.bus(segment: device.config.pciSegment, for: "--device")
         let group = device.found.group
         let groupFD = try container.attach(group: group)
         var joinedKVM = false

@@ -27,9 +27,12 @@ final class HotplugControllers {
         self.vm = vm
         self.platform = platform
         segments = pciSegments
-        let ejectFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        guard ejectFD >= 0 else { throw .system(SystemError("eventfd for PCI hotplug", errno: errno)) }
-        eject = OwnedDescriptor(ejectFD)
+        do {
+            eject = try OwnedDescriptor(eventfd: "PCI hotplug", nonBlocking: true)
+        } catch {
+            throw .system(error)
+        }
+        let ejectFD = eject.raw
         var pci: OpaquePointer?, cpu: OpaquePointer?, memory: OpaquePointer?
         var claimed: [UInt64] = []
         func claim(_ port: Int32, _ length: Int32, _ handler: vmm_io_fn, _ device: OpaquePointer) throws(VMMError) {

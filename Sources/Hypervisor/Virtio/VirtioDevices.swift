@@ -90,11 +90,7 @@ final class VirtioDevices {
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
         do throws(VMMError) {
-            guard segment < buses.count else {
-                throw .config(.invalidValue(option: name, key: "pci_segment", value: String(segment),
-                                                    reason: "no such PCI segment: the VM has \(buses.count)"))
-            }
-            let address = try buses[segment].add(vmm_virtio_pci_function(transport), name: name)
+            let address = try buses.bus(segment: segment, for: name).add(vmm_virtio_pci_function(transport), name: name)
             devices.append((transport, kind, address, disk, device, id))
             return address
         } catch {
