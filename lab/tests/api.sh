@@ -75,14 +75,6 @@ locked() {
         [ "$4" = "$pid" ] && awk '/^VmLck/ {print $2}' /proc/$1/status && return
     done
 }
-# L1's edu devices on vfio-pci in groups of their own (not the bridged one).
-edus() {
-    for d in /sys/bus/pci/devices/*; do
-        [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
-            && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] \
-            && [ "$(ls $d/iommu_group/devices | wc -l)" = 1 ] && basename $d
-    done
-}
 
 timeout -k 10 300 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
 pid=$!
@@ -125,9 +117,7 @@ api GET vm.counters
 api PUT vm.remove-device "{\"id\": \"hot0\"}"
 latest "disks=\[vda \]" && echo "remove-device: the guest let vdb go" >> api.check
 # VFIO hotplug: one of L1's edu devices, which the guest then uses.
-edu=$(for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
-        && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] && basename $d && break; done)
+edu=$(edus | head -1)
 api PUT vm.add-device "{\"path\": \"/sys/bus/pci/devices/$edu/\", \"id\": \"edu0\"}"
 wait_for api.log "factorial(10)=3628800" 1 && echo "add-device: the guest uses the edu" >> api.check
 # Memory hotplug: 256M more, which the guest onlines, with the edu

@@ -12,11 +12,7 @@ here=$(dirname "$0")
 work=/run/cycles-lab
 mkdir -p $work
 sock=$work/api.sock
-set -- $(for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ] \
-        && [ "$(basename "$(readlink $d/driver)")" = vfio-pci ] \
-        && [ "$(ls $d/iommu_group/devices | wc -l)" = 1 ] && basename $d
-done)
+set -- $(edus)
 kept=$1 cycled=$2
 timeout -k 10 600 "$vmm" --api-socket "path=$sock" --kernel "$cache/hotplug-guest" --serial "file=$PWD/cycles.log" \
     --console off --memory size=64M --seccomp true --device "path=/sys/bus/pci/devices/$kept/,id=kept" > cycles-vmm.log 2>&1 &
