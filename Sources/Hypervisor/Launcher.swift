@@ -44,6 +44,7 @@ public struct Launcher {
         let listener = try config.apiSocket.map { (socket) throws(VMMError) in try APIListener(socket) }
         try listener?.handOver(to: identity)
         let resources = waitsForAPI ? nil : try LaunchResources(config: config, logger: logger)
+        try resources?.vsock?.handOver(to: identity)
         try Sandbox.dropPrivileges(to: identity)
 
         let channel = listener == nil ? nil : try APIChannel()
@@ -79,6 +80,8 @@ final class LaunchResources {
     /// The assigned devices, the command line's then hot-added ones, in
     /// `vfio`: a reboot keeps them, vm.remove-device closes them.
     var assigned: [VFIODevice]
+    /// The virtio-vsock's host socket; hotplug sets it, removal ends it.
+    var vsock: VsockSocket?
     /// virtio-rng's entropy source.
     private let rng: OwnedDescriptor
     var rngSource: Int32 { rng.raw }
@@ -104,6 +107,7 @@ final class LaunchResources {
         var vfio: VFIOContainer?
         assigned = config.devices.isEmpty ? [] : try VFIODevice.open(config.devices, container: &vfio)
         self.vfio = vfio
+        vsock = try config.vsock.map { (vsock) throws(VMMError) in try VsockSocket(vsock) }
         do throws(UserPath.Refusal) {
             let source = try UserPath.open(config.rng.source, flags: O_RDONLY, accept: [.characterDevice, .regularFile])
             rng = OwnedDescriptor(source.fd)

@@ -217,7 +217,7 @@ final class VMMLoop {
                 throw APIFailure(.failed, "vm.power-button: \(error)")
             }
             return .done
-        case .vmAddDisk, .vmAddNet, .vmAddDevice:
+        case .vmAddDisk, .vmAddNet, .vmAddDevice, .vmAddVsock:
             return try add(request)
         case .vmRemoveDevice(let id):
             return try remove(id)
@@ -285,7 +285,8 @@ final class VMMLoop {
             throw APIFailure(.notSupported, "\(endpoint) into a VM that was shut down is not supported yet: vm.boot it first, or vm.delete and vm.create")
         }
         // Cloud Hypervisor's id when none is given (`_disk3`…); a taken one is refused.
-        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id))
+        let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id)
+                      + [changed.vsock?.id].compactMap { $0 })
         var added = request
         switch request {
         case .vmAddDisk(var disk):
@@ -303,6 +304,14 @@ final class VMMLoop {
             device.id = device.id ?? changed.nextDeviceID("_vfio")
             changed.devices.append(device)
             added = .vmAddDevice(device)
+        case .vmAddVsock(var vsock):
+            // Cloud Hypervisor: one vsock per VM ("Too many vsock devices").
+            if changed.vsock != nil {
+                throw APIFailure(.invalidConfig, "\(endpoint): the VM has a vsock already (one per VM): vm.remove-device it first")
+            }
+            vsock.id = vsock.id ?? changed.nextDeviceID("_vsock")
+            changed.vsock = vsock
+            added = .vmAddVsock(vsock)
         default:
             throw APIFailure(.failed, "\(endpoint): not a device to add")
         }
@@ -345,6 +354,11 @@ final class VMMLoop {
             let opened = try VFIODevice.open([device], container: &resources.vfio)
             let address = try vm.hotAdd(device: opened[0])
             resources.assigned.append(contentsOf: opened)
+            return address
+        case .vmAddVsock(let vsock):
+            let socket = try VsockSocket(vsock)
+            let address = try vm.hotAdd(vsock: socket, sandbox: sandbox)
+            resources.vsock = socket
             return address
         case .vmAddNet(let net):
             // The tap takes copies of the descriptors the request brought,
@@ -391,6 +405,8 @@ final class VMMLoop {
             changed.disks.remove(at: index)
         } else if let index = changed.devices.firstIndex(where: { $0.id == id }) {
             changed.devices.remove(at: index)
+        } else if changed.vsock?.id == id {
+            changed.vsock = nil
         } else {
             throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
         }
@@ -406,6 +422,7 @@ final class VMMLoop {
         }
         if config.nets.contains(where: { $0.id == id }) { return vm.address(ofNet: id) }
         if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.address(of: device) }
+        if config.vsock?.id == id { return vm.address(ofVsock: id) }
         return nil
     }
 
@@ -463,6 +480,9 @@ final class VMMLoop {
         } else if let index = config?.devices.firstIndex(where: { $0.id == id }) {
             config?.devices.remove(at: index)
             resources?.assigned.removeAll { $0.config.id == id }
+        } else if config?.vsock?.id == id {
+            config?.vsock = nil
+            resources?.vsock = nil
         }
     }
 
@@ -481,6 +501,7 @@ final class VMMLoop {
         switch request {
         case .vmAddDisk: "vm.add-disk"
         case .vmAddNet: "vm.add-net"
+        case .vmAddVsock: "vm.add-vsock"
         default: "vm.add-device"
         }
     }

@@ -69,7 +69,7 @@ struct Subcommand: Sendable {
         "add-net": addNet,
         "add-fs": add("vm.add-fs"),
         "add-pmem": add("vm.add-pmem"),
-        "add-vsock": add("vm.add-vsock"),
+        "add-vsock": add("vm.add-vsock") { _ = try VsockConfig(parsing: $0) },
         "add-vdpa": add("vm.add-vdpa"),
         "add-user-device": add("vm.add-user-device"),
         "add-generic-vhost-user": add("vm.add-generic-vhost-user"),

@@ -65,6 +65,10 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(RngConfig.init(parsing:)))
     var rng: RngConfig = RngConfig()
 
+    @Option(help: ArgumentHelp("cid=<n>,socket=<path>[,id=<id>,pci_segment=<n>]: virtio-vsock; host clients connect to <path> and write CONNECT <port>, the guest reaches <path>_<port>", valueName: "vsock"),
+            transform: library(VsockConfig.init(parsing:)))
+    var vsock: VsockConfig?
+
     @Option(help: ArgumentHelp("num_pci_segments=<n> (1-96; a device goes on its pci_segment=, 0 by default)", valueName: "platform"),
             transform: library(PlatformConfig.init(parsing:)))
     var platform: PlatformConfig = PlatformConfig()
@@ -109,6 +113,7 @@ struct CloudHypervisor: ParsableCommand {
                  seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocket: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
         config.consolePCISegment = console.pciSegment
+        config.vsock = vsock
         return config
     }
 

@@ -46,7 +46,7 @@ func bareRngAsDefault(_ arguments: [String]) -> [String] {
 
 /// Options Cloud Hypervisor takes once: given twice, the command line is
 /// refused, as Cloud Hypervisor refuses it, instead of the last one winning.
-let singleOptions = ["--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial", "--console", "--rng",
+let singleOptions = ["--kernel", "--initramfs", "--cmdline", "--cpus", "--memory", "--serial", "--console", "--rng", "--vsock",
                      "--seccomp", "--api-socket", "--log-file", "--user", "--group", "--debug-console"]
 
 /// The first single option given more than once, in either spelling

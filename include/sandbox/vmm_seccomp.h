@@ -15,6 +15,7 @@ enum vmm_thread_kind {
     VMM_THREAD_VIRTIO_RNG,     /* the virtio-rng's queue */
     VMM_THREAD_VIRTIO_NET,     /* a virtio-net device's queues and taps */
     VMM_THREAD_API,            /* the HTTP API: its socket and connections */
+    VMM_THREAD_VIRTIO_VSOCK,   /* the virtio-vsock's queues and host sockets */
     VMM_THREAD_KINDS,
 };
 

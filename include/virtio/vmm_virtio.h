@@ -62,6 +62,19 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
 /* vm.counters: rx_bytes, rx_frames, tx_bytes, tx_frames (header included). Any thread. */
 void vmm_virtio_net_counters(struct vmm_virtio *device, uint64_t out[4]);
 
+/* virtio-vsock (`--vsock`), Cloud Hypervisor's hybrid vsock: host clients
+ * connect to `listen_fd` (a listening UNIX stream socket, not owned) and
+ * write "CONNECT <port>\n"; guest connections to host port P go to the
+ * socket "<socket_path>_P". `guest_cid` is at least 3. */
+struct vmm_virtio_vsock_config {
+    uint64_t guest_cid;
+    int listen_fd;
+    const char *socket_path;
+    const char *thread_name;
+};
+int vmm_virtio_vsock_create(struct vmm_vm *vm, const struct vmm_virtio_vsock_config *config,
+                            struct vmm_virtio **out);
+
 /* Wraps `device` (now owned by the transport) in a PCI function with one
  * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */
 int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct vmm_virtio_pci **out);

@@ -84,6 +84,11 @@ int virtio_watch(struct vmm_virtio *v, int fd, uint32_t events, bool add)
     return epoll_ctl(v->epoll_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int virtio_unwatch(struct vmm_virtio *v, int fd)
+{
+    return epoll_ctl(v->epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
 void virtio_queue_signal(struct vmm_virtio *v, unsigned q)
 {
     struct virtio_queue *queue = &v->queues[q];

@@ -107,6 +107,7 @@ typedef bool (*virtio_request_fn)(struct vmm_virtio *v, unsigned q, const struct
 void virtio_serve_queue(struct vmm_virtio *v, unsigned q, struct vmm_virtq_chain *chain, virtio_request_fn handle);
 /* Adds/changes a device fd on the thread's epoll set (events 0: paused). */
 int virtio_watch(struct vmm_virtio *v, int fd, uint32_t events, bool add);
+int virtio_unwatch(struct vmm_virtio *v, int fd);
 
 /* virtio.c: for the transport (vCPU threads). */
 void virtio_set_status(struct vmm_virtio *v, uint8_t status);

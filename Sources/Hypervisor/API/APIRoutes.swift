@@ -18,6 +18,7 @@ public enum APIRequest: Sendable, Equatable {
     /// VMM thread's to keep or close.
     case vmAddNet(NetConfig)
     case vmAddDevice(DeviceConfig)
+    case vmAddVsock(VsockConfig)
     case vmRemoveDevice(id: String)
     case vmResize(vcpus: Int?, ramBytes: UInt64?)
 
@@ -27,6 +28,7 @@ public enum APIRequest: Sendable, Equatable {
         case .vmAddDisk(let disk): disk.id
         case .vmAddNet(let net): net.id
         case .vmAddDevice(let device): device.id
+        case .vmAddVsock(let vsock): vsock.id
         default: nil
         }
     }
@@ -47,7 +49,7 @@ public enum APIRoutes {
     /// Endpoints that exist in Cloud Hypervisor and are not built here yet.
     static let unbuilt: [String: String] = [
         "vm.add-fs": "PUT", "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
-        "vm.add-vsock": "PUT", "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
+        "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
         "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
         "vm.nmi": "PUT",
     ]
@@ -55,7 +57,7 @@ public enum APIRoutes {
     static let methods: [String: String] = [
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
-        "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT",
+        "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT", "vm.add-vsock": "PUT",
         "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET",
     ]
 
@@ -107,6 +109,7 @@ public enum APIRoutes {
             case "vm.add-disk": return .success(.vmAddDisk(try VmConfigJSON.diskConfig(fields)))
             case "vm.add-net": return .success(.vmAddNet(try VmConfigJSON.netConfig(fields, fds: fds)))
             case "vm.add-device": return .success(.vmAddDevice(try VmConfigJSON.deviceConfig(fields)))
+            case "vm.add-vsock": return .success(.vmAddVsock(try VmConfigJSON.vsockConfig(fields)))
             case "vm.remove-device":
                 guard case .string(let id)? = fields["id"], !id.isEmpty else {
                     return .failure(.error(400, "vm.remove-device: the body must name the device: {\"id\": \"…\"}"))

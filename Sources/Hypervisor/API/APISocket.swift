@@ -64,37 +64,7 @@ final class APIListener {
             descriptor = OwnedDescriptor(fd)
             path = nil
         case .path(let path):
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let capacity = MemoryLayout.size(ofValue: address.sun_path)
-            guard path.utf8.count < capacity else {
-                throw .config(.invalidValue(option: "--api-socket", key: "path", value: path,
-                                            reason: "longer than \(capacity - 1) bytes, the limit of a UNIX socket path"))
-            }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: path.utf8)
-            }
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { throw .system(SystemError("--api-socket: socket", errno: errno)) }
-            // Closed on every way out of here but success, which keeps it.
-            let owned = OwnedDescriptor(fd)
-            try Self.removeStale(path, address: address, probe: fd)
-            // Owner-only from the start: whoever connects controls the VM.
-            let mask = umask(0o177)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            let bindError = errno
-            umask(mask)
-            guard bound == 0 else {
-                throw .system(SystemError("--api-socket path=\(path): bind", errno: bindError))
-            }
-            guard listen(fd, 16) == 0 else {
-                let error = errno
-                unlink(path)
-                throw .system(SystemError("--api-socket path=\(path): listen", errno: error))
-            }
-            descriptor = owned
+            descriptor = try UnixListener.listen(at: path, option: "--api-socket", key: "path")
             self.path = path
         }
     }
@@ -113,35 +83,5 @@ final class APIListener {
         guard chown(path, identity.uid ?? uid_t.max, identity.gid ?? gid_t.max) == 0 else {
             throw .system(SystemError("--api-socket path=\(path): give the socket to --user/--group (chown)", errno: errno))
         }
-    }
-
-    /// A socket file left by a VMM that is gone is replaced; one a live VMM
-    /// answers on is refused.
-    private static func removeStale(_ path: String, address: sockaddr_un, probe: Int32) throws(VMMError) {
-        var status = stat()
-        guard lstat(path, &status) == 0 else { return }
-        guard status.st_mode & S_IFMT == S_IFSOCK else {
-            close(probe)
-            throw .config(.unusable(option: "--api-socket", reason: "\(path) exists and is not a socket: remove it or choose another path"))
-        }
-        // Non-blocking: a live owner that does not accept (stopped, its
-        // backlog full) answers EAGAIN at once instead of holding the start.
-        let test = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard test >= 0 else { return }
-        defer { close(test) }
-        var address = address
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(test, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        let error = errno
-        // Nothing listens: a VMM that is gone left it.
-        if connected != 0 && error == ECONNREFUSED {
-            unlink(path)
-            return
-        }
-        if connected != 0 && error == ENOENT { return }
-        close(probe)
-        let how = connected == 0 || error == EAGAIN || error == EINPROGRESS ? "" : " (connect: \(String(cString: strerror(error))))"
-        throw .config(.unusable(option: "--api-socket", reason: "\(path) is in use by a live process\(how): stop it or choose another path"))
     }
 }

@@ -6,7 +6,7 @@
 /// a default.
 public enum VmConfigJSON {
     /// Sections whose devices do not exist yet: refused unless empty.
-    static let unbuiltSections = ["balloon", "fs", "generic_vhost_user", "pmem", "user_devices", "vdpa", "vsock",
+    static let unbuiltSections = ["balloon", "fs", "generic_vhost_user", "pmem", "user_devices", "vdpa",
                                   "numa", "rtc", "tpm", "rate_limit_groups", "pci_segments", "iommu", "watchdog",
                                   "sgx_epc", "preserved_fds"]
 
@@ -67,6 +67,7 @@ public enum VmConfigJSON {
             throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
         }
         config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in try deviceConfig(device) }
+        config.vsock = try object(root["vsock"], "vsock").map { (vsock) throws(ConfigError) in try vsockConfig(vsock) }
         if let platform = try object(root["platform"], "platform") {
             config.platform = try PlatformConfig(parsing: optionText(platform, known: PlatformConfig.known))
         }
@@ -91,6 +92,10 @@ public enum VmConfigJSON {
         }
         return try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
                                            defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
+    }
+
+    static func vsockConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> VsockConfig {
+        try VsockConfig(parsing: optionText(fields, known: VsockConfig.known, defaults: ["pci_device_id": .null]))
     }
 
     static func deviceConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DeviceConfig {
@@ -268,6 +273,10 @@ extension VmConfigJSON {
             "disks": config.disks.isEmpty ? .null : .array(disks),
             "net": config.nets.isEmpty ? .null : .array(nets),
             "devices": config.devices.isEmpty ? .null : .array(devices),
+            "vsock": config.vsock.map { vsock in
+                .object(["cid": int(vsock.cid), "socket": .string(vsock.socket), "id": text(vsock.id), "iommu": .bool(false),
+                         "pci_segment": int(vsock.pciSegment)])
+            } ?? .null,
             "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false), "pci_segment": int(config.rng.pciSegment)]),
             "serial": console(config.serial),
             "console": console(config.console, pciSegment: config.consolePCISegment),

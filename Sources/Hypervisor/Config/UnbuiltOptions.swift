@@ -53,7 +53,6 @@ public struct UnbuiltOption: Sendable {
         UnbuiltOption("--tpm", .keys(["socket"])),
         UnbuiltOption("--user-device", .keys(["socket", "id", "pci_segment", "pci_device_id"]), list: true),
         UnbuiltOption("--vdpa", .keys(["path", "num_queues", "iommu", "id", "pci_segment", "pci_device_id"]), list: true),
-        UnbuiltOption("--vsock", .keys(["cid", "socket", "iommu", "id", "pci_segment", "pci_device_id"])),
         UnbuiltOption("--watchdog", .none),
         UnbuiltOption("--dbus-object-path", .text),
         UnbuiltOption("--dbus-service-name", .text),

@@ -30,6 +30,8 @@ public struct VMConfig: Sendable, Equatable {
     public var nets: [NetConfig]
     /// virtio-rng; every VM has one, as in Cloud Hypervisor (`--rng`).
     public var rng: RngConfig
+    /// virtio-vsock, at most one (`--vsock`).
+    public var vsock: VsockConfig?
     /// `--platform`: the PCI segments.
     public var platform: PlatformConfig
     public var seccomp: SeccompMode
@@ -118,7 +120,8 @@ public struct VMConfig: Sendable, Equatable {
             }
         }
         var ids = Set<String>()
-        for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) }) {
+        for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) })
+            + [("--vsock", vsock?.id)] {
             // As Cloud Hypervisor: `__` names the VMM's own devices (`__rng`, `__console`).
             if let id, id.hasPrefix("__") {
                 throw .invalidValue(option: option, key: "id", value: id, reason: "ids beginning with __ are reserved for the VMM's own devices")
@@ -130,6 +133,7 @@ public struct VMConfig: Sendable, Equatable {
         // Every device takes a slot on bus 0 of its segment, beside the host bridge.
         let placed = disks.map { ("--disk", $0.pciSegment) } + nets.map { ("--net", $0.pciSegment) }
             + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", consolePCISegment)])
+            + (vsock.map { [("--vsock", $0.pciSegment)] } ?? [])
         for (option, segment) in placed where segment >= platform.pciSegments {
             // Cloud Hypervisor: "Invalid PCI segment id".
             throw .invalidValue(option: option, key: "pci_segment", value: String(segment),

@@ -85,11 +85,19 @@ final class Sandbox {
             hotplugIoctls = (0..<count).map { numbers![$0] }
         }
         if case .path? = config.apiSocket { api.append("unlink") }
+        // A vsock's thread starts below the VMM thread, whose filter must
+        // admit its calls; the VMM thread makes its timer on each boot, and
+        // binds its socket when vm.add-vsock brings one, and removes it.
+        if config.vsock != nil || config.apiSocket != nil {
+            api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_VSOCK, default: []] + ["timerfd_create", "unlink"]
+        }
+        if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
         let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,
                                     extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
-        for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET] {
+        for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET,
+                     VMM_THREAD_VIRTIO_VSOCK] {
             devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp, extraIoctls: restore)
         }
         deviceFilters = devices

@@ -43,6 +43,15 @@ public final class SeccompFilter: @unchecked Sendable {
             "readv", "writev",   // a frame from and to the tap, the header included
             "epoll_ctl",         // the tap unwatched while the guest has no receive buffers
         ],
+        VMM_THREAD_VIRTIO_VSOCK: deviceThread + [
+            "epoll_ctl",         // host sockets watched, paused while the guest has no buffers or credit
+            "accept4",           // host clients of the hybrid socket
+            "socket", "connect", // the guest's connections to <socket>_<port>
+            "readv", "sendmsg",  // stream data straight between guest buffers and sockets (MSG_NOSIGNAL)
+            "shutdown", "close", // a stream's ends
+            "timerfd_settime",   // the host client's wait for the guest's answer
+            "mmap", "munmap", "brk", // streams and the buffers of slow host clients
+        ],
         VMM_THREAD_API: [
             "epoll_wait", "epoll_ctl", "epoll_create1", // its clients
             "accept4", "recvmsg", "sendto",  // requests in, with descriptors; answers out
@@ -77,6 +86,9 @@ public final class SeccompFilter: @unchecked Sendable {
     /// Every thread kind that starts below the VMM thread.
     static let childKinds = [VMM_THREAD_VCPU, VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG,
                              VMM_THREAD_VIRTIO_NET]
+    /// Thread kinds only some VMs have: the VMM's list admits theirs only
+    /// when the VM may have one (`Sandbox`).
+    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK]
 
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.
@@ -107,7 +119,8 @@ public final class SeccompFilter: @unchecked Sendable {
     init(kind: vmm_thread_kind, mode: VMConfig.SeccompMode, extraIoctls: [UInt] = [],
          extraSyscalls: [String] = []) throws(VMMError) {
         self.kind = String(cString: vmm_thread_kind_name(kind))
-        let names = Self.syscalls(for: kind) + extraSyscalls
+        var names = Self.syscalls(for: kind)
+        names += extraSyscalls.filter { !names.contains($0) }
         let ioctls = Self.ioctls(for: kind) + extraIoctls
         allowedSyscallCount = names.count + (ioctls.isEmpty ? 0 : 1)
         let violation = switch mode {

@@ -122,6 +122,13 @@ final class BootedVM {
                                                     held: isPaused, logger: logger))
     }
 
+    /// Hotplug: the vsock on `socket` into a free slot of its segment, then
+    /// the guest told; returns its address.
+    func hotAdd(vsock socket: VsockSocket, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
+        try announce(hotAdded: try virtio.hotAddVsock(socket, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_VSOCK],
+                                                      held: isPaused, logger: logger))
+    }
+
     /// The last step of a hotplug; if the guest cannot be told, the device
     /// leaves its slot again (thread, BARs, DMA mappings), as if never added.
     private func announce(hotAdded address: PCIAddress) throws(VMMError) -> PCIAddress {
@@ -162,6 +169,8 @@ final class BootedVM {
     func address(of disk: DiskImage) -> PCIAddress? { virtio.address(of: disk) }
 
     func address(ofNet id: String) -> PCIAddress? { virtio.address(ofNet: id) }
+
+    func address(ofVsock id: String) -> PCIAddress? { virtio.address(ofVsock: id) }
 
     func address(of device: VFIODevice) -> PCIAddress? { assigned?.address(of: device) }
 

@@ -7,8 +7,8 @@ import Glibc
 
 /// One boot's virtio devices, each a PCI function on bus 0 of its segment:
 /// the disks in the order given (so the first is the guest's /dev/vda), the
-/// networks in the order given (eth0 first), the console unless it is off,
-/// and the rng. Each device has its own named thread.
+/// networks in the order given (eth0 first), the vsock if there is one, the
+/// console unless it is off, and the rng. Each device has its own named thread.
 final class VirtioDevices {
     /// Bus 0 of each PCI segment, by segment.
     private let buses: [PCIBus]
@@ -28,6 +28,9 @@ final class VirtioDevices {
         }
         for (index, tap) in resources.taps.enumerated() {
             try addNet(tap, index: index, logger: logger)
+        }
+        if let vsock = resources.vsock {
+            try addVsock(vsock, logger: logger)
         }
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
@@ -82,6 +85,23 @@ final class VirtioDevices {
         return address
     }
 
+    /// The virtio-vsock on `socket`; returns its address.
+    @discardableResult
+    private func addVsock(_ socket: VsockSocket, logger: Logger) throws(VMMError) -> PCIAddress {
+        var device: OpaquePointer?
+        let r = socket.config.socket.withCString { path in
+            "virtio-vsock".withCString { thread in
+                var config = vmm_virtio_vsock_config(guest_cid: UInt64(socket.config.cid), listen_fd: socket.fd,
+                                                     socket_path: path, thread_name: thread)
+                return vmm_virtio_vsock_create(vm.handle, &config, &device)
+            }
+        }
+        let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_VSOCK, name: "--vsock socket=\(socket.config.socket)",
+                              segment: socket.config.pciSegment, id: socket.config.id ?? "")
+        logger.info("virtio-vsock: CID \(socket.config.cid), host socket \(socket.config.socket), at \(address)")
+        return address
+    }
+
     @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
                      name: String, segment: Int, disk: DiskImage? = nil, id: String? = nil) throws(VMMError) -> PCIAddress {
@@ -109,6 +129,11 @@ final class VirtioDevices {
     /// Hotplug: a network on `tap` into the running VM, as `hotAddDisk`.
     func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
         try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter, held: held)
+    }
+
+    /// Hotplug: the vsock into the running VM, as `hotAddDisk`.
+    func hotAddVsock(_ socket: VsockSocket, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
+        try startHotAdded(try addVsock(socket, logger: logger), filter: filter, held: held)
     }
 
     private func startHotAdded(_ address: PCIAddress, filter: SeccompFilter?, held: Bool) throws(VMMError) -> PCIAddress {
@@ -152,8 +177,9 @@ final class VirtioDevices {
     /// The address of the function serving `disk`, if any.
     func address(of disk: DiskImage) -> PCIAddress? { devices.first { $0.disk === disk }?.address }
 
-    /// The address of the network with this id, if any.
+    /// The address of the network or vsock with this id, if any.
     func address(ofNet id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.address }
+    func address(ofVsock id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_VSOCK && $0.id == id }?.address }
 
     /// Hot-unplug, once the guest let go: call with the vCPUs paused.
     func remove(_ address: PCIAddress) {

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// UNIX stream sockets for the host side of the hybrid vsock.
+enum UnixSocket {
+    static func address(_ path: String) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        return address
+    }
+
+    static func listen(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = address(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return bound == 0 && Glibc.listen(fd, 8) == 0 ? fd : -1
+    }
+
+    static func connect(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = address(path)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if connected != 0 { close(fd) }
+        return connected == 0 ? fd : -1
+    }
+
+    /// Waits up to `seconds` for `fd` to be readable.
+    static func wait(_ fd: Int32, _ seconds: Double) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, Int32(seconds * 1000)) == 1
+    }
+
+    /// Reads until `count` bytes, the end of the stream, or `seconds` pass.
+    static func read(_ fd: Int32, _ count: Int, _ seconds: Double = 10) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(seconds)
+        while bytes.count < count, Date() < deadline, wait(fd, deadline.timeIntervalSinceNow) {
+            let n = Glibc.read(fd, &chunk, min(chunk.count, count - bytes.count))
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return bytes
+    }
+
+    /// Reads through the first newline, a byte at a time.
+    static func line(_ fd: Int32, _ seconds: Double = 10) -> String {
+        var bytes: [UInt8] = []
+        while bytes.last != 10, bytes.count < 64 {
+            let one = read(fd, 1, seconds)
+            guard let byte = one.first else { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The virtio-vsock and its hybrid host socket, with a tiny guest driving
+/// the device's side of the protocol (Guests/vsock.c).
+@Suite("virtio-vsock", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
+struct VsockTests {
+    @Test("streams both ways through the hybrid socket under seccomp: CONNECT/OK, <socket>_<port>, refused port, unknown stream, credit, shutdowns")
+    func streams() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vsock-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let socket = dir + "/v.sock"
+        let service = UnixSocket.listen(socket + "_5000")
+        try #require(service >= 0)
+        defer { close(service) }
+        var fromGuest: [UInt8] = []
+        var okLine = "", pong: [UInt8] = []
+        let pattern = (0..<10000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let r = runVMM(["--kernel", try Guests.path("vsock"), "--serial", "tty", "--console", "off", "--memory", "size=64M",
+                        "--vsock", "cid=42,socket=\(socket)", "-v"]) { _, output in
+            // The guest's stream to port 5000: its data, then its shutdown as the end of the stream.
+            if UnixSocket.wait(service, 10) {
+                let peer = accept(service, nil, nil)
+                fromGuest = UnixSocket.read(peer, 100)
+                close(peer)
+            }
+            guard eventually(10, { output().contains("listening\n") }) else { return }
+            let client = UnixSocket.connect(socket)
+            guard client >= 0 else { return }
+            _ = "CONNECT 1024\n".withCString { write(client, $0, 13) }
+            okLine = UnixSocket.line(client)
+            _ = pattern.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+            pong = UnixSocket.read(client, 4)
+            close(client)
+            _ = eventually(10) { output().contains("vsock done\n") }
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(String(decoding: fromGuest, as: UTF8.self) == "hello from guest")
+        #expect(okLine.hasPrefix("OK ") && okLine.hasSuffix("\n") && (UInt32(okLine.dropFirst(3).dropLast()) ?? 0) >= 1 << 30, "\(okLine)")
+        #expect(String(decoding: pong, as: UTF8.self) == "pong")
+        let sum = pattern.reduce(UInt32(0)) { $0 + UInt32($1) }
+        let hex = { (v: UInt32) in "0x" + String(repeating: "0", count: 8 - String(v, radix: 16).count) + String(v, radix: 16) }
+        for line in ["cid 0x0000002a", "connect 5000: ok op 0x00000002", "shutdown 5000: ok op 0x00000003",
+                     "connect 5001: ok op 0x00000003", "unknown stream: ok op 0x00000003", "request from a host port",
+                     "credit request after 4096 bytes", "received \(hex(10000)) sum \(hex(sum))",
+                     "host closed: flags 0x00000003", "vsock done"] {
+            #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout)")
+        }
+        #expect(r.stderr.contains("virtio-vsock: CID 42, host socket \(socket), at 0000:00:01.0"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: socket), "the socket file goes with the VMM")
+    }
+}
