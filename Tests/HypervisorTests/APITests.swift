@@ -250,6 +250,38 @@ struct APITests {
         #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
     }
 
+    @Test("vsock hotplug: vm.add-vsock binds its socket and plugs the device, one per VM; a host client the guest never answers is closed; removal ends the socket",
+          .enabled(if: curlAvailable))
+    func vsockHotplug() throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("hotvsock-\(getpid()).sock").path
+        let vmm = try APIVMM(try guestArguments("hotplug"))
+        #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
+        let added = vmm.curl("PUT", "vm.add-vsock", body: "{\"cid\":3,\"socket\":\"\(socket)\"}")
+        #expect(added.status == 200 && added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"_vsock0\"}", "\(added.body)")
+        #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"vsock\":{\"cid\":3,\"id\":\"_vsock0\""))
+        let second = vmm.curl("PUT", "vm.add-vsock", body: "{\"cid\":4,\"socket\":\"\(socket)2\"}")
+        #expect(second.status == 400 && second.body.contains("the VM has a vsock already"), "\(second.body)")
+        // No driver answers: after Cloud Hypervisor's 2 s the client's socket closes.
+        let client = UnixSocket.connect(socket)
+        #expect(client >= 0)
+        _ = "CONNECT 1024\n".withCString { write(client, $0, 13) }
+        let start = Date()
+        #expect(UnixSocket.read(client, 16, 10).isEmpty)
+        #expect(Date().timeIntervalSince(start) > 1.5, "closed before the guest had its time")
+        close(client)
+        #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"_vsock0\"}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("slot ejected") }, "\(vmm.stdout)")
+        #expect(eventually(10) { !FileManager.default.fileExists(atPath: socket) }, "the socket outlived its device")
+        #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("vsock") })
+        // A new one may come in its place, under a new id.
+        let again = vmm.curl("PUT", "vm.add-vsock", body: "{\"cid\":5,\"socket\":\"\(socket)\"}")
+        #expect(again.status == 200 && again.body.contains("_vsock1"), "\(again.body)")
+        #expect(vmm.shutdown() == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket))
+        #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
+    }
+
     @Test("a disk hot-added and removed 1,000 times: the same slot each time, the VMM's descriptors and memory flat")
     func hotplugCycles() throws {
         let disk = FileManager.default.temporaryDirectory.appendingPathComponent("cycles-\(getpid()).raw").path
@@ -468,7 +500,7 @@ struct APITests {
         let vmm = try APIVMM([])
         let kernel = try Guests.path("ticker")
         let cases: [(String, String)] = [
-            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"vsock\":{\"cid\":3,\"socket\":\"/tmp/v.sock\"}}", "VmConfig vsock is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"vsock\":{\"cid\":2,\"socket\":\"/tmp/v.sock\"}}", "--vsock cid: invalid value '2': a special VSOCK CID"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"fs\":[{\"tag\":\"a\",\"socket\":\"/tmp/fs\"}]}", "VmConfig fs is not supported yet"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"memory\":{\"size\":1000}}", "--memory size: invalid value '1000'"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.raw\",\"bogus\":1,\"id\":\"x\"},{\"path\":\"/b.raw\",\"id\":\"x\"}]}",
@@ -692,7 +724,7 @@ struct APITests {
             (["send-migration", "destination_url=unix:/tmp/m"], "ch-remote: error: the VMM answered 400: vm.send-migration is not supported yet"),
             (["receive-migration", "receiver_url=unix:/tmp/m"], "ch-remote: error: the VMM answered 400: vm.receive-migration is not supported yet"),
             (["nmi"], "ch-remote: error: the VMM answered 400: vm.nmi is not supported yet"),
-            (["add-vsock", "cid=3,socket=/tmp/v.sock"], "ch-remote: error: the VMM answered 400: vm.add-vsock is not supported yet"),
+            (["add-vsock", "cid=2,socket=/tmp/v.sock"], "ch-remote: error: --vsock cid: invalid value '2': a special VSOCK CID"),
             (["counters"], "ch-remote: error: the VMM answered 500: vm.counters: the VM is not running (vm.boot it first)"),
             (["resize", "--cpus", "zero"], "ch-remote: error: resize --cpus: invalid value 'zero'"),
             (["create", "/nonexistent.json"], "ch-remote: error: cannot read '/nonexistent.json'"),

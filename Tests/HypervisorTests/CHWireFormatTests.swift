@@ -99,6 +99,7 @@ struct CHWireFormatTests {
             """
         }
         let kernel = try Guests.path("ticker")
+        let vsock = FileManager.default.temporaryDirectory.appendingPathComponent("chwire-\(getpid()).vsock").path
 
         // (ch-remote command, method, endpoint, body, the status this VMM answers)
         let steps: [(String, String, String, String?, Int)] = [
@@ -128,7 +129,8 @@ struct CHWireFormatTests {
             ("nmi", "PUT", "vm.nmi", nil, 400),
             ("add-fs", "PUT", "vm.add-fs", "{\"pci_segment\":0,\"tag\":\"myfs\",\"socket\":\"/tmp/fs.sock\",\"num_queues\":1,\"queue_size\":1024}", 400),
             ("add-pmem", "PUT", "vm.add-pmem", "{\"pci_segment\":0,\"file\":\"/tmp/pmem\",\"discard_writes\":false}", 400),
-            ("add-vsock", "PUT", "vm.add-vsock", "{\"pci_segment\":0,\"cid\":3,\"socket\":\"/tmp/v.sock\"}", 400),
+            ("add-vsock", "PUT", "vm.add-vsock", "{\"pci_segment\":0,\"cid\":3,\"socket\":\"\(vsock)\"}", 200),
+            ("add-vsock", "PUT", "vm.add-vsock", "{\"pci_segment\":0,\"cid\":4,\"socket\":\"\(vsock)2\"}", 400),
             ("add-vdpa", "PUT", "vm.add-vdpa", "{\"pci_segment\":0,\"path\":\"/dev/vhost-vdpa-0\",\"num_queues\":1}", 400),
             ("add-user-device", "PUT", "vm.add-user-device", "{\"pci_segment\":0,\"socket\":\"/tmp/u.sock\"}", 400),
             ("add-generic-vhost-user", "PUT", "vm.add-generic-vhost-user",
@@ -146,7 +148,7 @@ struct CHWireFormatTests {
             ("info", "GET", "vm.info", nil, 404),
             ("shutdown-vmm", "PUT", "vmm.shutdown", nil, 204),
         ]
-        let unbuilt: Set = ["nmi", "add-fs", "add-pmem", "add-vsock", "add-vdpa", "add-user-device", "add-generic-vhost-user",
+        let unbuilt: Set = ["nmi", "add-fs", "add-pmem", "add-vdpa", "add-user-device", "add-generic-vhost-user",
                             "resize-disk", "resize-zone", "snapshot", "coredump", "restore", "send-migration", "receive-migration"]
         for (command, method, endpoint, body, expected) in steps {
             let answer: CloudHypervisorClient.Answer

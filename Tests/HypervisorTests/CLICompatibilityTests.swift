@@ -30,7 +30,6 @@ struct CLICompatibilityTests {
         ["--tpm", "socket=/tmp/swtpm.sock"],
         ["--user-device", "socket=/tmp/vfio-user.sock"],
         ["--vdpa", "path=/dev/vhost-vdpa-0,num_queues=2"],
-        ["--vsock", "cid=3,socket=/tmp/vsock.sock"],
         ["--watchdog"],
         ["--dbus-object-path", "/org/cloudhypervisor/VM"],
         ["--dbus-service-name", "org.cloudhypervisor.VM"],
@@ -49,7 +48,7 @@ struct CLICompatibilityTests {
     @Test("an unbuilt option's keys are still checked")
     func syntaxChecked() {
         let cases: [([String], String)] = [
-            (["--vsock", "cid=3,bogus=1"], "--vsock: unknown key 'bogus'"),
+            (["--pmem", "file=/tmp/p,bogus=1"], "--pmem: unknown key 'bogus'"),
             (["--fs", "tag=a,socket=/x", "tag=b,tag=c"], "--fs: key 'tag' is given more than once"),
             (["--watchdog", "on"], "--watchdog: invalid value 'on': --watchdog takes no value"),
             (["--firmware"], "--firmware: a value is required"),

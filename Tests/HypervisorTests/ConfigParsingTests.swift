@@ -113,6 +113,37 @@ struct ConfigParsingTests {
         #expect(throws: ConfigError.self) { try config.validate() }
     }
 
+    @Test("--vsock: Cloud Hypervisor's syntax, its special CIDs refused, one per VM, an id of its own, a segment the VM has")
+    func vsock() throws {
+        #expect(try VsockConfig(parsing: "cid=3,socket=/tmp/ch.vsock") == VsockConfig(cid: 3, socket: "/tmp/ch.vsock"))
+        #expect(try VsockConfig(parsing: "cid=4294967294,socket=/s,id=v0,iommu=off,pci_segment=1")
+                == VsockConfig(cid: 4_294_967_294, socket: "/s", id: "v0", pciSegment: 1))
+        let refused: [(String, String)] = [
+            ("socket=/s", "--vsock: cid=… is required (the guest's context id, 3 or more)"),
+            ("cid=3", "--vsock: socket=… is required"),
+            ("cid=2,socket=/s", "--vsock cid: invalid value '2': a special VSOCK CID (0 hypervisor, 1 loopback, 2 host, 4294967295 any): give 3 or more"),
+            ("cid=4294967295,socket=/s", "--vsock cid: invalid value '4294967295': a special VSOCK CID"),
+            ("cid=-1,socket=/s", "--vsock cid: invalid value '-1'"),
+            ("cid=3,socket=/s,iommu=on", "--vsock iommu=on is not supported yet"),
+            ("cid=3,socket=/" + String(repeating: "s", count: 100), "--vsock socket: invalid value"),
+        ]
+        for (text, message) in refused {
+            #expect { try VsockConfig(parsing: text) } throws: { "\($0)".hasPrefix(message) }
+        }
+        var config = VMConfig(kernelPath: "/k")
+        config.vsock = try VsockConfig(parsing: "cid=3,socket=/s,pci_segment=1")
+        #expect { try config.validate() } throws: { "\($0)".hasPrefix("--vsock pci_segment: invalid value '1': no such PCI segment") }
+        config.vsock = try VsockConfig(parsing: "cid=3,socket=/s,id=__v")
+        #expect { try config.validate() } throws: { "\($0)".contains("ids beginning with __ are reserved") }
+        config.vsock = try VsockConfig(parsing: "cid=3,socket=/s,id=d")
+        config.disks = [try DiskConfig(parsing: "path=a.raw,id=d")]
+        #expect { try config.validate() } throws: { "\($0)" == "--vsock: id 'd' is given to more than one device" }
+        // Named as Cloud Hypervisor names it, after the disks and networks.
+        config.vsock?.id = nil
+        config.disks = [try DiskConfig(parsing: "path=a.raw")]
+        #expect(config.withDeviceIDs().vsock?.id == "_vsock1")
+    }
+
     @Test("--memory")
     func memory() throws {
         let m = try MemoryConfig(parsing: "size=1G,shared=on,prefault=on,mergeable=off,thp=off")
