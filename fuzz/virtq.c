@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memset(ram, 0, RAM_SIZE);
     memcpy(ram, data + 1, size - 1 < RAM_SIZE ? size - 1 : RAM_SIZE);
-    struct vmm_mem_region region = { .gpa = 0, .size = RAM_SIZE, .hva = ram, .slot = 0 };
+    struct vmm_mem_region region = { .gpa = 0, .size = RAM_SIZE, .hva = ram, .slot = 0, .fd = -1 };
     struct vmm_gmem mem = { &region, 1, NULL };
     struct vmm_virtq q;
     uint16_t qsize = (uint16_t)(1u << (data[0] & 7)); /* 1..128 */

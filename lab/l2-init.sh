@@ -193,6 +193,46 @@ case "$action" in
             wait
         done
         poweroff -f ;;
+    vsock)
+        # The host's side is lab/tests/vsock.py. Which boot this is, the
+        # host says over vsock itself.
+        phase=$(vsocktest connect 2 4999 < /dev/null)
+        echo "L2: vsock phase [$phase]"
+        if [ "$phase" = again ]; then
+            echo "L2: vsock after reboot [$(echo hello | vsocktest connect 2 5002)]"
+            poweroff -f
+        fi
+        mkdir -p /tmp
+        # Host to guest, 64 MiB.
+        vsocktest listen 1024 < /dev/null > /tmp/in &
+        sleep 0.5; echo "L2: vsock listening 1024"
+        wait
+        echo "L2: vsock received $(wc -c < /tmp/in) bytes md5=$(md5sum < /tmp/in | cut -d' ' -f1)"
+        rm /tmp/in
+        # Guest to host, 64 MiB.
+        dd if=/dev/urandom of=/tmp/out bs=1M count=64 2>/dev/null
+        echo "L2: vsock sending md5=$(md5sum < /tmp/out | cut -d' ' -f1)"
+        vsocktest connect 2 5000 < /tmp/out > /dev/null
+        echo "L2: vsock sent status=$?"
+        # A host port nobody serves, then a guest port nobody listens on.
+        echo "L2: vsock refused [$(vsocktest connect 2 5999 < /dev/null 2>&1)]"
+        # 50 streams at once.
+        vsocktest echo 1025 50 > /tmp/echo.out &
+        sleep 0.5; echo "L2: vsock echoing"
+        wait
+        echo "L2: vsock $(tail -1 /tmp/echo.out)"
+        # The host closes mid-stream; then the guest's sender dies mid-stream.
+        vsocktest listen 1026 < /dev/null > /dev/null 2>&1 &
+        sleep 0.5; echo "L2: vsock listening 1026"
+        wait
+        echo "L2: vsock host close seen status=$?"
+        cat /tmp/out /tmp/out | vsocktest connect 2 5001 > /dev/null 2>&1 &
+        sleep 2; kill -9 $!
+        # A host reader that stops: the guest's sender waits on credit.
+        cat /tmp/out | vsocktest connect 2 5003 > /dev/null
+        echo "L2: vsock flood done status=$?"
+        rm /tmp/out
+        echo "L2: vsock rebooting"; reboot -f ;;
     sigterm)
         echo "first flushed data" > /l2-flushed.txt
         sync

@@ -29,7 +29,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
+    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/guest/vsocktest.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
     "$here"/../Tests/HypervisorTests/Guests/common.S "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
@@ -109,7 +109,7 @@ depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
 copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci virtio_blk virtio_console \
-    virtio_rng virtio_net ext4 uio_pci_generic button evdev
+    virtio_rng virtio_net ext4 uio_pci_generic button evdev vmw_vsock_virtio_transport
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 # Guest-side tools: the block benchmark, the assigned-device test, the clock.
@@ -117,6 +117,7 @@ gcc -O2 -static -pthread -o "$cache/l2-root/bin/blkbench" "$here/../bench/guest/
 gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
 gcc -O2 -static -o "$cache/l2-root/bin/realtime" "$here/guest/realtime.c"
 gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
+gcc -O2 -static -o "$cache/l2-root/bin/vsocktest" "$here/guest/vsocktest.c"
 # iperf3 for the network benchmark, with the shared libraries it loads.
 for f in /usr/bin/iperf3 $(ldd /usr/bin/iperf3 | grep -o '/[^ ]*'); do
     mkdir -p "$cache/l2-root$(dirname "$f")"; cp -L "$f" "$cache/l2-root$f"

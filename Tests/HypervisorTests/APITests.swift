@@ -177,6 +177,31 @@ struct APITests {
         #expect(fixed.shutdown() == 0)
     }
 
+    @Test("memory shared=on: boot RAM and hot-added RAM are memfds, which vhost-user backends map; a reboot under seccomp makes new ones",
+          .enabled(if: curlAvailable))
+    func sharedMemory() throws {
+        let vmm = try APIVMM(try guestArguments("memhotplug") + ["--memory", "size=256M,shared=on,hotplug_size=256M"])
+        #expect(eventually(10) { vmm.stdout.contains("memory hotplug guest ready") })
+        func memfds() -> [String] {
+            let maps = (try? String(contentsOfFile: "/proc/\(vmm.child.processIdentifier)/maps", encoding: .utf8)) ?? ""
+            return maps.split(separator: "\n").filter { $0.contains("/memfd:guest-ram") && $0.contains(" rw-s ") }.map(String.init)
+        }
+        #expect(memfds().count == 1, "\(memfds())")
+        #expect(vmm.curl("PUT", "vm.resize", body: "{\"desired_ram\":402653184}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("memory slot 0 inserted") }, "\(vmm.stdout)")
+        #expect(memfds().count == 2, "\(memfds())")
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"shared\":true"))
+        #expect(vmm.curl("PUT", "vm.reboot").status == 204)
+        #expect(eventually(10) { vmm.stdout.components(separatedBy: "memory hotplug guest ready").count == 3 }, "\(vmm.stdout)")
+        // The old boot's memfds are gone with its VM; the new boot starts with all 384M in one.
+        #expect(eventually(5) {
+            let ranges = memfds().map { $0.split(separator: " ")[0].split(separator: "-").compactMap { UInt64($0, radix: 16) } }
+            return ranges.count == 1 && ranges[0][1] - ranges[0][0] == 384 << 20
+        }, "\(memfds())")
+        #expect(vmm.shutdown() == 0)
+        #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
+    }
+
     @Test("PCI segment 1: a disk and the console there from the command line, another disk hot-added there and ejected; a segment the VM lacks refused",
           .enabled(if: curlAvailable))
     func segmentHotplug() throws {

@@ -249,6 +249,46 @@ struct LabNetTests {
     }
 }
 
+@Suite("virtio-vsock in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabVsockTests {
+    @Test("the hybrid vsock under seccomp + nobody: 64 MiB each way with matching md5, 50 streams at once, refused ports both ways, peers closing mid-stream, a host reader that stops (VMM memory flat), a guest reboot")
+    func streams() throws {
+        let boot = try Lab.boot("vsock")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        func value(_ line: String?, _ key: String) -> String? {
+            line?.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        // Host to guest: the guest's md5 of what it received is the host's of what it sent.
+        let sent = Lab.lines(boot.check, "L1: host to guest:").first
+        let received = Lab.lines(boot.log, "L2: vsock received").first
+        #expect(sent?.contains("67108864 bytes") == true && received?.contains("67108864 bytes") == true, "\(sent ?? "") / \(received ?? "")")
+        #expect(value(sent, "md5") != nil && value(sent, "md5") == value(received, "md5"), "\(sent ?? "") / \(received ?? "")")
+        // Guest to host, the same the other way; <socket>_5000 is what the guest reached.
+        let sending = Lab.lines(boot.log, "L2: vsock sending").first
+        let got = Lab.lines(boot.check, "L1: guest to host:").first
+        #expect(got?.contains("67108864 bytes") == true && value(got, "md5") == value(sending, "md5"), "\(sending ?? "") / \(got ?? "")")
+        #expect(boot.log.contains("L2: vsock sent status=0"))
+        #expect(boot.check.contains("L1: connect 1024: OK 10737418"), "host ports from 2^30: \(boot.check)")
+        // Refused: nobody at <socket>_5999 (the guest sees a reset), nobody at guest port 7777 (the socket closes).
+        #expect(boot.log.contains("L2: vsock refused [vsocktest: connect: Connection reset by peer]"), "\(Lab.lines(boot.log, "L2: vsock"))")
+        #expect(boot.check.contains("L1: connect 7777: closed without OK"), "\(boot.check)")
+        #expect(boot.check.contains("L1: 50 streams: 50 echoed intact"), "\(boot.check)")
+        #expect(boot.log.contains("L2: vsock vsocktest: 50 streams echoed, 0 failed"), "\(Lab.lines(boot.log, "L2: vsock"))")
+        // Ends mid-stream, each side: the other side sees the end, nothing hangs.
+        #expect(boot.check.contains("L1: host closed mid-stream") && boot.log.contains("L2: vsock host close seen"))
+        #expect(boot.check.contains("L1: guest died mid-stream: end of stream after data"), "\(boot.check)")
+        // A host reader that stops for 4 s while the guest floods: the VMM holds at most a stream's buffer.
+        let slow = try #require(Lab.lines(boot.check, "L1: slow reader: VMM VmRSS").first, "\(boot.check)")
+        let rss = slow.split(separator: " ").compactMap { Int($0) }
+        #expect(rss.count == 2 && rss[0] > 2000 && rss[1] - rss[0] < 1024, "\(slow)")
+        #expect(boot.check.contains("L1: slow reader: then read 67108864 bytes"), "\(boot.check)")
+        // After the guest's reboot: the same socket, a new driver.
+        #expect(boot.log.contains("L2: vsock phase [again]") && boot.log.contains("L2: vsock after reboot [hello]"), "\(Lab.lines(boot.log, "L2: vsock"))")
+        #expect(boot.check.contains("L1: socket file after exit: gone"), "\(boot.check)")
+        #expect(!boot.log.contains("warning"), "\(boot.log.suffix(2000))")
+    }
+}
+
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
     @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; the guest's clock steady across 20 unplugs; vmm.shutdown on a running guest")

@@ -19,7 +19,7 @@ final class TestQueue {
     init(size: UInt16 = 8, eventIdx: Bool = false) throws {
         ram.initializeMemory(as: UInt8.self, repeating: 0)
         region = .allocate(capacity: 1)
-        region.initialize(to: vmm_mem_region(gpa: 0, size: UInt64(Self.ramSize), hva: ram.baseAddress, slot: 0))
+        region.initialize(to: vmm_mem_region(gpa: 0, size: UInt64(Self.ramSize), hva: ram.baseAddress, slot: 0, fd: -1))
         mem = vmm_gmem(regions: region, count: 1, live_count: nil)
         self.size = size
         try #require(vmm_virtq_init(&queue, &mem, size, Self.desc, Self.avail, Self.used, eventIdx) == 0)

@@ -1,4 +1,5 @@
-/* Guest RAM: anonymous mappings registered as KVM memory slots. Regions are
+/* Guest RAM: mappings registered as KVM memory slots (anonymous, or memfd
+ * for shared RAM). Regions are
  * listed so that later a VFIO container can DMA-map the same memory. */
 #ifndef VMM_MEMORY_H
 #define VMM_MEMORY_H
@@ -8,7 +9,7 @@
 struct vmm_vm;
 
 enum {
-    VMM_MEM_SHARED    = 1u << 0, /* MAP_SHARED instead of private */
+    VMM_MEM_SHARED    = 1u << 0, /* a memfd mapped shared, for vhost-user backends */
     VMM_MEM_PREFAULT  = 1u << 1, /* populate at allocation (MAP_POPULATE) */
     VMM_MEM_MERGEABLE = 1u << 2, /* madvise(MADV_MERGEABLE) for KSM */
     VMM_MEM_THP       = 1u << 3, /* madvise(MADV_HUGEPAGE) */
@@ -19,6 +20,7 @@ struct vmm_mem_region {
     uint64_t size;
     void *hva;
     uint32_t slot;
+    int fd; /* shared RAM's memfd (offset 0 is `gpa`), else -1 */
 };
 
 /* Maps `size` bytes (page-aligned) and makes them guest RAM at `gpa`.

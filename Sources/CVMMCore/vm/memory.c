@@ -1,4 +1,7 @@
-/* Guest RAM regions: one anonymous mapping and one KVM memslot each. */
+/* Guest RAM regions: one mapping and one KVM memslot each. Private RAM is
+ * anonymous memory; shared RAM is a memfd, whose descriptor vhost-user
+ * backends map too (as Cloud Hypervisor backs `shared=on`). */
+#define _GNU_SOURCE
 #include <cpuid.h>
 #include <errno.h>
 #include <sys/ioctl.h>
@@ -21,13 +24,28 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
             return -EEXIST;
     }
 
-    int mflags = (flags & VMM_MEM_SHARED) ? MAP_SHARED : MAP_PRIVATE;
-    mflags |= MAP_ANONYMOUS | MAP_NORESERVE;
+    int fd = -1;
+    if (flags & VMM_MEM_SHARED) {
+        fd = memfd_create("guest-ram", MFD_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        if (ftruncate(fd, (off_t)size) < 0) {
+            int saved = -errno;
+            close(fd);
+            return saved;
+        }
+    }
+    int mflags = fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+    mflags |= MAP_NORESERVE;
     if (flags & VMM_MEM_PREFAULT)
         mflags |= MAP_POPULATE;
-    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, -1, 0);
-    if (hva == MAP_FAILED)
-        return -errno;
+    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
+    if (hva == MAP_FAILED) {
+        int saved = -errno;
+        if (fd >= 0)
+            close(fd);
+        return saved;
+    }
 
     int ret = 0;
     if ((flags & VMM_MEM_MERGEABLE) && madvise(hva, size, MADV_MERGEABLE) < 0)
@@ -49,9 +67,11 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
         ret = -errno;
     if (ret) {
         munmap(hva, size);
+        if (fd >= 0)
+            close(fd);
         return ret;
     }
-    vm->regions[slot] = (struct vmm_mem_region){ gpa, size, hva, slot };
+    vm->regions[slot] = (struct vmm_mem_region){ gpa, size, hva, slot, fd };
     /* Published after it is written: device threads walk the list while
      * the VM runs (a hot-added region arrives under them). */
     __atomic_store_n(&vm->nregions, slot + 1, __ATOMIC_RELEASE);
@@ -69,6 +89,8 @@ void vmm_memory_remove_last(struct vmm_vm *vm)
     struct kvm_userspace_memory_region mr = { .slot = r->slot, .guest_phys_addr = r->gpa };
     ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
     munmap(r->hva, r->size);
+    if (r->fd >= 0)
+        close(r->fd);
 }
 
 unsigned vmm_memory_region_count(const struct vmm_vm *vm) { return __atomic_load_n(&vm->nregions, __ATOMIC_ACQUIRE); }

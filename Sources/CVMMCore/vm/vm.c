@@ -145,8 +145,11 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     close_fd(&vm->vfio_kvm_fd);
     /* The VM fd goes first so KVM drops its memslots before the RAM is unmapped. */
     close_fd(&vm->vm_fd);
-    for (unsigned i = 0; i < vm->nregions; i++)
+    for (unsigned i = 0; i < vm->nregions; i++) {
         munmap(vm->regions[i].hva, vm->regions[i].size);
+        if (vm->regions[i].fd >= 0)
+            close(vm->regions[i].fd);
+    }
     close_fd(&vm->stop_fd);
     vmm_bus_destroy(vm->pio);
     vmm_bus_destroy(vm->mmio);

@@ -92,6 +92,8 @@ final class Sandbox {
             api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_VSOCK, default: []] + ["timerfd_create", "unlink"]
         }
         if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
+        // Shared RAM is a memfd: each boot's, and hot-added RAM's.
+        if config.memory.shared { api += ["memfd_create", "ftruncate"] }
         let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,
                                     extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
