@@ -82,6 +82,8 @@ final class LaunchResources {
     var assigned: [VFIODevice]
     /// The virtio-vsock's host socket; hotplug sets it, removal ends it.
     var vsock: VsockSocket?
+    /// Each virtio-fs share's backend connection, in the configuration's order.
+    var fs: [FsBackend]
     /// virtio-rng's entropy source.
     private let rng: OwnedDescriptor
     var rngSource: Int32 { rng.raw }
@@ -108,6 +110,9 @@ final class LaunchResources {
         assigned = config.devices.isEmpty ? [] : try VFIODevice.open(config.devices, container: &vfio)
         self.vfio = vfio
         vsock = try config.vsock.map { (vsock) throws(VMMError) in try VsockSocket(vsock) }
+        var fs: [FsBackend] = []
+        for share in config.fs { fs.append(try FsBackend(share)) }
+        self.fs = fs
         do throws(UserPath.Refusal) {
             let source = try UserPath.open(config.rng.source, flags: O_RDONLY, accept: [.characterDevice, .regularFile])
             rng = OwnedDescriptor(source.fd)

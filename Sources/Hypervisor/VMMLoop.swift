@@ -217,7 +217,7 @@ final class VMMLoop {
                 throw APIFailure(.failed, "vm.power-button: \(error)")
             }
             return .done
-        case .vmAddDisk, .vmAddNet, .vmAddDevice, .vmAddVsock:
+        case .vmAddDisk, .vmAddNet, .vmAddDevice, .vmAddVsock, .vmAddFs:
             return try add(request)
         case .vmRemoveDevice(let id):
             return try remove(id)
@@ -286,7 +286,7 @@ final class VMMLoop {
         }
         // Cloud Hypervisor's id when none is given (`_disk3`…); a taken one is refused.
         let ids = Set(changed.disks.compactMap(\.id) + changed.nets.compactMap(\.id) + changed.devices.compactMap(\.id)
-                      + [changed.vsock?.id].compactMap { $0 })
+                      + changed.fs.compactMap(\.id) + [changed.vsock?.id].compactMap { $0 })
         var added = request
         switch request {
         case .vmAddDisk(var disk):
@@ -312,6 +312,10 @@ final class VMMLoop {
             vsock.id = vsock.id ?? changed.nextDeviceID("_vsock")
             changed.vsock = vsock
             added = .vmAddVsock(vsock)
+        case .vmAddFs(var share):
+            share.id = share.id ?? changed.nextDeviceID("_fs")
+            changed.fs.append(share)
+            added = .vmAddFs(share)
         default:
             throw APIFailure(.failed, "\(endpoint): not a device to add")
         }
@@ -360,6 +364,11 @@ final class VMMLoop {
             let address = try vm.hotAdd(vsock: socket, sandbox: sandbox)
             resources.vsock = socket
             return address
+        case .vmAddFs(let share):
+            let backend = try FsBackend(share)
+            let address = try vm.hotAdd(fs: backend, index: resources.fs.count, sandbox: sandbox)
+            resources.fs.append(backend)
+            return address
         case .vmAddNet(let net):
             // The tap takes copies of the descriptors the request brought,
             // which close here once it is plugged, or with the refused request.
@@ -407,6 +416,8 @@ final class VMMLoop {
             changed.devices.remove(at: index)
         } else if changed.vsock?.id == id {
             changed.vsock = nil
+        } else if let index = changed.fs.firstIndex(where: { $0.id == id }) {
+            changed.fs.remove(at: index)
         } else {
             throw APIFailure(.unknownDevice, "vm.remove-device: no device has the id '\(id)'")
         }
@@ -423,6 +434,7 @@ final class VMMLoop {
         if config.nets.contains(where: { $0.id == id }) { return vm.address(ofNet: id) }
         if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.address(of: device) }
         if config.vsock?.id == id { return vm.address(ofVsock: id) }
+        if config.fs.contains(where: { $0.id == id }) { return vm.address(ofFs: id) }
         return nil
     }
 
@@ -483,6 +495,9 @@ final class VMMLoop {
         } else if config?.vsock?.id == id {
             config?.vsock = nil
             resources?.vsock = nil
+        } else if let index = config?.fs.firstIndex(where: { $0.id == id }) {
+            config?.fs.remove(at: index)
+            if let resources, index < resources.fs.count { resources.fs.remove(at: index) }
         }
     }
 
@@ -502,6 +517,7 @@ final class VMMLoop {
         case .vmAddDisk: "vm.add-disk"
         case .vmAddNet: "vm.add-net"
         case .vmAddVsock: "vm.add-vsock"
+        case .vmAddFs: "vm.add-fs"
         default: "vm.add-device"
         }
     }

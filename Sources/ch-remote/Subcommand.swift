@@ -67,7 +67,7 @@ struct Subcommand: Sendable {
         "add-device": add("vm.add-device") { _ = try DeviceConfig(parsing: $0) },
         "add-disk": add("vm.add-disk") { _ = try DiskConfig(parsing: $0) },
         "add-net": addNet,
-        "add-fs": add("vm.add-fs"),
+        "add-fs": add("vm.add-fs") { _ = try FsConfig(parsing: $0) },
         "add-pmem": add("vm.add-pmem"),
         "add-vsock": add("vm.add-vsock") { _ = try VsockConfig(parsing: $0) },
         "add-vdpa": add("vm.add-vdpa"),

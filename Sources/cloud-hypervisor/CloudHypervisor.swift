@@ -65,6 +65,10 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(RngConfig.init(parsing:)))
     var rng: RngConfig = RngConfig()
 
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("tag=<tag>,socket=<path>[,num_queues=<n>,queue_size=<n>,id=<id>,pci_segment=<n>] ... : virtio-fs on a vhost-user backend (virtiofsd); needs --memory shared=on", valueName: "fs"),
+            transform: library(FsConfig.init(parsing:)))
+    var fs: [FsConfig] = []
+
     @Option(help: ArgumentHelp("cid=<n>,socket=<path>[,id=<id>,pci_segment=<n>]: virtio-vsock; host clients connect to <path> and write CONNECT <port>, the guest reaches <path>_<port>", valueName: "vsock"),
             transform: library(VsockConfig.init(parsing:)))
     var vsock: VsockConfig?
@@ -114,6 +118,7 @@ struct CloudHypervisor: ParsableCommand {
                  user: user, group: group)
         config.consolePCISegment = console.pciSegment
         config.vsock = vsock
+        config.fs = fs
         return config
     }
 

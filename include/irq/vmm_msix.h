@@ -46,6 +46,10 @@ void vmm_msix_pba_io(struct vmm_msix *msix, uint64_t offset, uint8_t *data, uint
  * function-mask bits live in the capability). */
 void vmm_msix_config_written(struct vmm_msix *msix, uint32_t offset, uint32_t size);
 
+/* The vectors' eventfds are written from outside the VMM too (a
+ * vhost-user backend): from now on each is attached to KVM only while its
+ * vector is unmasked, and what it counted meanwhile arrives on unmasking. */
+int vmm_msix_hand_out(struct vmm_msix *msix);
 /* Raises `vector`: an eventfd write, or a pending bit while masked.
  * -EINVAL for a vector the function does not have. */
 int vmm_msix_signal(struct vmm_msix *msix, unsigned vector);

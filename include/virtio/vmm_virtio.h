@@ -75,6 +75,34 @@ struct vmm_virtio_vsock_config {
 int vmm_virtio_vsock_create(struct vmm_vm *vm, const struct vmm_virtio_vsock_config *config,
                             struct vmm_virtio **out);
 
+/* A vhost-user backend's connection: `fd` is a connected UNIX socket,
+ * owned from the call on (closed on failure too). The handshake (features,
+ * protocol features, SET_OWNER) happens here; a backend that does not
+ * answer within 5 s is -ETIMEDOUT, a legacy-only one -EPROTONOSUPPORT.
+ * It outlives each boot's device: backends serve one connection. Closing
+ * it lets go of the owner's hold; devices on it hold it until they go. */
+struct vmm_vhost_user;
+int vmm_vhost_user_connect(int fd, struct vmm_vhost_user **out);
+void vmm_vhost_user_close(struct vmm_vhost_user *backend);
+/* The queues the backend serves at most (0: it does not say). */
+unsigned vmm_vhost_user_max_queues(const struct vmm_vhost_user *backend);
+
+/* virtio-fs (`--fs`) on a vhost-user backend (virtiofsd), which the
+ * device does not own. One high-priority queue and `request_queues` more,
+ * each of `queue_size`. Needs shared RAM (`--memory shared=on`). */
+struct vmm_virtio_fs_config {
+    struct vmm_vhost_user *backend;
+    const char *tag; /* at most 36 bytes */
+    uint16_t request_queues;
+    uint16_t queue_size;
+    const char *thread_name;
+};
+int vmm_virtio_fs_create(struct vmm_vm *vm, const struct vmm_virtio_fs_config *config, struct vmm_virtio **out);
+
+/* Hot-added RAM reaches a vhost-user device's backend (VMM thread, after
+ * the region is added); 0 for any other device. */
+int vmm_vhost_user_sync_memory(struct vmm_virtio *device);
+
 /* Wraps `device` (now owned by the transport) in a PCI function with one
  * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */
 int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct vmm_virtio_pci **out);

@@ -286,12 +286,29 @@ void vmm_msix_config_written(struct vmm_msix *m, uint32_t offset, uint32_t size)
     pthread_mutex_unlock(&m->lock);
 }
 
+int vmm_msix_hand_out(struct vmm_msix *m)
+{
+    pthread_mutex_lock(&m->lock);
+    for (unsigned v = 0; v < m->count; v++) {
+        if (m->vectors[v].attached && masked(m, v)) {
+            vmm_irq_detach(m->vm, &m->vectors[v].irq);
+            m->vectors[v].attached = false;
+        }
+    }
+    m->external = true;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
 int vmm_msix_signal(struct vmm_msix *m, unsigned v)
 {
     if (v >= m->count)
         return -EINVAL;
     pthread_mutex_lock(&m->lock);
-    if (masked(m, v) || !m->vectors[v].routed)
+    /* Handed out: the eventfd counts while detached, KVM delivers on attach. */
+    if (m->external)
+        vmm_irq_trigger(&m->vectors[v].irq);
+    else if (masked(m, v) || !m->vectors[v].routed)
         set_pending(m, v, true);
     else
         vmm_irq_trigger(&m->vectors[v].irq);

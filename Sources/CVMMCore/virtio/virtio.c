@@ -53,7 +53,9 @@ int virtio_init(struct vmm_virtio *v, struct vmm_vm *vm, const struct virtio_dev
     int ret = epoll_add(v->epoll_fd, v->ctl_fd, EPOLLIN, TAG_CTL);
     for (unsigned i = 0; ret == 0 && i < nqueues; i++) {
         v->queues[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        ret = v->queues[i].kick_fd < 0 ? -errno : epoll_add(v->epoll_fd, v->queues[i].kick_fd, EPOLLIN, i);
+        ret = v->queues[i].kick_fd < 0 ? -errno : 0;
+        if (ret == 0 && !ops->external_queues)
+            ret = epoll_add(v->epoll_fd, v->queues[i].kick_fd, EPOLLIN, i);
     }
     return ret;
 }
@@ -131,17 +133,22 @@ static const char *queue_error(int error)
     }
 }
 
-void virtio_fail(struct vmm_virtio *v, unsigned q, int error)
+void virtio_needs_reset(struct vmm_virtio *v)
 {
     v->active = false;
     pthread_mutex_lock(&v->lock);
     v->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
     uint16_t vector = v->config_vector;
     pthread_mutex_unlock(&v->lock);
+    v->signal(v->transport, vector);
+}
+
+void virtio_fail(struct vmm_virtio *v, unsigned q, int error)
+{
     if (vmm_ratelimit_allow(&v->broken_log))
         vmm_log_warn("%s: the guest's queue %u has %s; device stopped until the guest resets it",
                      v->thread_name, q, queue_error(error));
-    v->signal(v->transport, vector);
+    virtio_needs_reset(v);
 }
 
 /* Device thread: the driver finished setup. Rings are checked here, where

@@ -32,6 +32,9 @@ struct vmm_virtio;
 struct virtio_device_ops {
     uint16_t device_id;
     uint32_t pci_class;
+    /* Another process serves the queues (vhost-user): kicks are not the
+     * device thread's to read, and interrupts come from outside. */
+    bool external_queues;
     /* Device-specific config space; any thread (guest config accesses). */
     void (*config_access)(struct vmm_virtio *v, uint32_t offset, uint8_t *data, uint32_t size, bool is_write);
     /* The driver set DRIVER_OK and every enabled queue checked out. */
@@ -66,6 +69,8 @@ struct vmm_virtio {
 
     /* The transport's interrupt: raise `vector` (VIRTIO_NO_VECTOR: none). */
     void (*signal)(void *transport, uint16_t vector);
+    /* The eventfd whose write raises `vector`, for a backend; -1 for none. */
+    int (*vector_eventfd)(void *transport, uint16_t vector);
     void *transport;
 
     /* The device thread and its requests (under lock). */
@@ -97,6 +102,9 @@ void virtio_queue_signal(struct vmm_virtio *v, unsigned q);
 /* A malformed queue: DEVICE_NEEDS_RESET, a config interrupt, one log line
  * (rate-limited); the device stops until the driver resets it. */
 void virtio_fail(struct vmm_virtio *v, unsigned q, int error);
+/* DEVICE_NEEDS_RESET and a config interrupt: the device stops until the
+ * driver resets it (the caller says why). */
+void virtio_needs_reset(struct vmm_virtio *v);
 /* Handles one request: true and the bytes put in the chain when it is
  * answered now, false when the device answers it later itself. */
 typedef bool (*virtio_request_fn)(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *chain,

@@ -53,6 +53,12 @@ static uint64_t get_le(const uint8_t *p, uint32_t size)
     return v;
 }
 
+static int vector_eventfd(void *opaque, uint16_t vector)
+{
+    struct vmm_virtio_pci *t = opaque;
+    return vector == VIRTIO_NO_VECTOR ? -1 : vmm_msix_eventfd(t->msix, vector);
+}
+
 static void signal_vector(void *opaque, uint16_t vector)
 {
     struct vmm_virtio_pci *t = opaque;
@@ -277,6 +283,7 @@ int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct v
     t->vm = vm;
     t->virtio = device;
     device->signal = signal_vector;
+    device->vector_eventfd = vector_eventfd;
     device->transport = t;
     const struct virtio_device_ops *ops = device->ops;
     struct vmm_pci_space space = { vmm_vm_pio_bus(vm), vmm_vm_mmio_bus(vm) };
@@ -295,6 +302,7 @@ int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct v
         goto error;
     }
     if ((ret = vmm_msix_create(vm, t->pci, vectors, 0, BAR_MSIX, BAR_PBA, &t->msix)) < 0 ||
+        (ops->external_queues && (ret = vmm_msix_hand_out(t->msix)) < 0) ||
         (ret = add_cap(t->pci, VIRTIO_PCI_CAP_COMMON_CFG, BAR_COMMON, COMMON_SIZE, 0)) < 0 ||
         (ret = add_cap(t->pci, VIRTIO_PCI_CAP_ISR_CFG, BAR_ISR, 1, 0)) < 0 ||
         (ret = add_cap(t->pci, VIRTIO_PCI_CAP_DEVICE_CFG, BAR_DEVICE, REGION, 0)) < 0 ||

@@ -19,6 +19,7 @@ public enum APIRequest: Sendable, Equatable {
     case vmAddNet(NetConfig)
     case vmAddDevice(DeviceConfig)
     case vmAddVsock(VsockConfig)
+    case vmAddFs(FsConfig)
     case vmRemoveDevice(id: String)
     case vmResize(vcpus: Int?, ramBytes: UInt64?)
 
@@ -29,6 +30,7 @@ public enum APIRequest: Sendable, Equatable {
         case .vmAddNet(let net): net.id
         case .vmAddDevice(let device): device.id
         case .vmAddVsock(let vsock): vsock.id
+        case .vmAddFs(let share): share.id
         default: nil
         }
     }
@@ -48,7 +50,7 @@ public enum APIRoutes {
 
     /// Endpoints that exist in Cloud Hypervisor and are not built here yet.
     static let unbuilt: [String: String] = [
-        "vm.add-fs": "PUT", "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
+        "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
         "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
         "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
         "vm.nmi": "PUT",
@@ -57,7 +59,7 @@ public enum APIRoutes {
     static let methods: [String: String] = [
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
-        "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT", "vm.add-vsock": "PUT",
+        "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT", "vm.add-vsock": "PUT", "vm.add-fs": "PUT",
         "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET",
     ]
 
@@ -110,6 +112,7 @@ public enum APIRoutes {
             case "vm.add-net": return .success(.vmAddNet(try VmConfigJSON.netConfig(fields, fds: fds)))
             case "vm.add-device": return .success(.vmAddDevice(try VmConfigJSON.deviceConfig(fields)))
             case "vm.add-vsock": return .success(.vmAddVsock(try VmConfigJSON.vsockConfig(fields)))
+            case "vm.add-fs": return .success(.vmAddFs(try VmConfigJSON.fsConfig(fields)))
             case "vm.remove-device":
                 guard case .string(let id)? = fields["id"], !id.isEmpty else {
                     return .failure(.error(400, "vm.remove-device: the body must name the device: {\"id\": \"…\"}"))

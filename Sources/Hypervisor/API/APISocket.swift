@@ -64,7 +64,7 @@ final class APIListener {
             descriptor = OwnedDescriptor(fd)
             path = nil
         case .path(let path):
-            descriptor = try UnixListener.listen(at: path, option: "--api-socket", key: "path")
+            descriptor = try UnixSocket.listen(at: path, option: "--api-socket", key: "path")
             self.path = path
         }
     }

@@ -6,7 +6,7 @@
 /// a default.
 public enum VmConfigJSON {
     /// Sections whose devices do not exist yet: refused unless empty.
-    static let unbuiltSections = ["balloon", "fs", "generic_vhost_user", "pmem", "user_devices", "vdpa",
+    static let unbuiltSections = ["balloon", "generic_vhost_user", "pmem", "user_devices", "vdpa",
                                   "numa", "rtc", "tpm", "rate_limit_groups", "pci_segments", "iommu", "watchdog",
                                   "sgx_epc", "preserved_fds"]
 
@@ -67,6 +67,7 @@ public enum VmConfigJSON {
             throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
         }
         config.devices = try list(root["devices"], "devices").map { (device) throws(ConfigError) in try deviceConfig(device) }
+        config.fs = try list(root["fs"], "fs").map { (share) throws(ConfigError) in try fsConfig(share) }
         config.vsock = try object(root["vsock"], "vsock").map { (vsock) throws(ConfigError) in try vsockConfig(vsock) }
         if let platform = try object(root["platform"], "platform") {
             config.platform = try PlatformConfig(parsing: optionText(platform, known: PlatformConfig.known))
@@ -92,6 +93,10 @@ public enum VmConfigJSON {
         }
         return try DiskConfig(parsing: optionText(fields, renaming: ["vhost_socket": "socket"], known: DiskConfig.known,
                                            defaults: ["rate_limiter_config": .null, "pci_device_id": .null]))
+    }
+
+    static func fsConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> FsConfig {
+        try FsConfig(parsing: optionText(fields, known: FsConfig.known, defaults: ["pci_device_id": .null]))
     }
 
     static func vsockConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> VsockConfig {
@@ -273,6 +278,10 @@ extension VmConfigJSON {
             "disks": config.disks.isEmpty ? .null : .array(disks),
             "net": config.nets.isEmpty ? .null : .array(nets),
             "devices": config.devices.isEmpty ? .null : .array(devices),
+            "fs": config.fs.isEmpty ? .null : .array(config.fs.map { share in
+                .object(["tag": .string(share.tag), "socket": .string(share.socket), "num_queues": int(share.numQueues),
+                         "queue_size": int(share.queueSize), "id": text(share.id), "pci_segment": int(share.pciSegment)])
+            }),
             "vsock": config.vsock.map { vsock in
                 .object(["cid": int(vsock.cid), "socket": .string(vsock.socket), "id": text(vsock.id), "iommu": .bool(false),
                          "pci_segment": int(vsock.pciSegment)])

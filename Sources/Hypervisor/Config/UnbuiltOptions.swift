@@ -31,7 +31,6 @@ public struct UnbuiltOption: Sendable {
         UnbuiltOption("--balloon", .keys(["size", "deflate_on_oom", "free_page_reporting", "iommu", "id", "pci_segment", "pci_device_id"])),
         UnbuiltOption("--event-monitor", .keys(["path", "fd"])),
         UnbuiltOption("--firmware", .text),
-        UnbuiltOption("--fs", .keys(["tag", "socket", "num_queues", "queue_size", "id", "pci_segment", "pci_device_id"]), list: true),
         UnbuiltOption("--fw-cfg-config", .keys(["e820", "kernel", "cmdline", "initramfs", "acpi_table", "items"])),
         UnbuiltOption("--gdb", .keys(["path"])),
         UnbuiltOption("--generic-vhost-user", .keys(["device_type", "virtio_id", "socket", "queue_sizes", "id", "pci_segment", "pci_device_id"]), list: true),

@@ -30,6 +30,8 @@ public struct VMConfig: Sendable, Equatable {
     public var nets: [NetConfig]
     /// virtio-rng; every VM has one, as in Cloud Hypervisor (`--rng`).
     public var rng: RngConfig
+    /// virtio-fs shares, each on its vhost-user backend (`--fs`).
+    public var fs: [FsConfig] = []
     /// virtio-vsock, at most one (`--vsock`).
     public var vsock: VsockConfig?
     /// `--platform`: the PCI segments.
@@ -121,7 +123,7 @@ public struct VMConfig: Sendable, Equatable {
         }
         var ids = Set<String>()
         for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) })
-            + [("--vsock", vsock?.id)] {
+            + fs.map({ ("--fs", $0.id) }) + [("--vsock", vsock?.id)] {
             // As Cloud Hypervisor: `__` names the VMM's own devices (`__rng`, `__console`).
             if let id, id.hasPrefix("__") {
                 throw .invalidValue(option: option, key: "id", value: id, reason: "ids beginning with __ are reserved for the VMM's own devices")
@@ -133,7 +135,7 @@ public struct VMConfig: Sendable, Equatable {
         // Every device takes a slot on bus 0 of its segment, beside the host bridge.
         let placed = disks.map { ("--disk", $0.pciSegment) } + nets.map { ("--net", $0.pciSegment) }
             + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", consolePCISegment)])
-            + (vsock.map { [("--vsock", $0.pciSegment)] } ?? [])
+            + fs.map { ("--fs", $0.pciSegment) } + (vsock.map { [("--vsock", $0.pciSegment)] } ?? [])
         for (option, segment) in placed where segment >= platform.pciSegments {
             // Cloud Hypervisor: "Invalid PCI segment id".
             throw .invalidValue(option: option, key: "pci_segment", value: String(segment),
@@ -144,6 +146,16 @@ public struct VMConfig: Sendable, Equatable {
             guard functions <= 31 else {
                 throw .invalidValue(option: "--disk", key: nil, value: "\(functions) devices on PCI segment \(segment)",
                                     reason: "a segment's bus 0 has 31 slots for devices (the console and rng take theirs on theirs): move some to another segment with pci_segment=")
+            }
+        }
+        for share in fs {
+            // Cloud Hypervisor: "Using vhost-user requires using shared memory or huge pages".
+            guard memory.shared else {
+                throw .conflict("--fs tag=\(share.tag): a vhost-user backend maps guest RAM: give --memory shared=on")
+            }
+            // Cloud Hypervisor's rule: a request queue per vCPU at most.
+            guard share.numQueues <= cpus.boot else {
+                throw .conflict("--fs: num_queues=\(share.numQueues) is more request queues than the \(cpus.boot) vCPU(s): give at most \(cpus.boot)")
             }
         }
         var handedOver = Set<Int32>()

@@ -92,14 +92,20 @@ final class Sandbox {
             api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_VSOCK, default: []] + ["timerfd_create", "unlink"]
         }
         if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
-        // Shared RAM is a memfd: each boot's, and hot-added RAM's.
+        // Shared RAM is a memfd: each boot's, and hot-added RAM's. A
+        // vhost-user device's thread starts below the VMM thread, which
+        // also sends hot-added RAM to the backend and takes the rings back
+        // when a boot ends; vm.add-fs connects to a backend.
         if config.memory.shared { api += ["memfd_create", "ftruncate"] }
+        if !config.fs.isEmpty || config.apiSocket != nil {
+            api += SeccompFilter.allowed[VMM_THREAD_VHOST_USER, default: []]
+        }
         let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,
                                     extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET,
-                     VMM_THREAD_VIRTIO_VSOCK] {
+                     VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER] {
             devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp, extraIoctls: restore)
         }
         deviceFilters = devices

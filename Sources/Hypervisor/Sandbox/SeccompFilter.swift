@@ -52,6 +52,10 @@ public final class SeccompFilter: @unchecked Sendable {
             "timerfd_settime",   // the host client's wait for the guest's answer
             "mmap", "munmap", "brk", // streams and the buffers of slow host clients
         ],
+        VMM_THREAD_VHOST_USER: deviceThread + [
+            "sendmsg", "poll",  // requests to the backend (rings handed over and back), its replies awaited
+            "epoll_ctl",        // a backend gone: its socket unwatched
+        ],
         VMM_THREAD_API: [
             "epoll_wait", "epoll_ctl", "epoll_create1", // its clients
             "accept4", "recvmsg", "sendto",  // requests in, with descriptors; answers out
@@ -88,7 +92,7 @@ public final class SeccompFilter: @unchecked Sendable {
                              VMM_THREAD_VIRTIO_NET]
     /// Thread kinds only some VMs have: the VMM's list admits theirs only
     /// when the VM may have one (`Sandbox`).
-    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK]
+    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER]
 
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.

@@ -29,5 +29,12 @@ struct OwnedDescriptor: ~Copyable, Sendable {
         raw = fd
     }
 
+    /// Hands the descriptor to a new owner (the C core) without closing it.
+    consuming func release() -> Int32 {
+        let fd = raw
+        discard self
+        return fd
+    }
+
     deinit { close(raw) }
 }

@@ -122,6 +122,13 @@ final class BootedVM {
                                                     held: isPaused, logger: logger))
     }
 
+    /// Hotplug: a virtio-fs on `share` (the launch's `index`th) into a free
+    /// slot of its segment, then the guest told; returns its address.
+    func hotAdd(fs share: FsBackend, index: Int, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
+        try announce(hotAdded: try virtio.hotAddFs(share, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VHOST_USER],
+                                                   held: isPaused, logger: logger))
+    }
+
     /// Hotplug: the vsock on `socket` into a free slot of its segment, then
     /// the guest told; returns its address.
     func hotAdd(vsock socket: VsockSocket, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
@@ -171,6 +178,8 @@ final class BootedVM {
     func address(ofNet id: String) -> PCIAddress? { virtio.address(ofNet: id) }
 
     func address(ofVsock id: String) -> PCIAddress? { virtio.address(ofVsock: id) }
+
+    func address(ofFs id: String) -> PCIAddress? { virtio.address(ofFs: id) }
 
     func address(of device: VFIODevice) -> PCIAddress? { assigned?.address(of: device) }
 
@@ -280,6 +289,7 @@ final class BootedVM {
                 try assigned.mapDMA(from: region)
                 mapped = true
             }
+            try virtio.syncMemory()
             try FaultInjection.check(.ramAnnounce)
             try hotplug.announce(memorySlot: memorySlots, base: gpa, size: added)
         } catch {

@@ -29,6 +29,9 @@ final class VirtioDevices {
         for (index, tap) in resources.taps.enumerated() {
             try addNet(tap, index: index, logger: logger)
         }
+        for (index, share) in resources.fs.enumerated() {
+            try addFs(share, index: index, logger: logger)
+        }
         if let vsock = resources.vsock {
             try addVsock(vsock, logger: logger)
         }
@@ -85,6 +88,24 @@ final class VirtioDevices {
         return address
     }
 
+    /// A virtio-fs on `share`'s backend, named for its place in the list; returns its address.
+    @discardableResult
+    private func addFs(_ share: FsBackend, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
+        let name = "virtio-fs\(index)"
+        var device: OpaquePointer?
+        let r = name.withCString { thread in
+            share.config.tag.withCString { tag in
+                var config = vmm_virtio_fs_config(backend: share.handle, tag: tag, request_queues: UInt16(share.config.numQueues),
+                                                  queue_size: UInt16(share.config.queueSize), thread_name: thread)
+                return vmm_virtio_fs_create(vm.handle, &config, &device)
+            }
+        }
+        let address = try add(device, r, vm: vm, kind: VMM_THREAD_VHOST_USER, name: "--fs tag=\(share.config.tag)",
+                              segment: share.config.pciSegment, id: share.config.id ?? "")
+        logger.info("\(name): tag \(share.config.tag), backend \(share.config.socket), \(share.config.numQueues) request queue(s), at \(address)")
+        return address
+    }
+
     /// The virtio-vsock on `socket`; returns its address.
     @discardableResult
     private func addVsock(_ socket: VsockSocket, logger: Logger) throws(VMMError) -> PCIAddress {
@@ -129,6 +150,19 @@ final class VirtioDevices {
     /// Hotplug: a network on `tap` into the running VM, as `hotAddDisk`.
     func hotAddNet(_ tap: Tap, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
         try startHotAdded(try addNet(tap, index: index, logger: logger), filter: filter, held: held)
+    }
+
+    /// Hotplug: a virtio-fs into the running VM, as `hotAddDisk`.
+    func hotAddFs(_ share: FsBackend, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
+        try startHotAdded(try addFs(share, index: index, logger: logger), filter: filter, held: held)
+    }
+
+    /// RAM the VM just gained reaches every vhost-user backend.
+    func syncMemory() throws(VMMError) {
+        for entry in devices where entry.kind == VMM_THREAD_VHOST_USER {
+            let r = vmm_vhost_user_sync_memory(entry.device)
+            guard r == 0 else { throw .system(SystemError("send the new RAM to the vhost-user backend of \(entry.id ?? "")", returned: r)) }
+        }
     }
 
     /// Hotplug: the vsock into the running VM, as `hotAddDisk`.
@@ -180,6 +214,7 @@ final class VirtioDevices {
     /// The address of the network or vsock with this id, if any.
     func address(ofNet id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.address }
     func address(ofVsock id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_VSOCK && $0.id == id }?.address }
+    func address(ofFs id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VHOST_USER && $0.id == id }?.address }
 
     /// Hot-unplug, once the guest let go: call with the vCPUs paused.
     func remove(_ address: PCIAddress) {

@@ -11,7 +11,7 @@ final class VsockSocket {
     var fd: Int32 { descriptor.raw }
 
     init(_ config: VsockConfig) throws(VMMError) {
-        descriptor = try UnixListener.listen(at: config.socket, option: "--vsock", key: "socket")
+        descriptor = try UnixSocket.listen(at: config.socket, option: "--vsock", key: "socket")
         self.config = config
     }
 

@@ -2,13 +2,10 @@
 import Glibc
 #endif
 
-/// A listening UNIX stream socket at a path the user named (`--api-socket`,
-/// `--vsock socket=`).
-enum UnixListener {
-    /// Binds and listens at `path`, non-blocking and owner-only from the
-    /// start: whoever connects reaches the VM. A socket file left by a VMM
-    /// that is gone is replaced; one a live process answers on is refused.
-    static func listen(at path: String, option: String, key: String) throws(VMMError) -> OwnedDescriptor {
+/// UNIX stream sockets at paths the user named: listening (`--api-socket`,
+/// `--vsock socket=`) or connected (`--fs socket=`).
+enum UnixSocket {
+    static func address(_ path: String, option: String, key: String) throws(VMMError) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
@@ -19,6 +16,32 @@ enum UnixListener {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: path.utf8)
         }
+        return address
+    }
+
+    /// Connects to a server listening at `path`; `server` names it in the
+    /// error ("virtiofsd").
+    static func connect(to path: String, option: String, key: String, server: String) throws(VMMError) -> OwnedDescriptor {
+        var address = try address(path, option: option, key: key)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system(SystemError("\(option) \(key)=\(path): socket", errno: errno)) }
+        let owned = OwnedDescriptor(fd)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let error = errno
+            let hint = error == ENOENT || error == ECONNREFUSED ? ": start \(server) on it first" : ""
+            throw .config(.unusable(option: "\(option) \(key)=\(path)", reason: "cannot connect (\(String(cString: strerror(error))))\(hint)"))
+        }
+        return owned
+    }
+
+    /// Binds and listens at `path`, non-blocking and owner-only from the
+    /// start: whoever connects reaches the VM. A socket file left by a VMM
+    /// that is gone is replaced; one a live process answers on is refused.
+    static func listen(at path: String, option: String, key: String) throws(VMMError) -> OwnedDescriptor {
+        var address = try address(path, option: option, key: key)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .system(SystemError("\(option) \(key)=\(path): socket", errno: errno)) }
         // Closed on every way out of here but success, which keeps it.
@@ -54,7 +77,7 @@ enum UnixListener {
         defer { close(test) }
         var address = address
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(test, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(test, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         let error = errno
         // Nothing listens: a VMM that is gone left it.

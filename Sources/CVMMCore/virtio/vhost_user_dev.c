@@ -1,0 +1,138 @@
+/* A virtio device served by a vhost-user backend. The transport is this
+ * VMM's as for any device (config space, MSI-X, notify addresses); at
+ * DRIVER_OK the backend gets the negotiated features, the RAM table and
+ * each queue: its rings, its notify ioeventfd as the kick, its MSI-X
+ * vector's irqfd eventfd as the call. The device thread only hands them
+ * over, takes them back on reset (GET_VRING_BASE) and watches the socket:
+ * a backend that goes away stops the device, not the VMM. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "virtio/vhost_user_dev.h"
+
+#define MAX_QUEUES 64
+
+static struct vhost_user_dev *dev_of(struct vmm_virtio *v) { return (struct vhost_user_dev *)v; }
+
+void vhost_user_dev_config(struct vmm_virtio *v, uint32_t offset, uint8_t *data, uint32_t size, bool is_write)
+{
+    struct vhost_user_dev *d = dev_of(v);
+    if (is_write)
+        return; /* nothing in these devices' config is the driver's to write */
+    for (uint32_t i = 0; i < size; i++)
+        data[i] = offset + i < d->config_size ? d->config[offset + i] : 0;
+}
+
+static void stop_rings(struct vhost_user_dev *d)
+{
+    for (unsigned i = 0; d->started && i < d->v.nqueues; i++)
+        if (d->v.queues[i].enabled)
+            vhost_user_stop_vring(d->backend, i);
+    d->started = false;
+}
+
+static void broken(struct vhost_user_dev *d, const char *what, int error)
+{
+    if (vmm_ratelimit_allow(&d->v.broken_log))
+        vmm_log_warn("%s: the vhost-user backend %s (%s); the device stops until the guest resets it", d->v.thread_name,
+                     what, strerror(-error));
+    virtio_needs_reset(&d->v);
+}
+
+void vhost_user_dev_activate(struct vmm_virtio *v)
+{
+    struct vhost_user_dev *d = dev_of(v);
+    if (atomic_load(&d->backend->gone)) {
+        broken(d, "is gone", -ECONNRESET);
+        return;
+    }
+    int r = vhost_user_set_features(d->backend, v->driver_features);
+    if (r == 0)
+        r = vhost_user_send_memory(d->backend, &v->mem, true);
+    d->started = r == 0;
+    for (unsigned i = 0; r == 0 && i < v->nqueues; i++) {
+        struct virtio_queue *q = &v->queues[i];
+        if (!q->enabled)
+            continue;
+        struct vhost_user_vring ring = {
+            .index = i, .size = q->size,
+            .desc = (uint64_t)(uintptr_t)q->vq.desc, .avail = (uint64_t)(uintptr_t)q->vq.avail,
+            .used = (uint64_t)(uintptr_t)q->vq.used,
+            .kick_fd = q->kick_fd, .call_fd = v->vector_eventfd(v->transport, q->live_vector),
+        };
+        r = vhost_user_start_vring(d->backend, &ring);
+    }
+    if (r < 0) {
+        stop_rings(d);
+        broken(d, "refused the device's start", r);
+    }
+}
+
+void vhost_user_dev_kick(struct vmm_virtio *v, unsigned q)
+{
+    (void)v; /* the backend takes the kicks itself */
+    (void)q;
+}
+
+void vhost_user_dev_fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
+{
+    struct vhost_user_dev *d = dev_of(v);
+    if (fd != d->backend->fd || !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
+    atomic_store(&d->backend->gone, true);
+    virtio_unwatch(v, fd); /* a hung-up socket would wake the thread forever */
+    broken(d, "closed its socket", -ECONNRESET);
+}
+
+void vhost_user_dev_reset(struct vmm_virtio *v)
+{
+    stop_rings(dev_of(v));
+}
+
+void vhost_user_dev_destroy(struct vmm_virtio *v)
+{
+    struct vhost_user_dev *d = dev_of(v);
+    /* The backend lets go of this boot's rings before its RAM goes. */
+    if (d->backend && !atomic_load(&d->backend->gone))
+        stop_rings(d);
+    vhost_user_release(d->backend);
+    free(d);
+}
+
+int vhost_user_dev_create(struct vmm_vm *vm, const struct virtio_device_ops *ops, size_t object_size,
+                          struct vmm_vhost_user *backend, uint64_t supported, unsigned nqueues, uint16_t queue_size,
+                          const char *thread_name, struct vhost_user_dev **out)
+{
+    if (nqueues > MAX_QUEUES || (backend->max_queues && nqueues > backend->max_queues))
+        return -E2BIG;
+    struct vhost_user_dev *d = calloc(1, object_size);
+    if (!d)
+        return -ENOMEM;
+    int r = virtio_init(&d->v, vm, ops, thread_name, 0, nqueues, queue_size);
+    if (r == 0) {
+        d->backend = backend;
+        vhost_user_hold(backend);
+        vhost_user_new_boot(backend);
+        d->v.features = backend->features & supported;
+        /* Hang-ups only: replies are read where they are awaited. */
+        r = virtio_watch(&d->v, backend->fd, EPOLLRDHUP, true);
+    }
+    if (r < 0) {
+        virtio_destroy(&d->v);
+        vhost_user_dev_destroy(&d->v);
+        return r;
+    }
+    *out = d;
+    return 0;
+}
+
+int vmm_vhost_user_sync_memory(struct vmm_virtio *device)
+{
+    if (!device->ops->external_queues)
+        return 0;
+    return vhost_user_send_memory(dev_of(device)->backend, &device->mem, false);
+}
