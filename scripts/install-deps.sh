@@ -3,7 +3,7 @@
 # Idempotent: does nothing when they are already there.
 set -euo pipefail
 
-packages=(libseccomp-dev libcap-ng-dev liburing-dev gcc gcc-multilib binutils pkg-config time curl acpica-tools python3-yaml)
+packages=(libseccomp-dev libcap-ng-dev liburing-dev gcc gcc-multilib binutils pkg-config time curl acpica-tools python3-yaml qemu-system-common)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -255,10 +255,8 @@ int vhost_user_start_vring(struct vmm_vhost_user *u, const struct vhost_user_vri
         r = request(u, SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0);
     if (r == 0)
         r = request(u, SET_VRING_BASE, &base, sizeof(base), NULL, 0);
-    /* No vector: the driver polls, and the backend is told so (NOFD). */
-    uint64_t call = v->call_fd >= 0 ? index : index | 0x100;
     if (r == 0)
-        r = request(u, SET_VRING_CALL, &call, sizeof(call), &v->call_fd, v->call_fd >= 0 ? 1 : 0);
+        r = request(u, SET_VRING_CALL, &index, sizeof(index), &v->call_fd, 1);
     if (r == 0)
         r = request(u, SET_VRING_KICK, &index, sizeof(index), &v->kick_fd, 1);
     /* With protocol features, rings start disabled until enabled. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -64,6 +65,8 @@ void vhost_user_dev_activate(struct vmm_virtio *v)
             .used = (uint64_t)(uintptr_t)q->vq.used,
             .kick_fd = q->kick_fd, .call_fd = v->vector_eventfd(v->transport, q->live_vector),
         };
+        if (ring.call_fd < 0)
+            ring.call_fd = d->idle_call_fd;
         r = vhost_user_start_vring(d->backend, &ring);
     }
     if (r < 0) {
@@ -100,6 +103,8 @@ void vhost_user_dev_destroy(struct vmm_virtio *v)
     if (d->backend && !atomic_load(&d->backend->gone))
         stop_rings(d);
     vhost_user_release(d->backend);
+    if (d->idle_call_fd >= 0)
+        close(d->idle_call_fd);
     free(d);
 }
 
@@ -112,6 +117,12 @@ int vhost_user_dev_create(struct vmm_vm *vm, const struct virtio_device_ops *ops
     struct vhost_user_dev *d = calloc(1, object_size);
     if (!d)
         return -ENOMEM;
+    d->idle_call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->idle_call_fd < 0) {
+        int saved = -errno;
+        free(d);
+        return saved;
+    }
     int r = virtio_init(&d->v, vm, ops, thread_name, 0, nqueues, queue_size);
     if (r == 0) {
         d->backend = backend;

@@ -13,6 +13,9 @@ struct vhost_user_dev {
     struct vmm_vhost_user *backend; /* not owned: it outlives the boot */
     /* Device thread only. */
     bool started; /* rings handed to the backend */
+    /* The call eventfd of a queue with no MSI-X vector: backends
+     * (libvhost-user) signal every queue, and nothing reads this one. */
+    int idle_call_fd;
     /* The device-specific config space the guest reads (read-only). */
     uint8_t config[VHOST_USER_CONFIG_MAX];
     uint32_t config_size;

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// A real vhost-user backend: Debian's virtiofsd (qemu-system-common).
+enum Virtiofsd {
+    static let path = "/usr/lib/qemu/virtiofsd"
+    static let available = FileManager.default.isExecutableFile(atPath: path) && getuid() == 0
+
+    /// virtiofsd serving `share` on `socket`, once its socket is there.
+    static func start(share: String, socket: String) throws -> Child {
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let child = try Child(path, ["--socket-path=\(socket)", "-o", "source=\(share)", "-o", "cache=none",
+                                     "-o", "sandbox=chroot", "-o", "log_level=err"], stdin: null, stdout: null, stderr: null)
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) }, "virtiofsd did not make its socket")
+        return child
+    }
+}
+
+/// virtio-fs over vhost-user with a tiny guest speaking FUSE to virtiofsd
+/// (Guests/virtiofs.c): this VMM hands the queues over and stays out of
+/// the data path.
+@Suite("vhost-user and virtio-fs", .enabled(if: Host.hasKVM && Virtiofsd.available, "needs /dev/kvm, root and virtiofsd"),
+       .serialized)
+struct VhostUserTests {
+    func shareDirectory() throws -> (dir: String, share: String, socket: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("virtiofs-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        let share = dir + "/share"
+        try FileManager.default.createDirectory(atPath: share, withIntermediateDirectories: true)
+        try "hello through virtio-fs\n".write(toFile: share + "/hello.txt", atomically: true, encoding: .utf8)
+        return (dir, share, dir + "/fs.sock")
+    }
+
+    @Test("a file read through virtiofsd under seccomp: the tag and queues in config space, FUSE INIT, LOOKUP, OPEN, READ; a reset takes the rings back and the backend serves the new ones")
+    func readThroughBackend() throws {
+        let (dir, share, socket) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let backend = try Virtiofsd.start(share: share, socket: socket)
+        defer { backend.terminate(); backend.waitUntilExit() }
+        let r = runVMM(["--kernel", try Guests.path("virtiofs"), "--serial", "tty", "--console", "off",
+                        "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)", "-v"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["tag [myfs] request queues 0x00000001", "init error 0x00000000 major 0x00000007",
+                     "lookup error 0x00000000 size 0x00000018", "read error 0x00000000 [hello through virtio-fs\n]",
+                     "reset done", "after reset lookup error 0x00000000", "virtiofs done"] {
+            #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout)")
+        }
+        #expect(r.stderr.contains("virtio-fs0: tag myfs, backend \(socket), 1 request queue(s), at 0000:00:01.0"), "\(r.stderr)")
+        #expect(!r.stderr.contains("warning"), "\(r.stderr)")
+    }
+
+    @Test("refusals: no shared memory, no backend on the socket, a backend that never answers; each one line and exit 1")
+    func refusals() throws {
+        let (dir, _, socket) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let kernel = try Guests.path("hello")
+        let private_ = runVMM(["--kernel", kernel, "--fs", "tag=myfs,socket=\(socket)"])
+        #expect(private_.status == 1)
+        #expect(private_.stderr == "cloud-hypervisor: error: --fs tag=myfs: a vhost-user backend maps guest RAM: give --memory shared=on\n", "\(private_.stderr)")
+        let absent = runVMM(["--kernel", kernel, "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)"])
+        #expect(absent.status == 1)
+        #expect(absent.stderr.hasPrefix("cloud-hypervisor: error: --fs socket=\(socket): cannot connect (No such file or directory): start virtiofsd"), "\(absent.stderr)")
+        // A socket whose owner accepts and says nothing.
+        let silent = UnixSocket.listen(socket)
+        defer { close(silent) }
+        let start = Date()
+        let mute = runVMM(["--kernel", kernel, "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)"])
+        #expect(mute.status == 1)
+        #expect(mute.stderr == "cloud-hypervisor: error: --fs socket=\(socket): the backend did not answer the vhost-user handshake within 5 s\n", "\(mute.stderr)")
+        #expect(Date().timeIntervalSince(start) < 15)
+    }
+}
+
+extension VhostUserTests {
+    @Test("vm.add-fs into a running VM under seccomp, then its backend killed: the VMM logs it and runs on; the share is removed like any device",
+          .enabled(if: APITests.curlAvailable))
+    func hotplugAndBackendDeath() throws {
+        let (dir, share, socket) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let backend = try Virtiofsd.start(share: share, socket: socket)
+        defer { backend.terminate(); backend.waitUntilExit() }
+        let vmm = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "off",
+                              "--memory", "size=64M,shared=on"])
+        #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
+        let added = vmm.curl("PUT", "vm.add-fs", body: "{\"tag\":\"kataShared\",\"socket\":\"\(socket)\",\"num_queues\":1,\"queue_size\":1024}")
+        #expect(added.status == 200 && added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"_fs0\"}", "\(added.body)")
+        #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
+        #expect(vmm.curl("GET", "vm.info").body.contains("\"fs\":[{\"id\":\"_fs0\""), "\(vmm.curl("GET", "vm.info").body)")
+        // Without shared RAM a share is refused before anything is opened.
+        let plain = try APIVMM(try APITests().guestArguments("hotplug"))
+        let refused = plain.curl("PUT", "vm.add-fs", body: "{\"tag\":\"x\",\"socket\":\"\(socket)\"}")
+        #expect(refused.status == 400 && refused.body.contains("give --memory shared=on"), "\(refused.body)")
+        #expect(plain.shutdown() == 0)
+
+        backend.terminate()
+        backend.waitUntilExit()
+        #expect(eventually(10) { vmm.stderr.contains("warning: virtio-fs0: the vhost-user backend closed its socket") }, "\(vmm.stderr)")
+        #expect(vmm.state == "Running")
+        #expect(vmm.curl("PUT", "vm.remove-device", body: "{\"id\":\"_fs0\"}").status == 204)
+        #expect(eventually(10) { vmm.stdout.contains("slot ejected") }, "\(vmm.stdout)")
+        #expect(eventually(10) { !vmm.curl("GET", "vm.info").body.contains("_fs0") })
+        let gone = vmm.curl("PUT", "vm.add-fs", body: "{\"tag\":\"again\",\"socket\":\"\(socket)\"}")
+        #expect(gone.status == 500 && gone.body.contains("cannot connect"), "\(gone.body)")
+        #expect(vmm.shutdown() == 0)
+    }
+}
