@@ -526,7 +526,7 @@ struct APITests {
         let kernel = try Guests.path("ticker")
         let cases: [(String, String)] = [
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"vsock\":{\"cid\":2,\"socket\":\"/tmp/v.sock\"}}", "--vsock cid: invalid value '2': a special VSOCK CID"),
-            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"fs\":[{\"tag\":\"a\",\"socket\":\"/tmp/fs\"}]}", "VmConfig fs is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"fs\":[{\"tag\":\"a\",\"socket\":\"/tmp/fs\"}]}", "--fs tag=a: a vhost-user backend maps guest RAM: give --memory shared=on"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"memory\":{\"size\":1000}}", "--memory size: invalid value '1000'"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.raw\",\"bogus\":1,\"id\":\"x\"},{\"path\":\"/b.raw\",\"id\":\"x\"}]}",
              "--disk: id 'x' is given to more than one device"),

@@ -127,7 +127,7 @@ struct CHWireFormatTests {
             ("add-device", "PUT", "vm.add-device", "{\"pci_segment\":0,\"path\":\"/sys/bus/pci/devices/0000:7f:1f.7/\",\"x_exclude_mmap_bars\":[]}", 500),
             ("power-button", "PUT", "vm.power-button", nil, 204),
             ("nmi", "PUT", "vm.nmi", nil, 400),
-            ("add-fs", "PUT", "vm.add-fs", "{\"pci_segment\":0,\"tag\":\"myfs\",\"socket\":\"/tmp/fs.sock\",\"num_queues\":1,\"queue_size\":1024}", 400),
+            ("add-fs", "PUT", "vm.add-fs", "{\"pci_segment\":0,\"tag\":\"myfs\",\"socket\":\"/tmp/fs.sock\",\"num_queues\":1,\"queue_size\":1024}", 400), // no shared RAM
             ("add-pmem", "PUT", "vm.add-pmem", "{\"pci_segment\":0,\"file\":\"/tmp/pmem\",\"discard_writes\":false}", 400),
             ("add-vsock", "PUT", "vm.add-vsock", "{\"pci_segment\":0,\"cid\":3,\"socket\":\"\(vsock)\"}", 200),
             ("add-vsock", "PUT", "vm.add-vsock", "{\"pci_segment\":0,\"cid\":4,\"socket\":\"\(vsock)2\"}", 400),
@@ -148,7 +148,7 @@ struct CHWireFormatTests {
             ("info", "GET", "vm.info", nil, 404),
             ("shutdown-vmm", "PUT", "vmm.shutdown", nil, 204),
         ]
-        let unbuilt: Set = ["nmi", "add-fs", "add-pmem", "add-vdpa", "add-user-device", "add-generic-vhost-user",
+        let unbuilt: Set = ["nmi", "add-pmem", "add-vdpa", "add-user-device", "add-generic-vhost-user",
                             "resize-disk", "resize-zone", "snapshot", "coredump", "restore", "send-migration", "receive-migration"]
         for (command, method, endpoint, body, expected) in steps {
             let answer: CloudHypervisorClient.Answer
@@ -203,6 +203,8 @@ struct CHWireFormatTests {
                                  launcher: ["/usr/bin/unshare", "-n", "--"])
         #expect(eventually(10) { running.stdout.contains("hotplug guest ready") })
         #expect(running.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disk)\",\"readonly\":true,\"pci_segment\":1}").status == 200)
+        let vsock = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(getpid()).vsock").path
+        #expect(running.curl("PUT", "vm.add-vsock", body: "{\"cid\":7,\"socket\":\"\(vsock)\"}").status == 200)
         answers += [("VmInfo", running.curl("GET", "vm.info").body), ("VmCounters", running.curl("GET", "vm.counters").body)]
         for (schema, json) in answers {
             #expect(!json.isEmpty && Self.openAPIProblems(json, schema).isEmpty, "\(schema): \(Self.openAPIProblems(json, schema)) in \(json)")

@@ -10,7 +10,6 @@ struct CLICompatibilityTests {
         ["--balloon", "size=0,deflate_on_oom=on"],
         ["--event-monitor", "path=/tmp/events"],
         ["--firmware", "/usr/share/cloud-hypervisor/CLOUDHV.fd"],
-        ["--fs", "tag=myfs,socket=/tmp/virtiofs,num_queues=1,queue_size=512", "tag=two,socket=/tmp/two"],
         ["--fw-cfg-config", "e820=on,kernel=on"],
         ["--gdb", "path=/tmp/gdb.sock"],
         ["--generic-vhost-user", "socket=/tmp/vu,device_type=fs,queue_sizes=[512]"],
@@ -49,7 +48,7 @@ struct CLICompatibilityTests {
     func syntaxChecked() {
         let cases: [([String], String)] = [
             (["--pmem", "file=/tmp/p,bogus=1"], "--pmem: unknown key 'bogus'"),
-            (["--fs", "tag=a,socket=/x", "tag=b,tag=c"], "--fs: key 'tag' is given more than once"),
+            (["--pmem", "file=/x", "file=/y,file=/z"], "--pmem: key 'file' is given more than once"),
             (["--watchdog", "on"], "--watchdog: invalid value 'on': --watchdog takes no value"),
             (["--firmware"], "--firmware: a value is required"),
             (["--debug-console", "tty"], "--debug-console tty is not supported yet"),

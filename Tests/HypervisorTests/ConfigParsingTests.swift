@@ -144,6 +144,36 @@ struct ConfigParsingTests {
         #expect(config.withDeviceIDs().vsock?.id == "_vsock1")
     }
 
+    @Test("--fs: Cloud Hypervisor's syntax and defaults; a long tag, odd queue sizes, more queues than vCPUs and private RAM refused")
+    func fs() throws {
+        #expect(try FsConfig(parsing: "tag=myfs,socket=/tmp/virtiofs") == FsConfig(tag: "myfs", socket: "/tmp/virtiofs", numQueues: 1, queueSize: 1024))
+        #expect(try FsConfig(parsing: "tag=t,socket=/s,num_queues=2,queue_size=512,id=share,pci_segment=1")
+                == FsConfig(tag: "t", socket: "/s", numQueues: 2, queueSize: 512, id: "share", pciSegment: 1))
+        let refused: [(String, String)] = [
+            ("socket=/s", "--fs: tag=… is required"),
+            ("tag=t", "--fs: socket=… is required"),
+            ("tag=\(String(repeating: "t", count: 37)),socket=/s", "--fs tag: invalid value"),
+            ("tag=t,socket=/s,queue_size=1000", "--fs queue_size: invalid value '1000': not a power of two"),
+            ("tag=t,socket=/s,queue_size=2048", "--fs queue_size: invalid value '2048'"),
+            ("tag=t,socket=/s,num_queues=0", "--fs num_queues: invalid value '0'"),
+            ("tag=t,socket=/s,pci_device_id=3", "--fs pci_device_id=3 is not supported yet"),
+        ]
+        for (text, message) in refused {
+            #expect { try FsConfig(parsing: text) } throws: { "\($0)".hasPrefix(message) }
+        }
+        var config = VMConfig(kernelPath: "/k")
+        config.fs = [try FsConfig(parsing: "tag=t,socket=/s")]
+        #expect { try config.validate() } throws: { "\($0)" == "--fs tag=t: a vhost-user backend maps guest RAM: give --memory shared=on" }
+        config.memory.shared = true
+        try config.validate()
+        config.fs = [try FsConfig(parsing: "tag=t,socket=/s,num_queues=2")]
+        #expect { try config.validate() } throws: { "\($0)".contains("num_queues=2 is more request queues than the 1 vCPU(s)") }
+        config.fs = [try FsConfig(parsing: "tag=t,socket=/s")]
+        config.vsock = try VsockConfig(parsing: "cid=3,socket=/v")
+        let named = config.withDeviceIDs()
+        #expect(named.fs[0].id == "_fs0" && named.vsock?.id == "_vsock1")
+    }
+
     @Test("--memory")
     func memory() throws {
         let m = try MemoryConfig(parsing: "size=1G,shared=on,prefault=on,mergeable=off,thp=off")

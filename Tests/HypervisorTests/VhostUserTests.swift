@@ -85,7 +85,11 @@ extension VhostUserTests {
         let added = vmm.curl("PUT", "vm.add-fs", body: "{\"tag\":\"kataShared\",\"socket\":\"\(socket)\",\"num_queues\":1,\"queue_size\":1024}")
         #expect(added.status == 200 && added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"_fs0\"}", "\(added.body)")
         #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
-        #expect(vmm.curl("GET", "vm.info").body.contains("\"fs\":[{\"id\":\"_fs0\""), "\(vmm.curl("GET", "vm.info").body)")
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"fs\":[{\"id\":\"_fs0\""), "\(info)")
+        if FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/yaml") {
+            #expect(CHWireFormatTests.openAPIProblems(info, "VmInfo").isEmpty, "\(CHWireFormatTests.openAPIProblems(info, "VmInfo"))")
+        }
         // Without shared RAM a share is refused before anything is opened.
         let plain = try APIVMM(try APITests().guestArguments("hotplug"))
         let refused = plain.curl("PUT", "vm.add-fs", body: "{\"tag\":\"x\",\"socket\":\"\(socket)\"}")
