@@ -193,6 +193,46 @@ case "$action" in
             wait
         done
         poweroff -f ;;
+    fs)
+        # The host's side is lab/tests/fs.sh. A marker in the share tells
+        # the second boot from the first.
+        mkdir -p /mnt /tmp
+        mount -t virtiofs kataShared /mnt || { echo "L2: fs cannot mount kataShared"; poweroff -f; }
+        if [ -e /mnt/booted-once ]; then
+            echo "L2: fs after reboot renamed.bin md5=$(md5sum < /mnt/renamed.bin | cut -d' ' -f1)"
+            # A second share, hot-added while this one is mounted.
+            echo "L2: fs waiting for a second share"
+            tries=0; until mount -t virtiofs second /tmp 2>/dev/null || [ $tries -ge 300 ]; do sleep 0.2; tries=$((tries + 1)); done
+            echo "L2: fs second share says [$(cat /tmp/note.txt 2>/dev/null)]"
+            umount /tmp && echo "L2: fs second share unmounted"
+            tries=0; while [ "$(grep -c 0x105a /sys/bus/pci/devices/*/device)" -gt 1 ] && [ $tries -lt 300 ]; do sleep 0.2; tries=$((tries + 1)); done
+            echo "L2: fs second share gone ($(grep -l 0x105a /sys/bus/pci/devices/*/device | wc -l) virtio-fs left)"
+            echo "L2: fs all done"
+            sleep 600
+        fi
+        echo "L2: fs mounted $(grep kataShared /proc/mounts | cut -d' ' -f1-3) at $(basename $(dirname $(readlink /sys/bus/virtio/drivers/virtio_fs/virtio*)))"
+        echo "L2: fs in.bin md5=$(md5sum < /mnt/in.bin | cut -d' ' -f1)"
+        dd if=/dev/urandom of=/tmp/out.bin bs=1M count=16 2>/dev/null
+        cp /tmp/out.bin /mnt/out.bin && sync
+        echo "L2: fs wrote out.bin md5=$(md5sum < /tmp/out.bin | cut -d' ' -f1)"
+        mv /mnt/out.bin /mnt/renamed.bin && rm /mnt/in.bin
+        mkdir -p /mnt/small
+        i=0; while [ $i -lt 1000 ]; do i=$((i + 1)); echo $i > /mnt/small/$i; done
+        dd if=/dev/zero of=/mnt/synced bs=4k count=16 conv=fsync 2>/dev/null && echo "L2: fs fsync ok"
+        echo "L2: fs small files done: $(ls /mnt/small | wc -l)"
+        # RAM the host hot-adds (fs.sh) comes online under the mounted share.
+        tries=0; until [ "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" -gt 600000 ] || [ $tries -ge 300 ]; do
+            for m in /sys/devices/system/memory/memory*/state; do
+                [ "$(cat $m 2>/dev/null)" = offline ] && { echo online > $m; } 2>/dev/null
+            done
+            sleep 0.2; tries=$((tries + 1))
+        done
+        dd if=/dev/urandom of=/tmp/big.bin bs=1M count=64 2>/dev/null
+        cp /tmp/big.bin /mnt/big.bin && sync
+        echo "L2: fs after hot-added RAM $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB, big.bin $(cmp /tmp/big.bin /mnt/big.bin && echo same)"
+        rm /mnt/big.bin /tmp/big.bin
+        touch /mnt/booted-once; sync
+        echo "L2: fs rebooting"; reboot -f ;;
     vsock)
         # The host's side is lab/tests/vsock.py. Which boot this is, the
         # host says over vsock itself.

@@ -109,7 +109,7 @@ depmod -b "$cache/l2-kernel" "$l2k"
 rm -rf "$cache/l2-root"; mkdir -p "$cache/l2-root"/{bin,dev,proc,sys,modules}
 cp /bin/busybox "$cache/l2-root/bin/busybox"
 copy_modules "$cache/l2-kernel" "$l2k" "$cache/l2-root" pvpanic-mmio virtio_pci virtio_blk virtio_console \
-    virtio_rng virtio_net ext4 uio_pci_generic button evdev vmw_vsock_virtio_transport
+    virtio_rng virtio_net ext4 uio_pci_generic button evdev vmw_vsock_virtio_transport virtiofs
 cp "$here/l2-init.sh" "$cache/l2-root/init"
 chmod +x "$cache/l2-root/init"
 # Guest-side tools: the block benchmark, the assigned-device test, the clock.

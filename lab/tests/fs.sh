@@ -1,0 +1,71 @@
+#!/bin/sh
+# Runs inside L1 (lab/run.sh): virtio-fs on Debian's virtiofsd, the VMM
+# confined (--seccomp true --user nobody) with shared RAM, the share on PCI
+# segment 1 as Kata places it. The guest (l2.action=fs) mounts it, reads and
+# writes files with md5s L1 checks, renames, unlinks, writes 1,000 small
+# files, fsyncs; RAM is hot-added under the mounted share; the guest
+# reboots and mounts again; a second share is hot-added, used and removed;
+# last, the first virtiofsd is killed: the VMM must log it and run on.
+# Leaves fs.log, fs.status, fs.check.
+# Usage: fs.sh VMM CACHE
+vmm=$1 cache=$2
+here=$(dirname "$0")
+. "$here/common.sh"
+chremote="$(dirname "$vmm")/ch-remote"
+dir=/run/fs-lab
+rm -rf $dir; mkdir -p $dir/share $dir/second; chmod 1777 $dir
+head -c 16M /dev/urandom > $dir/share/in.bin
+echo "second share" > $dir/second/note.txt
+: > fs.check
+say() { echo "L1: $*" >> fs.check; }
+virtiofsd() { # socket, directory
+    /usr/lib/qemu/virtiofsd --socket-path=$1 -o source=$2 -o cache=none -o sandbox=chroot -o log_level=err &
+    tries=0; until [ -S $1 ] || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+    chmod 777 $1 # the VMM connects as nobody for a hot-added share
+}
+virtiofsd $dir/fs.sock $dir/share
+fsd=$!
+say "in.bin md5=$(md5sum < $dir/share/in.bin | cut -d' ' -f1)"
+timeout -k 10 600 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+    --cmdline "console=ttyS0 panic=-1 quiet l2.action=fs" --cpus 2 \
+    --memory size=512M,shared=on,hotplug_size=256M --platform num_pci_segments=2 \
+    --console off --serial tty --seccomp true --user nobody -v --api-socket $dir/api.sock \
+    --fs tag=kataShared,socket=$dir/fs.sock,pci_segment=1 > fs.log 2>&1 &
+vmm_pid=$!
+api() { "$chremote" --api-socket $dir/api.sock "$@" >> fs.check 2>&1; echo "$?"; }
+{
+    if wait_for fs.log "L2: fs wrote" 1; then
+        say "out.bin md5=$(md5sum < $dir/share/out.bin 2>/dev/null | cut -d' ' -f1)"
+    fi
+    if wait_for fs.log "L2: fs small files done" 1; then
+        n=0; bad=0
+        for i in $(seq 1 1000); do
+            n=$((n + 1)); [ "$(cat $dir/share/small/$i 2>/dev/null)" = "$i" ] || bad=$((bad + 1))
+        done
+        say "small files: $(ls $dir/share/small | wc -l) there, $bad wrong"
+        say "renamed: $(ls $dir/share | tr '\n' ' ')"
+        say "resize RAM status=$(api resize --memory 768M)"
+    fi
+    if wait_for fs.log "L2: fs waiting for a second share" 1; then
+        virtiofsd $dir/second.sock $dir/second
+        say "add-fs status=$(api add-fs tag=second,socket=$dir/second.sock,id=second)"
+    fi
+    if wait_for fs.log "L2: fs second share unmounted" 1; then
+        say "remove-device status=$(api remove-device second)"
+        wait_for fs.log "L2: fs second share gone" 1
+    fi
+    if wait_for fs.log "L2: fs all done" 1; then
+        kill -9 $fsd
+        wait_for fs.log "the vhost-user backend closed its socket" 1 && say "backend death logged"
+        sleep 1
+        say "ping after the backend's death status=$(api ping)"
+        say "shutdown-vmm status=$(api shutdown-vmm)"
+    fi
+} &
+checker=$!
+wait $vmm_pid
+echo $? > fs.status
+wait $checker
+kill $fsd 2>/dev/null
+pkill -f "virtiofsd --socket-path=$dir" 2>/dev/null
+rm -rf $dir
