@@ -73,7 +73,7 @@ final class LaunchResources {
     /// `--console tty` while COM1 does not take standard input: it goes to hvc0.
     let consoleReadsInput: Bool
     /// Hotplug adds to these and takes from them: a reboot keeps what the guest has.
-    var disks: [DiskImage]
+    var disks: [DiskBackend]
     var taps: [Tap]
     /// The VMM's VFIO container, opened with the first assigned device.
     var vfio: VFIOContainer?
@@ -100,8 +100,8 @@ final class LaunchResources {
         }
         serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
         consoleOutput = config.console == .off ? nil : try ConsoleOutput(config.console, option: "--console")
-        var disks: [DiskImage] = []
-        for disk in config.disks { disks.append(try DiskImage(disk)) }
+        var disks: [DiskBackend] = []
+        for disk in config.disks { disks.append(try DiskBackend(disk)) }
         self.disks = disks
         var taps: [Tap] = []
         for net in config.nets { taps.append(try Tap(net)) }

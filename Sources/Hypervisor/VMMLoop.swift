@@ -350,9 +350,9 @@ final class VMMLoop {
         guard let vm = booted, let sandbox, let resources else { throw .system(SystemError("the VM is not running", errno: ESRCH)) }
         switch request {
         case .vmAddDisk(let disk):
-            let image = try DiskImage(disk)
-            let address = try vm.hotAdd(disk: image, index: resources.disks.count, sandbox: sandbox)
-            resources.disks.append(image)
+            let backend = try DiskBackend(disk)
+            let address = try vm.hotAdd(disk: backend, index: resources.disks.count, sandbox: sandbox)
+            resources.disks.append(backend)
             return address
         case .vmAddDevice(let device):
             let opened = try VFIODevice.open([device], container: &resources.vfio)
@@ -425,16 +425,13 @@ final class VMMLoop {
         return .done
     }
 
-    /// The address of a device of the running VM: a disk, a network, or
-    /// an assigned device, from the command line or hot-added.
+    /// The address of a device of the running VM: a disk, a network, a
+    /// share, the vsock or an assigned device, from the command line or hot-added.
     private func address(of id: String, in config: VMConfig, vm: BootedVM, resources: LaunchResources) -> PCIAddress? {
-        if let index = config.disks.firstIndex(where: { $0.id == id }), index < resources.disks.count {
-            return vm.address(of: resources.disks[index])
-        }
-        if config.nets.contains(where: { $0.id == id }) { return vm.address(ofNet: id) }
+        // The VMM's own devices (`__rng`, `__console`) are not the API's to remove.
+        let virtio = config.disks.map(\.id) + config.nets.map(\.id) + config.fs.map(\.id) + [config.vsock?.id]
+        if virtio.contains(id) { return vm.address(ofVirtio: id) }
         if let device = resources.assigned.first(where: { $0.config.id == id }) { return vm.address(of: device) }
-        if config.vsock?.id == id { return vm.address(ofVsock: id) }
-        if config.fs.contains(where: { $0.id == id }) { return vm.address(ofFs: id) }
         return nil
     }
 

@@ -108,3 +108,50 @@ extension VhostUserTests {
         #expect(vmm.shutdown() == 0)
     }
 }
+
+extension VhostUserTests {
+    static let storageDaemon = "/usr/bin/qemu-storage-daemon"
+
+    @Test("a disk served by qemu-storage-daemon (vhost-user-blk) under seccomp: its capacity from the backend's config, a read, a write that lands in the image",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: storageDaemon)))
+    func vhostUserBlk() throws {
+        let (dir, _, _) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = dir + "/disk.raw", socket = dir + "/blk.sock"
+        var bytes = Data(count: 1 << 20)
+        bytes.replaceSubrange(0..<25, with: Data("first sector of the image".utf8))
+        try bytes.write(to: URL(fileURLWithPath: image))
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let daemon = try Child(Self.storageDaemon, ["--blockdev", "driver=file,node-name=file0,filename=\(image)",
+                                                    "--export", "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=\(socket),writable=on"],
+                               stdin: null, stdout: null, stderr: null)
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
+        let r = runVMM(["--kernel", try Guests.path("vhostblk"), "--serial", "tty", "--console", "off",
+                        "--memory", "size=64M,shared=on", "--disk", "vhost_user=on,socket=\(socket)", "-v"])
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["capacity 0x00000800 sectors", "read status 0x00000000 [first sector of ]",
+                     "write status 0x00000000 read back 0x00000000 [written by guest]", "vhostblk done"] {
+            #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout)")
+        }
+        #expect(r.stderr.contains("vhost-blk0: vhost-user backend \(socket), 1 queue(s), at 0000:00:01.0"), "\(r.stderr)")
+        let written = try Data(contentsOf: URL(fileURLWithPath: image))
+        #expect(String(decoding: written[512..<528], as: UTF8.self) == "written by guest")
+        // The disk's own keys are the backend's to decide; and it needs shared RAM like any vhost-user device.
+        let path = runVMM(["--kernel", try Guests.path("hello"), "--memory", "size=64M,shared=on", "--disk", "vhost_user=on,socket=\(socket),path=/x"])
+        #expect(path.status == 1 && path.stderr.hasSuffix("--disk: path= is the vhost-user backend's to decide: give vhost_user=on with socket= (and num_queues, queue_size, id, pci_segment)\n"), "\(path.stderr)")
+        let plain = runVMM(["--kernel", try Guests.path("hello"), "--disk", "vhost_user=on,socket=\(socket)"])
+        #expect(plain.stderr == "cloud-hypervisor: error: --disk vhost_user=on: a vhost-user backend maps guest RAM: give --memory shared=on\n", "\(plain.stderr)")
+        // virtiofsd is no block backend: it gives no config.
+        if Virtiofsd.available {
+            let (fsDir, share, fsSocket) = try shareDirectory()
+            defer { try? FileManager.default.removeItem(atPath: fsDir) }
+            let fsd = try Virtiofsd.start(share: share, socket: fsSocket)
+            defer { fsd.terminate(); fsd.waitUntilExit() }
+            let wrong = runVMM(["--kernel", try Guests.path("hello"), "--memory", "size=64M,shared=on", "--disk", "vhost_user=on,socket=\(fsSocket)"])
+            #expect(wrong.status == 1)
+            #expect(wrong.stderr.contains("it is not a vhost-user-blk backend"), "\(wrong.stderr)")
+        }
+    }
+}

@@ -99,6 +99,18 @@ struct vmm_virtio_fs_config {
 };
 int vmm_virtio_fs_create(struct vmm_vm *vm, const struct vmm_virtio_fs_config *config, struct vmm_virtio **out);
 
+/* A virtio-blk on a vhost-user backend (`--disk vhost_user=on,socket=`,
+ * qemu-storage-daemon): its config space is the backend's (-ENOTSUP if
+ * it does not give it). Needs shared RAM. */
+struct vmm_vhost_user_blk_config {
+    struct vmm_vhost_user *backend;
+    uint16_t num_queues;
+    uint16_t queue_size;
+    const char *thread_name;
+};
+int vmm_vhost_user_blk_create(struct vmm_vm *vm, const struct vmm_vhost_user_blk_config *config,
+                              struct vmm_virtio **out);
+
 /* Hot-added RAM reaches a vhost-user device's backend (VMM thread, after
  * the region is added); 0 for any other device. */
 int vmm_vhost_user_sync_memory(struct vmm_virtio *device);

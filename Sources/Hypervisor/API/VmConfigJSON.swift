@@ -247,9 +247,10 @@ extension VmConfigJSON {
             return .object(fields)
         }
         let disks: [JSONValue] = config.disks.map { disk in
-            .object(["path": .string(disk.path), "readonly": .bool(disk.readonly), "id": text(disk.id),
+            .object(["path": disk.vhostSocket == nil ? .string(disk.path) : .null, "readonly": .bool(disk.readonly), "id": text(disk.id),
                      "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
-                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(false), "pci_segment": int(disk.pciSegment),
+                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(disk.vhostSocket != nil),
+                     "vhost_socket": text(disk.vhostSocket), "pci_segment": int(disk.pciSegment),
                      "image_type": .string("Raw"), "lock_granularity": .string(disk.lockWholeFile ? "Full" : "ByteRange")])
         }
         let nets: [JSONValue] = config.nets.map { net in

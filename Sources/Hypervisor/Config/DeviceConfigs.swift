@@ -4,10 +4,13 @@ import CVMMCore
 /// are refused as "not supported yet"; `VMConfig.validate()` refuses the
 /// options whose devices do not exist yet (VFIO, virtio-net).
 
-/// `--disk path=…[,readonly=on,id=…,serial=…,num_queues=N,queue_size=N,image_type=raw]`.
+/// `--disk path=…[,readonly=on,id=…,serial=…,num_queues=N,queue_size=N,image_type=raw]`,
+/// or `--disk vhost_user=on,socket=…[,num_queues=N,queue_size=N,id=…]`.
 public struct DiskConfig: Sendable, Equatable {
-    /// A raw image file or block device.
+    /// A raw image file or block device; empty for a vhost-user disk.
     public var path: String
+    /// `vhost_user=on,socket=…`: a vhost-user-blk backend serves the disk.
+    public var vhostSocket: String?
     /// The guest sees a read-only disk; the image is opened read-only.
     public var readonly: Bool
     public var id: String?
@@ -27,8 +30,10 @@ public struct DiskConfig: Sendable, Equatable {
     public static let defaultQueueSize = 128
 
     public init(path: String, readonly: Bool = false, id: String? = nil, serial: String? = nil,
-                numQueues: Int = 1, queueSize: Int = defaultQueueSize, lockWholeFile: Bool = false, pciSegment: Int = 0) {
+                numQueues: Int = 1, queueSize: Int = defaultQueueSize, lockWholeFile: Bool = false, pciSegment: Int = 0,
+                vhostSocket: String? = nil) {
         self.path = path
+        self.vhostSocket = vhostSocket
         self.readonly = readonly
         self.id = id
         self.serial = serial
@@ -45,11 +50,21 @@ public struct DiskConfig: Sendable, Equatable {
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--disk", known: Self.known)
-        try list.refuseUnsupported(["socket", "bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
+        try list.refuseUnsupported(["bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
                                     "ops_one_time_burst", "ops_refill_time", "rate_limit_group", "queue_affinity"])
-        try list.refuseUnsupported(["direct", "iommu", "vhost_user", "backing_files", "sparse"],
-                                   unlessEqualTo: ["direct": "off", "iommu": "off", "vhost_user": "off",
-                                                   "backing_files": "off", "sparse": "on"])
+        try list.refuseUnsupported(["direct", "iommu", "backing_files", "sparse"],
+                                   unlessEqualTo: ["direct": "off", "iommu": "off", "backing_files": "off", "sparse": "on"])
+        let vhostUser = try list.bool("vhost_user") ?? false
+        if vhostUser {
+            // What the backend decides (qemu-storage-daemon's writable=, its image) is not the VMM's to set.
+            let defaults = ["readonly": ["off", "false"], "image_type": ["raw"], "lock_granularity": ["byte-range"]]
+            for key in ["path", "readonly", "serial", "image_type", "lock_granularity"]
+            where list[key].map({ !(defaults[key] ?? []).contains($0) }) == true {
+                throw .conflict("--disk: \(key)= is the vhost-user backend's to decide: give vhost_user=on with socket= (and num_queues, queue_size, id, pci_segment)")
+            }
+        } else if list["socket"] != nil {
+            throw .conflict("--disk: socket= names a vhost-user backend: give vhost_user=on too")
+        }
         if let type = list["image_type"], type != "raw" {
             guard ["qcow2", "vhd", "vhdx", "fixed_vhd"].contains(type) else {
                 throw .invalidValue(option: "--disk", key: "image_type", value: type,
@@ -69,9 +84,10 @@ public struct DiskConfig: Sendable, Equatable {
         guard granularity == "byte-range" || granularity == "full" else {
             throw .invalidValue(option: "--disk", key: "lock_granularity", value: granularity, reason: "expected byte-range or full")
         }
-        self.init(path: try list.required("path"), readonly: try list.bool("readonly") ?? false, id: list["id"],
+        self.init(path: vhostUser ? "" : try list.required("path"), readonly: try list.bool("readonly") ?? false, id: list["id"],
                   serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize,
-                  lockWholeFile: granularity == "full", pciSegment: try list.pciSegment())
+                  lockWholeFile: granularity == "full", pciSegment: try list.pciSegment(),
+                  vhostSocket: vhostUser ? try list.required("socket") : nil)
     }
 }
 

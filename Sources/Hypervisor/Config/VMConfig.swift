@@ -148,6 +148,9 @@ public struct VMConfig: Sendable, Equatable {
                                     reason: "a segment's bus 0 has 31 slots for devices (the console and rng take theirs on theirs): move some to another segment with pci_segment=")
             }
         }
+        for disk in disks where disk.vhostSocket != nil && !memory.shared {
+            throw .conflict("--disk vhost_user=on: a vhost-user backend maps guest RAM: give --memory shared=on")
+        }
         for share in fs {
             // Cloud Hypervisor: "Using vhost-user requires using shared memory or huge pages".
             guard memory.shared else {

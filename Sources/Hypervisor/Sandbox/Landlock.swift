@@ -19,7 +19,7 @@ enum Landlock {
         }
         add(config.kernelPath, write: false)
         add(config.initramfsPath, write: false)
-        for disk in config.disks { add(disk.path, write: !disk.readonly) }
+        for disk in config.disks where disk.vhostSocket == nil { add(disk.path, write: !disk.readonly) }
         for console in [config.serial, config.console] {
             if case let .file(path) = console { add(path, write: true) }
         }

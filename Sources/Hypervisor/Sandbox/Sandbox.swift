@@ -94,10 +94,10 @@ final class Sandbox {
         if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
         // Shared RAM is a memfd: each boot's, and hot-added RAM's. A
         // vhost-user device's thread starts below the VMM thread, which
-        // also sends hot-added RAM to the backend and takes the rings back
-        // when a boot ends; vm.add-fs connects to a backend.
+        // also asks a disk's backend for its config, sends hot-added RAM
+        // and takes the rings back when a boot ends; vm.add-fs connects.
         if config.memory.shared { api += ["memfd_create", "ftruncate"] }
-        if !config.fs.isEmpty || config.apiSocket != nil {
+        if !config.fs.isEmpty || config.disks.contains(where: { $0.vhostSocket != nil }) || config.apiSocket != nil {
             api += SeccompFilter.allowed[VMM_THREAD_VHOST_USER, default: []]
         }
         let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,

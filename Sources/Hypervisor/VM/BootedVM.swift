@@ -110,7 +110,7 @@ final class BootedVM {
     /// Hotplug: `disk` (the launch's `index`th) into a free slot of its
     /// segment, then the guest told; returns its address.
     /// Into a paused VM, the device thread is held like the others until vm.resume.
-    func hotAdd(disk: DiskImage, index: Int, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
+    func hotAdd(disk: DiskBackend, index: Int, sandbox: Sandbox) throws(VMMError) -> PCIAddress {
         try announce(hotAdded: try virtio.hotAddDisk(disk, index: index, filter: sandbox.deviceFilters[VMM_THREAD_VIRTIO_BLK],
                                                      held: isPaused, logger: logger))
     }
@@ -173,13 +173,8 @@ final class BootedVM {
         virtio.addresses + (assigned?.addresses ?? []).map { ($0.device.config.id ?? "", $0.address) }
     }
 
-    func address(of disk: DiskImage) -> PCIAddress? { virtio.address(of: disk) }
-
-    func address(ofNet id: String) -> PCIAddress? { virtio.address(ofNet: id) }
-
-    func address(ofVsock id: String) -> PCIAddress? { virtio.address(ofVsock: id) }
-
-    func address(ofFs id: String) -> PCIAddress? { virtio.address(ofFs: id) }
+    /// The address of a virtio device (disk, network, share, vsock) by its id.
+    func address(ofVirtio id: String) -> PCIAddress? { virtio.address(of: id) }
 
     func address(of device: VFIODevice) -> PCIAddress? { assigned?.address(of: device) }
 

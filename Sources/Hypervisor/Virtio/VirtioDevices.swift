@@ -13,9 +13,8 @@ final class VirtioDevices {
     /// Bus 0 of each PCI segment, by segment.
     private let buses: [PCIBus]
     private let vm: VirtualMachine
-    /// In the order added; `disk` is the DiskImage a virtio-blk serves,
-    /// `id` the name vm.counters gives a disk or a network.
-    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, address: PCIAddress, disk: DiskImage?,
+    /// In the order added; `id` is the device's (vm.counters, vm.info, removal).
+    private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, address: PCIAddress,
                            device: OpaquePointer, id: String?)] = []
     private var running = false
 
@@ -67,8 +66,33 @@ final class VirtioDevices {
         return address
     }
 
-    /// A virtio-blk for `disk`, named for its place in the list; returns its address.
+    /// A virtio-blk for `disk`, served here or by its vhost-user backend,
+    /// named for its place in the list; returns its address.
     @discardableResult
+    private func addDisk(_ disk: DiskBackend, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
+        switch disk {
+        case .image(let image): return try addDisk(image, index: index, logger: logger)
+        case .vhostUser(let backend, let config): return try addVhostUserDisk(backend, config: config, index: index, logger: logger)
+        }
+    }
+
+    private func addVhostUserDisk(_ backend: VhostUserBackend, config disk: DiskConfig, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
+        let name = "vhost-blk\(index)"
+        var device: OpaquePointer?
+        let r = name.withCString { thread in
+            var config = vmm_vhost_user_blk_config(backend: backend.handle, num_queues: UInt16(disk.numQueues),
+                                                   queue_size: UInt16(disk.queueSize), thread_name: thread)
+            return vmm_vhost_user_blk_create(vm.handle, &config, &device)
+        }
+        if r == -ENOTSUP {
+            throw .config(.unusable(option: "--disk socket=\(disk.vhostSocket ?? "")", reason: "the backend does not give the disk's configuration (vhost-user CONFIG): it is not a vhost-user-blk backend"))
+        }
+        let address = try add(device, r, vm: vm, kind: VMM_THREAD_VHOST_USER, name: "--disk vhost_user=on,socket=\(disk.vhostSocket ?? "")",
+                              segment: disk.pciSegment, id: disk.id ?? "")
+        logger.info("\(name): vhost-user backend \(disk.vhostSocket ?? ""), \(disk.numQueues) queue(s), at \(address)")
+        return address
+    }
+
     private func addDisk(_ disk: DiskImage, index: Int, logger: Logger) throws(VMMError) -> PCIAddress {
         let name = "virtio-blk\(index)"
         var device: OpaquePointer?
@@ -82,7 +106,7 @@ final class VirtioDevices {
             }
         }
         let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)",
-                              segment: disk.config.pciSegment, disk: disk, id: disk.config.id ?? "")
+                              segment: disk.config.pciSegment, id: disk.config.id ?? "")
         let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
         logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), at \(address)")
         return address
@@ -95,7 +119,7 @@ final class VirtioDevices {
         var device: OpaquePointer?
         let r = name.withCString { thread in
             share.config.tag.withCString { tag in
-                var config = vmm_virtio_fs_config(backend: share.handle, tag: tag, request_queues: UInt16(share.config.numQueues),
+                var config = vmm_virtio_fs_config(backend: share.backend.handle, tag: tag, request_queues: UInt16(share.config.numQueues),
                                                   queue_size: UInt16(share.config.queueSize), thread_name: thread)
                 return vmm_virtio_fs_create(vm.handle, &config, &device)
             }
@@ -125,14 +149,14 @@ final class VirtioDevices {
 
     @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
-                     name: String, segment: Int, disk: DiskImage? = nil, id: String? = nil) throws(VMMError) -> PCIAddress {
+                     name: String, segment: Int, id: String? = nil) throws(VMMError) -> PCIAddress {
         guard created == 0, let device else { throw .system(SystemError("\(name): create the device", returned: created)) }
         var transport: OpaquePointer?
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
         do throws(VMMError) {
             let address = try buses.bus(segment: segment, for: name).add(vmm_virtio_pci_function(transport), name: name)
-            devices.append((transport, kind, address, disk, device, id))
+            devices.append((transport, kind, address, device, id))
             return address
         } catch {
             vmm_virtio_pci_destroy(transport)
@@ -143,7 +167,7 @@ final class VirtioDevices {
     /// Hotplug: a disk into the running VM, its thread started; returns
     /// the address it took. The guest learns of it through ACPI (the caller).
     /// `held`: the VM is paused, and the new thread is held like the others.
-    func hotAddDisk(_ disk: DiskImage, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
+    func hotAddDisk(_ disk: DiskBackend, index: Int, filter: SeccompFilter?, held: Bool, logger: Logger) throws(VMMError) -> PCIAddress {
         try startHotAdded(try addDisk(disk, index: index, logger: logger), filter: filter, held: held)
     }
 
@@ -208,13 +232,8 @@ final class VirtioDevices {
     /// `__rng`) and address, for vm.info's device tree.
     var addresses: [(id: String, address: PCIAddress)] { devices.compactMap { entry in entry.id.map { ($0, entry.address) } } }
 
-    /// The address of the function serving `disk`, if any.
-    func address(of disk: DiskImage) -> PCIAddress? { devices.first { $0.disk === disk }?.address }
-
-    /// The address of the network or vsock with this id, if any.
-    func address(ofNet id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_NET && $0.id == id }?.address }
-    func address(ofVsock id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VIRTIO_VSOCK && $0.id == id }?.address }
-    func address(ofFs id: String) -> PCIAddress? { devices.first { $0.kind == VMM_THREAD_VHOST_USER && $0.id == id }?.address }
+    /// The address of the device with this id, if any.
+    func address(of id: String) -> PCIAddress? { devices.first { $0.id == id }?.address }
 
     /// Hot-unplug, once the guest let go: call with the vCPUs paused.
     func remove(_ address: PCIAddress) {
