@@ -210,7 +210,8 @@ case "$action" in
             echo "L2: fs all done"
             sleep 600
         fi
-        echo "L2: fs mounted $(grep kataShared /proc/mounts | cut -d' ' -f1-3) at $(basename $(dirname $(readlink /sys/bus/virtio/drivers/virtio_fs/virtio*)))"
+        for d in /sys/bus/pci/devices/*; do [ "$(cat $d/device)" = 0x105a ] && at=${d##*/}; done
+        echo "L2: fs mounted $(grep kataShared /proc/mounts | cut -d' ' -f1-3) at $at"
         echo "L2: fs in.bin md5=$(md5sum < /mnt/in.bin | cut -d' ' -f1)"
         dd if=/dev/urandom of=/tmp/out.bin bs=1M count=16 2>/dev/null
         cp /tmp/out.bin /mnt/out.bin && sync

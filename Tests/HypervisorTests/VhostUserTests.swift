@@ -31,15 +31,19 @@ struct VhostUserTests {
         return (dir, share, dir + "/fs.sock")
     }
 
-    @Test("a file read through virtiofsd under seccomp: the tag and queues in config space, FUSE INIT, LOOKUP, OPEN, READ; a reset takes the rings back and the backend serves the new ones")
+    @Test("a file read through virtiofsd under seccomp: the tag and queues in config space, FUSE INIT, LOOKUP, OPEN, READ; a reset takes the rings back and the backend serves the new ones; all of it again after a reboot")
     func readThroughBackend() throws {
         let (dir, share, socket) = try shareDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let backend = try Virtiofsd.start(share: share, socket: socket)
         defer { backend.terminate(); backend.waitUntilExit() }
         let r = runVMM(["--kernel", try Guests.path("virtiofs"), "--serial", "tty", "--console", "off",
-                        "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)", "-v"])
+                        "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)", "-v"]) { process, output in
+            _ = eventually(20) { output().components(separatedBy: "virtiofs done\n").count > 2 }
+            process.terminate()
+        }
         #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.components(separatedBy: "read error 0x00000000 [hello through virtio-fs\n]").count == 3, "\(r.stdout)")
         for line in ["tag [myfs] request queues 0x00000001", "init error 0x00000000 major 0x00000007",
                      "lookup error 0x00000000 size 0x00000018", "read error 0x00000000 [hello through virtio-fs\n]",
                      "reset done", "after reset lookup error 0x00000000", "virtiofs done"] {

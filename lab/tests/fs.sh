@@ -6,7 +6,8 @@
 # files, fsyncs; RAM is hot-added under the mounted share; the guest
 # reboots and mounts again; a second share is hot-added, used and removed;
 # last, the first virtiofsd is killed: the VMM must log it and run on.
-# Leaves fs.log, fs.status, fs.check.
+# Then a root file system on vhost-user-blk (qemu-storage-daemon).
+# Leaves fs.log, fs.status, fs.check and vublk.log, vublk.status, vublk.check.
 # Usage: fs.sh VMM CACHE
 vmm=$1 cache=$2
 here=$(dirname "$0")
@@ -34,10 +35,8 @@ timeout -k 10 600 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-ini
 vmm_pid=$!
 api() { "$chremote" --api-socket $dir/api.sock "$@" >> fs.check 2>&1; echo "$?"; }
 {
-    if wait_for fs.log "L2: fs wrote" 1; then
-        say "out.bin md5=$(md5sum < $dir/share/out.bin 2>/dev/null | cut -d' ' -f1)"
-    fi
     if wait_for fs.log "L2: fs small files done" 1; then
+        say "renamed.bin md5=$(md5sum < $dir/share/renamed.bin 2>/dev/null | cut -d' ' -f1)"
         n=0; bad=0
         for i in $(seq 1 1000); do
             n=$((n + 1)); [ "$(cat $dir/share/small/$i 2>/dev/null)" = "$i" ] || bad=$((bad + 1))
@@ -68,4 +67,21 @@ echo $? > fs.status
 wait $checker
 kill $fsd 2>/dev/null
 pkill -f "virtiofsd --socket-path=$dir" 2>/dev/null
+
+# vhost-user-blk: the root file system on a disk qemu-storage-daemon serves;
+# the guest's write must be on the image afterwards.
+cp "$cache/l2-disk.raw" $dir/root.raw
+qemu-storage-daemon --blockdev driver=file,node-name=root,filename=$dir/root.raw \
+    --export type=vhost-user-blk,id=root,node-name=root,addr.type=unix,addr.path=$dir/blk.sock,writable=on,num-queues=2 &
+qsd=$!
+tries=0; until [ -S $dir/blk.sock ] || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+timeout -k 10 300 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+    --cmdline "console=ttyS0 root=/dev/vda1 rw panic=-1 quiet l2.action=disk" --cpus 2 --memory size=512M,shared=on \
+    --console off --serial tty --seccomp true --user nobody -v \
+    --disk vhost_user=on,socket=$dir/blk.sock,num_queues=2 > vublk.log 2>&1
+echo $? > vublk.status
+kill $qsd; wait $qsd
+dd if=$dir/root.raw of=$dir/part.img bs=1M skip=1 status=none
+e2fsck -E journal_only -y $dir/part.img > /dev/null 2>&1
+debugfs -R "cat /l2-written.txt" $dir/part.img > vublk.check 2>/dev/null
 rm -rf $dir

@@ -11,10 +11,10 @@
 #include "virtio/vmm_virtio.h"
 
 enum {
-    GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5, SET_VRING_NUM = 8,
+    GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, RESET_OWNER = 4, SET_MEM_TABLE = 5, SET_VRING_NUM = 8,
     SET_VRING_ADDR = 9, SET_VRING_BASE = 10, GET_VRING_BASE = 11, SET_VRING_KICK = 12, SET_VRING_CALL = 13,
     GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18,
-    GET_CONFIG = 24, ADD_MEM_REG = 37,
+    GET_CONFIG = 24, RESET_DEVICE = 34, ADD_MEM_REG = 37,
 };
 #define FLAG_VERSION 0x1u
 #define FLAG_REPLY 0x4u
@@ -23,7 +23,8 @@ enum {
 #define MAX_PAYLOAD 512
 
 #define WANTED_PROTOCOL ((1ull << VHOST_USER_PROTOCOL_F_MQ) | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
-                         (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+                         (1ull << VHOST_USER_PROTOCOL_F_CONFIG) | (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) | \
+                         (1ull << VHOST_USER_PROTOCOL_F_RESET_DEVICE))
 
 struct header {
     uint32_t request, flags, size;
@@ -181,11 +182,18 @@ void vmm_vhost_user_close(struct vmm_vhost_user *u) { vhost_user_release(u); }
 
 unsigned vmm_vhost_user_max_queues(const struct vmm_vhost_user *u) { return u->max_queues; }
 
-void vhost_user_new_boot(struct vmm_vhost_user *u)
+int vhost_user_new_boot(struct vmm_vhost_user *u)
 {
     pthread_mutex_lock(&u->lock);
+    int r = 0;
+    if (u->boots++ > 0) {
+        /* RESET_OWNER is the old name of the same request, for backends without RESET_DEVICE. */
+        bool device = vhost_user_has_protocol(u, VHOST_USER_PROTOCOL_F_RESET_DEVICE);
+        r = request(u, device ? RESET_DEVICE : RESET_OWNER, NULL, 0, NULL, 0);
+    }
     u->regions_sent = 0;
     pthread_mutex_unlock(&u->lock);
+    return r;
 }
 
 int vhost_user_set_features(struct vmm_vhost_user *u, uint64_t features)

@@ -18,6 +18,7 @@ enum {
     VHOST_USER_PROTOCOL_F_MQ = 0,
     VHOST_USER_PROTOCOL_F_REPLY_ACK = 3,
     VHOST_USER_PROTOCOL_F_CONFIG = 9,
+    VHOST_USER_PROTOCOL_F_RESET_DEVICE = 13,
     VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS = 15,
 };
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
@@ -36,13 +37,16 @@ struct vmm_vhost_user {
     uint64_t protocol_features; /* the ones both sides took */
     unsigned max_queues;        /* GET_QUEUE_NUM, or 0 without MQ */
     unsigned regions_sent;      /* RAM regions of this boot the backend has */
+    unsigned boots;             /* devices made on it so far */
 };
 
 /* The connection outlives each boot's device (vmm_vhost_user_connect in
  * vmm_virtio.h): a backend such as virtiofsd serves one frontend
  * connection for its whole life, reboots included. A new boot's device
- * calls this before its first table. */
-void vhost_user_new_boot(struct vmm_vhost_user *u);
+ * calls this first: after an earlier boot the backend is reset, as its
+ * rings' addresses are in RAM that is gone (libvhost-user would try to
+ * map them again in the next table, and give up). */
+int vhost_user_new_boot(struct vmm_vhost_user *u);
 /* A device holds the connection while it lives. */
 void vhost_user_hold(struct vmm_vhost_user *u);
 void vhost_user_release(struct vmm_vhost_user *u);

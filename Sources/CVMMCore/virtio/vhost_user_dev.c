@@ -30,10 +30,10 @@ void vhost_user_dev_config(struct vmm_virtio *v, uint32_t offset, uint8_t *data,
 
 static void stop_rings(struct vhost_user_dev *d)
 {
-    for (unsigned i = 0; d->started && i < d->v.nqueues; i++)
-        if (d->v.queues[i].enabled)
+    for (unsigned i = 0; i < MAX_QUEUES; i++)
+        if (d->started >> i & 1)
             vhost_user_stop_vring(d->backend, i);
-    d->started = false;
+    d->started = 0;
 }
 
 static void broken(struct vhost_user_dev *d, const char *what, int error)
@@ -54,7 +54,6 @@ void vhost_user_dev_activate(struct vmm_virtio *v)
     int r = vhost_user_set_features(d->backend, v->driver_features);
     if (r == 0)
         r = vhost_user_send_memory(d->backend, &v->mem, true);
-    d->started = r == 0;
     for (unsigned i = 0; r == 0 && i < v->nqueues; i++) {
         struct virtio_queue *q = &v->queues[i];
         if (!q->enabled)
@@ -68,6 +67,8 @@ void vhost_user_dev_activate(struct vmm_virtio *v)
         if (ring.call_fd < 0)
             ring.call_fd = d->idle_call_fd;
         r = vhost_user_start_vring(d->backend, &ring);
+        /* Taken back on failure too: the backend may hold part of it. */
+        d->started |= 1ull << i;
     }
     if (r < 0) {
         stop_rings(d);
@@ -127,8 +128,16 @@ int vhost_user_dev_create(struct vmm_vm *vm, const struct virtio_device_ops *ops
     if (r == 0) {
         d->backend = backend;
         vhost_user_hold(backend);
-        vhost_user_new_boot(backend);
         d->v.features = backend->features & supported;
+        /* A backend that cannot be reset is as good as gone: the device
+         * comes up stopped rather than the boot failing. */
+        if (!atomic_load(&backend->gone) && vhost_user_new_boot(backend) < 0) {
+            atomic_store(&backend->gone, true);
+            vmm_log_warn("%s: the vhost-user backend did not take the reset for a new boot; the device stays stopped",
+                         thread_name);
+        }
+    }
+    if (r == 0) {
         /* Hang-ups only: replies are read where they are awaited. */
         r = virtio_watch(&d->v, backend->fd, EPOLLRDHUP, true);
     }

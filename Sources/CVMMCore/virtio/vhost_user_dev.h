@@ -12,7 +12,9 @@ struct vhost_user_dev {
     struct vmm_virtio v;
     struct vmm_vhost_user *backend; /* not owned: it outlives the boot */
     /* Device thread only. */
-    bool started; /* rings handed to the backend */
+    /* The rings handed to the backend, by queue: a bit each, so they can
+     * be taken back after the core has freed its queues (device destroy). */
+    uint64_t started;
     /* The call eventfd of a queue with no MSI-X vector: backends
      * (libvhost-user) signal every queue, and nothing reads this one. */
     int idle_call_fd;

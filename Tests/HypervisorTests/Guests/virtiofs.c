@@ -2,8 +2,9 @@
  * vhost-user backend (virtiofsd) with FUSE requests: INIT, LOOKUP, OPEN,
  * READ on the request queue, polling its used ring (the backend writes it;
  * this VMM only handed the rings over). Then a device reset, which takes
- * the rings back from the backend, and the same again. Prints what it
- * saw; the test (VhostUserTests) reads the lines. */
+ * the rings back from the backend, and the same again; then a reboot,
+ * after which all of it runs again. Prints what it saw; the test
+ * (VhostUserTests) reads the lines. */
 #include "pci_guest.h"
 
 enum { HIPRIO = 0, REQUEST = 1, QUEUES = 2, QSIZE_N = 8 };
@@ -131,4 +132,7 @@ void guest_main(void)
     int32_t e = fuse(FUSE_LOOKUP, 1, 10);
     print("after reset lookup error "); print_hex((uint32_t)e); print("\n");
     print("virtiofs done\n");
+    /* A reboot (the ACPI reset value): the next boot's device on the same
+     * backend connection, which must be reset first. */
+    __asm__ volatile("outb %0, %1" : : "a"((uint8_t)1), "Nd"((uint16_t)0x600));
 }
