@@ -110,3 +110,16 @@ struct VsockTests {
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket file goes with the VMM")
     }
 }
+
+extension VsockTests {
+    @Test("under --landlock the vsock's socket still goes with the VMM", .enabled(if: LandlockSupport.available, LandlockSupport.skipReason))
+    func socketRemovedUnderLandlock() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vsock-landlock-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = runVMM(["--kernel", try Guests.path("hello"), "--serial", "tty", "--console", "off", "--landlock",
+                        "--vsock", "cid=3,socket=\(dir)/v.sock"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/v.sock"))
+    }
+}

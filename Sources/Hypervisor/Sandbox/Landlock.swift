@@ -49,13 +49,17 @@ enum Landlock {
                 throw .system(SystemError("--landlock: allow \(rule.path)", returned: r))
             }
         }
-        if case .path(let socket)? = config.apiSocket {
+        // The sockets the VMM made go when it ends: their directories allow removal.
+        var sockets: [(String, String)] = []
+        if case .path(let socket)? = config.apiSocket { sockets.append(("the API socket", socket)) }
+        if let vsock = config.vsock { sockets.append(("the vsock socket", vsock.socket)) }
+        for (what, socket) in sockets {
             let slash = socket.lastIndex(of: "/")
             let dir = slash.map { $0 == socket.startIndex ? "/" : String(socket[..<$0]) } ?? "."
             r = vmm_landlock_allow_remove(ruleset, dir)
             guard r == 0 else {
                 close(ruleset)
-                throw .system(SystemError("--landlock: allow removing the API socket in \(dir)", returned: r))
+                throw .system(SystemError("--landlock: allow removing \(what) in \(dir)", returned: r))
             }
         }
         r = vmm_landlock_enforce(ruleset)
