@@ -133,7 +133,7 @@ cp "$cache/edu_irq/edu_irq.ko" "$cache/l2-root/lib/"
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from
 # 1 MiB, as cloud images lay it out) holding busybox and the same init.
 rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
-cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-root/bin/realtime" "$cache/l2-rootfs/bin/"
+cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-root/bin/realtime" "$cache/l2-root/bin/vsocktest" "$cache/l2-rootfs/bin/"
 mkdir -p "$cache/l2-rootfs/lib"; cp "$cache/l2-root/lib/edu_irq.ko" "$cache/l2-rootfs/lib/"
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"

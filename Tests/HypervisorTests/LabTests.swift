@@ -322,6 +322,15 @@ struct LabAPITests {
         #expect(answer("vm.info", 1).contains("\"platform\":{\"num_pci_segments\":2}"), "\(answer("vm.info", 1))")
         #expect(Lab.lines(boot.log, "L2: pci 0001:00:00.0 0x8086:0x0d57").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         #expect(answer("vm.info", 1).contains("\"landlock_enable\":true"), "\(answer("vm.info", 1))")
+        // Kata's pod: the share on segment 1 after the NIC, mounted by the guest; the agent's
+        // vsock port reached through the hybrid socket, an echo of what the runtime sent.
+        #expect(answer("vm.info", 1).contains("\"_fs0\":{\"children\":[],\"id\":\"_fs0\",\"pci_bdf\":\"0001:00:02.0\""), "\(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"vsock\":{\"cid\":3,\"id\":\"_vsock1\""), "\(answer("vm.info", 1))")
+        #expect(boot.log.contains("L2: api share [shared by the pod]"), "\(Lab.lines(boot.log, "L2: api"))")
+        #expect(Lab.lines(boot.log, "L2: api share").count == 2, "mounted again after the reboot: \(Lab.lines(boot.log, "L2: api"))")
+        let agent = check.first { $0.hasPrefix("agent: ") } ?? "(no agent line in \(check))"
+        #expect(agent.hasPrefix("agent: OK 10737418") && agent.hasSuffix(" [ping from the runtime]"), "\(agent)")
+        #expect(!check.contains("api: the vsock socket file is still there"), "\(check)")
         #expect(answer("vm.pause").hasSuffix(" HTTP=204"), "\(answer("vm.pause"))")
         #expect(answer("vm.info", 2).contains("\"state\":\"Paused\""), "\(answer("vm.info", 2))")
         // Three seconds paused: not one line from a guest that prints five a second.
@@ -344,8 +353,8 @@ struct LabAPITests {
         let memory = try #require(check.first { $0.hasPrefix("resize: MemTotal ") }, "\(check)")
         let totals = memory.split(separator: " ").compactMap { Int($0) }
         #expect(totals.count == 2 && totals[1] - totals[0] >= 250_000, "\(memory)")
-        // Disk hotplug through the guest's own ACPI PCI hotplug, onto segment 1 beside the NIC.
-        #expect(answer("vm.add-disk").contains("{\"bdf\":\"0001:00:02.0\"") && answer("vm.add-disk").contains("\"id\":\"hot0\"}")
+        // Disk hotplug through the guest's own ACPI PCI hotplug, onto segment 1 beside the NIC and the share.
+        #expect(answer("vm.add-disk").contains("{\"bdf\":\"0001:00:03.0\"") && answer("vm.add-disk").contains("\"id\":\"hot0\"}")
                 && answer("vm.add-disk").hasSuffix("HTTP=200"), "\(answer("vm.add-disk"))")
         #expect(check.contains("add-disk: the guest reads vdb"), "\(check)")
         // vm.counters: the root disk has been read (boot), the hot-added one too (the guest's head -c 15).

@@ -4,7 +4,9 @@
 # --api-socket alone, vm.create with a whole VmConfig, vm.info, vm.add-net
 # with a tap over SCM_RIGHTS, vm.boot, then pause/resume, vCPU hotplug both
 # ways, memory hotplug, disk and VFIO hotplug both ways, reboot and the
-# power button on a running Linux guest. Then a command-line launch with
+# power button on a running Linux guest. As Kata's pod sandbox: the VM has
+# a vsock (its agent reached on port 1024 through the hybrid socket) and a
+# virtio-fs share (virtiofsd, kataShared, on PCI segment 1). Then a command-line launch with
 # the API: its --device removed and added back, another hot-added beside
 # it, and vmm.shutdown.
 # Leaves api.log (the guest's serial console), api.status (the VMM's exit
@@ -18,6 +20,11 @@ mkdir -p $work
 sock=$work/api.sock
 cp "$cache/l2-disk.raw" $work/disk.raw
 : > api.check
+# Kata's share: virtiofsd serving a directory the guest mounts as kataShared.
+mkdir -p $work/share; echo "shared by the pod" > $work/share/kata.txt
+/usr/lib/qemu/virtiofsd --socket-path=$work/fs.sock -o source=$work/share -o cache=none -o sandbox=chroot -o log_level=err &
+fsd=$!
+tries=0; until [ -S $work/fs.sock ] || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
 config() { # serial log, landlock_enable, landlock_rules
     echo "{
   \"payload\": {\"kernel\": \"$cache/l2-vmlinux\", \"initramfs\": \"$cache/l2-initramfs.cpio\",
@@ -31,6 +38,8 @@ config() { # serial log, landlock_enable, landlock_rules
   \"serial\": {\"mode\": \"File\", \"file\": \"$PWD/$1\"},
   \"console\": {\"mode\": \"Off\", \"iommu\": false},
   \"platform\": {\"num_pci_segments\": 2, \"iommu_segments\": null},
+  \"vsock\": {\"cid\": 3, \"socket\": \"$work/kata.hvsock\", \"iommu\": false, \"pci_segment\": 0, \"id\": null},
+  \"fs\": [{\"tag\": \"kataShared\", \"socket\": \"$work/fs.sock\", \"num_queues\": 1, \"queue_size\": 1024, \"pci_segment\": 1}],
   \"iommu\": false, \"watchdog\": false, \"pvpanic\": false,
   \"landlock_enable\": $2, \"landlock_rules\": $3,
   \"kata_sandbox_extra\": {\"ignored\": true}
@@ -93,6 +102,25 @@ python3 "$here/tapfd.py" labtap-api 192.168.251.1/24 -- python3 "$here/apisend.p
 api PUT vm.boot
 api GET vm.info
 wait_for api.log "L2: tick" 10 || echo "api: no ticks before the pause" >> api.check
+# Kata's runtime reaches its agent: CONNECT 1024 on the hybrid socket.
+if wait_for api.log "L2: api agent listening" 1; then
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1]); s.sendall(b"CONNECT 1024\n")
+line = b""
+while not line.endswith(b"\n"):
+    byte = s.recv(1)
+    if not byte: break
+    line += byte
+s.sendall(b"ping from the runtime"); s.shutdown(socket.SHUT_WR)
+back = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk: break
+    back += chunk
+print("agent: %s [%s]" % (line.decode().strip(), back.decode()))
+' $work/kata.hvsock >> api.check 2>&1
+fi
 api PUT vm.pause
 api GET vm.info
 paused=$(ticks); sleep 3; after=$(ticks)
@@ -146,6 +174,8 @@ api PUT vm.power-button
 wait $pid
 echo $? > api.status
 [ -e $sock ] && echo "api: the socket file is still there" >> api.check
+[ -e $work/kata.hvsock ] && echo "api: the vsock socket file is still there" >> api.check
+kill $fsd 2>/dev/null; wait $fsd 2>/dev/null
 
 # A command line's --device is a device like any other: removed from the
 # running guest and added back. A second device hot-added beside it joins
