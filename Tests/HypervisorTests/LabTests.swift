@@ -290,6 +290,46 @@ struct LabVsockTests {
     }
 }
 
+@Suite("vhost-user devices in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+struct LabVhostUserTests {
+    @Test("virtio-fs on virtiofsd under seccomp + nobody, on segment 1: md5s both ways, rename, unlink, 1,000 files, fsync, RAM hot-added under the mount, a reboot and a new mount, a second share hot-added and removed, the backend killed (the VMM logs it and runs on)")
+    func virtiofs() throws {
+        let boot = try Lab.boot("fs")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        func value(_ text: String, _ prefix: String) -> String? {
+            Lab.lines(text, prefix).first.map { String($0.dropFirst(prefix.count)).split(separator: " ")[0] }.map(String.init)
+        }
+        #expect(boot.log.contains("L2: fs mounted kataShared /mnt virtiofs at 0001:00:01.0"), "\(Lab.lines(boot.log, "L2: fs"))")
+        #expect(value(boot.log, "L2: fs in.bin md5=") != nil && value(boot.log, "L2: fs in.bin md5=") == value(boot.check, "L1: in.bin md5="),
+                "\(Lab.lines(boot.log, "L2: fs")) \(boot.check)")
+        let wrote = value(boot.log, "L2: fs wrote out.bin md5=")
+        #expect(wrote != nil && wrote == value(boot.check, "L1: renamed.bin md5="), "\(Lab.lines(boot.log, "L2: fs")) \(boot.check)")
+        #expect(boot.check.contains("L1: small files: 1000 there, 0 wrong"), "\(boot.check)")
+        #expect(boot.check.contains("L1: renamed: renamed.bin small synced"), "renamed, in.bin unlinked: \(boot.check)")
+        #expect(boot.log.contains("L2: fs fsync ok"))
+        #expect(boot.check.contains("L1: resize RAM status=0"), "\(boot.check)")
+        let grown = Lab.lines(boot.log, "L2: fs after hot-added RAM").first ?? ""
+        #expect(grown.hasSuffix("big.bin same") && (grown.split(separator: " ").compactMap { Int($0) }.first ?? 0) > 600_000, "\(grown)")
+        #expect(value(boot.log, "L2: fs after reboot renamed.bin md5=") == wrote, "\(Lab.lines(boot.log, "L2: fs"))")
+        #expect(boot.check.contains("L1: add-fs status=0") && boot.log.contains("L2: fs second share says [second share]"),
+                "\(boot.check) \(Lab.lines(boot.log, "L2: fs"))")
+        #expect(boot.check.contains("L1: remove-device status=0") && boot.log.contains("L2: fs second share gone (1 virtio-fs left)"),
+                "\(boot.check) \(Lab.lines(boot.log, "L2: fs"))")
+        #expect(boot.check.contains("L1: backend death logged") && boot.check.contains("L1: ping after the backend's death status=0"),
+                "\(boot.check)")
+        #expect(boot.check.contains("L1: shutdown-vmm status=0"), "\(boot.check)")
+    }
+
+    @Test("root on vhost-user-blk (qemu-storage-daemon, two queues) under seccomp + nobody: the guest boots from it and its write is on the image")
+    func rootOnVhostUserBlk() throws {
+        let boot = try Lab.boot("vublk")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(Lab.lines(boot.log, "L2: root"))")
+        #expect(boot.check.hasPrefix("written by L2"), "\(boot.check)")
+        #expect(boot.log.contains("vhost-blk0: vhost-user backend"), "\(boot.log.prefix(2000))")
+    }
+}
+
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
     @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; the guest's clock steady across 20 unplugs; vmm.shutdown on a running guest")
