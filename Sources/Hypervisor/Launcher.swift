@@ -89,6 +89,10 @@ final class LaunchResources {
     var rngSource: Int32 { rng.raw }
     /// `--serial tty`: standard input goes to the guest, a terminal in raw mode.
     let readsInput: Bool
+    /// Where COM1's and hvc0's input comes from: standard input (`tty`), a
+    /// pty's main side (`pty`), or nowhere.
+    var serialInputFD: Int32? { readsInput ? STDIN_FILENO : serialOutput?.inputFD }
+    var consoleInputFD: Int32 { consoleReadsInput ? STDIN_FILENO : consoleOutput?.inputFD ?? -1 }
     let terminal: RawTerminal?
 
     init(config: VMConfig, logger: Logger) throws(VMMError) {
@@ -126,6 +130,9 @@ final class LaunchResources {
         readsInput = config.serial == .tty
         consoleReadsInput = config.console == .tty && !readsInput
         terminal = readsInput || consoleReadsInput ? RawTerminal(fd: STDIN_FILENO) : nil
+        for (option, output) in [("--serial", serialOutput), ("--console", consoleOutput)] {
+            if let path = output?.ptyPath { logger.info("\(option) pty: \(path)") }
+        }
         for tap in taps where tap.existed && tap.config.ip != nil {
             logger.warning("tap \(tap.name) already exists: its IP configuration is left as it is")
         }

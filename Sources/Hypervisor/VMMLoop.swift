@@ -118,6 +118,9 @@ final class VMMLoop {
             resources = try LaunchResources(config: config, logger: logger)
         }
         guard let resources else { return }
+        // The terminals the launch opened, as Cloud Hypervisor reports them.
+        self.config?.serialPty = resources.serialOutput?.ptyPath
+        self.config?.consolePty = resources.consoleOutput?.ptyPath
         if sandbox == nil { sandbox = try Sandbox(config: config, terminal: resources.terminal != nil) }
         guard let sandbox else { return }
         booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)

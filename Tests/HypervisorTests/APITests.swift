@@ -202,6 +202,18 @@ struct APITests {
         #expect(!vmm.stderr.contains("error"), "\(vmm.stderr)")
     }
 
+    @Test("pty consoles: vm.info gives each terminal's path in `file`, as Cloud Hypervisor does", .enabled(if: curlAvailable))
+    func ptyPaths() throws {
+        let vmm = try APIVMM(["--kernel", try Guests.path("ticker"), "--serial", "pty", "--console", "pty"])
+        let info = vmm.curl("GET", "vm.info").body
+        #expect(info.contains("\"serial\":{\"file\":\"/dev/pts/") && info.contains("\"mode\":\"Pty\""), "\(info)")
+        #expect(info.contains("\"console\":{\"file\":\"/dev/pts/"), "\(info)")
+        if FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/yaml") {
+            #expect(CHWireFormatTests.openAPIProblems(info, "VmInfo").isEmpty, "\(CHWireFormatTests.openAPIProblems(info, "VmInfo"))")
+        }
+        #expect(vmm.shutdown() == 0)
+    }
+
     @Test("PCI segment 1: a disk and the console there from the command line, another disk hot-added there and ejected; a segment the VM lacks refused",
           .enabled(if: curlAvailable))
     func segmentHotplug() throws {

@@ -226,3 +226,86 @@ struct BadInputTests {
         #expect(version.stdout.hasPrefix("cloud-hypervisor v"))
     }
 }
+
+extension EndToEndTests {
+    @Test("--serial pty: the guest's console on a new pseudo-terminal named in the log; a line typed there reaches the guest, its echo comes back; nobody reading never stops the guest")
+    func serialPty() throws {
+        var path = ""
+        var echoed = ""
+        // The log names the terminal; open it as a user would and type.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("pty-\(getpid()).log").path
+        let err = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDWR)
+        defer { close(err); close(null); unlink(log) }
+        let vmm = try Child(VMM.binary, ["--kernel", try Guests.path("echo"), "--serial", "pty", "--console", "off", "-v"],
+                            stdin: null, stdout: null, stderr: err)
+        defer { if vmm.isRunning { vmm.terminate() } }
+        #expect(eventually(10) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard let line = text.split(separator: "\n").first(where: { $0.contains("--serial pty: ") }) else { return false }
+            path = String(line.split(separator: " ").last ?? "")
+            return true
+        })
+        try #require(path.hasPrefix("/dev/pts/"), "\(path)")
+        let terminal = open(path, O_RDWR | O_NOCTTY)
+        try #require(terminal >= 0)
+        defer { close(terminal) }
+        // The line's end last: the guest powers off on it, and a closing pty drops what is unread.
+        _ = write(terminal, "hi pty", 6)
+        _ = fcntl(terminal, F_SETFL, fcntl(terminal, F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 256)
+        _ = eventually(10) {
+            let n = read(terminal, &buffer, buffer.count)
+            if n > 0 { echoed += String(decoding: buffer[0..<n], as: UTF8.self) }
+            return echoed.contains("hi pty")
+        }
+        #expect(echoed == "echo> hi pty", "\(echoed)")
+        _ = write(terminal, "\n", 1)
+        #expect(eventually(10) { !vmm.isRunning })
+        #expect(vmm.terminationStatus == 0)
+    }
+}
+
+extension EndToEndTests {
+    @Test("--serial pty with nobody reading: the guest's output is dropped once the terminal is full, and the guest runs on")
+    func serialPtyUnread() throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("pty-unread-\(getpid()).log").path
+        let err = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDWR)
+        defer { close(err); close(null); unlink(log) }
+        let vmm = try Child(VMM.binary, ["--kernel", try Guests.path("ticker"), "--serial", "pty", "--console", "off", "-v"],
+                            stdin: null, stdout: null, stderr: err)
+        defer { if vmm.isRunning { vmm.terminate() }; vmm.waitUntilExit() }
+        var path = ""
+        #expect(eventually(10) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            path = text.split(separator: "\n").first { $0.contains("--serial pty: ") }.map { String($0.split(separator: " ").last ?? "") } ?? ""
+            return !path.isEmpty
+        })
+        sleep(3) // far more ticks than a terminal holds
+        // A vCPU that waited for the terminal would sit in write(2); this one runs the guest.
+        let pid = vmm.processIdentifier
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        let vcpu = tasks.first { ((try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("vcpu0") }
+        let tid = try #require(vcpu, "no vcpu0 thread")
+        var inWrite = 0
+        for _ in 0..<20 {
+            let call = ((try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/syscall", encoding: .utf8)) ?? "").split(separator: " ").first
+            if call == "1" { inWrite += 1 }
+            usleep(50_000)
+        }
+        #expect(inWrite < 20, "vcpu0 waits in write(2) on the unread terminal")
+        let terminal = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK)
+        try #require(terminal >= 0)
+        defer { close(terminal) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while read(terminal, &buffer, buffer.count) > 0 {}
+        var fresh = 0
+        #expect(eventually(5) {
+            let n = read(terminal, &buffer, buffer.count)
+            if n > 0 { fresh += n }
+            return fresh > 0
+        }, "the guest stopped once nobody read its terminal")
+        #expect(vmm.isRunning)
+    }
+}

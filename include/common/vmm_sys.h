@@ -19,20 +19,17 @@ enum { VMM_RLIMIT_MEMLOCK = RLIMIT_MEMLOCK };
 enum { VMM_F_OFD_SETLK = 37 };
 #ifdef F_OFD_SETLK
 _Static_assert(VMM_F_OFD_SETLK == F_OFD_SETLK, "F_OFD_SETLK");
-/* accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc
- * does not define (sys.c). */
-/* A client of listening socket `fd`, non-blocking and close-on-exec, or -errno. */
-int vmm_accept_client(int fd);
-/* Names the calling thread (at most 15 bytes show). */
-int vmm_name_thread(const char *name);
-
 #endif
 
-/* accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc
- * does not define (sys.c). */
+/* accept4, pthread_setname_np and posix_openpt need _GNU_SOURCE or
+ * _XOPEN_SOURCE, which Swift's Glibc does not define (sys.c). */
 /* A client of listening socket `fd`, non-blocking and close-on-exec, or -errno. */
 int vmm_accept_client(int fd);
 /* Names the calling thread (at most 15 bytes show). */
 int vmm_name_thread(const char *name);
+/* A new pseudo-terminal: its main side non-blocking, its other side opened
+ * and raw, its path in `path`. 0 or -errno; nothing stays open on failure. */
+#include <stddef.h>
+int vmm_open_pty(int *main_fd, int *peer_fd, char *path, size_t path_size);
 
 #endif

@@ -234,12 +234,12 @@ extension VmConfigJSON {
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
         func int(_ value: some BinaryInteger) -> JSONValue { .integer(Int64(value)) }
         /// `pciSegment`: the virtio console's (COM1 has none).
-        func console(_ mode: ConsoleConfig, pciSegment: Int? = nil) -> JSONValue {
+        func console(_ mode: ConsoleConfig, pciSegment: Int? = nil, pty: String? = nil) -> JSONValue {
             var fields: [String: JSONValue] = switch mode {
             case .off: ["mode": .string("Off")]
             case .null: ["mode": .string("Null")]
             case .tty: ["mode": .string("Tty")]
-            case .pty: ["mode": .string("Pty")]
+            case .pty: ["mode": .string("Pty"), "file": text(pty)]
             case .file(let path): ["mode": .string("File"), "file": .string(path)]
             case .socket(let path): ["mode": .string("Socket"), "socket": .string(path)]
             }
@@ -288,8 +288,8 @@ extension VmConfigJSON {
                          "pci_segment": int(vsock.pciSegment)])
             } ?? .null,
             "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false), "pci_segment": int(config.rng.pciSegment)]),
-            "serial": console(config.serial),
-            "console": console(config.console, pciSegment: config.consolePCISegment),
+            "serial": console(config.serial, pty: config.serialPty),
+            "console": console(config.console, pciSegment: config.consolePCISegment, pty: config.consolePty),
             "platform": .object(["num_pci_segments": int(config.platform.pciSegments)]),
             "iommu": .bool(false),
             "watchdog": .bool(false),

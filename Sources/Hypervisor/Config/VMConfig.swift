@@ -51,6 +51,10 @@ public struct VMConfig: Sendable, Equatable {
     public var user: String?
     /// Run as this group (name or gid); defaults to the user's group (`--group`).
     public var group: String?
+    /// `pty` consoles: the terminals the launch opened (vm.info's `file`,
+    /// as Cloud Hypervisor reports them); nil until then.
+    public var serialPty: String?
+    public var consolePty: String?
     /// The number the next device named by nobody takes (`DeviceIDs.swift`).
     public var deviceCounter = 0
 
@@ -117,7 +121,7 @@ public struct VMConfig: Sendable, Equatable {
         }
         for (option, mode) in [("--serial", serial), ("--console", console)] {
             switch mode {
-            case .pty, .socket: throw .notSupported("\(option) \(Self.describe(mode))")
+            case .socket: throw .notSupported("\(option) \(Self.describe(mode))")
             default: break
             }
         }

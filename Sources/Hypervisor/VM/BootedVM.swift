@@ -81,7 +81,7 @@ final class BootedVM {
             virtio.stop()
             throw error
         }
-        input = resources.readsInput ? platform.serial.map { SerialInput(fd: STDIN_FILENO, uart: $0) } : nil
+        input = resources.serialInputFD.flatMap { fd in platform.serial.map { SerialInput(fd: fd, uart: $0) } }
     }
 
     deinit { stop() }

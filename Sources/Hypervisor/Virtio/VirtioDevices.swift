@@ -36,7 +36,7 @@ final class VirtioDevices {
         }
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
-            let r = vmm_virtio_console_create(vm.handle, resources.consoleReadsInput ? STDIN_FILENO : -1, console.fd, &device)
+            let r = vmm_virtio_console_create(vm.handle, resources.consoleInputFD, console.fd, &device)
             try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: consoleSegment, id: "__console")
         }
         var rng: OpaquePointer?
