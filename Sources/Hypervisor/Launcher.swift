@@ -80,6 +80,8 @@ final class LaunchResources {
     /// The assigned devices, the command line's then hot-added ones, in
     /// `vfio`: a reboot keeps them, vm.remove-device closes them.
     var assigned: [VFIODevice]
+    /// Shared RAM's host addresses, the same every boot.
+    let ramArena: RAMArena?
     /// The virtio-vsock's host socket; hotplug sets it, removal ends it.
     var vsock: VsockSocket?
     /// Each virtio-fs share's backend connection, in the configuration's order.
@@ -102,6 +104,7 @@ final class LaunchResources {
         } catch {
             throw .boot(error)
         }
+        ramArena = config.memory.shared ? try RAMArena(for: config.memory) : nil
         serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
         consoleOutput = config.console == .off ? nil : try ConsoleOutput(config.console, option: "--console")
         var disks: [DiskBackend] = []

@@ -29,6 +29,15 @@ struct vmm_mem_region {
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
+/* RAM mapped from now on goes at `base + gpa` inside a reservation the
+ * caller owns (PROT_NONE, `size` bytes, outliving the VM), and goes back
+ * to it when unmapped: a guest's RAM keeps its host addresses across
+ * reboots, which vhost-user backends expect (they keep ring addresses).
+ * Regions beyond `size` are mapped anywhere. */
+void vmm_memory_set_arena(struct vmm_vm *vm, void *base, uint64_t size);
+/* Unmaps a region of `vm`'s RAM (into its arena, if it has one). */
+void vmm_memory_unmap(struct vmm_vm *vm, void *hva, uint64_t size);
+
 /* Takes the newest region back out of the guest and unmaps it: undoes a
  * hot-add the guest was never told of. Every reader of the region list
  * (vCPUs, device threads) must be parked. */

@@ -1,7 +1,6 @@
 /* Guest RAM regions: one mapping and one KVM memslot each. Private RAM is
  * anonymous memory; shared RAM is a memfd, whose descriptor vhost-user
  * backends map too (as Cloud Hypervisor backs `shared=on`). */
-#define _GNU_SOURCE
 #include <cpuid.h>
 #include <errno.h>
 #include <sys/ioctl.h>
@@ -10,6 +9,27 @@
 
 #include "vm/vmm_memory.h"
 #include "vm/vm_internal.h"
+
+void vmm_memory_set_arena(struct vmm_vm *vm, void *base, uint64_t size)
+{
+    vm->arena = base;
+    vm->arena_size = size;
+}
+
+static bool in_arena(const struct vmm_vm *vm, const void *hva, uint64_t size)
+{
+    const uint8_t *p = hva;
+    return vm->arena && p >= vm->arena && size <= vm->arena_size && (uint64_t)(p - vm->arena) <= vm->arena_size - size;
+}
+
+void vmm_memory_unmap(struct vmm_vm *vm, void *hva, uint64_t size)
+{
+    /* Back into the reservation, so nothing else is mapped there meanwhile. */
+    if (in_arena(vm, hva, size))
+        mmap(hva, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    else
+        munmap(hva, size);
+}
 
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags)
 {
@@ -39,7 +59,12 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
     mflags |= MAP_NORESERVE;
     if (flags & VMM_MEM_PREFAULT)
         mflags |= MAP_POPULATE;
-    void *hva = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
+    void *at = NULL;
+    if (vm->arena && size <= vm->arena_size && gpa <= vm->arena_size - size) {
+        at = vm->arena + gpa;
+        mflags |= MAP_FIXED;
+    }
+    void *hva = mmap(at, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
     if (hva == MAP_FAILED) {
         int saved = -errno;
         if (fd >= 0)
@@ -66,7 +91,7 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
     if (!ret && ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
         ret = -errno;
     if (ret) {
-        munmap(hva, size);
+        vmm_memory_unmap(vm, hva, size);
         if (fd >= 0)
             close(fd);
         return ret;
@@ -88,7 +113,7 @@ void vmm_memory_remove_last(struct vmm_vm *vm)
     /* Size 0 deletes the slot. */
     struct kvm_userspace_memory_region mr = { .slot = r->slot, .guest_phys_addr = r->gpa };
     ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
-    munmap(r->hva, r->size);
+    vmm_memory_unmap(vm, r->hva, r->size);
     if (r->fd >= 0)
         close(r->fd);
 }

@@ -10,6 +10,7 @@
 #include "vm/vmm_bus.h"
 #include "vm/vmm_vm.h"
 #include "vm/vm_internal.h"
+#include "vm/vmm_memory.h"
 
 /* Above RAM in the 32-bit hole, where Cloud Hypervisor puts it too; needed
  * on Intel hosts, where KVM keeps three pages for real-mode emulation. */
@@ -146,7 +147,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     /* The VM fd goes first so KVM drops its memslots before the RAM is unmapped. */
     close_fd(&vm->vm_fd);
     for (unsigned i = 0; i < vm->nregions; i++) {
-        munmap(vm->regions[i].hva, vm->regions[i].size);
+        vmm_memory_unmap(vm, vm->regions[i].hva, vm->regions[i].size);
         if (vm->regions[i].fd >= 0)
             close(vm->regions[i].fd);
     }

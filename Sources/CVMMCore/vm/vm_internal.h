@@ -56,6 +56,10 @@ struct vmm_vm {
     /* Written before the vCPUs start, read-only afterwards. */
     struct vmm_mem_region regions[VMM_MAX_MEM_REGIONS];
     unsigned nregions;
+    /* A reservation RAM is placed in at base + gpa (vmm_memory_set_arena);
+     * NULL: anywhere. */
+    uint8_t *arena;
+    uint64_t arena_size;
     /* Room for max_vcpus, allocated once so any thread may walk it; the
      * first `nvcpus` exist in KVM (a vCPU is never destroyed, an unplugged
      * one waits for its next plug). The VMM thread fills an entry, then

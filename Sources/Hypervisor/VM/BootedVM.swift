@@ -34,7 +34,7 @@ final class BootedVM {
 
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
         self.logger = logger
-        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory)
+        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory, arena: resources.ramArena)
         self.vm = vm
         try vm.createVCPUs(config.cpus)
         vcpuThreads = Set(0..<config.cpus.boot)

@@ -11,8 +11,11 @@ final class VirtualMachine {
     let memoryFlags: UInt32
     /// The VM borrows the fd; this keeps it open as long as the VM lives.
     private let kvm: KVMDevice
+    /// Its RAM lies in it: kept until the VM is gone.
+    private let arena: RAMArena?
 
-    init(kvm: KVMDevice, memory: MemoryConfig) throws(VMMError) {
+    /// `arena`: where RAM goes (shared RAM, for vhost-user backends).
+    init(kvm: KVMDevice, memory: MemoryConfig, arena: RAMArena? = nil) throws(VMMError) {
         var error = vmm_error()
         var vm: OpaquePointer?
         let result = vmm_vm_create(kvm.fd, &vm, &error)
@@ -22,6 +25,7 @@ final class VirtualMachine {
         }
         handle = vm
         self.kvm = kvm
+        self.arena = arena
         memoryBytes = memory.sizeBytes
         hotplugBytes = memory.hotplugBytes
         var flags: UInt32 = 0
@@ -30,6 +34,7 @@ final class VirtualMachine {
         if memory.mergeable { flags |= UInt32(VMM_MEM_MERGEABLE) }
         if memory.thp { flags |= UInt32(VMM_MEM_THP) }
         memoryFlags = flags
+        if let arena { vmm_memory_set_arena(vm, arena.base, arena.size) }
         for range in GuestLayout.ramRanges(memoryBytes: memory.sizeBytes) {
             let r = vmm_memory_add_ram(vm, range.start, range.size, flags)
             // Every stored property is set by now, so a throw runs deinit,
