@@ -21,17 +21,8 @@
                       (1ull << VIRTIO_BLK_F_TOPOLOGY) | (1ull << VIRTIO_BLK_F_CONFIG_WCE) | (1ull << VIRTIO_BLK_F_MQ) | \
                       (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES))
 
-static const struct virtio_device_ops blk_ops = {
-    .device_id = VIRTIO_ID_BLOCK,
-    .pci_class = 0x018000, /* mass storage, other */
-    .external_queues = true,
-    .config_access = vhost_user_dev_config,
-    .activate = vhost_user_dev_activate,
-    .queue_kick = vhost_user_dev_kick,
-    .fd_ready = vhost_user_dev_fd_ready,
-    .reset = vhost_user_dev_reset,
-    .destroy = vhost_user_dev_destroy,
-};
+/* PCI class: mass storage, other. */
+static const struct virtio_device_ops blk_ops = VHOST_USER_DEV_OPS(VIRTIO_ID_BLOCK, 0x018000);
 
 int vmm_vhost_user_blk_create(struct vmm_vm *vm, const struct vmm_vhost_user_blk_config *config, struct vmm_virtio **out)
 {

@@ -30,6 +30,15 @@ int vhost_user_dev_create(struct vmm_vm *vm, const struct virtio_device_ops *ops
                           uint64_t supported, unsigned nqueues, uint16_t queue_size, const char *thread_name,
                           struct vhost_user_dev **out);
 
+/* A vhost-user device kind's ops: all but its ids are the shared ones. */
+#define VHOST_USER_DEV_OPS(id, class)                                                   \
+    {                                                                                   \
+        .device_id = (id), .pci_class = (class), .external_queues = true,               \
+        .config_access = vhost_user_dev_config, .activate = vhost_user_dev_activate,    \
+        .queue_kick = vhost_user_dev_kick, .fd_ready = vhost_user_dev_fd_ready,         \
+        .reset = vhost_user_dev_reset, .destroy = vhost_user_dev_destroy,               \
+    }
+
 /* The ops every vhost-user device shares. */
 void vhost_user_dev_config(struct vmm_virtio *v, uint32_t offset, uint8_t *data, uint32_t size, bool is_write);
 void vhost_user_dev_activate(struct vmm_virtio *v);

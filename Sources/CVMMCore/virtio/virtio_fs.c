@@ -8,17 +8,8 @@
 
 #include "virtio/vhost_user_dev.h"
 
-static const struct virtio_device_ops fs_ops = {
-    .device_id = VIRTIO_ID_FS,
-    .pci_class = 0x018000, /* mass storage, other */
-    .external_queues = true,
-    .config_access = vhost_user_dev_config,
-    .activate = vhost_user_dev_activate,
-    .queue_kick = vhost_user_dev_kick,
-    .fd_ready = vhost_user_dev_fd_ready,
-    .reset = vhost_user_dev_reset,
-    .destroy = vhost_user_dev_destroy,
-};
+/* PCI class: mass storage, other. */
+static const struct virtio_device_ops fs_ops = VHOST_USER_DEV_OPS(VIRTIO_ID_FS, 0x018000);
 
 int vmm_virtio_fs_create(struct vmm_vm *vm, const struct vmm_virtio_fs_config *config, struct vmm_virtio **out)
 {

@@ -7,11 +7,9 @@
 #include "pci_guest.h"
 
 enum { RX = 0, TX = 1, CTRL = 2, QUEUES = 3, QSIZE_N = 8 };
-/* Each queue's rings: descriptors, then avail, then used, a page apart. */
-#define RING(q) (0x200000u + 0x3000u * (q))
-#define DESCS(q) RING(q)
-#define AVAIL(q) (RING(q) + 0x1000u)
-#define USED(q) (RING(q) + 0x2000u)
+#define DESCS(q) VQ_DESCS(q)
+#define AVAIL(q) VQ_AVAIL(q)
+#define USED(q) VQ_USED(q)
 #define BUF 0x300000u
 #define BIG 0x400000u /* 128 KiB of frame */
 
@@ -20,30 +18,9 @@ static uint16_t avail_idx[QUEUES];
 /* Features: VERSION_1 and CTRL_VQ, nothing the guest would have to honour. */
 static int start(uint32_t bar)
 {
-    R8(bar + COMMON + STATUS) = 0;
-    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
-        ;
-    R8(bar + COMMON + STATUS) = 1 | 2;
-    R32(bar + COMMON + GFSEL) = 0;
-    R32(bar + COMMON + GF) = 1u << 17;
-    R32(bar + COMMON + GFSEL) = 1;
-    R32(bar + COMMON + GF) = 1;
-    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
-    if (!(R8(bar + COMMON + STATUS) & 8))
-        return -1;
-    for (unsigned q = 0; q < QUEUES; q++) {
-        zero(RING(q), 0x3000);
+    for (unsigned q = 0; q < QUEUES; q++)
         avail_idx[q] = 0;
-        R16(bar + COMMON + QSEL) = (uint16_t)q;
-        R16(bar + COMMON + QSIZE) = QSIZE_N;
-        R16(bar + COMMON + QVEC) = 0xffff;
-        R32(bar + COMMON + QDESC) = DESCS(q); R32(bar + COMMON + QDESC + 4) = 0;
-        R32(bar + COMMON + QDRV) = AVAIL(q); R32(bar + COMMON + QDRV + 4) = 0;
-        R32(bar + COMMON + QDEV) = USED(q); R32(bar + COMMON + QDEV + 4) = 0;
-        R16(bar + COMMON + QEN) = 1;
-    }
-    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
-    return 0;
+    return virtio_start_queues(bar, 1u << 17, QUEUES, QSIZE_N);
 }
 
 /* Offers chain `head` on queue `q` and waits until the device returns it. */
@@ -87,14 +64,11 @@ static uint8_t control(uint32_t bar, uint8_t class, uint8_t cmd, uint16_t value)
 
 void guest_main(void)
 {
-    unsigned net = find(0x10411af4);
-    if (!net) {
+    const uint32_t bar = 0xc0000000u;
+    if (!virtio_map(0x10411af4, bar)) {
         print("hostile-net: no virtio-net\n");
         return;
     }
-    const uint32_t bar = 0xc0000000u;
-    cfg_write(net, 0x10, bar); cfg_write(net, 0x14, 0);
-    cfg_write(net, 0x04, 0x2);
     if (start(bar) < 0) {
         print("hostile-net: FEATURES_OK refused\n");
         return;

@@ -99,6 +99,54 @@ static inline int virtio_start_queue0(uint32_t bar, uint16_t size, uint32_t desc
     return 0;
 }
 
+/* Queue q's rings for the multi-queue guests: descriptors, driver and
+ * device areas a page apart, from 0x200000. */
+#define VQ_RING(q) (0x200000u + 0x3000u * (q))
+#define VQ_DESCS(q) VQ_RING(q)
+#define VQ_AVAIL(q) (VQ_RING(q) + 0x1000u)
+#define VQ_USED(q) (VQ_RING(q) + 0x2000u)
+
+/* The first function with this vendor:device id, its BAR 0 at `bar` and
+ * memory decoding on: its slot, or 0 without one. */
+static inline unsigned virtio_map(uint32_t id, uint32_t bar)
+{
+    unsigned slot = find(id);
+    if (slot) {
+        cfg_write(slot, 0x10, bar);
+        cfg_write(slot, 0x14, 0);
+        cfg_write(slot, 0x04, 0x2);
+    }
+    return slot;
+}
+
+/* A driver's setup with `queues` queues of `size` entries at VQ_RING, no
+ * vectors: reset, VIRTIO_F_VERSION_1 plus `features` (the low word),
+ * rings zeroed, DRIVER_OK; -1 if the device refuses FEATURES_OK. */
+static inline int virtio_start_queues(uint32_t bar, uint32_t features, unsigned queues, uint16_t size)
+{
+    virtio_reset(bar);
+    R8(bar + COMMON + STATUS) = 1 | 2;
+    R32(bar + COMMON + GFSEL) = 0;
+    R32(bar + COMMON + GF) = features;
+    R32(bar + COMMON + GFSEL) = 1;
+    R32(bar + COMMON + GF) = 1;
+    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
+    if (!(R8(bar + COMMON + STATUS) & 8))
+        return -1;
+    for (unsigned q = 0; q < queues; q++) {
+        zero(VQ_RING(q), 0x3000);
+        R16(bar + COMMON + QSEL) = (uint16_t)q;
+        R16(bar + COMMON + QSIZE) = size;
+        R16(bar + COMMON + QVEC) = 0xffff;
+        R32(bar + COMMON + QDESC) = VQ_DESCS(q); R32(bar + COMMON + QDESC + 4) = 0;
+        R32(bar + COMMON + QDRV) = VQ_AVAIL(q); R32(bar + COMMON + QDRV + 4) = 0;
+        R32(bar + COMMON + QDEV) = VQ_USED(q); R32(bar + COMMON + QDEV + 4) = 0;
+        R16(bar + COMMON + QEN) = 1;
+    }
+    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
+    return 0;
+}
+
 static inline void spin_until_status(uint32_t bar, uint8_t bit)
 {
     for (int i = 0; i < 50000000 && !(R8(bar + COMMON + STATUS) & bit); i++)

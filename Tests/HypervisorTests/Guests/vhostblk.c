@@ -34,14 +34,11 @@ static int request(uint32_t type, uint32_t sector)
 
 void guest_main(void)
 {
-    unsigned slot = find(0x10421af4);
-    if (!slot) {
+    bar = 0xc0000000u;
+    if (!virtio_map(0x10421af4, bar)) {
         print("vhostblk: no virtio-blk\n");
         return;
     }
-    bar = 0xc0000000u;
-    cfg_write(slot, 0x10, bar); cfg_write(slot, 0x14, 0);
-    cfg_write(slot, 0x04, 0x2);
     print("capacity "); print_hex(R32(bar + DEVICE_CFG)); print(" sectors\n");
     zero(DESCS, 0x3000);
     if (virtio_start_queue0(bar, QSIZE_N, DESCS, AVAIL, USED) < 0) {

@@ -8,10 +8,9 @@
 #include "pci_guest.h"
 
 enum { HIPRIO = 0, REQUEST = 1, QUEUES = 2, QSIZE_N = 8 };
-#define RING(q) (0x200000u + 0x3000u * (q))
-#define DESCS(q) RING(q)
-#define AVAIL(q) (RING(q) + 0x1000u)
-#define USED(q) (RING(q) + 0x2000u)
+#define DESCS(q) VQ_DESCS(q)
+#define AVAIL(q) VQ_AVAIL(q)
+#define USED(q) VQ_USED(q)
 #define IN 0x300000u
 #define OUT 0x301000u
 
@@ -23,26 +22,9 @@ static uint32_t unique;
 
 static int start(void)
 {
-    virtio_reset(bar);
-    R8(bar + COMMON + STATUS) = 1 | 2;
-    R32(bar + COMMON + GFSEL) = 1;
-    R32(bar + COMMON + GF) = 1;
-    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
-    if (!(R8(bar + COMMON + STATUS) & 8))
-        return -1;
-    for (unsigned q = 0; q < QUEUES; q++) {
-        zero(RING(q), 0x3000);
+    for (unsigned q = 0; q < QUEUES; q++)
         avail_idx[q] = 0;
-        R16(bar + COMMON + QSEL) = (uint16_t)q;
-        R16(bar + COMMON + QSIZE) = QSIZE_N;
-        R16(bar + COMMON + QVEC) = 0xffff;
-        R32(bar + COMMON + QDESC) = DESCS(q); R32(bar + COMMON + QDESC + 4) = 0;
-        R32(bar + COMMON + QDRV) = AVAIL(q); R32(bar + COMMON + QDRV + 4) = 0;
-        R32(bar + COMMON + QDEV) = USED(q); R32(bar + COMMON + QDEV + 4) = 0;
-        R16(bar + COMMON + QEN) = 1;
-    }
-    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
-    return 0;
+    return virtio_start_queues(bar, 0, QUEUES, QSIZE_N);
 }
 
 /* One FUSE request: a header and `len` bytes of argument at IN+40 for
@@ -100,14 +82,11 @@ static void session(void)
 
 void guest_main(void)
 {
-    unsigned slot = find(0x105a1af4);
-    if (!slot) {
+    bar = 0xc0000000u;
+    if (!virtio_map(0x105a1af4, bar)) {
         print("virtiofs: no virtio-fs\n");
         return;
     }
-    bar = 0xc0000000u;
-    cfg_write(slot, 0x10, bar); cfg_write(slot, 0x14, 0);
-    cfg_write(slot, 0x04, 0x2);
     char tag[37];
     for (unsigned i = 0; i < 36; i++)
         tag[i] = (char)R8(bar + DEVICE_CFG + i);

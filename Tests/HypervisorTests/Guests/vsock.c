@@ -8,10 +8,9 @@
 #include "pci_guest.h"
 
 enum { RX = 0, TX = 1, EVENT = 2, QUEUES = 3, QSIZE_N = 8 };
-#define RING(q) (0x200000u + 0x3000u * (q))
-#define DESCS(q) RING(q)
-#define AVAIL(q) (RING(q) + 0x1000u)
-#define USED(q) (RING(q) + 0x2000u)
+#define DESCS(q) VQ_DESCS(q)
+#define AVAIL(q) VQ_AVAIL(q)
+#define USED(q) VQ_USED(q)
 #define RXBUF(i) (0x300000u + 0x2000u * (i))
 #define RXLEN (44u + 4096u)
 #define TXBUF 0x400000u
@@ -40,26 +39,8 @@ static void publish(unsigned q, unsigned head)
 
 static int start(void)
 {
-    R8(bar + COMMON + STATUS) = 0;
-    for (int i = 0; i < 1000000 && R8(bar + COMMON + STATUS); i++)
-        ;
-    R8(bar + COMMON + STATUS) = 1 | 2;
-    R32(bar + COMMON + GFSEL) = 1;
-    R32(bar + COMMON + GF) = 1;
-    R8(bar + COMMON + STATUS) = 1 | 2 | 8;
-    if (!(R8(bar + COMMON + STATUS) & 8))
+    if (virtio_start_queues(bar, 0, QUEUES, QSIZE_N) < 0)
         return -1;
-    for (unsigned q = 0; q < QUEUES; q++) {
-        zero(RING(q), 0x3000);
-        R16(bar + COMMON + QSEL) = (uint16_t)q;
-        R16(bar + COMMON + QSIZE) = QSIZE_N;
-        R16(bar + COMMON + QVEC) = 0xffff;
-        R32(bar + COMMON + QDESC) = DESCS(q); R32(bar + COMMON + QDESC + 4) = 0;
-        R32(bar + COMMON + QDRV) = AVAIL(q); R32(bar + COMMON + QDRV + 4) = 0;
-        R32(bar + COMMON + QDEV) = USED(q); R32(bar + COMMON + QDEV + 4) = 0;
-        R16(bar + COMMON + QEN) = 1;
-    }
-    R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
     for (unsigned i = 0; i < QSIZE_N; i++) {
         desc_at(DESCS(RX), i, RXBUF(i), RXLEN, 2, 0);
         publish(RX, i);
@@ -111,14 +92,11 @@ static void expect(const char *what, uint16_t op)
 
 void guest_main(void)
 {
-    unsigned slot = find(0x10531af4);
-    if (!slot) {
+    bar = 0xc0000000u;
+    if (!virtio_map(0x10531af4, bar)) {
         print("vsock: no virtio-vsock\n");
         return;
     }
-    bar = 0xc0000000u;
-    cfg_write(slot, 0x10, bar); cfg_write(slot, 0x14, 0);
-    cfg_write(slot, 0x04, 0x2);
     if (start() < 0) {
         print("vsock: FEATURES_OK refused\n");
         return;
