@@ -30,5 +30,6 @@
 #include "platform/vmm_pci_hotplug.h"
 #include "platform/vmm_cpu_hotplug.h"
 #include "platform/vmm_mem_hotplug.h"
+#include "platform/vmm_console_socket.h"
 
 #endif

@@ -242,6 +242,14 @@ case "$action" in
         rm /mnt/big.bin /tmp/big.bin
         touch /mnt/booted-once; sync
         echo "L2: fs rebooting"; reboot -f ;;
+    shell)
+        # A login-less shell on the console l2.console names (hvc0,
+        # ttyS0), as an operator reaches one: lab/tests/consoles.sh types.
+        dev=/dev/$(arg l2.console)
+        tries=0; until [ -c $dev ] || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+        echo "L2: shell on $dev"
+        setsid sh -c "exec sh -i < $dev > $dev 2>&1"
+        poweroff -f ;;
     vsock)
         # The host's side is lab/tests/vsock.py. Which boot this is, the
         # host says over vsock itself.

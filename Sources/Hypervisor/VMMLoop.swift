@@ -121,7 +121,13 @@ final class VMMLoop {
         // The terminals the launch opened, as Cloud Hypervisor reports them.
         self.config?.serialPty = resources.serialOutput?.ptyPath
         self.config?.consolePty = resources.consoleOutput?.ptyPath
-        if sandbox == nil { sandbox = try Sandbox(config: config, terminal: resources.terminal != nil) }
+        if sandbox == nil {
+            let made = try Sandbox(config: config, terminal: resources.terminal != nil)
+            for output in [resources.serialOutput, resources.consoleOutput] {
+                try output?.start(filter: made.deviceFilters[VMM_THREAD_CONSOLE_SOCKET])
+            }
+            sandbox = made
+        }
         guard let sandbox else { return }
         booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)
         state = .running

@@ -309,3 +309,44 @@ extension EndToEndTests {
         #expect(vmm.isRunning)
     }
 }
+
+extension EndToEndTests {
+    @Test("--serial socket=: a client gets the console both ways, a reconnect takes over, nobody connected drops the output; the socket goes at exit")
+    func serialSocket() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("serial-\(getpid()).sock").path
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let vmm = try Child(VMM.binary, ["--kernel", try Guests.path("echo"), "--serial", "socket=\(path)", "--console", "off"],
+                            stdin: null, stdout: null, stderr: null)
+        defer { if vmm.isRunning { vmm.terminate() }; vmm.waitUntilExit() }
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: path) })
+        func exchange(_ client: Int32, _ text: String, until expected: String) -> String {
+            _ = text.withCString { write(client, $0, strlen($0)) }
+            var got = ""
+            var buffer = [UInt8](repeating: 0, count: 256)
+            _ = eventually(10) {
+                var p = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 50) == 1 {
+                    let n = read(client, &buffer, buffer.count)
+                    if n > 0 { got += String(decoding: buffer[0..<n], as: UTF8.self) }
+                }
+                return got.contains(expected)
+            }
+            return got
+        }
+        // The guest printed its prompt before anyone connected: it went nowhere.
+        usleep(300_000)
+        let first = UnixSocket.connect(path)
+        try #require(first >= 0)
+        #expect(exchange(first, "ab", until: "ab") == "ab")
+        close(first)
+        let second = UnixSocket.connect(path)
+        try #require(second >= 0)
+        defer { close(second) }
+        #expect(exchange(second, "cd", until: "cd") == "cd", "the reconnected client gets the console")
+        _ = write(second, "\n", 1)
+        #expect(eventually(10) { !vmm.isRunning })
+        #expect(vmm.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+}

@@ -28,7 +28,7 @@ static struct termios trap_terminal;
 static __thread int thread_kind = -1;
 
 static const char *const kind_names[VMM_THREAD_KINDS] = {
-    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net", "api", "virtio-vsock", "vhost-user",
+    "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net", "api", "virtio-vsock", "vhost-user", "console-socket",
 };
 
 /* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs, and

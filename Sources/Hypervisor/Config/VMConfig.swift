@@ -119,12 +119,6 @@ public struct VMConfig: Sendable, Equatable {
             throw .invalidValue(option: "--cmdline", key: nil, value: String(cmdline.prefix(20)) + "…",
                                 reason: "longer than \(Self.maxCmdlineBytes - 1) bytes")
         }
-        for (option, mode) in [("--serial", serial), ("--console", console)] {
-            switch mode {
-            case .socket: throw .notSupported("\(option) \(Self.describe(mode))")
-            default: break
-            }
-        }
         var ids = Set<String>()
         for (option, id) in disks.map({ ("--disk", $0.id) }) + nets.map({ ("--net", $0.id) }) + devices.map({ ("--device", $0.id) })
             + fs.map({ ("--fs", $0.id) }) + [("--vsock", vsock?.id)] {

@@ -53,6 +53,7 @@ enum Landlock {
         var sockets: [(String, String)] = []
         if case .path(let socket)? = config.apiSocket { sockets.append(("the API socket", socket)) }
         if let vsock = config.vsock { sockets.append(("the vsock socket", vsock.socket)) }
+        for case let .socket(path) in [config.serial, config.console] { sockets.append(("the console socket", path)) }
         for (what, socket) in sockets {
             let slash = socket.lastIndex(of: "/")
             let dir = slash.map { $0 == socket.startIndex ? "/" : String(socket[..<$0]) } ?? "."

@@ -92,6 +92,10 @@ final class Sandbox {
             api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_VSOCK, default: []] + ["timerfd_create", "unlink"]
         }
         if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
+        // A socket console's relay starts below the VMM thread; its socket goes at exit.
+        if [config.serial, config.console].contains(where: { if case .socket = $0 { true } else { false } }) {
+            api += SeccompFilter.allowed[VMM_THREAD_CONSOLE_SOCKET, default: []] + ["unlink"]
+        }
         // Shared RAM is a memfd: each boot's, and hot-added RAM's. A
         // vhost-user device's thread starts below the VMM thread, which
         // also asks a disk's backend for its config, sends hot-added RAM
@@ -105,7 +109,7 @@ final class Sandbox {
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET,
-                     VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER] {
+                     VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET] {
             devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp, extraIoctls: restore)
         }
         deviceFilters = devices

@@ -56,6 +56,11 @@ public final class SeccompFilter: @unchecked Sendable {
             "sendmsg", "poll",  // requests to the backend (rings handed over and back), its replies awaited
             "epoll_ctl",        // a backend gone: its socket unwatched
         ],
+        VMM_THREAD_CONSOLE_SOCKET: deviceThread + [
+            "accept4", "sendto", // its client, the guest's output to it (MSG_NOSIGNAL)
+            "epoll_ctl",         // the client watched
+            "close",             // a client gone or replaced
+        ],
         VMM_THREAD_API: [
             "epoll_wait", "epoll_ctl", "epoll_create1", // its clients
             "accept4", "recvmsg", "sendto",  // requests in, with descriptors; answers out
@@ -92,7 +97,7 @@ public final class SeccompFilter: @unchecked Sendable {
                              VMM_THREAD_VIRTIO_NET]
     /// Thread kinds only some VMs have: the VMM's list admits theirs only
     /// when the VM may have one (`Sandbox`).
-    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER]
+    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET]
 
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.

@@ -19,10 +19,18 @@ final class ConsoleOutput {
     /// A pty's other side, held open so that clients can come and go
     /// without the main side seeing a hang-up.
     private let ptyPeer: OwnedDescriptor?
+    /// `socket=PATH`: the listening socket and the relay thread between it
+    /// and the device's pipes (started once the sandbox is ready).
+    private let listener: OwnedDescriptor?
+    private let relay: OpaquePointer?
+    private let socketPath: String?
 
     init(_ config: ConsoleConfig, option: String) throws(VMMError) {
         var ptyPath: String?
         var peer: Int32?
+        var listener: Int32?
+        var relay: OpaquePointer?
+        var socketPath: String?
         switch config {
         case .tty:
             fd = STDOUT_FILENO
@@ -41,13 +49,40 @@ final class ConsoleOutput {
             owner = OwnedDescriptor(opened.main)
             peer = opened.peer
             ptyPath = opened.path
+        case let .socket(path):
+            let socket = try UnixSocket.listen(at: path, option: option, key: "socket").release()
+            let r = vmm_console_socket_create(socket, option == "--serial" ? "serial-socket" : "console-socket", &relay)
+            guard r == 0, let relay else {
+                close(socket)
+                unlink(path)
+                throw .system(SystemError("\(option) socket=\(path): the console's relay", returned: r))
+            }
+            listener = socket
+            socketPath = path
+            fd = vmm_console_socket_output_fd(relay)
+            owner = nil
         default:
             fd = -1
             owner = nil
         }
-        inputFD = peer == nil ? nil : fd
+        inputFD = peer != nil ? fd : relay.map { vmm_console_socket_input_fd($0) }
         ptyPeer = peer.map { OwnedDescriptor($0) }
         self.ptyPath = ptyPath
+        self.listener = listener.map { OwnedDescriptor($0) }
+        self.relay = relay
+        self.socketPath = socketPath
+    }
+
+    /// A socket console's relay starts under its seccomp filter.
+    func start(filter: SeccompFilter?) throws(VMMError) {
+        guard let relay else { return }
+        let r = vmm_console_socket_start(relay, filter == nil ? nil : vmm_seccomp_thread_init, filter?.opaque)
+        guard r == 0 else { throw .system(SystemError("start the console socket's thread", returned: r)) }
+    }
+
+    deinit {
+        if let relay { vmm_console_socket_destroy(relay) }
+        if let socketPath { unlink(socketPath) }
     }
 
     /// A new pty: its main side non-blocking (a full terminal drops the
