@@ -242,6 +242,21 @@ case "$action" in
         rm /mnt/big.bin /tmp/big.bin
         touch /mnt/booted-once; sync
         echo "L2: fs rebooting"; reboot -f ;;
+    fsbench)
+        # bench/vhost_user.py: the share's sequential write and read and a
+        # small-file loop, timed by the guest's clock.
+        mkdir -p /mnt /tmp && mount -t virtiofs kataShared /mnt || { echo "L2: cannot mount kataShared"; poweroff -f; }
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        dd if=/dev/zero of=/mnt/big bs=1M count=64 conv=fsync 2>/dev/null
+        t1=$(cut -d' ' -f1 /proc/uptime)
+        echo 3 > /proc/sys/vm/drop_caches
+        dd if=/mnt/big of=/dev/null bs=1M 2>/dev/null
+        t2=$(cut -d' ' -f1 /proc/uptime)
+        mkdir /mnt/small
+        i=0; while [ $i -lt 300 ]; do i=$((i + 1)); : > /mnt/small/$i; stat /mnt/small/$i > /dev/null; rm /mnt/small/$i; done
+        t3=$(cut -d' ' -f1 /proc/uptime)
+        echo "L2: bench $(awk -v a=$t0 -v b=$t1 -v c=$t2 -v d=$t3 'BEGIN { printf "fs_write_mbps=%.1f fs_read_mbps=%.1f fs_meta_ops=%.1f", 64/(b-a), 64/(c-b), 900/(d-c) }')"
+        poweroff -f ;;
     shell)
         # A login-less shell on the console l2.console names (hvc0,
         # ttyS0), as an operator reaches one: lab/tests/consoles.sh types.
