@@ -213,8 +213,9 @@ case "$action" in
             tries=0; until mount -t virtiofs second /tmp 2>/dev/null || [ $tries -ge 300 ]; do sleep 0.2; tries=$((tries + 1)); done
             echo "L2: fs second share says [$(cat /tmp/note.txt 2>/dev/null)]"
             umount /tmp && echo "L2: fs second share unmounted"
-            tries=0; while [ "$(grep -c 0x105a /sys/bus/pci/devices/*/device)" -gt 1 ] && [ $tries -lt 300 ]; do sleep 0.2; tries=$((tries + 1)); done
-            echo "L2: fs second share gone ($(grep -l 0x105a /sys/bus/pci/devices/*/device | wc -l) virtio-fs left)"
+            shares() { cat /sys/bus/pci/devices/*/device | grep -c 0x105a; }
+            tries=0; while [ "$(shares)" -gt 1 ] && [ $tries -lt 300 ]; do sleep 0.2; tries=$((tries + 1)); done
+            echo "L2: fs second share gone ($(shares) virtio-fs left)"
             echo "L2: fs all done"
             sleep 600
         fi
