@@ -45,6 +45,8 @@ public struct Launcher {
         try listener?.handOver(to: identity)
         let resources = waitsForAPI ? nil : try LaunchResources(config: config, logger: logger)
         try resources?.vsock?.handOver(to: identity)
+        try resources?.serialOutput?.handOver(to: identity)
+        try resources?.consoleOutput?.handOver(to: identity)
         try Sandbox.dropPrivileges(to: identity)
 
         let channel = listener == nil ? nil : try APIChannel()

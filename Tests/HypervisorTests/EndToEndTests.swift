@@ -311,12 +311,14 @@ extension EndToEndTests {
 }
 
 extension EndToEndTests {
-    @Test("--serial socket=: a client gets the console both ways, a reconnect takes over, nobody connected drops the output; the socket goes at exit")
+    @Test("--serial socket=: a client gets the console both ways, a reconnect takes over, nobody connected drops the output; the socket goes at exit, also after the drop to --user")
     func serialSocket() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("serial-\(getpid()).sock").path
         let null = open("/dev/null", O_RDWR)
         defer { close(null) }
-        let vmm = try Child(VMM.binary, ["--kernel", try Guests.path("echo"), "--serial", "socket=\(path)", "--console", "off"],
+        // As nobody when the tests can: the socket is still the VMM's to remove at exit (sticky /tmp).
+        let user = getuid() == 0 ? ["--user", "nobody"] : []
+        let vmm = try Child(VMM.binary, ["--kernel", try Guests.path("echo"), "--serial", "socket=\(path)", "--console", "off"] + user,
                             stdin: null, stdout: null, stderr: null)
         defer { if vmm.isRunning { vmm.terminate() }; vmm.waitUntilExit() }
         #expect(eventually(10) { FileManager.default.fileExists(atPath: path) })

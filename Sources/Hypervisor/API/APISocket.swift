@@ -79,9 +79,7 @@ final class APIListener {
     /// identity, which the VMM is, and root connect; give each VM a uid of
     /// its own so that no other VMM is that identity.
     func handOver(to identity: Identity) throws(VMMError) {
-        guard let path, identity.uid != nil || identity.gid != nil else { return }
-        guard chown(path, identity.uid ?? uid_t.max, identity.gid ?? gid_t.max) == 0 else {
-            throw .system(SystemError("--api-socket path=\(path): give the socket to --user/--group (chown)", errno: errno))
-        }
+        guard let path else { return }
+        try UnixSocket.handOver(path, option: "--api-socket path=", to: identity)
     }
 }

@@ -64,6 +64,16 @@ enum UnixSocket {
         return owned
     }
 
+    /// With `--user`/`--group`, a socket file the VMM made becomes that
+    /// identity's, so that the VMM can still remove it at exit (in a sticky
+    /// directory such as /tmp only a file's owner may). It stays 0600.
+    static func handOver(_ path: String, option: String, to identity: Identity) throws(VMMError) {
+        guard identity.uid != nil || identity.gid != nil else { return }
+        guard chown(path, identity.uid ?? uid_t.max, identity.gid ?? gid_t.max) == 0 else {
+            throw .system(SystemError("\(option)\(path): give the socket to --user/--group (chown)", errno: errno))
+        }
+    }
+
     private static func removeStale(_ path: String, address: sockaddr_un, option: String) throws(VMMError) {
         var status = stat()
         guard lstat(path, &status) == 0 else { return }

@@ -73,6 +73,12 @@ final class ConsoleOutput {
         self.socketPath = socketPath
     }
 
+    /// With `--user`/`--group` a socket console's file becomes that identity's.
+    func handOver(to identity: Identity) throws(VMMError) {
+        guard let socketPath else { return }
+        try UnixSocket.handOver(socketPath, option: "console socket=", to: identity)
+    }
+
     /// A socket console's relay starts under its seccomp filter.
     func start(filter: SeccompFilter?) throws(VMMError) {
         guard let relay else { return }

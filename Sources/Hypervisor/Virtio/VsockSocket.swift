@@ -17,12 +17,8 @@ final class VsockSocket {
 
     deinit { unlink(config.socket) }
 
-    /// With `--user`/`--group` the socket file becomes that identity's, so
-    /// the VMM can still remove it at exit; it stays 0600.
+    /// With `--user`/`--group` the socket file becomes that identity's.
     func handOver(to identity: Identity) throws(VMMError) {
-        guard identity.uid != nil || identity.gid != nil else { return }
-        guard chown(config.socket, identity.uid ?? uid_t.max, identity.gid ?? gid_t.max) == 0 else {
-            throw .system(SystemError("--vsock socket=\(config.socket): give the socket to --user/--group (chown)", errno: errno))
-        }
+        try UnixSocket.handOver(config.socket, option: "--vsock socket=", to: identity)
     }
 }
