@@ -55,18 +55,33 @@ class Pty:
 
 
 def ask(console, n):
-    """One command; its answer, 60 s at most (the lab is slow)."""
-    console.send(b"echo shell-says-$((%d*7))\n" % n)
+    """One command, typed again every 10 s (what is typed before the shell
+    reads its terminal is lost); its answer, 90 s at most."""
     seen = b""
-    deadline = time.time() + 60
+    deadline = time.time() + 90
+    sent = 0
     while time.time() < deadline:
+        if time.time() - sent > 10:
+            console.send(b"echo shell-says-$((%d*7))\n" % n)
+            sent = time.time()
         seen += console.recv()
         if b"shell-says-%d" % (n * 7) in seen:
             return True
     return False
 
 
+def wait_for(console, marker, seconds=120):
+    """Reads the console until `marker` (the guest's boot goes there too)."""
+    seen = b""
+    deadline = time.time() + seconds
+    while time.time() < deadline and marker not in seen:
+        seen += console.recv()
+    return marker in seen
+
+
 console = Socket() if kind == "socket" else Pty()
+if kind == "pty" and not wait_for(console, b"L2: shell on"):
+    say("pty: the guest's shell never came")
 say("%s: first answer %s" % (kind, "ok" if ask(console, 6) else "missing"))
 if kind == "socket":
     console.close()
