@@ -232,8 +232,8 @@ struct ConfigParsingTests {
         try config.validate()
 
         let refused: [(inout VMConfig) -> Void] = [
-            { $0.console = .socket(path: "/tmp/c.sock") },
-            { $0.serial = .socket(path: "/tmp/s.sock") },
+            { $0.vsock = VsockConfig(cid: 3, socket: "/tmp/v.sock", pciSegment: 1) },
+            { $0.fs = [FsConfig(tag: "t", socket: "/tmp/fs.sock")] }, // private RAM
             { $0.disks = [DiskConfig(path: "/a", readonly: false, id: "d"), DiskConfig(path: "/b", readonly: false, id: "d")] },
             { $0.disks = Array(repeating: DiskConfig(path: "/a", readonly: false, id: nil), count: 30) },
             { $0.nets = [try! NetConfig(parsing: "tap=tap0,num_queues=4")] }, // two pairs for one vCPU

@@ -158,7 +158,7 @@ struct BadInputTests {
         (["--kernel", "/k", "--device", "path=/tmp/device"], "--device path: invalid value '/tmp/device': expected /sys/bus/pci/devices/DDDD:BB:SS.F/"),
         (["--kernel", "/k", "--net", "tap=a,id=x", "--disk", "path=a.raw,id=x"], "--net: id 'x' is given to more than one device"),
         (["--kernel", "/k", "--net", "mac=ff:ff:ff:ff:ff:ff"], "--net mac: invalid value 'ff:ff:ff:ff:ff:ff': a multicast address"),
-        (["--kernel", "/k", "--console", "socket=/tmp/c.sock"], "--console socket=/tmp/c.sock is not supported yet"),
+        (["--kernel", "/k", "--console", "tty,iommu=on"], "--console iommu=on is not supported yet"),
         (["--kernel", "/k", "--rng", "src="], "--rng: src= needs a path"),
         (["--kernel", "/k", "--api-socket", "path=/tmp/x.sock,fd=4"], "--api-socket: give path= or fd=, not both"),
         (["--kernel", "/k", "--api-socket", "fd=1"], "--api-socket fd: invalid value '1': expected an open descriptor above 2"),
