@@ -44,10 +44,13 @@ struct SandboxTests {
         FileManager.default.createFile(atPath: disk.path, contents: Data(count: 1 << 20))
         defer { try? FileManager.default.removeItem(at: disk) }
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-api-\(getpid()).sock").path
-        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "null", "--api-socket", socket])
+        let vsock = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-vsock-\(getpid()).sock").path
+        let console = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-console-\(getpid()).sock").path
+        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "socket=\(console)", "--api-socket", socket,
+                                                  "--vsock", "cid=3,socket=\(vsock)"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
-        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api"] {
+        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api", "virtio-vsock", "console-socket"] {
             #expect(threads.keys.contains { $0.hasPrefix(name + "/") }, "no \(name) thread: \(threads.keys)")
         }
         for (name, status) in threads {
