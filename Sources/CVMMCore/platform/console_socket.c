@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -15,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/thread.h"
 #include "platform/vmm_console_socket.h"
 
 enum { TAG_LISTEN, TAG_CLIENT, TAG_OUTPUT, TAG_STOP };
@@ -161,12 +161,7 @@ int vmm_console_socket_start(struct vmm_console_socket *c, vmm_vcpu_thread_init_
         return 0;
     c->init = init;
     c->init_opaque = opaque;
-    /* Process signals stay with the VMM thread's signalfd. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int ret = -pthread_create(&c->thread, NULL, run, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int ret = vmm_thread_start(&c->thread, run, c);
     c->started = ret == 0;
     return ret;
 }

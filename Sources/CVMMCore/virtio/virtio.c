@@ -1,7 +1,6 @@
 /* The virtio device core: feature and status handshake, queue setup, and
  * the device thread that waits on the queues' kick eventfds. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/thread.h"
 #include "virtio/virtio_dev.h"
 #include "vm/vm_internal.h"
 
@@ -271,12 +271,7 @@ int virtio_start(struct vmm_virtio *v, vmm_vcpu_thread_init_fn init, void *opaqu
     v->init = init;
     v->init_opaque = opaque;
     v->exited = false;
-    /* Process signals stay with the VMM thread's signalfd. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int ret = -pthread_create(&v->thread, NULL, virtio_thread, v);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int ret = vmm_thread_start(&v->thread, virtio_thread, v);
     if (ret == 0)
         v->started = true;
     return ret;

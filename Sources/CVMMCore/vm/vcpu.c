@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include "common/thread.h"
 #include "vm/vmm_vcpu.h"
 #include "vm/vm_internal.h"
 
@@ -122,11 +123,7 @@ static void *vcpu_thread(void *arg)
  * to the VMM thread's signalfd, never to a vCPU. */
 static int vcpu_start(struct vmm_vcpu *vcpu)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int ret = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int ret = vmm_thread_start(&vcpu->thread, vcpu_thread, vcpu);
     if (ret == 0) {
         vcpu->started = true;
         vcpu->vm->running++;
