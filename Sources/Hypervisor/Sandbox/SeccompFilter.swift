@@ -102,7 +102,10 @@ public final class SeccompFilter: @unchecked Sendable {
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.
     static func syscalls(for kind: vmm_thread_kind) -> [String] {
-        let own = allowed[kind] ?? []
+        // A wait with a timeout (futex, poll) that a signal interrupted comes
+        // back as restart_syscall, which only resumes a call this filter
+        // already allowed: seen on the VMM thread under load, killing it.
+        let own = (allowed[kind] ?? []) + ["restart_syscall"]
         guard kind == VMM_THREAD_VMM else { return own }
         return childKinds.reduce(own) { list, child in list + (allowed[child] ?? []).filter { !list.contains($0) } }
     }
