@@ -1,5 +1,6 @@
 import Foundation
 @testable import Hypervisor
+import Testing
 
 /// A VMM serving the API on its own socket, for one test.
 final class APIVMM: @unchecked Sendable {
@@ -99,6 +100,38 @@ final class APIVMM: @unchecked Sendable {
         }
         if r != 0 { close(fd); return -1 }
         return fd
+    }
+
+    /// `add` (answering `{"bdf","id"}`) then vm.remove-device of that id
+    /// until the guest has ejected it, 20 times to let thread stacks and
+    /// allocator caches settle, then 1,000 more: every one in `bdf`, the
+    /// VMM's descriptors the same after as before and its resident memory
+    /// grown by less than 4 MiB. Needs the hotplug guest.
+    func flatOverCycles(bdf: String = "0000:00:02.0", _ add: (APIClient) throws -> APIClient.Answer) throws {
+        #expect(eventually(10) { self.stdout.contains("hotplug guest ready") })
+        let client = try APIClient(socketPath: socket)
+        let pid = child.processIdentifier
+        func cycle() throws -> Bool {
+            let added = try add(client)
+            guard added.status == 200, added.text.contains("\"bdf\":\"\(bdf)\""),
+                  let id = added.text.split(separator: "\"").dropFirst(7).first else {
+                Issue.record("add: \(added.status) \(added.text)")
+                return false
+            }
+            let removed = try client.request("PUT", "vm.remove-device", body: Array("{\"id\":\"\(id)\"}".utf8))
+            guard removed.status == 204 else {
+                Issue.record("remove \(id): \(removed.status) \(removed.text)")
+                return false
+            }
+            // Gone once the guest ejected it: its slot is free for the next.
+            return eventually(10) { (try? client.request("GET", "vm.info"))?.text.contains("\"\(id)\"") == false }
+        }
+        for _ in 0..<20 { guard try cycle() else { return } }
+        let before = (rss: RobustnessTests.resident(pid), fds: RobustnessTests.descriptors(pid))
+        for _ in 0..<1000 { guard try cycle() else { return } }
+        #expect(RobustnessTests.descriptors(pid) == before.fds, "descriptors: \(before.fds) → \(RobustnessTests.descriptors(pid))")
+        let grown = RobustnessTests.resident(pid) - before.rss
+        #expect(grown < 4 << 10, "resident memory grew by \(grown) KiB over 1,000 cycles")
     }
 
     /// Ends it with vmm.shutdown (SIGKILL if it will not) and returns its status.

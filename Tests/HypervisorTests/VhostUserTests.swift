@@ -159,3 +159,50 @@ extension VhostUserTests {
         }
     }
 }
+
+extension VhostUserTests {
+    @Test("a vhost-user disk hot-added and removed 1,000 times under seccomp, on one qemu-storage-daemon: each connection closed, descriptors and memory flat",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: storageDaemon) && APITests.curlAvailable))
+    func vhostUserDiskCycles() throws {
+        let (dir, _, _) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = dir + "/disk.raw", socket = dir + "/blk.sock"
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: image))
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let daemon = try Child(Self.storageDaemon, ["--blockdev", "driver=file,node-name=file0,filename=\(image)",
+                                                    "--export", "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=\(socket),writable=on"],
+                               stdin: null, stdout: null, stderr: null)
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
+        let vmm = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "off",
+                              "--memory", "size=64M,shared=on", "--seccomp", "true"])
+        try vmm.flatOverCycles { client in
+            try client.request("PUT", "vm.add-disk", body: Array("{\"vhost_user\":true,\"vhost_socket\":\"\(socket)\"}".utf8))
+        }
+        #expect(vmm.shutdown() == 0)
+    }
+
+    @Test("a share hot-added and removed 1,000 times under seccomp, each on a new virtiofsd (it ends with its frontend): descriptors and memory flat",
+          .enabled(if: APITests.curlAvailable))
+    func fsCycles() throws {
+        let (dir, share, socket) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vmm = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "off",
+                              "--memory", "size=64M,shared=on", "--seccomp", "true"])
+        var backend: Child?
+        defer { backend?.terminate(); backend?.waitUntilExit() }
+        try vmm.flatOverCycles { client in
+            backend?.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: socket)
+            backend = try Virtiofsd.start(share: share, socket: socket)
+            let body = Array("{\"tag\":\"kataShared\",\"socket\":\"\(socket)\"}".utf8)
+            let added = try client.request("PUT", "vm.add-fs", body: body)
+            // virtiofsd makes its socket file a moment before it listens on it.
+            guard added.status == 500, added.text.contains("Connection refused") else { return added }
+            usleep(100_000)
+            return try client.request("PUT", "vm.add-fs", body: body)
+        }
+        #expect(vmm.shutdown() == 0)
+    }
+}
