@@ -330,15 +330,19 @@ struct LabVhostUserTests {
     }
 }
 
-@Suite("A console on a socket in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
+@Suite("Consoles on a socket and a pty in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabConsoleTests {
-    @Test("a login-less shell on hvc0 through --console socket= (and again after a reconnect); confined; the socket goes at exit")
+    @Test("a login-less shell on hvc0 through --console socket= (and again after a reconnect), and on ttyS0 through --serial pty; confined; the socket goes at exit")
     func shells() throws {
         let socket = try Lab.boot("consock")
         #expect(socket.status == 0, "\(socket.log.suffix(2000))")
         #expect(socket.check.contains("L1: socket: first answer ok"), "\(socket.check)")
         #expect(socket.check.contains("L1: socket: answer after a reconnect ok"), "\(socket.check)")
         #expect(socket.check.contains("L1: socket file after exit: gone"), "\(socket.check)")
+        let pty = try Lab.boot("conpty")
+        #expect(pty.status == 0, "\(pty.log.suffix(2000))")
+        #expect(pty.log.contains("--serial pty: /dev/pts/"), "\(pty.log.prefix(1000))")
+        #expect(pty.check.contains("L1: pty: first answer ok"), "\(pty.check) \(pty.log.suffix(1500))")
     }
 }
 

@@ -1,10 +1,10 @@
 #!/bin/sh
-# Runs inside L1 (lab/run.sh): the guest's console on a socket carrying a
-# login-less shell an operator types into: hvc0 on `--console socket=PATH`
-# (a client that connects, then a second one after it left), confined
-# (--seccomp true --user nobody). Leaves consock.{log,status,check}.
-# (A pty console is tested on the host, EndToEndTests: in L1's chroot the
-# pty the VMM opened was not under the chroot's /dev/pts.)
+# Runs inside L1 (lab/run.sh): the guest's consoles on a socket and on a
+# pty, each carrying a login-less shell an operator types into: hvc0 on
+# `--console socket=PATH` (a client that connects, then a second one after
+# it left), ttyS0 on `--serial pty` (the path from the log). Both confined
+# (--seccomp true --user nobody). Leaves consock.{log,status,check} and
+# conpty.{log,status,check}.
 # Usage: consoles.sh VMM CACHE
 vmm=$1 cache=$2
 here=$(dirname "$0")
@@ -25,4 +25,11 @@ wait $pid
 echo $? > consock.status
 echo "L1: socket file after exit: $(ls $dir/console.sock 2>/dev/null || echo gone)" >> consock.check
 
+launch conpty ttyS0 --serial pty --console off
+pid=$!
+wait_for conpty.log "--serial pty: /dev/pts/" 1
+pty=$(sed -n 's/.*--serial pty: \(\/dev\/pts\/[0-9]*\).*/\1/p' conpty.log | head -1)
+python3 "$here/shell.py" pty "$pty" > conpty.check 2>&1
+wait $pid
+echo $? > conpty.status
 rm -rf $dir

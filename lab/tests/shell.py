@@ -79,7 +79,11 @@ def wait_for(console, marker, seconds=120):
     return marker in seen
 
 
-console = Socket() if kind == "socket" else Pty()
+try:
+    console = Socket() if kind == "socket" else Pty()
+except OSError as e:
+    say("%s: cannot open %s: %s (/dev/pts holds %s)" % (kind, path, e, sorted(os.listdir("/dev/pts"))))
+    sys.exit(1)
 if kind == "pty" and not wait_for(console, b"L2: shell on"):
     say("pty: the guest's shell never came")
 say("%s: first answer %s" % (kind, "ok" if ask(console, 6) else "missing"))
