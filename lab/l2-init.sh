@@ -266,6 +266,14 @@ case "$action" in
         echo "L2: shell on $dev"
         setsid sh -c "exec sh -i < $dev > $dev 2>&1"
         poweroff -f ;;
+    vsockbench)
+        # bench/vsock.py drives three listeners: a sink (host to guest), a
+        # source of 64 MiB (guest to host) and an echo (round trips).
+        vsocktest listen 5100 < /dev/null > /dev/null &
+        head -c 67108864 /dev/zero | vsocktest listen 5101 > /dev/null &
+        vsocktest echo 5102 1 > /dev/null &
+        sleep 0.5; echo "L2: vsockbench ready"
+        wait; poweroff -f ;;
     vsock)
         # The host's side is lab/tests/vsock.py. Which boot this is, the
         # host says over vsock itself.

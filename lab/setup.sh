@@ -75,12 +75,13 @@ copy_modules() { # root kver tree names...
     done
 }
 
-# L1 initramfs: busybox, the modules for 9p, KVM and VFIO, and the init.
+# L1 initramfs: busybox, the modules for 9p, KVM, VFIO and vhost (the
+# benchmarks' QEMU), and the init.
 l1k="$abi-amd64"
 depmod -b "$cache/l1-kernel" "$l1k"
 rm -rf "$cache/l1-root"; mkdir -p "$cache/l1-root"/{bin,dev,proc,sys,host,modules}
 cp /bin/busybox "$cache/l1-root/bin/busybox"
-copy_modules "$cache/l1-kernel" "$l1k" "$cache/l1-root" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1 tun vhost_net
+copy_modules "$cache/l1-kernel" "$l1k" "$cache/l1-root" 9p 9pnet_virtio virtio_pci kvm_amd vfio_pci vfio_iommu_type1 tun vhost_net vhost_vsock
 cp "$here/l1-init.sh" "$cache/l1-root/init"
 chmod +x "$cache/l1-root/init"
 (cd "$cache/l1-root" && find . | cpio -o -H newc --quiet) > "$cache/l1-initramfs.cpio"
