@@ -132,6 +132,43 @@ struct NetHostTests {
         #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
     }
 
+    @Test("mergeable receive buffers: a frame spread over four small buffers published together, a frame waiting until a full frame's worth of buffers is there; one buffer a frame without the feature",
+          .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
+    func mergeableReceiveBuffers() throws {
+        // Frames written into the tap from the VMM's namespace, as the host's stack would.
+        func send(_ pid: pid_t, _ sizes: [Int]) {
+            let script = """
+                import socket, sys
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                s.bind(("chmrg0", 0))
+                for n in map(int, sys.argv[1:]):
+                    s.send(b"\\xff" * 6 + b"\\x02\\x00\\x00\\x00\\x00\\x01" + b"\\x88\\xb5" + bytes(i & 0xff for i in range(n - 14)))
+                """
+            _ = inNamespace(of: pid, ["python3", "-c", script] + sizes.map(String.init))
+        }
+        // No IPv6 on the tap: its router solicitations would reach the guest too.
+        let r = run("/usr/bin/unshare", ["-n", "--", "/bin/sh", "-c",
+                                         "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && exec \"$0\" \"$@\"",
+                                         VMM.binary, "--kernel", try Guests.path("mrgrx"), "--serial", "tty", "--console", "off",
+                                         "--memory", "size=64M", "--seccomp", "true", "--net", "tap=chmrg0,mac=12:34:56:78:90:ad"],
+                timeout: 60) { child, output in
+            guard eventually(10, { output().contains("mrgrx ready for two frames") }) else { return }
+            _ = self.inNamespace(of: child.processIdentifier, ["ip", "link", "set", "chmrg0", "up"])
+            send(child.processIdentifier, [1000, 100])
+            guard eventually(30, { output().contains("mrgrx ready for one frame") }) else { return }
+            send(child.processIdentifier, [1000])
+            _ = eventually(10) { !child.isRunning }
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        for line in ["mergeable buffers offered",
+                     "first frame: num_buffers 0x00000004 lengths 0x00000100 0x00000100 0x00000100 0x000000f4 intact",
+                     "second frame waits for buffers",
+                     "second frame: num_buffers 0x00000001 lengths 0x00000070 intact",
+                     "without the feature: num_buffers 0x00000001 lengths 0x000003f4 intact"] {
+            #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout) \(r.stderr)")
+        }
+    }
+
     @Test("an existing tap keeps the addresses its owner gave it, with Cloud Hypervisor's warning",
           .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
     func existingTap() throws {

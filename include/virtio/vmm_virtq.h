@@ -19,6 +19,7 @@
 struct vring_desc;
 struct vring_avail;
 struct vring_used;
+struct vring_used_elem;
 
 struct vmm_virtq {
     uint16_t size;
@@ -56,6 +57,10 @@ int vmm_virtq_init(struct vmm_virtq *q, const struct vmm_gmem *mem, uint16_t siz
 int vmm_virtq_pop(struct vmm_virtq *q, const struct vmm_gmem *mem, struct vmm_virtq_chain *chain);
 /* Returns a chain with `written` bytes put in its writable buffers. */
 void vmm_virtq_push(struct vmm_virtq *q, uint16_t head, uint32_t written);
+/* Returns `count` chains at once (id: head, len: bytes written): the
+ * driver sees all of them or none, as a frame spread over several
+ * mergeable receive buffers needs. */
+void vmm_virtq_push_many(struct vmm_virtq *q, const struct vring_used_elem *elems, unsigned count);
 /* After a batch of pushes: whether the driver wants an interrupt now. */
 bool vmm_virtq_should_signal(struct vmm_virtq *q);
 /* Before sleeping: asks for a kick on the next new buffer. Returns true

@@ -4,15 +4,21 @@
  * segmentation offloads pass through untouched (the tap checks the
  * guest's headers; one it refuses is a dropped frame).
  *
- * Receive never takes a frame from the tap without a guest buffer to put
- * it in: with no buffers the tap is unwatched until the guest kicks, and
- * frames wait in the tap's own bounded queue, not in the VMM. */
+ * Receive never takes a frame from the tap without guest buffers to put
+ * it in: with too few the tap is unwatched until the guest kicks, and
+ * frames wait in the tap's own bounded queue, not in the VMM. With
+ * mergeable receive buffers (VIRTIO_NET_F_MRG_RXBUF, which Linux uses to
+ * post page-sized buffers instead of 64 KiB ones) a frame is read straight
+ * into as many buffers as it needs: enough for the largest frame the tap
+ * may hand over are taken from the ring first, and the ones a frame
+ * leaves unused wait for the next. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,17 +30,30 @@
 #include "net/vmm_tap.h"
 
 #define RX_BUDGET 64 /* frames per wakeup before transmit gets its turn */
+#define RX_STAGE_CHAINS 256 /* receive buffers taken ahead for one frame */
+
+/* Receive buffers taken from the ring and not yet filled, in ring order;
+ * `iov` holds their writable parts, `chain[i].len` each one's size. */
+struct rx_stage {
+    unsigned chains, iovs;
+    uint64_t bytes;
+    struct vring_used_elem chain[RX_STAGE_CHAINS];
+    uint16_t chain_iovs[RX_STAGE_CHAINS];
+    struct iovec iov[VMM_VIRTQ_MAX_CHAIN]; /* any one chain fits an empty stage */
+};
 
 struct net_pair {
     int tap_fd;
     bool watched;  /* tap's EPOLLIN is on the thread's epoll set */
-    bool held;     /* `rx` holds a popped buffer no frame has filled yet */
+    bool held;     /* `rx` holds a popped buffer the stage had no room for */
     struct vmm_virtq_chain *rx;
+    struct rx_stage *stage;
 };
 
 struct virtio_net {
     struct vmm_virtio v;
     unsigned pairs, active_pairs;
+    uint32_t rx_need;   /* the largest frame the tap may hand over, header included */
     uint8_t config[12]; /* mac, status, max_virtqueue_pairs, mtu */
     struct vmm_ratelimit tap_log;
     /* vm.counters: written by the device thread alone, read by the VMM thread. */
@@ -72,52 +91,115 @@ static void watch_tap(struct virtio_net *n, unsigned p, bool on)
         pair->watched = on;
 }
 
+/* Takes receive buffers from the ring into the stage until it holds
+ * `need` bytes (one buffer without mergeable buffers). False when the
+ * ring ran dry first. */
+static bool stage_buffers(struct virtio_net *n, unsigned p, uint64_t need, unsigned *returned)
+{
+    struct net_pair *pair = &n->pair[p];
+    struct rx_stage *st = pair->stage;
+    struct vmm_virtq *q = &n->v.queues[2 * p].vq;
+    while (st->chains == 0 || (st->bytes < need && st->chains < RX_STAGE_CHAINS)) {
+        if (!pair->held) {
+            int r = vmm_virtq_pop(q, &n->v.mem, pair->rx);
+            if (r < 0) {
+                virtio_fail(&n->v, 2 * p, r);
+                return false;
+            }
+            if (r == 0) {
+                if (vmm_virtq_rearm(q))
+                    continue;
+                return false;
+            }
+            pair->held = true;
+        }
+        int count = vmm_virtq_iov(pair->rx, true, 0, pair->rx->writable, st->iov + st->iovs,
+                                  VMM_VIRTQ_MAX_CHAIN - st->iovs);
+        if (count == -E2BIG)
+            return true; /* held for the next frame; this one has the stage's room */
+        pair->held = false;
+        if (count <= 0 || pair->rx->writable < VMM_VIRTIO_NET_HDR_SIZE) {
+            /* Not a receive buffer: returned empty, as the driver asked for nothing. */
+            vmm_virtq_push(q, pair->rx->head, 0);
+            (*returned)++;
+            continue;
+        }
+        uint32_t len = pair->rx->writable > UINT32_MAX ? UINT32_MAX : (uint32_t)pair->rx->writable;
+        st->chain[st->chains] = (struct vring_used_elem){ .id = pair->rx->head, .len = len };
+        st->chain_iovs[st->chains++] = (uint16_t)count;
+        st->iovs += (unsigned)count;
+        st->bytes += len;
+    }
+    return true;
+}
+
+/* `len` bytes of `src` into the iovec at byte `offset`. */
+static void iov_put(const struct iovec *iov, unsigned count, size_t offset, const void *src, size_t len)
+{
+    const uint8_t *from = src;
+    for (unsigned i = 0; i < count && len; i++) {
+        if (offset >= iov[i].iov_len) {
+            offset -= iov[i].iov_len;
+            continue;
+        }
+        size_t n = iov[i].iov_len - offset < len ? iov[i].iov_len - offset : len;
+        memcpy((uint8_t *)iov[i].iov_base + offset, from, n);
+        from += n;
+        len -= n;
+        offset = 0;
+    }
+}
+
+/* A frame of `got` bytes read into the stage: the buffers it filled go to
+ * the guest together, the first one's header saying how many; the rest
+ * move up for the next frame. */
+static void deliver(struct virtio_net *n, unsigned p, uint64_t got)
+{
+    struct rx_stage *st = n->pair[p].stage;
+    unsigned used = 0, iovs = 0;
+    uint64_t left = got;
+    do {
+        uint32_t len = left < st->chain[used].len ? (uint32_t)left : st->chain[used].len;
+        st->bytes -= st->chain[used].len;
+        st->chain[used].len = len;
+        left -= len;
+        iovs += st->chain_iovs[used++];
+    } while (left && used < st->chains);
+    uint16_t buffers = (uint16_t)used;
+    iov_put(st->iov, st->chain_iovs[0], 10, &buffers, sizeof(buffers)); /* num_buffers */
+    vmm_virtq_push_many(&n->v.queues[2 * p].vq, st->chain, used);
+    st->chains -= used;
+    st->iovs -= iovs;
+    memmove(st->chain, st->chain + used, st->chains * sizeof(st->chain[0]));
+    memmove(st->chain_iovs, st->chain_iovs + used, st->chains * sizeof(st->chain_iovs[0]));
+    memmove(st->iov, st->iov + iovs, st->iovs * sizeof(st->iov[0]));
+}
+
 /* The tap's frames into the guest's receive buffers of pair `p`, until
  * either runs out or the budget does. */
 static void receive(struct virtio_net *n, unsigned p)
 {
     struct net_pair *pair = &n->pair[p];
-    struct vmm_virtq *q = &n->v.queues[2 * p].vq;
+    bool mergeable = n->v.driver_features >> VIRTIO_NET_F_MRG_RXBUF & 1;
+    uint64_t need = mergeable ? n->rx_need : 0;
     unsigned done = 0;
     for (unsigned budget = RX_BUDGET; budget && n->v.active; budget--) {
-        if (!pair->held) {
-            int r = vmm_virtq_pop(q, &n->v.mem, pair->rx);
-            if (r < 0) {
-                virtio_fail(&n->v, 2 * p, r);
-                break;
-            }
-            if (r == 0) {
-                if (vmm_virtq_rearm(q))
-                    continue;
+        if (!stage_buffers(n, p, need, &done)) {
+            if (n->v.active)
                 watch_tap(n, p, false); /* until the guest gives buffers */
-                break;
-            }
-            pair->held = true;
+            break;
         }
-        int count = vmm_virtq_iov(pair->rx, true, 0, pair->rx->writable, n->iov, VMM_VIRTQ_MAX_CHAIN);
-        if (count <= 0 || pair->rx->writable < VMM_VIRTIO_NET_HDR_SIZE) {
-            /* Not a receive buffer: returned empty, as the driver asked for nothing. */
-            vmm_virtq_push(q, pair->rx->head, 0);
-            pair->held = false;
-            done++;
-            continue;
-        }
-        ssize_t got = readv(pair->tap_fd, n->iov, count);
+        ssize_t got = readv(pair->tap_fd, pair->stage->iov, (int)pair->stage->iovs);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && vmm_ratelimit_allow(&n->tap_log))
                 vmm_log_warn("%s: reading the tap: %s", n->v.thread_name, strerror(errno));
-            break; /* the buffer stays held for the next frame */
+            break; /* the buffers stay staged for the next frame */
         }
-        /* Without mergeable buffers every frame takes exactly one. */
-        uint16_t one = 1;
-        vmm_virtq_write(pair->rx, 10, &one, sizeof(one));
-        uint64_t written = (uint64_t)got < pair->rx->writable ? (uint64_t)got : pair->rx->writable;
-        vmm_virtq_push(q, pair->rx->head, (uint32_t)written);
+        deliver(n, p, (uint64_t)got);
         atomic_fetch_add_explicit(&n->rx_bytes, (uint64_t)got, memory_order_relaxed);
         atomic_fetch_add_explicit(&n->rx_frames, 1, memory_order_relaxed);
-        pair->held = false;
         done++;
     }
     if (done)
@@ -163,6 +245,16 @@ static int set_active_pairs(struct virtio_net *n, unsigned pairs)
     return 0;
 }
 
+/* The largest frame the tap may hand over, header included: whole 64 KiB
+ * segments with segmentation offloads on, else the MTU with a VLAN tag
+ * and the Ethernet header. */
+static uint32_t largest_frame(const struct virtio_net *n, bool segments)
+{
+    uint16_t mtu;
+    memcpy(&mtu, n->config + 10, sizeof(mtu));
+    return VMM_VIRTIO_NET_HDR_SIZE + 18 + (segments ? 65535u : (mtu > 1500 ? mtu : 1500u));
+}
+
 /* What the guest accepted becomes what the tap hands it. */
 static int set_offloads(struct virtio_net *n, uint64_t guest)
 {
@@ -178,12 +270,13 @@ static int set_offloads(struct virtio_net *n, uint64_t guest)
         if (guest >> VIRTIO_NET_F_GUEST_UFO & 1)
             flags |= TUN_F_UFO;
     }
-    if (ioctl(n->pair[0].tap_fd, TUNSETOFFLOAD, flags) == 0)
-        return 0;
-    /* Kernels that dropped UFO refuse it; the rest still applies. */
-    if (errno == EINVAL && flags & TUN_F_UFO && ioctl(n->pair[0].tap_fd, TUNSETOFFLOAD, flags & ~TUN_F_UFO) == 0)
-        return 0;
-    return -errno;
+    if (ioctl(n->pair[0].tap_fd, TUNSETOFFLOAD, flags) < 0) {
+        /* Kernels that dropped UFO refuse it; the rest still applies. */
+        if (errno != EINVAL || !(flags & TUN_F_UFO) || ioctl(n->pair[0].tap_fd, TUNSETOFFLOAD, flags & ~TUN_F_UFO) < 0)
+            return -errno;
+    }
+    n->rx_need = largest_frame(n, flags & (TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO));
+    return 0;
 }
 
 static bool control(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *chain, uint32_t *written)
@@ -232,6 +325,14 @@ static void fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
             receive(n, p);
 }
 
+/* Buffers of a queue being reset or started again are the driver's anew. */
+static void drop_stage(struct net_pair *pair)
+{
+    pair->held = false;
+    pair->stage->chains = pair->stage->iovs = 0;
+    pair->stage->bytes = 0;
+}
+
 static void activate(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
@@ -241,7 +342,7 @@ static void activate(struct vmm_virtio *v)
     if (ret < 0 && vmm_ratelimit_allow(&n->tap_log))
         vmm_log_warn("%s: configuring the tap: %s", v->thread_name, strerror(-ret));
     for (unsigned p = 0; p < n->pairs; p++)
-        n->pair[p].held = false;
+        drop_stage(&n->pair[p]);
 }
 
 static void reset(struct vmm_virtio *v)
@@ -249,15 +350,17 @@ static void reset(struct vmm_virtio *v)
     struct virtio_net *n = net_of(v);
     for (unsigned p = 0; p < n->pairs; p++) {
         watch_tap(n, p, false);
-        n->pair[p].held = false;
+        drop_stage(&n->pair[p]);
     }
 }
 
 static void destroy(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
-    for (unsigned p = 0; p < n->pairs; p++)
+    for (unsigned p = 0; p < n->pairs; p++) {
         free(n->pair[p].rx);
+        free(n->pair[p].stage);
+    }
     free(n);
 }
 
@@ -275,7 +378,7 @@ static const struct virtio_device_ops net_ops = {
 static uint64_t offered_features(const struct vmm_virtio_net_config *c)
 {
     uint64_t f = 1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_CTRL_VQ |
-                 1ull << VIRTIO_NET_F_MTU;
+                 1ull << VIRTIO_NET_F_MTU | 1ull << VIRTIO_NET_F_MRG_RXBUF;
     if (c->queue_pairs > 1)
         f |= 1ull << VIRTIO_NET_F_MQ;
     if (c->offload_csum) {
@@ -302,13 +405,18 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
     memcpy(n->config + 6, &status, 2);
     memcpy(n->config + 8, &pairs, 2);
     memcpy(n->config + 10, &mtu, 2);
+    n->rx_need = largest_frame(n, false); /* a new tap has no offloads */
     int ret = virtio_init(&n->v, vm, &net_ops, c->thread_name, offered_features(c), 2 * c->queue_pairs + 1,
                           c->queue_size);
     for (unsigned p = 0; ret == 0 && p < c->queue_pairs; p++) {
         n->pair[p].tap_fd = c->tap_fds[p];
         /* Registered unwatched; activation's first receive turns it on. */
         n->pair[p].rx = malloc(sizeof(*n->pair[p].rx));
-        ret = n->pair[p].rx ? virtio_watch(&n->v, c->tap_fds[p], 0, true) : -ENOMEM;
+        /* Not calloc: only what a frame touches of the stage's arrays should become resident. */
+        n->pair[p].stage = malloc(sizeof(*n->pair[p].stage));
+        if (n->pair[p].stage)
+            drop_stage(&n->pair[p]);
+        ret = n->pair[p].rx && n->pair[p].stage ? virtio_watch(&n->v, c->tap_fds[p], 0, true) : -ENOMEM;
     }
     if (ret < 0) {
         virtio_destroy(&n->v);

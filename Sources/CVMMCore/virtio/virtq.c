@@ -124,14 +124,22 @@ int vmm_virtq_pop(struct vmm_virtq *q, const struct vmm_gmem *mem, struct vmm_vi
     return 1;
 }
 
+void vmm_virtq_push_many(struct vmm_virtq *q, const struct vring_used_elem *elems, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        struct vring_used_elem *e = &q->used->ring[q->used_idx % q->size];
+        e->id = elems[i].id;
+        e->len = elems[i].len;
+        q->used_idx++;
+    }
+    /* The elements are visible before the index that publishes them. */
+    __atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+}
+
 void vmm_virtq_push(struct vmm_virtq *q, uint16_t head, uint32_t written)
 {
-    struct vring_used_elem *e = &q->used->ring[q->used_idx % q->size];
-    e->id = head;
-    e->len = written;
-    q->used_idx++;
-    /* The element is visible before the index that publishes it. */
-    __atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+    const struct vring_used_elem e = { .id = head, .len = written };
+    vmm_virtq_push_many(q, &e, 1);
 }
 
 bool vmm_virtq_should_signal(struct vmm_virtq *q)
