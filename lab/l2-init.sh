@@ -166,7 +166,7 @@ case "$action" in
             n=${i##*/}; mac=$(cat $i/address)
             case $mac in 12:34:56:78:90:ab) net=249 ;; 12:34:56:78:90:ac) net=250 ;; *) continue ;; esac
             ip addr add 192.168.$net.2/24 dev $n && ip link set $n up
-            echo "L2: net $n mac=$mac mtu=$(cat $i/mtu) rx=$(ls $i/queues | grep -c rx-) tx=$(ls $i/queues | grep -c tx-) driver=$(basename $(readlink $i/device/driver))"
+            echo "L2: net $n mac=$mac mtu=$(cat $i/mtu) rx=$(ls $i/queues | grep -c rx-) tx=$(ls $i/queues | grep -c tx-) driver=$(basename $(readlink $i/device/driver)) mrg_rxbuf=$(cut -c16 $i/device/features)"
         done
         # From every vCPU: the transmit queue is the CPU's, the reply comes back on its pair.
         for c in $(seq 0 $(($(nproc) - 1))); do
