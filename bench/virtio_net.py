@@ -6,14 +6,18 @@ Inside the nested lab's L1, each VMM boots the lab's L2 kernel (4 vCPUs,
 attaches to it with vhost=off, and with vhost=on as the figure to aim at
 next). iperf3 runs in the guest as server and in L1 as client: TCP
 host->guest and guest->host (MB/s), and 64-byte TCP messages guest->host
-(TCP_NODELAY, messages received per second). Runs are interleaved; prints medians and ratios
-against QEMU without vhost (goal: >= 1.0x).
+(TCP_NODELAY, messages received per second), with what the guest's
+driver did per 1,000 of those messages (virtio-net interrupts on its
+transmit and receive queues, packets out and in), which tells where a gap
+comes from. Runs are interleaved; prints medians and ratios against QEMU
+without vhost (goal: >= 1.0x).
 
     bench/virtio_net.py
     BENCH_RUNS=5 bench/virtio_net.py
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -67,6 +71,16 @@ def client(args):
     sys.exit(f"bench: iperf3 {' '.join(args)} failed: {r.stdout[-1000:]} {r.stderr[-1000:]}")
 
 
+def guest_counts(text, test):
+    """What the guest counted during test `test` (1-based): interrupts and
+    packets, from the l2-init lines around it."""
+    values = {}
+    for when in ("before", "after"):
+        line = re.search(rf"L2: iperf counts {test} {when} (.*)", text).group(1)
+        values[when] = {k: int(v) for k, v in (f.split("=") for f in line.split())}
+    return {k: values["after"][k] - values["before"][k] for k in values["after"]}
+
+
 def figure(result, kind):
     end = result["end"]
     received = end["sum_received"]["bits_per_second"] / 8
@@ -86,12 +100,18 @@ def one_run(cmd, log_path):
             log.flush()
             if b"L2: iperf ready" in line and test < len(TESTS):
                 name, args, kind = TESTS[test]
-                figures[name] = figure(client(args), kind)
+                result = client(args)
+                figures[name] = figure(result, kind)
+                messages = result["end"]["sum_received"]["bytes"] / 64
                 test += 1
         status = proc.wait()
         watchdog.cancel()
     if status != 0 or len(figures) != len(TESTS):
         sys.exit(f"bench: {cmd[0]} exited {status} after {len(figures)} tests, see {log_path}")
+    # Per 1,000 small messages (the last test): what the guest's driver did.
+    text = open(log_path, errors="replace").read()
+    for key, value in guest_counts(text, len(TESTS)).items():
+        figures["per_kmsg_" + key] = value * 1000 / messages
     return figures
 
 
@@ -119,6 +139,10 @@ def main():
     for name, m in med.items():
         print(f"  {name:17s} TCP host->guest {m[fields[0]]:8.1f} MB/s   TCP guest->host {m[fields[1]]:8.1f} MB/s   "
               f"64 B messages guest->host {m[fields[2]]:9.0f}/s")
+    counts = ("per_kmsg_tx_irqs", "per_kmsg_rx_irqs", "per_kmsg_tx_packets", "per_kmsg_rx_packets")
+    print("  the guest's driver per 1,000 64-byte messages (transmit and receive interrupts, packets out and in):")
+    for name, runs in samples.items():
+        print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r[c] for r in runs):7.1f}" for c in counts))
     ch = med["cloud-hypervisor"]
     for base in ("qemu-q35", "qemu-q35-vhost"):
         goal = " (goal >= 1.0x)" if base == "qemu-q35" else " (the figure to aim at next)"

@@ -194,11 +194,21 @@ case "$action" in
         # l2.iperf=N iperf3 servers, one test each, L1 the client.
         ip addr add 192.168.249.2/24 dev eth0 && ip link set eth0 up
         mkdir -p /tmp # iperf3's scratch file
+        # Around each test, what the guest saw: its virtio-net interrupts
+        # (transmit and receive queues) and the packets it sent and received.
+        counts() {
+            awk '/virtio[0-9]+-output/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) t += $i }
+                 /virtio[0-9]+-input/ { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) r += $i }
+                 END { printf "tx_irqs=%d rx_irqs=%d", t, r }' /proc/interrupts
+            echo " tx_packets=$(cat /sys/class/net/eth0/statistics/tx_packets) rx_packets=$(cat /sys/class/net/eth0/statistics/rx_packets)"
+        }
         for t in $(seq 1 $(arg l2.iperf)); do
             /usr/bin/iperf3 -s -1 > /dev/null 2>&1 &
             sleep 0.5
+            echo "L2: iperf counts $t before $(counts)"
             echo "L2: iperf ready $t"
             wait
+            echo "L2: iperf counts $t after $(counts)"
         done
         poweroff -f ;;
     fs)
