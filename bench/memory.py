@@ -12,7 +12,8 @@ mapping of exactly --memory's size; it is left out, as its cost is the
 guest's. Prints the mean PSS per VM and the ratio to the bare program, and
 checks it against the 2.5 MiB budget; then the same VMs serving the API
 (--api-socket, as Kata launches them, after one vm.info each), and what
-the API thread costs.
+the API thread costs; and a table of what each part of the VMM costs (the
+binary's text, its data, libc, heap, thread stacks, other anonymous memory).
 
     bench/memory.py          # 8 VMs
     BENCH_VMS=8 bench/memory.py
@@ -44,8 +45,46 @@ def pss_without_guest_ram(pid):
     return total
 
 
-def measure(commands, ready, exercise=None):
-    """Starts every command, waits until each is up (and exercised), and reads their PSS."""
+def part_of(path, perms, size, binary):
+    """Which part of the VMM a mapping is, for the table of what each costs."""
+    if path == binary:
+        return "the binary's text (Swift runtime included)" if "x" in perms else "the binary's data and relocations"
+    if path.startswith("/"):
+        return "libc, the loader and other shared libraries"
+    if path in ("[heap]",):
+        return "the main thread's malloc heap"
+    if path == "[stack]":
+        return "the main thread's stack"
+    if "io_uring" in path:
+        return "io_uring rings"
+    if path.startswith("["):
+        return "vdso, vvar"
+    if path:
+        return "other named mappings: " + path
+    if size == 8 << 20:
+        return "thread stacks (8 MiB reserved each)"
+    return "other anonymous memory (per-thread malloc arenas, device buffers)"
+
+
+def pss_parts(pid, binary):
+    """PSS in KiB of each part of the VMM, guest RAM excluded."""
+    parts, part, mapping_size = {}, None, 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                mapping_size = end - start
+                path = " ".join(fields[5:]) if len(fields) > 5 else ""
+                part = None if mapping_size == GUEST_RAM else part_of(path, fields[1], mapping_size, binary)
+            elif fields[0] == "Pss:" and part:
+                parts[part] = parts.get(part, 0) + int(fields[1])
+    return parts
+
+
+def measure(commands, ready, exercise=None, parts_of=None):
+    """Starts every command, waits until each is up (and exercised), and
+    reads their PSS (and, with `parts_of` the binary, each part's)."""
     procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
              for cmd in commands]
     try:
@@ -55,6 +94,8 @@ def measure(commands, ready, exercise=None):
         if exercise:
             exercise()
         time.sleep(0.5)
+        if parts_of:
+            return [pss_parts(p.pid, parts_of) for p in procs]
         return [pss_without_guest_ram(p.pid) for p in procs]
     finally:
         for proc in procs:
@@ -90,6 +131,7 @@ def main():
                        lambda: [subprocess.run(["curl", "-s", "--unix-socket", os.path.join(disks, f"api{i}.sock"),
                                                 "http://localhost/api/v1/vm.info"], capture_output=True)
                                 for i in range(VMS)])
+    parts = measure(commands, b"spinning", parts_of=os.path.realpath(vmm))
     theirs = measure([[bare, spin]] * VMS, None)
     mean = sum(ours) / len(ours)
     bare_mean = sum(theirs) / len(theirs)
@@ -99,6 +141,9 @@ def main():
     print(f"  bare C KVM       {bare_mean / 1024:6.2f} MiB")
     print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget 2.5 MiB: "
           f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
+    print(f"  what each part costs, PSS per VM (mean of {VMS}, a second start of the same VMs):")
+    for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, 0) for p in parts)):
+        print(f"    {sum(p.get(name, 0) for p in parts) / len(parts):8.0f} KiB  {name}")
     api_mean = sum(with_api) / len(with_api)
     print(f"  with --api-socket (API thread, after a vm.info each) {api_mean / 1024:6.2f} MiB "
           f"(each: {', '.join(f'{p / 1024:.2f}' for p in with_api)})")
