@@ -48,7 +48,9 @@ def pss_without_guest_ram(pid):
 def part_of(path, perms, size, binary):
     """Which part of the VMM a mapping is, for the table of what each costs."""
     if path == binary:
-        return "the binary's text (Swift runtime included)" if "x" in perms else "the binary's data and relocations"
+        if "x" in perms:
+            return "the binary's code (Swift runtime included)"
+        return "the binary's writable data and relocated pointers" if "w" in perms else "the binary's read-only data"
     if path.startswith("/"):
         return "libc, the loader and other shared libraries"
     if path in ("[heap]",):
@@ -67,7 +69,8 @@ def part_of(path, perms, size, binary):
 
 
 def pss_parts(pid, binary):
-    """PSS in KiB of each part of the VMM, guest RAM excluded."""
+    """PSS and private dirty memory in KiB of each part of the VMM, guest
+    RAM excluded: the private dirty part is what each VM pays alone."""
     parts, part, mapping_size = {}, None, 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -77,8 +80,9 @@ def pss_parts(pid, binary):
                 mapping_size = end - start
                 path = " ".join(fields[5:]) if len(fields) > 5 else ""
                 part = None if mapping_size == GUEST_RAM else part_of(path, fields[1], mapping_size, binary)
-            elif fields[0] == "Pss:" and part:
-                parts[part] = parts.get(part, 0) + int(fields[1])
+            elif fields[0] in ("Pss:", "Private_Dirty:") and part:
+                pss, dirty = parts.get(part, (0, 0))
+                parts[part] = (pss + int(fields[1]), dirty) if fields[0] == "Pss:" else (pss, dirty + int(fields[1]))
     return parts
 
 
@@ -141,9 +145,11 @@ def main():
     print(f"  bare C KVM       {bare_mean / 1024:6.2f} MiB")
     print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget 2.5 MiB: "
           f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
-    print(f"  what each part costs, PSS per VM (mean of {VMS}, a second start of the same VMs):")
-    for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, 0) for p in parts)):
-        print(f"    {sum(p.get(name, 0) for p in parts) / len(parts):8.0f} KiB  {name}")
+    print(f"  what each part costs per VM (mean of {VMS}, a second start of the same VMs): PSS, and of it private dirty")
+    for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, (0, 0))[0] for p in parts)):
+        pss = sum(p.get(name, (0, 0))[0] for p in parts) / len(parts)
+        dirty = sum(p.get(name, (0, 0))[1] for p in parts) / len(parts)
+        print(f"    {pss:8.0f} KiB  {dirty:8.0f} KiB  {name}")
     api_mean = sum(with_api) / len(with_api)
     print(f"  with --api-socket (API thread, after a vm.info each) {api_mean / 1024:6.2f} MiB "
           f"(each: {', '.join(f'{p / 1024:.2f}' for p in with_api)})")
