@@ -23,11 +23,16 @@ def prepare():
     return cache
 
 
+# L1's CPUs: 1 by default; BENCH_L1_CPUS=2 gives it both of a 2-core host,
+# to tell a scheduling effect between a VMM's threads from a per-packet cost.
+L1_CPUS = int(os.environ.get("BENCH_L1_CPUS", "1"))
+
+
 def run_inside(script, cache, runs, budget):
     """Runs `script --inside CACHE RESULT RUNS` in L1; returns (results, out dir)."""
     out = tempfile.mkdtemp(prefix="bench-lab-")
     result = os.path.join(out, "result.json")
-    subprocess.run([os.path.join(ROOT, "lab/run.sh"), "--out", out, "--timeout", str(budget), "--",
+    subprocess.run([os.path.join(ROOT, "lab/run.sh"), "--out", out, "--timeout", str(budget), "--cpus", str(L1_CPUS), "--",
                     f"python3 {os.path.abspath(script)} --inside {cache} {result} {runs}"],
                    check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return json.load(open(result)), out

@@ -14,6 +14,7 @@ without vhost (goal: >= 1.0x).
 
     bench/virtio_net.py
     BENCH_RUNS=5 bench/virtio_net.py
+    BENCH_L1_CPUS=2 bench/virtio_net.py    # L1 with both of the host's cores
 """
 import json
 import os
@@ -135,7 +136,7 @@ def main():
     print(f"(consoles of each run in {out})")
     fields = [t[0] for t in TESTS]
     med = {name: {f: statistics.median(r[f] for r in runs) for f in fields} for name, runs in samples.items()}
-    print(f"virtio-net in the nested lab, {RUNS} interleaved runs each (iperf3, {SECONDS} s per test, one tap)")
+    print(f"virtio-net in the nested lab ({lab.L1_CPUS} L1 CPU(s)), {RUNS} interleaved runs each (iperf3, {SECONDS} s per test, one tap)")
     for name, m in med.items():
         print(f"  {name:17s} TCP host->guest {m[fields[0]]:8.1f} MB/s   TCP guest->host {m[fields[1]]:8.1f} MB/s   "
               f"64 B messages guest->host {m[fields[2]]:9.0f}/s")

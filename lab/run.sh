@@ -4,21 +4,23 @@
 # edu sharing its IOMMU group with a virtio-rng: nested KVM) with the host's root read-only at / and prints
 # L1's console. Exits with the command's status.
 #
-#   lab/run.sh [--out DIR] [--timeout SECONDS] [--qemu-arg ARG]... -- COMMAND
+#   lab/run.sh [--out DIR] [--timeout SECONDS] [--cpus N] [--qemu-arg ARG]... -- COMMAND
 #
 # --out: a host directory that is writable inside L1 (the command runs
-# there; files it writes come back). --qemu-arg adds QEMU options, e.g.
+# there; files it writes come back). --cpus: L1's CPUs (default 1; the
+# benchmarks compare shapes). --qemu-arg adds QEMU options, e.g.
 # "-device e1000e" for another PCI device.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-out="" timeout=600 extra=()
+out="" timeout=600 cpus=1 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
         --timeout) timeout="$2"; shift 2 ;;
+        --cpus) cpus="$2"; shift 2 ;;
         --qemu-arg) extra+=("$2"); shift 2 ;;
         --) shift; break ;;
-        *) echo "usage: $0 [--out DIR] [--timeout S] [--qemu-arg ARG]... -- COMMAND" >&2; exit 2 ;;
+        *) echo "usage: $0 [--out DIR] [--timeout S] [--cpus N] [--qemu-arg ARG]... -- COMMAND" >&2; exit 2 ;;
     esac
 done
 [ $# -gt 0 ] || { echo "lab: no command given" >&2; exit 2; }
@@ -39,7 +41,7 @@ rm -f "$out/times.txt"
 # spinning for another (SMP bring-up) then never yields L1's only CPU. A
 # periodic tick comes back.
 boot_l1() {
-    timeout --foreground -k 5 "$((deadline - SECONDS))" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 4G -smp 1 \
+    timeout --foreground -k 5 "$((deadline - SECONDS))" qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 4G -smp "$cpus" \
         -device intel-iommu -device edu -device edu \
         -drive "file=$cache/l1-nvme.raw,if=none,id=nvme0,format=raw,readonly=on" -device nvme,serial=labnvme,drive=nvme0 \
         -device pci-bridge,id=labbridge,chassis_nr=1 -device edu,bus=labbridge,addr=1 -device virtio-rng-pci,bus=labbridge,addr=2 \
