@@ -31,6 +31,9 @@
 
 #define RX_BUDGET 64 /* frames per wakeup before transmit gets its turn */
 #define RX_STAGE_CHAINS 256 /* receive buffers taken ahead for one frame */
+/* Their guest memory pieces. Linux's receive chains have one (mergeable)
+ * or at most 19 (big packets); a chain of more than this is refused. */
+#define RX_STAGE_IOVS 256
 
 /* Receive buffers taken from the ring and not yet filled, in ring order;
  * `iov` holds their writable parts, `chain[i].len` each one's size. */
@@ -39,7 +42,7 @@ struct rx_stage {
     uint64_t bytes;
     struct vring_used_elem chain[RX_STAGE_CHAINS];
     uint16_t chain_iovs[RX_STAGE_CHAINS];
-    struct iovec iov[VMM_VIRTQ_MAX_CHAIN]; /* any one chain fits an empty stage */
+    struct iovec iov[RX_STAGE_IOVS];
 };
 
 struct net_pair {
@@ -114,12 +117,13 @@ static bool stage_buffers(struct virtio_net *n, unsigned p, uint64_t need, unsig
             pair->held = true;
         }
         int count = vmm_virtq_iov(pair->rx, true, 0, pair->rx->writable, st->iov + st->iovs,
-                                  VMM_VIRTQ_MAX_CHAIN - st->iovs);
-        if (count == -E2BIG)
+                                  RX_STAGE_IOVS - st->iovs);
+        if (count == -E2BIG && st->chains)
             return true; /* held for the next frame; this one has the stage's room */
         pair->held = false;
         if (count <= 0 || pair->rx->writable < VMM_VIRTIO_NET_HDR_SIZE) {
-            /* Not a receive buffer: returned empty, as the driver asked for nothing. */
+            /* Not a receive buffer (or one in more pieces than the stage holds):
+             * returned empty, as the driver asked for nothing. */
             vmm_virtq_push(q, pair->rx->head, 0);
             (*returned)++;
             continue;
