@@ -5,11 +5,14 @@
  *    published together, the first header saying 4;
  * 2. a 100-byte frame must wait while fewer buffers than a full frame's
  *    worth are left, and come in one buffer once four more are given;
- * 3. after a reset without the feature, a frame comes in one buffer.
+ * 3. after a reset without the feature, a receive chain of 300 pieces (an
+ *    indirect table) is returned empty, and the frame comes in one buffer.
  * Prints what it saw; the test reads the lines. */
 #include "pci_guest.h"
 
-enum { RX = 0, TX = 1, CTRL = 2, QUEUES = 3, QSIZE_N = 8, MRG_RXBUF = 15 };
+enum { RX = 0, TX = 1, CTRL = 2, QUEUES = 3, QSIZE_N = 8, MRG_RXBUF = 15, INDIRECT_DESC = 28 };
+#define TABLE 0x380000u /* an indirect table of 300 eight-byte pieces */
+#define PIECES 0x390000u
 #define BUFS 0x300000u
 #define BUF(i) (BUFS + 0x100u * (i))
 
@@ -94,15 +97,23 @@ void guest_main(void)
     report("second frame", 1);
 
     avail_idx = used_seen = 0;
-    if (virtio_start_queues(bar, 0, QUEUES, QSIZE_N) < 0) {
+    if (virtio_start_queues(bar, 1u << INDIRECT_DESC, QUEUES, QSIZE_N) < 0) {
         print("mrgrx: FEATURES_OK refused without the feature\n");
         return;
     }
-    give(bar, 0, 0x800);
+    for (unsigned i = 0; i < 300; i++)
+        desc_at(TABLE, i, PIECES + 8 * i, 8, i < 299 ? 2 | 1 : 2, (uint16_t)(i + 1));
+    desc_at(VQ_DESCS(RX), 0, TABLE, 300 * 16, 4, 0);
+    R16(VQ_AVAIL(RX) + 4) = 0;
+    R16(VQ_AVAIL(RX) + 2) = ++avail_idx;
+    give(bar, 1, 0x800);
     print("mrgrx ready for one frame\n");
-    if (!wait_used(1)) {
+    if (!wait_used(2)) {
         print("mrgrx: no frame without the feature\n");
         return;
     }
+    print(used_id(0) == 0 && used_len(0) == 0 ? "a receive chain of 300 pieces returned empty\n"
+                                               : "mrgrx: the 300-piece chain was used\n");
+    used_seen = 1;
     report("without the feature", 1);
 }
