@@ -116,6 +116,17 @@ extension VhostUserTests {
 extension VhostUserTests {
     static let storageDaemon = "/usr/bin/qemu-storage-daemon"
 
+    /// qemu-storage-daemon exporting `image` as vhost-user-blk on `socket`, once its socket is there.
+    static func startStorageDaemon(image: String, socket: String) throws -> Child {
+        let null = open("/dev/null", O_RDWR)
+        defer { close(null) }
+        let daemon = try Child(storageDaemon, ["--blockdev", "driver=file,node-name=file0,filename=\(image)",
+                                               "--export", "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=\(socket),writable=on"],
+                               stdin: null, stdout: null, stderr: null)
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
+        return daemon
+    }
+
     @Test("a disk served by qemu-storage-daemon (vhost-user-blk) under seccomp: its capacity from the backend's config, a read, a write that lands in the image",
           .enabled(if: FileManager.default.isExecutableFile(atPath: storageDaemon)))
     func vhostUserBlk() throws {
@@ -125,13 +136,8 @@ extension VhostUserTests {
         var bytes = Data(count: 1 << 20)
         bytes.replaceSubrange(0..<25, with: Data("first sector of the image".utf8))
         try bytes.write(to: URL(fileURLWithPath: image))
-        let null = open("/dev/null", O_RDWR)
-        defer { close(null) }
-        let daemon = try Child(Self.storageDaemon, ["--blockdev", "driver=file,node-name=file0,filename=\(image)",
-                                                    "--export", "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=\(socket),writable=on"],
-                               stdin: null, stdout: null, stderr: null)
+        let daemon = try Self.startStorageDaemon(image: image, socket: socket)
         defer { daemon.terminate(); daemon.waitUntilExit() }
-        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
         let r = runVMM(["--kernel", try Guests.path("vhostblk"), "--serial", "tty", "--console", "off",
                         "--memory", "size=64M,shared=on", "--disk", "vhost_user=on,socket=\(socket)", "-v"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -168,13 +174,8 @@ extension VhostUserTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let image = dir + "/disk.raw", socket = dir + "/blk.sock"
         try Data(count: 1 << 20).write(to: URL(fileURLWithPath: image))
-        let null = open("/dev/null", O_RDWR)
-        defer { close(null) }
-        let daemon = try Child(Self.storageDaemon, ["--blockdev", "driver=file,node-name=file0,filename=\(image)",
-                                                    "--export", "type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=\(socket),writable=on"],
-                               stdin: null, stdout: null, stderr: null)
+        let daemon = try Self.startStorageDaemon(image: image, socket: socket)
         defer { daemon.terminate(); daemon.waitUntilExit() }
-        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
         let vmm = try APIVMM(["--kernel", try Guests.path("hotplug"), "--serial", "tty", "--console", "off",
                               "--memory", "size=64M,shared=on", "--seccomp", "true"])
         try vmm.flatOverCycles { client in
