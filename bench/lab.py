@@ -1,9 +1,10 @@
 """Shared plumbing for the benchmarks that boot Linux in the nested lab:
 prepare the lab and the release build, run one script inside L1, and time
-a VMM process against a console marker. Imported by linux_boot.py and
-virtio_blk.py; their --inside mode runs in L1."""
+a VMM process against a console marker. Imported by every benchmark that
+runs in the lab; their --inside mode runs in L1 (`samples`)."""
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,24 @@ def prepare():
 # L1's CPUs: 1 by default; BENCH_L1_CPUS=2 gives it both of a 2-core host,
 # to tell a scheduling effect between a VMM's threads from a per-packet cost.
 L1_CPUS = int(os.environ.get("BENCH_L1_CPUS", "1"))
+
+
+def samples(script, inside, runs, budget):
+    """A lab benchmark's two halves. Run as `script --inside CACHE RESULT
+    RUNS` (in L1) it calls inside(CACHE, RESULT, RUNS) and returns None; run
+    on the host it prepares the lab, runs itself in L1 within `budget`
+    seconds (per L1 CPU: a 2-CPU L1 is slower) and returns the samples."""
+    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
+        inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return None
+    result, out = run_inside(script, prepare(), runs, budget * L1_CPUS)
+    print(f"(consoles of each run in {out})")
+    return result
+
+
+def medians(samples, fields):
+    """{VMM: [run: {field: value}]} → {VMM: {field: median over the runs}}."""
+    return {name: {f: statistics.median(r[f] for r in runs) for f in fields} for name, runs in samples.items()}
 
 
 def run_inside(script, cache, runs, budget):

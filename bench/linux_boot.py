@@ -55,11 +55,9 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 150 * RUNS)
-    print(f"(consoles of each boot in {out})")
+    samples = lab.samples(__file__, inside, RUNS, 300 + 150 * RUNS)
+    if samples is None:
+        return
     summary = {name: (statistics.median(s[0] for s in runs), statistics.median(s[1] for s in runs),
                       max(s[2] for s in runs)) for name, runs in samples.items()}
     ch, qemu = summary["cloud-hypervisor"], summary["qemu-q35"]

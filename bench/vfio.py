@@ -64,11 +64,9 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 300 * RUNS)
-    print(f"(consoles of each run in {out})")
+    samples = lab.samples(__file__, inside, RUNS, 300 + 300 * RUNS)
+    if samples is None:
+        return
     med = {name: {mem: {k: statistics.median(r[k] for r in runs if k in r) for k in ("probe", "mapped", "msix")}
                   for mem, runs in by_mem.items()} for name, by_mem in samples.items()}
     print(f"VFIO in the nested lab (edu + NVMe assigned), {RUNS} interleaved runs each")

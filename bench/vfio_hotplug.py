@@ -156,11 +156,9 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 200 * RUNS)
-    print(f"(consoles of each run in {out})")
+    samples = lab.samples(__file__, inside, RUNS, 300 + 200 * RUNS)
+    if samples is None:
+        return
     print(f"VFIO hotplug of an edu device into a running Linux guest, {RUNS} interleaved runs each:")
     med = {name: statistics.median(times) for name, times in samples.items()}
     for name, times in samples.items():

@@ -20,7 +20,6 @@ A new backend for every run; runs interleaved; prints medians and ratios.
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -106,14 +105,12 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 400 * RUNS)
-    print(f"(consoles of each run in {out})")
+    samples = lab.samples(__file__, inside, RUNS, 300 + 400 * RUNS)
+    if samples is None:
+        return
     for kind, fields, title in (("blk", BLK_FIELDS, "vhost-user-blk on qemu-storage-daemon (guest direct I/O, 512 MiB raw on tmpfs, 4 queues)"),
                                 ("fs", FS_FIELDS, "virtio-fs on virtiofsd (cache=none, tmpfs)")):
-        med = {name: {f: statistics.median(r[f] for r in runs) for f in fields} for name, runs in samples[kind].items()}
+        med = lab.medians(samples[kind], fields)
         print(f"{title}, {RUNS} interleaved runs each")
         for name, m in med.items():
             print(f"  {name:17s} " + "   ".join(f"{f} {m[f]:9.1f}" for f in fields))

@@ -13,7 +13,6 @@ user gets it. Runs are interleaved; prints medians and ratios (goal: >= 1.0x).
 """
 import os
 import re
-import statistics
 import subprocess
 import sys
 
@@ -55,12 +54,10 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 200 * RUNS)
-    print(f"(consoles of each run in {out})")
-    med = {name: {f: statistics.median(r[f] for r in runs) for f in FIELDS} for name, runs in samples.items()}
+    samples = lab.samples(__file__, inside, RUNS, 300 + 200 * RUNS)
+    if samples is None:
+        return
+    med = lab.medians(samples, FIELDS)
     print(f"virtio-blk in the nested lab, {RUNS} interleaved runs each (guest direct I/O, 512 MiB raw disk on tmpfs)")
     for name, m in med.items():
         print(f"  {name:17s} seq write {m['seq_write_mbps']:7.1f} MB/s   seq read {m['seq_read_mbps']:7.1f} MB/s   "

@@ -129,14 +129,11 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    # A 2-CPU L1 (multi-threaded TCG on the host's two cores) took over 400 s a run.
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 300 * RUNS * lab.L1_CPUS)
-    print(f"(consoles of each run in {out})")
+    samples = lab.samples(__file__, inside, RUNS, 300 + 300 * RUNS)
+    if samples is None:
+        return
     fields = [t[0] for t in TESTS]
-    med = {name: {f: statistics.median(r[f] for r in runs) for f in fields} for name, runs in samples.items()}
+    med = lab.medians(samples, fields)
     print(f"virtio-net in the nested lab ({lab.L1_CPUS} L1 CPU(s)), {RUNS} interleaved runs each (iperf3, {SECONDS} s per test, one tap)")
     for name, m in med.items():
         print(f"  {name:17s} TCP host->guest {m[fields[0]]:8.1f} MB/s   TCP guest->host {m[fields[1]]:8.1f} MB/s   "

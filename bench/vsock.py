@@ -19,7 +19,6 @@ bytes. Runs interleaved; prints medians and ratios.
 """
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -176,12 +175,10 @@ def inside(cache, result_path, runs):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    cache = lab.prepare()
-    samples, out = lab.run_inside(__file__, cache, RUNS, 300 + 300 * RUNS)
-    print(f"(consoles of each run in {out})")
-    med = {name: {f: statistics.median(r[f] for r in runs) for f in FIELDS} for name, runs in samples.items()}
+    samples = lab.samples(__file__, inside, RUNS, 300 + 300 * RUNS)
+    if samples is None:
+        return
+    med = lab.medians(samples, FIELDS)
     print(f"vsock from L1 to the guest, {SIZE >> 20} MiB each way, {TRIPS} round trips of 64 bytes, {RUNS} interleaved runs each")
     for name, m in med.items():
         print(f"  {name:17s} " + "   ".join(f"{f} {m[f]:8.2f}" for f in FIELDS))
