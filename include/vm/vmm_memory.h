@@ -15,6 +15,10 @@ enum {
     VMM_MEM_THP       = 1u << 3, /* madvise(MADV_HUGEPAGE) */
 };
 
+/* Where RAM starts in the host's address space (and an arena's base):
+ * a 2 MiB boundary, so guest pages can be huge pages (memory.c). */
+#define VMM_RAM_ALIGN (2ull << 20)
+
 struct vmm_mem_region {
     uint64_t gpa;
     uint64_t size;
@@ -30,7 +34,8 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
 /* RAM mapped from now on goes at `base + gpa` inside a reservation the
- * caller owns (PROT_NONE, `size` bytes, outliving the VM), and goes back
+ * caller owns (PROT_NONE, `size` bytes, outliving the VM; `base` at a
+ * VMM_RAM_ALIGN boundary), and goes back
  * to it when unmapped: a guest's RAM keeps its host addresses across
  * reboots, which vhost-user backends expect (they keep ring addresses).
  * Regions beyond `size` are mapped anywhere. */
