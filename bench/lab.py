@@ -86,3 +86,42 @@ def timed(cmd, log_path, marker):
     if status != 0 or first is None:
         sys.exit(f"bench: {cmd[0]} exited {status} (killed after {TIMEOUT} s?), see {log_path}:\n{text[-2000:]}")
     return first, total, int(open(rss_path).read().split()[-1]), text
+
+
+class KVMStats:
+    """The KVM statistics of the VM running in L1 (debugfs: a directory per
+    VM, its vCPUs' counters summed), sampled every half second while in a
+    `with` block; `values` holds the last sample, a whole run's counts up
+    to its last half second: exits by reason, halts, injected interrupts."""
+    ROOT = "/sys/kernel/debug/kvm"
+    FIELDS = ("exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "irq_window_exits", "signal_exits",
+              "request_irq_exits", "irq_injections", "halt_successful_poll", "halt_wakeup", "pf_taken", "insn_emulation")
+
+    def __init__(self):
+        if not os.path.isdir(self.ROOT):
+            subprocess.run(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"], stderr=subprocess.DEVNULL)
+        self.values = {}
+        self._stop = threading.Event()
+
+    def _sample(self):
+        for vm in (d for d in os.listdir(self.ROOT) if "-" in d):
+            try:
+                return {f: int(open(os.path.join(self.ROOT, vm, f)).read()) for f in self.FIELDS}
+            except OSError:
+                continue
+        return None
+
+    def _run(self):
+        while not self._stop.wait(0.5):
+            sample = self._sample()
+            if sample:
+                self.values = sample
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
