@@ -50,6 +50,17 @@ def uptime(text):
     return float(m.group(1))
 
 
+def disk(text):
+    """The root disk's requests and the guest's mean wait for each kind, from
+    /sys/block/vda/stat at the end of the boot (Documentation/block/stat.rst)."""
+    m = re.search(r"LAB-DISK: ([0-9 ]+)", text)
+    f = [int(x) for x in m.group(1).split()] if m else []
+    if len(f) < 17:
+        return {"reads": 0, "read_ms": 0.0, "writes": 0, "write_ms": 0.0, "flushes": 0, "flush_ms": 0.0}
+    return {"reads": f[0], "read_ms": f[3] / max(f[0], 1), "writes": f[4], "write_ms": f[7] / max(f[4], 1),
+            "flushes": f[15], "flush_ms": f[16] / max(f[15], 1)}
+
+
 def settle():
     """Each boot starts from the same L1: its page cache dropped and its
     free memory compacted, so every guest finds huge pages for its RAM
@@ -79,7 +90,7 @@ def inside(cache, result_path, runs):
                 analysis = [line.split(": ", 1)[1] for line in text.splitlines()
                             if line.startswith(("LAB-ANALYZE: ", "LAB-BLAME: "))]
                 samples[f"{name} {cpus}"].append({"units_up": uptime(text), "power_off": total, "rss": rss,
-                                                  "analysis": analysis,
+                                                  "analysis": analysis, **disk(text),
                                                   **{f: stats.values.get(f, 0) for f in lab.KVMStats.FIELDS}})
     lab.save(result_path, samples)
 
@@ -99,6 +110,11 @@ def main():
         ch, qemu = medians[f"cloud-hypervisor {cpus}"], medians[f"qemu-q35 {cpus}"]
         print(f"  ratio cloud-hypervisor / QEMU q35, {cpus} vCPU(s): units up {ch['units_up'] / qemu['units_up']:.2f}x, "
               f"power-off {ch['power_off'] / qemu['power_off']:.2f}x (goal <= 0.8x)")
+    io = lab.medians(samples, ("reads", "read_ms", "writes", "write_ms", "flushes", "flush_ms"))
+    print("  the root disk as the guest saw it (medians: requests, mean ms each):")
+    for key, d in io.items():
+        print(f"    {key:20s} reads {int(d['reads']):6d} at {d['read_ms']:6.2f} ms   writes {int(d['writes']):6d} at "
+              f"{d['write_ms']:6.2f} ms   flushes {int(d['flushes']):5d} at {d['flush_ms']:6.2f} ms")
     counts = lab.medians(samples, lab.KVMStats.FIELDS)
     print("  KVM exits and events per boot (medians; L1's debugfs):")
     print(f"    {'':20s}" + "".join(f"{key:>22s}" for key in counts))
