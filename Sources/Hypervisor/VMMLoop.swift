@@ -131,6 +131,10 @@ final class VMMLoop {
         guard let sandbox else { return }
         booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)
         state = .running
+        // What building the VM allocated and let go (the kernel's bytes,
+        // tables, parsed configuration) is the heap's high-water mark: kept
+        // resident, in every VM, until given back.
+        vmm_heap_trim()
     }
 
 

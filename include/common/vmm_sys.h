@@ -32,4 +32,8 @@ int vmm_name_thread(const char *name);
 #include <stddef.h>
 int vmm_open_pty(int *main_fd, int *peer_fd, char *path, size_t path_size);
 
+/* Gives the heap's free pages back to the host (malloc_trim, which
+ * malloc.h declares and Swift's Glibc does not export). */
+void vmm_heap_trim(void);
+
 #endif

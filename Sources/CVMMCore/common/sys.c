@@ -1,6 +1,7 @@
 /* Thin wrappers over glibc calls Swift cannot see without _GNU_SOURCE. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -41,3 +42,5 @@ int vmm_open_pty(int *main_fd, int *peer_fd, char *path, size_t path_size)
     *peer_fd = peer;
     return 0;
 }
+
+void vmm_heap_trim(void) { malloc_trim(0); }
