@@ -16,17 +16,8 @@ dir="$cache/debian12"
 stamp="$dir/ready-$(cat "$0" "$here"/guest/lab-boot-report* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$dir"; exit 0; fi
 
-need=(mmdebstrap e2fsprogs fdisk)
-missing=()
-for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "lab: installing ${missing[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$here/packages.sh"
+install_missing mmdebstrap e2fsprogs fdisk
 
 rm -rf "$dir"; mkdir -p "$dir"
 root="$dir/root"

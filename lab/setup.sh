@@ -12,17 +12,8 @@ cache="${LAB_CACHE:-$here/../.lab-cache}"
 mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 
-need=(qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1 iperf3)
-missing=()
-for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "lab: installing ${missing[*]}" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$here/packages.sh"
+install_missing qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1 iperf3
 
 # The newest Debian 6.1 ABI that has both flavours.
 abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' | awk '{print $1}' \
