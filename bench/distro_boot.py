@@ -50,7 +50,7 @@ def uptime(text):
     return float(m.group(1))
 
 
-def disk(text):
+def disk_stats(text):
     """The root disk's requests and the guest's mean wait for each kind, from
     /sys/block/vda/stat at the end of the boot (Documentation/block/stat.rst)."""
     m = re.search(r"LAB-DISK: ([0-9 ]+)", text)
@@ -90,7 +90,7 @@ def inside(cache, result_path, runs):
                 analysis = [line.split(": ", 1)[1] for line in text.splitlines()
                             if line.startswith(("LAB-ANALYZE: ", "LAB-BLAME: "))]
                 samples[f"{name} {cpus}"].append({"units_up": uptime(text), "power_off": total, "rss": rss,
-                                                  "analysis": analysis, **disk(text),
+                                                  "analysis": analysis, **disk_stats(text),
                                                   **{f: stats.values.get(f, 0) for f in lab.KVMStats.FIELDS}})
     lab.save(result_path, samples)
 
