@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 lab/setup.sh >/dev/null
+lab/debian.sh >/dev/null
 swift build -c release --static-swift-stdlib
 # The lab's scenarios (one L1 boot, ≈23 minutes on one core) start now,
 # beside the fuzzing and the tests' own build; the lab tests then read what

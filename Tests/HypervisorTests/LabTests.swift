@@ -147,6 +147,17 @@ struct LabLinuxBootTests {
         let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
         #expect(mem > 3_072_000, "MemTotal \(mem) kB: the RAM from 4 GiB up is missing")
     }
+
+    @Test("a real distribution: Debian 12 boots systemd from its own kernel, initrd and virtio root disk, confined, to a running system with no failed unit, and powers off with exit 0")
+    func debian() throws {
+        let boot = try Lab.boot("distro")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        // "running": systemd has no start-up job left and no unit failed ("degraded" otherwise).
+        let report = try #require(Lab.lines(boot.log, "LAB-BOOT: ").first, "\(boot.log.suffix(3000))")
+        #expect(report.hasSuffix("state=running"), "\(report); failed: \(Lab.lines(boot.log, "LAB-FAILED: "))")
+        #expect(Lab.lines(boot.log, "LAB-FAILED: ").isEmpty, "\(Lab.lines(boot.log, "LAB-FAILED: "))")
+        #expect(boot.log.contains("reboot: Power down"), "\(boot.log.suffix(2000))")
+    }
 }
 
 @Suite("virtio over PCI in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
