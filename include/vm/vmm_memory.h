@@ -33,9 +33,16 @@ struct vmm_mem_region {
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
+/* Address space for RAM: `size` bytes, PROT_NONE, starting at a
+ * VMM_RAM_ALIGN boundary, or NULL and errno. KVM maps guest memory 2 MiB
+ * at a time only where host and guest addresses agree modulo 2 MiB, and
+ * transparent huge pages back a range only from such a boundary; kernels
+ * before 6.7 (Debian 12's 6.1) place anonymous mappings at any page, which
+ * would leave guests on 4 KiB mappings throughout. Unmapped with munmap. */
+void *vmm_memory_reserve(uint64_t size);
+
 /* RAM mapped from now on goes at `base + gpa` inside a reservation the
- * caller owns (PROT_NONE, `size` bytes, outliving the VM; `base` at a
- * VMM_RAM_ALIGN boundary), and goes back
+ * caller owns (vmm_memory_reserve's, outliving the VM), and goes back
  * to it when unmapped: a guest's RAM keeps its host addresses across
  * reboots, which vhost-user backends expect (they keep ring addresses).
  * Regions beyond `size` are mapped anywhere. */

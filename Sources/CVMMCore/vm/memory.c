@@ -31,20 +31,16 @@ void vmm_memory_unmap(struct vmm_vm *vm, void *hva, uint64_t size)
         munmap(hva, size);
 }
 
-/* A hole of `size` bytes at a VMM_RAM_ALIGN boundary, for RAM outside an
- * arena. KVM maps guest memory 2 MiB at a time only where the host
- * address and the guest address agree modulo 2 MiB, and transparent huge
- * pages back a range only from such a boundary; kernels before 6.7 (Debian
- * 12's 6.1) place anonymous mappings at any page, which would leave the
- * guest on 4 KiB mappings throughout. */
-static void *aligned_hole(uint64_t size)
+void *vmm_memory_reserve(uint64_t size)
 {
     uint64_t span = size + VMM_RAM_ALIGN;
-    if (span < size)
-        return MAP_FAILED;
+    if (span < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
     uint8_t *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
-        return MAP_FAILED;
+        return NULL;
     uint8_t *start = (uint8_t *)(((uintptr_t)p + VMM_RAM_ALIGN - 1) & ~(uintptr_t)(VMM_RAM_ALIGN - 1));
     if (start > p)
         munmap(p, (size_t)(start - p));
@@ -84,10 +80,8 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
     void *at = NULL, *hole = NULL;
     if (vm->arena && size <= vm->arena_size && gpa <= vm->arena_size - size)
         at = vm->arena + gpa;
-    else if ((hole = aligned_hole(size)) != MAP_FAILED)
-        at = hole;
     else
-        hole = NULL; /* no room for the slack: anywhere, as before */
+        at = hole = vmm_memory_reserve(size); /* NULL (no room for the slack): anywhere */
     void *hva = mmap(at, size, PROT_READ | PROT_WRITE, mflags | (at ? MAP_FIXED : 0), fd, 0);
     if (hva == MAP_FAILED) {
         int saved = -errno;

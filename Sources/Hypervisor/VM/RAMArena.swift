@@ -13,23 +13,17 @@ final class RAMArena {
     /// At a `VMM_RAM_ALIGN` boundary, so guest RAM can be huge pages.
     let base: UnsafeMutableRawPointer
     let size: UInt64
-    /// The reservation as mapped: `base` and `size` plus the slack that aligns them.
-    private let reservation: (start: UnsafeMutableRawPointer, length: Int)
 
     /// Room for the RAM and hotplug room `memory` may grow to.
     init(for memory: MemoryConfig) throws(VMMError) {
         let most = memory.sizeBytes + memory.hotplugBytes
         let top = GuestLayout.hotplugRAM(memoryBytes: most, hotplugBytes: memory.hotplugBytes).end
         size = top + (1 << 30)
-        let length = Int(size + VMM_RAM_ALIGN)
-        let p = mmap(nil, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else {
+        guard let p = vmm_memory_reserve(size) else {
             throw .system(SystemError("reserve \(ByteSize.describe(size)) of address space for guest RAM", errno: errno))
         }
-        reservation = (p, length)
-        let align = UInt(VMM_RAM_ALIGN)
-        base = p + Int((align - UInt(bitPattern: p) % align) % align)
+        base = p
     }
 
-    deinit { munmap(reservation.start, reservation.length) }
+    deinit { munmap(base, Int(size)) }
 }
