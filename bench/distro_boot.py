@@ -87,8 +87,8 @@ def inside(cache, result_path, runs):
                 settle()
                 with lab.KVMStats() as stats:
                     _, total, rss, text = lab.timed(cmd, log, MARKER)
-                analysis = [line.split(": ", 1)[1] for line in text.splitlines()
-                            if line.startswith(("LAB-ANALYZE: ", "LAB-BLAME: "))]
+                # A line may follow the serial getty's prompt ("debian-l2 login: LAB-...").
+                analysis = [m.group(1) for m in re.finditer(r"LAB-(?:ANALYZE|BLAME): (.*)", text)]
                 samples[f"{name} {cpus}"].append({"units_up": uptime(text), "power_off": total, "rss": rss,
                                                   "analysis": analysis, **disk_stats(text),
                                                   **{f: stats.values.get(f, 0) for f in lab.KVMStats.FIELDS}})
