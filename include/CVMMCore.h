@@ -7,6 +7,7 @@
 #include "vm/vmm_vm.h"
 #include "vm/vmm_memory.h"
 #include "vm/vmm_vcpu.h"
+#include "vm/vmm_state.h"
 #include "irq/vmm_irq.h"
 #include "irq/vmm_gsi.h"
 #include "common/vmm_log.h"

@@ -54,6 +54,12 @@ int vmm_msix_hand_out(struct vmm_msix *msix);
  * -EINVAL for a vector the function does not have. */
 int vmm_msix_signal(struct vmm_msix *msix, unsigned vector);
 bool vmm_msix_enabled(struct vmm_msix *msix);
+/* Snapshot: the vector table (four words a vector) and pending bits of
+ * the first `count` vectors (-EINVAL if the function has another count).
+ * Restore before the config space, whose enable and mask bits then
+ * route and fire them. */
+int vmm_msix_save(struct vmm_msix *msix, uint32_t *table, uint64_t *pba, unsigned count);
+int vmm_msix_restore(struct vmm_msix *msix, const uint32_t *table, const uint64_t *pba, unsigned count);
 unsigned vmm_msix_vector_count(const struct vmm_msix *msix);
 /* The eventfd behind `vector` (for a device that signals from elsewhere). */
 int vmm_msix_eventfd(const struct vmm_msix *msix, unsigned vector);

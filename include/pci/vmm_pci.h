@@ -89,6 +89,13 @@ void vmm_pci_dev_set_passthrough(struct vmm_pci_dev *dev, uint32_t offset, uint3
 /* Lets the guest write `mask`'s bits of [offset, offset+length). */
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, uint32_t offset, const uint8_t *mask, uint32_t length);
 
+/* Snapshot: the config bytes as the guest sees them. Restore puts them
+ * back whole, moves the BARs to where they say and tells the function
+ * kind (config_written over all of it); -ENODEV if the saved bytes are
+ * another vendor's or device's. */
+void vmm_pci_dev_save_config(struct vmm_pci_dev *dev, uint8_t out[VMM_PCI_CFG_SIZE]);
+int vmm_pci_dev_restore_config(struct vmm_pci_dev *dev, const uint8_t config[VMM_PCI_CFG_SIZE]);
+
 /* Reads/writes config space as the guest does (`offset` 0..4095). */
 void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t *data,
                                uint32_t size, bool is_write);

@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 
+#include "platform/vmm_rtc.h"
+#include "platform/vmm_serial.h"
+
 #define VMM_COM1_PORT 0x3f8
 #define VMM_COM1_LEN 8
 #define VMM_COM1_GSI 4
@@ -33,5 +36,19 @@ void vmm_platform_destroy(struct vmm_platform *p);
 struct vmm_serial *vmm_platform_serial(struct vmm_platform *p);
 /* Raises GED events (VMM_GED_*) and the GED's interrupt. */
 int vmm_platform_notify(struct vmm_platform *p, uint8_t events);
+
+/* Snapshot: the board's devices with a state (COM1, the RTC). The
+ * version covers this struct and the ones it holds. */
+#define VMM_PLATFORM_STATE_VERSION 1
+struct vmm_platform_state {
+    struct vmm_serial_state serial;
+    struct vmm_rtc_state rtc;
+    uint8_t has_serial;
+    uint8_t reserved[6];
+};
+void vmm_platform_save(struct vmm_platform *p, struct vmm_platform_state *out);
+/* -ENODEV when the state has COM1 and this board has none (or the other
+ * way round); -EINVAL for a state no UART could be in. */
+int vmm_platform_restore(struct vmm_platform *p, const struct vmm_platform_state *state);
 
 #endif

@@ -19,4 +19,14 @@ void vmm_rtc_destroy(struct vmm_rtc *rtc);
 /* Bus handler; `opaque` is the struct vmm_rtc. */
 void vmm_rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write);
 
+/* Snapshot: the index register and the CMOS bytes the guest may have
+ * written (the time is the host's, read at each access). */
+#define VMM_RTC_STATE_VERSION 1
+struct vmm_rtc_state {
+    uint8_t index;
+    uint8_t cmos[128];
+};
+void vmm_rtc_save(struct vmm_rtc *rtc, struct vmm_rtc_state *out);
+void vmm_rtc_restore(struct vmm_rtc *rtc, const struct vmm_rtc_state *state);
+
 #endif

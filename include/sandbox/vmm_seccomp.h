@@ -37,6 +37,10 @@ unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out
 /* What the VMM thread also issues when devices can be hot-added (the API). */
 unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out);
 
+/* What the VMM thread also issues to save KVM's state (vm.snapshot, with
+ * the API) or to restore it (vm.restore, --restore). */
+unsigned vmm_seccomp_state_ioctls(const unsigned long **out);
+
 /* Sets no_new_privs and installs `program` on the calling thread. */
 int vmm_seccomp_install(const struct vmm_seccomp_program *program);
 

@@ -115,6 +115,42 @@ int vmm_vhost_user_blk_create(struct vmm_vm *vm, const struct vmm_vhost_user_blk
  * the region is added); 0 for any other device. */
 int vmm_vhost_user_sync_memory(struct vmm_virtio *device);
 
+/* Snapshot: a virtio-pci function whole: its config space, MSI-X table
+ * and pending bits, the transport's registers, the device's negotiated
+ * features, status and queues (with the indices the device had reached),
+ * and what the device kind keeps of its own (`device`). Taken from a
+ * paused VM, whose device threads finished or gave back what they had
+ * in flight first. The version covers all of it. */
+#define VMM_VIRTIO_STATE_VERSION 1
+#define VMM_VIRTIO_STATE_MAX_QUEUES 64
+#define VMM_VIRTIO_STATE_DEVICE_BYTES 64
+struct vmm_virtio_queue_state {
+    uint64_t desc, driver, device;
+    uint16_t size, vector, last_avail, used_idx, signalled_used;
+    uint8_t enabled, signalled_valid;
+    uint32_t reserved;
+};
+struct vmm_virtio_pci_state {
+    uint16_t device_id, nqueues;
+    uint8_t status, config_generation, isr, active;
+    uint64_t driver_features;
+    uint32_t device_feature_select, driver_feature_select;
+    uint16_t queue_select, config_vector;
+    uint32_t reserved;
+    uint8_t config[4096];
+    uint32_t msix_table[(VMM_VIRTIO_STATE_MAX_QUEUES + 1) * 4];
+    uint64_t msix_pba[2];
+    struct vmm_virtio_queue_state queues[VMM_VIRTIO_STATE_MAX_QUEUES];
+    uint8_t device[VMM_VIRTIO_STATE_DEVICE_BYTES];
+};
+/* Call with the VM paused. -E2BIG: more queues than a state holds;
+ * -ENOTSUP: a device kind whose state cannot be saved (vhost-user, vsock). */
+int vmm_virtio_pci_save(struct vmm_virtio_pci *t, struct vmm_virtio_pci_state *out);
+/* Before the device thread starts: the function as saved, its device
+ * running again from the saved indices once the thread is resumed.
+ * -ENODEV: the state is another kind of device or queue count. */
+int vmm_virtio_pci_restore(struct vmm_virtio_pci *t, const struct vmm_virtio_pci_state *state);
+
 /* Wraps `device` (now owned by the transport) in a PCI function with one
  * 64-bit memory BAR (BAR 0) holding the virtio structures and MSI-X. */
 int vmm_virtio_pci_create(struct vmm_vm *vm, struct vmm_virtio *device, struct vmm_virtio_pci **out);

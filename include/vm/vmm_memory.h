@@ -4,6 +4,7 @@
 #ifndef VMM_MEMORY_H
 #define VMM_MEMORY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct vmm_vm;
@@ -59,6 +60,15 @@ unsigned vmm_memory_region_count(const struct vmm_vm *vm);
 /* -ENOENT past the last region. */
 int vmm_memory_region(const struct vmm_vm *vm, unsigned index,
                       struct vmm_mem_region *out);
+
+/* Snapshot: every RAM region in order, back to back in `fd` from offset
+ * 0, zero pages left as holes (a sparse file the size of all RAM).
+ * VMM thread, the VM paused. 0 or the negative errno. */
+int vmm_memory_save(const struct vmm_vm *vm, int fd);
+/* Restore: the file's data back into the regions, its holes left as the
+ * fresh RAM they are (zero, not faulted in unless `prefault`). -EINVAL if
+ * the file is not the size of this VM's RAM. Before the vCPUs start. */
+int vmm_memory_restore(const struct vmm_vm *vm, int fd, bool prefault);
 
 /* The host address of [gpa, gpa+len) if one region holds all of it, else
  * NULL: callers never write across a hole by accident. */

@@ -330,3 +330,29 @@ int vmm_msix_eventfd(const struct vmm_msix *m, unsigned v)
 {
     return v < m->count ? m->vectors[v].irq.eventfd : -1;
 }
+
+int vmm_msix_save(struct vmm_msix *m, uint32_t *table, uint64_t *pba, unsigned count)
+{
+    if (count != m->count)
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    memcpy(table, m->table, count * sizeof(*m->table));
+    memcpy(pba, m->pba, (count + 63) / 64 * sizeof(uint64_t));
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+int vmm_msix_restore(struct vmm_msix *m, const uint32_t *table, const uint64_t *pba, unsigned count)
+{
+    if (count != m->count)
+        return -EINVAL;
+    pthread_mutex_lock(&m->lock);
+    memcpy(m->table, table, count * sizeof(*m->table));
+    memcpy(m->pba, pba, (count + 63) / 64 * sizeof(uint64_t));
+    for (unsigned v = 0; v < count; v++) {
+        m->table[v].ctrl &= ENTRY_MASKED;
+        m->vectors[v].routed = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}

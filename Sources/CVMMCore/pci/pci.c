@@ -311,3 +311,29 @@ void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t
         dev->ops->config_written(dev->opaque, offset, size);
     pthread_mutex_unlock(&dev->lock);
 }
+
+void vmm_pci_dev_save_config(struct vmm_pci_dev *dev, uint8_t out[VMM_PCI_CFG_SIZE])
+{
+    pthread_mutex_lock(&dev->lock);
+    memcpy(out, dev->cfg, VMM_PCI_CFG_SIZE);
+    pthread_mutex_unlock(&dev->lock);
+}
+
+int vmm_pci_dev_restore_config(struct vmm_pci_dev *dev, const uint8_t config[VMM_PCI_CFG_SIZE])
+{
+    pthread_mutex_lock(&dev->lock);
+    if (memcmp(dev->cfg + CFG_VENDOR, config + CFG_VENDOR, 4) != 0) {
+        pthread_mutex_unlock(&dev->lock);
+        return -ENODEV;
+    }
+    /* Read-only bytes stay this function's: only what a guest could have
+     * written comes from the snapshot. */
+    for (uint32_t i = 0; i < VMM_PCI_CFG_SIZE; i++)
+        dev->cfg[i] = (uint8_t)((dev->cfg[i] & ~(dev->wmask[i] | dev->w1c[i])) |
+                                (config[i] & (dev->wmask[i] | dev->w1c[i])));
+    bars_sync(dev);
+    if (dev->ops && dev->ops->config_written)
+        dev->ops->config_written(dev->opaque, 0, VMM_PCI_CFG_SIZE);
+    pthread_mutex_unlock(&dev->lock);
+    return 0;
+}

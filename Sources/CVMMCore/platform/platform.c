@@ -99,3 +99,23 @@ int vmm_platform_create(struct vmm_vm *vm, const struct vmm_platform_config *cfg
 struct vmm_serial *vmm_platform_serial(struct vmm_platform *p) { return p->serial; }
 
 int vmm_platform_notify(struct vmm_platform *p, uint8_t events) { return vmm_ged_notify(p->ged, events); }
+
+_Static_assert(sizeof(struct vmm_platform_state) == 216, "platform state layout changed: bump VMM_PLATFORM_STATE_VERSION");
+
+void vmm_platform_save(struct vmm_platform *p, struct vmm_platform_state *out)
+{
+    *out = (struct vmm_platform_state){ .has_serial = p->serial != NULL };
+    if (p->serial)
+        vmm_serial_save(p->serial, &out->serial);
+    vmm_rtc_save(p->rtc, &out->rtc);
+}
+
+int vmm_platform_restore(struct vmm_platform *p, const struct vmm_platform_state *state)
+{
+    if ((state->has_serial != 0) != (p->serial != NULL))
+        return -ENODEV;
+    int ret = p->serial ? vmm_serial_restore(p->serial, &state->serial) : 0;
+    if (ret == 0)
+        vmm_rtc_restore(p->rtc, &state->rtc);
+    return ret;
+}

@@ -65,6 +65,24 @@ void vmm_rtc_destroy(struct vmm_rtc *rtc)
     free(rtc);
 }
 
+_Static_assert(sizeof(struct vmm_rtc_state) == 129, "RTC state layout changed: bump VMM_RTC_STATE_VERSION");
+
+void vmm_rtc_save(struct vmm_rtc *rtc, struct vmm_rtc_state *out)
+{
+    pthread_mutex_lock(&rtc->lock);
+    out->index = rtc->index;
+    memcpy(out->cmos, rtc->cmos, sizeof(out->cmos));
+    pthread_mutex_unlock(&rtc->lock);
+}
+
+void vmm_rtc_restore(struct vmm_rtc *rtc, const struct vmm_rtc_state *in)
+{
+    pthread_mutex_lock(&rtc->lock);
+    rtc->index = in->index & INDEX_MASK;
+    memcpy(rtc->cmos, in->cmos, sizeof(rtc->cmos));
+    pthread_mutex_unlock(&rtc->lock);
+}
+
 static uint8_t bcd(int v) { return (uint8_t)((v / 10) << 4 | v % 10); }
 
 struct civil {

@@ -86,6 +86,39 @@ void vmm_serial_destroy(struct vmm_serial *s)
     free(s);
 }
 
+_Static_assert(sizeof(struct vmm_serial_state) == 80, "serial state layout changed: bump VMM_SERIAL_STATE_VERSION");
+_Static_assert(sizeof(((struct vmm_serial_state *)0)->rx) == RX_FIFO_SIZE, "the FIFO is the state's");
+
+void vmm_serial_save(struct vmm_serial *s, struct vmm_serial_state *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = (struct vmm_serial_state){ .ier = s->ier, .lcr = s->lcr, .mcr = s->mcr, .scr = s->scr, .fcr = s->fcr,
+                                      .dll = s->dll, .dlm = s->dlm, .thre_pending = s->thre_pending,
+                                      .rx_head = s->rx_head, .rx_count = s->rx_count };
+    memcpy(out->rx, s->rx, sizeof(out->rx));
+    pthread_mutex_unlock(&s->lock);
+}
+
+int vmm_serial_restore(struct vmm_serial *s, const struct vmm_serial_state *in)
+{
+    if (in->rx_head >= RX_FIFO_SIZE || in->rx_count > RX_FIFO_SIZE)
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    s->ier = in->ier & IER_MASK;
+    s->lcr = in->lcr;
+    s->mcr = in->mcr & MCR_MASK;
+    s->scr = in->scr;
+    s->fcr = in->fcr;
+    s->dll = in->dll;
+    s->dlm = in->dlm;
+    s->thre_pending = in->thre_pending;
+    memcpy(s->rx, in->rx, sizeof(s->rx));
+    s->rx_head = in->rx_head;
+    s->rx_count = in->rx_count;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
 static bool rda_pending(const struct vmm_serial *s)
 {
     return (s->ier & IER_RDA) && s->rx_count > 0;

@@ -73,6 +73,20 @@ unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out)
     return sizeof(hotplug_ioctls) / sizeof(hotplug_ioctls[0]);
 }
 
+/* What vm.snapshot reads of KVM on the VMM thread and a restore
+ * (vm.restore, --restore) writes back (vcpu_state.c). */
+static const unsigned long state_ioctls[] = {
+    KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_XSAVE, KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS,
+    KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
+    KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_GET_PIT2, KVM_SET_PIT2,
+};
+
+unsigned vmm_seccomp_state_ioctls(const unsigned long **out)
+{
+    *out = state_ioctls;
+    return sizeof(state_ioctls) / sizeof(state_ioctls[0]);
+}
+
 /* virtio_net.c: what the driver negotiates (offloads) and chooses (queue pairs). */
 static const unsigned long net_ioctls[] = { TUNSETOFFLOAD, TUNSETQUEUE };
 

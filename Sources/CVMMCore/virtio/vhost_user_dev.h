@@ -34,6 +34,7 @@ int vhost_user_dev_create(struct vmm_vm *vm, const struct virtio_device_ops *ops
 #define VHOST_USER_DEV_OPS(id, class)                                                   \
     {                                                                                   \
         .device_id = (id), .pci_class = (class), .external_queues = true,               \
+        .unsaveable = true, /* the backend holds the queues */                          \
         .config_access = vhost_user_dev_config, .activate = vhost_user_dev_activate,    \
         .queue_kick = vhost_user_dev_kick, .fd_ready = vhost_user_dev_fd_ready,         \
         .reset = vhost_user_dev_reset, .destroy = vhost_user_dev_destroy,               \

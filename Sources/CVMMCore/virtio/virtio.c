@@ -167,11 +167,21 @@ static void thread_activate(struct vmm_virtio *v)
             virtio_fail(v, i, ret);
             return;
         }
+        if (q->restored) {
+            q->vq.last_avail = q->saved.last_avail;
+            q->vq.used_idx = q->saved.used_idx;
+            q->vq.signalled_used = q->saved.signalled_used;
+            q->vq.signalled_valid = q->saved.signalled_valid;
+            q->restored = false;
+        }
         q->live_vector = q->vector;
     }
     v->active = true;
     if (v->ops->activate)
         v->ops->activate(v);
+    if (v->restored && v->ops->restore)
+        v->ops->restore(v, v->saved_device);
+    v->restored = false;
     for (unsigned i = 0; i < v->nqueues && v->active; i++)
         if (v->queues[i].enabled)
             v->ops->queue_kick(v, i);
@@ -187,6 +197,10 @@ static bool thread_control(struct vmm_virtio *v)
     /* Held here, between two requests: the guest's queues and memory stay
      * as they are; kicks and fd readiness wait in their eventfds. */
     if (v->want_pause && !v->want_stop) {
+        pthread_mutex_unlock(&v->lock);
+        if (v->active && v->ops->settle)
+            v->ops->settle(v);
+        pthread_mutex_lock(&v->lock);
         v->paused = true;
         pthread_cond_broadcast(&v->acked);
         while (v->want_pause && !v->want_stop)
@@ -354,4 +368,61 @@ void virtio_set_status(struct vmm_virtio *v, uint8_t status)
         ctl_post(v);
     }
     pthread_mutex_unlock(&v->lock);
+}
+
+void virtio_save(struct vmm_virtio *v, struct vmm_virtio_pci_state *out)
+{
+    pthread_mutex_lock(&v->lock);
+    out->device_id = v->ops->device_id;
+    out->nqueues = (uint16_t)v->nqueues;
+    out->status = v->status;
+    out->config_generation = v->config_generation;
+    out->active = v->active;
+    out->driver_features = v->driver_features;
+    out->config_vector = v->config_vector;
+    for (unsigned i = 0; i < v->nqueues && i < VMM_VIRTIO_STATE_MAX_QUEUES; i++) {
+        const struct virtio_queue *q = &v->queues[i];
+        out->queues[i] = (struct vmm_virtio_queue_state){
+            .desc = q->desc, .driver = q->driver, .device = q->device, .size = q->size, .vector = q->vector,
+            .enabled = q->enabled, .last_avail = q->vq.last_avail, .used_idx = q->vq.used_idx,
+            .signalled_used = q->vq.signalled_used, .signalled_valid = q->vq.signalled_valid,
+        };
+    }
+    if (v->active && v->ops->save)
+        v->ops->save(v, out->device);
+    pthread_mutex_unlock(&v->lock);
+}
+
+void virtio_restore(struct vmm_virtio *v, const struct vmm_virtio_pci_state *in)
+{
+    pthread_mutex_lock(&v->lock);
+    /* What the driver may write is checked as when it writes it. */
+    v->driver_features = in->driver_features & v->features;
+    v->status = in->status;
+    v->config_generation = in->config_generation;
+    v->config_vector = in->config_vector;
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        struct virtio_queue *q = &v->queues[i];
+        const struct vmm_virtio_queue_state *s = &in->queues[i];
+        bool size_ok = s->size && s->size <= q->max_size && !(s->size & (s->size - 1));
+        q->size = size_ok ? s->size : q->max_size;
+        q->vector = s->vector;
+        q->enabled = s->enabled;
+        q->desc = s->desc;
+        q->driver = s->driver;
+        q->device = s->device;
+        q->saved = *s;
+        q->restored = in->active;
+    }
+    v->restored = in->active;
+    memcpy(v->saved_device, in->device, sizeof(v->saved_device));
+    /* The device ran when it was saved: it runs again, from the saved
+     * indices, once its thread is let go (vm.resume). One that had
+     * stopped for a reset waits for the driver's. */
+    if (in->active && (v->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET))
+        v->want_activate = true;
+    v->want_pause = true;
+    pthread_mutex_unlock(&v->lock);
+    if (v->want_activate)
+        ctl_post(v);
 }

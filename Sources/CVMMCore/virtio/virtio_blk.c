@@ -353,6 +353,17 @@ static void reset(struct vmm_virtio *v)
     drain(blk_of(v));
 }
 
+/* A pause completes what the host has in flight: the guest gets its
+ * answers, and the used rings are the whole state of the queues. */
+static void settle(struct vmm_virtio *v)
+{
+    struct virtio_blk *b = blk_of(v);
+    if (!b->uring)
+        return;
+    drain(b);
+    fd_ready(v, -1, 0);
+}
+
 static void destroy(struct vmm_virtio *v)
 {
     struct virtio_blk *b = blk_of(v);
@@ -373,6 +384,7 @@ static const struct virtio_device_ops blk_ops = {
     .queue_kick = queue_kick,
     .fd_ready = fd_ready,
     .batch_done = batch_done,
+    .settle = settle,
     .reset = reset,
     .destroy = destroy,
 };

@@ -23,6 +23,9 @@ struct virtio_queue {
     /* Device thread only, while active. */
     struct vmm_virtq vq;
     uint16_t live_vector;
+    /* A restore: the indices the next activation starts from. */
+    bool restored;
+    struct vmm_virtio_queue_state saved;
 };
 
 struct vmm_virtio;
@@ -45,6 +48,17 @@ struct virtio_device_ops {
     void (*fd_ready)(struct vmm_virtio *v, int fd, uint32_t events);
     /* After each batch of requests virtio_serve_queue took (may be NULL). */
     void (*batch_done)(struct vmm_virtio *v);
+    /* Before the thread holds for a pause: finish what is in flight, or
+     * give back to the ring what was taken and not used, so the queues'
+     * indices are the device's whole state (may be NULL). */
+    void (*settle)(struct vmm_virtio *v);
+    /* Snapshot of what the kind keeps beyond its queues, in at most
+     * VMM_VIRTIO_STATE_DEVICE_BYTES (may be NULL: nothing). `restore`
+     * runs on the device thread right after a restored activation. */
+    void (*save)(struct vmm_virtio *v, uint8_t *state);
+    void (*restore)(struct vmm_virtio *v, const uint8_t *state);
+    /* The kind's state lives outside this process: no snapshot. */
+    bool unsaveable;
     /* Drop every in-flight state: the driver reset the device. */
     void (*reset)(struct vmm_virtio *v);
     /* Free the device's own resources (the core frees the rest). */
@@ -82,6 +96,9 @@ struct vmm_virtio {
      * `want_pause`; `exited` once it has returned, whatever the reason. */
     bool want_pause, paused, exited;
     bool active; /* device thread only */
+    /* A restore: the kind's own state for `restore` after activation. */
+    bool restored;
+    uint8_t saved_device[VMM_VIRTIO_STATE_DEVICE_BYTES];
     vmm_vcpu_thread_init_fn init;
     void *init_opaque;
     struct vmm_ratelimit broken_log;
@@ -116,6 +133,11 @@ void virtio_serve_queue(struct vmm_virtio *v, unsigned q, struct vmm_virtq_chain
 /* Adds/changes a device fd on the thread's epoll set (events 0: paused). */
 int virtio_watch(struct vmm_virtio *v, int fd, uint32_t events, bool add);
 int virtio_unwatch(struct vmm_virtio *v, int fd);
+
+/* virtio.c: snapshot of the core's part, the VM paused (save) or the
+ * thread not started (restore). */
+void virtio_save(struct vmm_virtio *v, struct vmm_virtio_pci_state *out);
+void virtio_restore(struct vmm_virtio *v, const struct vmm_virtio_pci_state *state);
 
 /* virtio.c: for the transport (vCPU threads). */
 void virtio_set_status(struct vmm_virtio *v, uint8_t status);

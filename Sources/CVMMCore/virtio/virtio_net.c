@@ -56,6 +56,7 @@ struct net_pair {
 struct virtio_net {
     struct vmm_virtio v;
     unsigned pairs, active_pairs;
+    uint64_t offloads;  /* the guest offloads the tap has now (VIRTIO_NET_F_GUEST_*) */
     uint32_t rx_need;   /* the largest frame the tap may hand over, header included */
     uint8_t config[12]; /* mac, status, max_virtqueue_pairs, mtu */
     struct vmm_ratelimit tap_log;
@@ -280,6 +281,7 @@ static int set_offloads(struct virtio_net *n, uint64_t guest)
             return -errno;
     }
     n->rx_need = largest_frame(n, flags & (TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UFO));
+    n->offloads = guest;
     return 0;
 }
 
@@ -349,6 +351,48 @@ static void activate(struct vmm_virtio *v)
         drop_stage(&n->pair[p]);
 }
 
+/* A pause gives the receive buffers taken and not filled back to the
+ * ring, oldest first, as they were never taken: the next frame (on this
+ * run or a restored one) takes them again. */
+static void settle(struct vmm_virtio *v)
+{
+    struct virtio_net *n = net_of(v);
+    for (unsigned p = 0; p < n->pairs; p++) {
+        struct net_pair *pair = &n->pair[p];
+        v->queues[2 * p].vq.last_avail -= (uint16_t)(pair->stage->chains + pair->held);
+        drop_stage(pair);
+    }
+}
+
+struct net_state {
+    uint64_t offloads;
+    uint16_t active_pairs;
+};
+_Static_assert(sizeof(struct net_state) <= VMM_VIRTIO_STATE_DEVICE_BYTES, "virtio-net state fits the device bytes");
+
+static void save(struct vmm_virtio *v, uint8_t *state)
+{
+    struct virtio_net *n = net_of(v);
+    struct net_state s = { .offloads = n->offloads, .active_pairs = (uint16_t)n->active_pairs };
+    memcpy(state, &s, sizeof(s));
+}
+
+/* After the restored activation, which set the offloads from the
+ * features and one queue pair: what the driver had asked since. */
+static void restore(struct vmm_virtio *v, const uint8_t *state)
+{
+    struct virtio_net *n = net_of(v);
+    struct net_state s;
+    memcpy(&s, state, sizeof(s));
+    int ret = 0;
+    if (!(s.offloads & ~v->driver_features) && s.offloads != n->offloads)
+        ret = set_offloads(n, s.offloads);
+    if (ret == 0 && s.active_pairs >= 1 && s.active_pairs <= n->pairs)
+        ret = set_active_pairs(n, s.active_pairs);
+    if (ret < 0 && vmm_ratelimit_allow(&n->tap_log))
+        vmm_log_warn("%s: configuring the tap as it was: %s", v->thread_name, strerror(-ret));
+}
+
 static void reset(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
@@ -375,6 +419,9 @@ static const struct virtio_device_ops net_ops = {
     .activate = activate,
     .queue_kick = queue_kick,
     .fd_ready = fd_ready,
+    .settle = settle,
+    .save = save,
+    .restore = restore,
     .reset = reset,
     .destroy = destroy,
 };

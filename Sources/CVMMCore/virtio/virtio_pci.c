@@ -316,6 +316,54 @@ error:
     return ret;
 }
 
+_Static_assert(sizeof(struct vmm_virtio_pci_state) == 7808, "virtio state layout changed: bump VMM_VIRTIO_STATE_VERSION");
+
+int vmm_virtio_pci_save(struct vmm_virtio_pci *t, struct vmm_virtio_pci_state *out)
+{
+    struct vmm_virtio *v = t->virtio;
+    if (v->ops->unsaveable)
+        return -ENOTSUP;
+    if (v->nqueues > VMM_VIRTIO_STATE_MAX_QUEUES)
+        return -E2BIG;
+    memset(out, 0, sizeof(*out));
+    virtio_save(v, out);
+    pthread_mutex_lock(&v->lock);
+    out->device_feature_select = t->device_feature_select;
+    out->driver_feature_select = t->driver_feature_select;
+    out->queue_select = t->queue_select;
+    pthread_mutex_unlock(&v->lock);
+    out->isr = atomic_load(&t->isr);
+    vmm_pci_dev_save_config(t->pci, out->config);
+    return vmm_msix_save(t->msix, out->msix_table, out->msix_pba, v->nqueues + 1);
+}
+
+int vmm_virtio_pci_restore(struct vmm_virtio_pci *t, const struct vmm_virtio_pci_state *in)
+{
+    struct vmm_virtio *v = t->virtio;
+    if (v->ops->unsaveable)
+        return -ENOTSUP;
+    if (in->device_id != v->ops->device_id || in->nqueues != v->nqueues)
+        return -ENODEV;
+    int ret = vmm_msix_restore(t->msix, in->msix_table, in->msix_pba, v->nqueues + 1);
+    if (ret < 0)
+        return ret;
+    /* The BAR's place and MSI-X enable: ioeventfds and routes follow. */
+    if ((ret = vmm_pci_dev_restore_config(t->pci, in->config)) < 0)
+        return ret;
+    struct vmm_virtio_pci_state checked = *in;
+    checked.config_vector = valid_vector(t, in->config_vector);
+    for (unsigned i = 0; i < v->nqueues; i++)
+        checked.queues[i].vector = valid_vector(t, in->queues[i].vector);
+    pthread_mutex_lock(&v->lock);
+    t->device_feature_select = in->device_feature_select;
+    t->driver_feature_select = in->driver_feature_select;
+    t->queue_select = in->queue_select;
+    pthread_mutex_unlock(&v->lock);
+    atomic_store(&t->isr, in->isr);
+    virtio_restore(v, &checked);
+    return 0;
+}
+
 struct vmm_pci_dev *vmm_virtio_pci_function(struct vmm_virtio_pci *t) { return t->pci; }
 
 int vmm_virtio_pci_start(struct vmm_virtio_pci *t, vmm_vcpu_thread_init_fn init, void *opaque)

@@ -640,6 +640,8 @@ static void destroy(struct vmm_virtio *v)
 static const struct virtio_device_ops vsock_ops = {
     .device_id = VIRTIO_ID_VSOCK,
     .pci_class = 0x078000, /* communication, other */
+    /* Its connections are host sockets: not a snapshot's to carry. */
+    .unsaveable = true,
     .config_access = config_access,
     .queue_kick = queue_kick,
     .fd_ready = fd_ready,

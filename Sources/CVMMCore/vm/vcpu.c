@@ -82,6 +82,24 @@ static void *vcpu_leave(struct vmm_vcpu *vcpu)
     return NULL;
 }
 
+/* An exit's access (a port or MMIO read's value, the rest of a string
+ * instruction) is finished inside the next KVM_RUN: until then the
+ * registers KVM reports are not the guest's. Before parking, one entry
+ * with immediate_exit set completes it and runs no guest instruction, so
+ * a parked vCPU's state is whole (what a snapshot saves). False when the
+ * vCPU must stop. */
+static bool vcpu_settle(struct vmm_vcpu *vcpu)
+{
+    __atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    while (ioctl(vcpu->fd, KVM_RUN, 0) == 0)
+        if (!vmm_vcpu_handle_exit(vcpu))
+            return false;
+    if (errno == EINTR || errno == EAGAIN)
+        return true;
+    vmm_vm_request_stop(vcpu->vm, VMM_STOP_RUN_ERROR, (int)vcpu->index, (uint64_t)errno);
+    return false;
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vmm_vcpu *vcpu = arg;
@@ -103,6 +121,8 @@ static void *vcpu_thread(void *arg)
 
     while (!atomic_load(&vm->stopping) && !atomic_load(&vcpu->leaving)) {
         if (atomic_load(&vm->pausing)) {
+            if (!vcpu_settle(vcpu))
+                break;
             vmm_vcpu_park(vcpu);
             continue;
         }
