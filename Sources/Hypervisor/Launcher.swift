@@ -21,12 +21,22 @@ public struct Launcher {
 
     /// With `--api-socket` and no `--kernel`, nothing boots until the API
     /// says `vm.create` and `vm.boot`, as in Cloud Hypervisor.
-    public var waitsForAPI: Bool { config.apiSocket != nil && config.kernelPath == nil }
+    public var waitsForAPI: Bool { config.apiSocket != nil && config.kernelPath == nil && config.restore == nil }
 
     /// Returns how the VMM ended: power-off, a stop signal or `vmm.shutdown`
     /// (success), or a guest/KVM failure. A guest reset reboots.
     public func run() throws(VMMError) -> StopReason {
-        let config = self.config.withDeviceIDs()
+        var config = self.config.withDeviceIDs()
+        var snapshot: SnapshotSource?
+        if let restore = config.restore {
+            // Cloud Hypervisor: the snapshot's configuration is the VM's.
+            guard config.kernelPath == nil else {
+                throw .config(.conflict("--restore takes the VM's configuration from the snapshot: give it without --kernel and the other VM options"))
+            }
+            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: self.config)
+            config = source.config.withDeviceIDs()
+            snapshot = source
+        }
         do {
             try waitsForAPI ? config.validateVMMOptions() : config.validate()
         } catch {
@@ -58,7 +68,7 @@ public struct Launcher {
         }
         defer { server?.stop() }
         let loop = VMMLoop(base: self.config, created: waitsForAPI ? nil : config, resources: resources, events: events,
-                           channel: channel, logger: logger)
+                           channel: channel, logger: logger, restoring: snapshot.map { ($0, self.config.restore?.resume ?? false) })
         return try loop.run()
     }
 }

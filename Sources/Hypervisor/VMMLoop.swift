@@ -33,9 +33,13 @@ final class VMMLoop {
     private let events: EventLoop
     private let channel: APIChannel?
     private let logger: Logger
+    /// `--restore`: the first boot comes from this snapshot, and runs at
+    /// once with `resume`.
+    private var restoring: (source: SnapshotSource, resume: Bool)?
 
     init(base: VMConfig, created: VMConfig?, resources: LaunchResources?, events: EventLoop, channel: APIChannel?,
-         logger: Logger) {
+         logger: Logger, restoring: (source: SnapshotSource, resume: Bool)? = nil) {
+        self.restoring = restoring
         self.base = base
         config = created
         state = created == nil ? nil : .created
@@ -46,7 +50,16 @@ final class VMMLoop {
     }
 
     func run() throws(VMMError) -> StopReason {
-        if config != nil { try boot() }
+        if let restoring {
+            self.restoring = nil
+            try boot(restoring: restoring.source)
+            if restoring.resume {
+                try booted?.resume()
+                state = .running
+            }
+        } else if config != nil {
+            try boot()
+        }
         defer {
             channel?.close()
             booted?.stop()
@@ -107,7 +120,7 @@ final class VMMLoop {
     /// Boots `config` from `created` or `shutdown` (callers check the
     /// transition first): opens its files the first time, confines the
     /// VMM thread once.
-    private func boot() throws(VMMError) {
+    private func boot(restoring snapshot: SnapshotSource? = nil) throws(VMMError) {
         guard let config, state?.allows(.running) == true else { return }
         if resources == nil {
             // What confines the VMM thread also stops it opening another
@@ -122,15 +135,15 @@ final class VMMLoop {
         self.config?.serialPty = resources.serialOutput?.ptyPath
         self.config?.consolePty = resources.consoleOutput?.ptyPath
         if sandbox == nil {
-            let made = try Sandbox(config: config, terminal: resources.terminal != nil)
+            let made = try Sandbox(config: config, terminal: resources.terminal != nil, restoring: snapshot != nil)
             for output in [resources.serialOutput, resources.consoleOutput] {
                 try output?.start(filter: made.deviceFilters[VMM_THREAD_CONSOLE_SOCKET])
             }
             sandbox = made
         }
         guard let sandbox else { return }
-        booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger)
-        state = .running
+        booted = try BootedVM(config: config, resources: resources, sandbox: sandbox, logger: logger, restoring: snapshot)
+        state = snapshot == nil ? .running : .paused
         // What building the VM allocated and let go (the kernel's bytes,
         // tables, parsed configuration) is the heap's high-water mark: kept
         // resident, in every VM, until given back.
@@ -236,7 +249,51 @@ final class VMMLoop {
             return try remove(id)
         case .vmResize(let vcpus, let ramBytes):
             return try resize(vcpus: vcpus, ramBytes: ramBytes)
+        case .vmSnapshot(let url):
+            return try snapshot(url)
+        case .vmRestore(let restore):
+            return try self.restore(restore)
         }
+    }
+
+    /// vm.snapshot of the paused VM (Cloud Hypervisor refuses a running one too).
+    private func snapshot(_ url: String) throws(APIFailure) -> APIAnswer {
+        let vm = try running("vm.snapshot")
+        guard state == .paused, let config else { throw APIFailure(.failed, "vm.snapshot: the VM is running: vm.pause it first") }
+        do {
+            let directory = try SnapshotDirectory(url: url, what: "destination_url")
+            try vm.snapshot(to: directory, config: config)
+        } catch let error as ConfigError {
+            throw APIFailure(.invalidConfig, "vm.snapshot: \(error)")
+        } catch {
+            throw APIFailure(.failed, "vm.snapshot: \(error)")
+        }
+        logger.info("vm.snapshot: written to \(url)")
+        return .done
+    }
+
+    /// vm.restore into a VMM with no VM: the snapshot's configuration is
+    /// created and restored, paused unless `resume`.
+    private func restore(_ restore: RestoreConfig) throws(APIFailure) -> APIAnswer {
+        guard state == nil else { throw APIFailure(.failed, "vm.restore: a VM is already created (vm.delete it first)") }
+        do {
+            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: base)
+            config = source.config.withDeviceIDs()
+            state = .created
+            try boot(restoring: source)
+            if restore.resume {
+                try booted?.resume()
+                state = .running
+            }
+        } catch {
+            _ = retire()
+            config = nil
+            resources = nil
+            state = nil
+            if case .config = error { throw APIFailure(.invalidConfig, "vm.restore: \(error)") }
+            throw APIFailure(.failed, "vm.restore: \(error)")
+        }
+        return .done
     }
 
     private func resume(_ endpoint: String) throws(APIFailure) -> APIAnswer {

@@ -92,6 +92,10 @@ struct CloudHypervisor: ParsableCommand {
             transform: library(APISocketConfig.init(parsing:)))
     var apiSocket: APISocketConfig?
 
+    @Option(help: ArgumentHelp("source_url=file:///<dir>[,prefault=on|off,resume=on|off]: the VM from a snapshot (vm.snapshot), paused until vm.resume unless resume=on", valueName: "restore"),
+            transform: library(RestoreConfig.init(parsing:)))
+    var restore: RestoreConfig?
+
     @Flag(help: "The pvpanic device (every VM has one, at port 0x505).")
     var pvpanic = false
 
@@ -119,6 +123,7 @@ struct CloudHypervisor: ParsableCommand {
         config.consolePCISegment = console.pciSegment
         config.vsock = vsock
         config.fs = fs
+        config.restore = restore
         return config
     }
 

@@ -137,9 +137,9 @@ struct CHWireFormatTests {
              "{\"pci_segment\":0,\"socket\":\"/tmp/g.sock\",\"device_type\":26,\"queue_sizes\":[256]}", 400),
             ("resize-disk", "PUT", "vm.resize-disk", "{\"id\":\"_disk0\",\"desired_size\":2097152}", 400),
             ("resize-zone", "PUT", "vm.resize-zone", "{\"id\":\"mem0\",\"desired_ram\":1073741824}", 400),
-            ("snapshot", "PUT", "vm.snapshot", "{\"destination_url\":\"file:///tmp/snap\"}", 400),
+            ("snapshot", "PUT", "vm.snapshot", "{\"destination_url\":\"file:///tmp/snap\"}", 500), // running: pause first
             ("coredump", "PUT", "vm.coredump", "{\"destination_url\":\"file:///tmp/core\"}", 400),
-            ("restore", "PUT", "vm.restore", "{\"source_url\":\"file:///tmp/snap\",\"prefault\":false}", 400),
+            ("restore", "PUT", "vm.restore", "{\"source_url\":\"file:///tmp/snap\",\"prefault\":false}", 500), // a VM exists
             ("send-migration", "PUT", "vm.send-migration", "{\"destination_url\":\"unix:/tmp/mig\",\"local\":false}", 400),
             ("receive-migration", "PUT", "vm.receive-migration", "{\"receiver_url\":\"unix:/tmp/mig\"}", 400),
             ("reboot", "PUT", "vm.reboot", nil, 204),
@@ -149,7 +149,7 @@ struct CHWireFormatTests {
             ("shutdown-vmm", "PUT", "vmm.shutdown", nil, 204),
         ]
         let unbuilt: Set = ["nmi", "add-pmem", "add-vdpa", "add-user-device", "add-generic-vhost-user",
-                            "resize-disk", "resize-zone", "snapshot", "coredump", "restore", "send-migration", "receive-migration"]
+                            "resize-disk", "resize-zone", "coredump", "send-migration", "receive-migration"]
         for (command, method, endpoint, body, expected) in steps {
             let answer: CloudHypervisorClient.Answer
             do {

@@ -24,7 +24,6 @@ struct CLICompatibilityTests {
         ["--pmem", "file=/tmp/pmem,size=128M"],
         ["--pvmemcontrol"],
         ["--rate-limit-group", "bw_size=1048576,bw_refill_time=100,id=group0"],
-        ["--restore", "source_url=file:///tmp/snapshot"],
         ["--rtc"],
         ["--tpm", "socket=/tmp/swtpm.sock"],
         ["--user-device", "socket=/tmp/vfio-user.sock"],

@@ -22,6 +22,9 @@ public enum APIRequest: Sendable, Equatable {
     case vmAddFs(FsConfig)
     case vmRemoveDevice(id: String)
     case vmResize(vcpus: Int?, ramBytes: UInt64?)
+    /// `destination_url`, as given.
+    case vmSnapshot(String)
+    case vmRestore(RestoreConfig)
 
     /// The id of the device an add names, if it has one.
     var deviceID: String? {
@@ -51,8 +54,8 @@ public enum APIRoutes {
     /// Endpoints that exist in Cloud Hypervisor and are not built here yet.
     static let unbuilt: [String: String] = [
         "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
-        "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT", "vm.snapshot": "PUT",
-        "vm.restore": "PUT", "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
+        "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT",
+        "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
         "vm.nmi": "PUT",
     ]
 
@@ -60,7 +63,7 @@ public enum APIRoutes {
         "vmm.ping": "GET", "vmm.shutdown": "PUT", "vm.create": "PUT", "vm.boot": "PUT", "vm.info": "GET",
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
         "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT", "vm.add-vsock": "PUT", "vm.add-fs": "PUT",
-        "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET",
+        "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET", "vm.snapshot": "PUT", "vm.restore": "PUT",
     ]
 
     /// The request for the VMM thread, or the answer when the API thread
@@ -113,6 +116,13 @@ public enum APIRoutes {
             case "vm.add-device": return .success(.vmAddDevice(try VmConfigJSON.deviceConfig(fields)))
             case "vm.add-vsock": return .success(.vmAddVsock(try VmConfigJSON.vsockConfig(fields)))
             case "vm.add-fs": return .success(.vmAddFs(try VmConfigJSON.fsConfig(fields)))
+            case "vm.snapshot":
+                guard case .string(let url)? = fields["destination_url"], !url.isEmpty else {
+                    return .failure(.error(400, "vm.snapshot: the body must name the destination: {\"destination_url\": \"file:///path\"}"))
+                }
+                return .success(.vmSnapshot(url))
+            case "vm.restore":
+                return .success(.vmRestore(try VmConfigJSON.restoreConfig(fields)))
             case "vm.remove-device":
                 guard case .string(let id)? = fields["id"], !id.isEmpty else {
                     return .failure(.error(400, "vm.remove-device: the body must name the device: {\"id\": \"…\"}"))

@@ -103,6 +103,15 @@ public enum VmConfigJSON {
         try VsockConfig(parsing: optionText(fields, known: VsockConfig.known, defaults: ["pci_device_id": .null]))
     }
 
+    /// Cloud Hypervisor's RestoreConfig: `memory_restore_mode` "Copy" is
+    /// what this VMM does; its other values and `net_fds` are not built yet.
+    static func restoreConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> RestoreConfig {
+        var fields = fields
+        if fields["memory_restore_mode"] == .string("Copy") { fields["memory_restore_mode"] = nil }
+        if case .array(let fds)? = fields["net_fds"], fds.isEmpty { fields["net_fds"] = nil }
+        return try RestoreConfig(parsing: optionText(fields, known: RestoreConfig.known, defaults: ["net_fds": .null]))
+    }
+
     static func deviceConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DeviceConfig {
         try DeviceConfig(parsing: optionText(fields, known: DeviceConfig.known,
                                              defaults: ["pci_device_id": .null, "x_exclude_mmap_bars": .bool(false)]))

@@ -46,8 +46,6 @@ public struct UnbuiltOption: Sendable {
         UnbuiltOption("--pmem", .keys(["file", "size", "iommu", "discard_writes", "id", "pci_segment", "pci_device_id"]), list: true),
         UnbuiltOption("--pvmemcontrol", .none),
         UnbuiltOption("--rate-limit-group", .keys(["bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size", "ops_one_time_burst", "ops_refill_time", "id"]), list: true),
-        UnbuiltOption("--restore", .keys(["source_url", "prefault", "memory_restore_mode", "net_fds", "vfio_fds", "iommufd_fd",
-                                          "resume", "zone_updates"])),
         UnbuiltOption("--rtc", .optionalKeys(["iommu", "id", "pci_segment", "pci_device_id"])),
         UnbuiltOption("--tpm", .keys(["socket"])),
         UnbuiltOption("--user-device", .keys(["socket", "id", "pci_segment", "pci_device_id"]), list: true),

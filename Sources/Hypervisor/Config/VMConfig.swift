@@ -43,6 +43,9 @@ public struct VMConfig: Sendable, Equatable {
     public var landlockRules: [LandlockRule]
     /// `--api-socket`: the HTTP API's UNIX socket.
     public var apiSocket: APISocketConfig?
+    /// `--restore`: the VM comes from this snapshot, whose configuration
+    /// replaces the command line's VM options.
+    public var restore: RestoreConfig?
     /// Where log lines go instead of standard error (`--log-file`).
     public var logFilePath: String?
     /// Number of `-v` flags: 0 warnings, 1 info, 2 debug, 3+ trace.

@@ -58,7 +58,8 @@ final class Sandbox {
     }
 
     /// `terminal`: the VMM restores a raw-mode terminal on exit (TCSETS).
-    init(config: VMConfig, terminal: Bool) throws(VMMError) {
+    /// `restoring`: the first boot reads guest RAM from a snapshot's memory file.
+    init(config: VMConfig, terminal: Bool, restoring: Bool = false) throws(VMMError) {
         if config.landlock { try Landlock.enforce(config) }
         guard config.seccomp != .disabled else {
             vcpuFilter = nil
@@ -85,6 +86,15 @@ final class Sandbox {
             hotplugIoctls = (0..<count).map { numbers![$0] }
         }
         if case .path? = config.apiSocket { api.append("unlink") }
+        // vm.snapshot writes guest RAM sparse and syncs its files; a restore
+        // (vm.restore, --restore) reads the memory file's data extents.
+        if config.apiSocket != nil { api += ["ftruncate", "fsync", "pwrite64"] }
+        if config.apiSocket != nil || restoring {
+            api += ["newfstatat", "fstat", "lseek"]
+            var numbers: UnsafePointer<UInt>?
+            let count = Int(vmm_seccomp_state_ioctls(&numbers))
+            hotplugIoctls += (0..<count).map { numbers![$0] }
+        }
         // A vsock's thread starts below the VMM thread, whose filter must
         // admit its calls; the VMM thread makes its timer on each boot, and
         // binds its socket when vm.add-vsock brings one, and removes it.

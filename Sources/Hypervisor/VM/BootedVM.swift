@@ -10,12 +10,12 @@ import Glibc
 /// one from the same launch resources.
 final class BootedVM {
     let vm: VirtualMachine
-    private let platform: Platform
+    let platform: Platform
     private let hotplug: HotplugControllers
     private let logger: Logger
-    private let virtio: VirtioDevices
+    let virtio: VirtioDevices
     /// The assigned devices in this boot; made with the first.
-    private var assigned: AssignedDevices?
+    private(set) var assigned: AssignedDevices?
     /// Bus 0 of each PCI segment (`--platform num_pci_segments`), by segment.
     private let buses: [PCIBus]
     /// Standard input for the serial port, with `--serial tty`.
@@ -24,15 +24,18 @@ final class BootedVM {
     /// Between vm.pause and vm.resume.
     private(set) var isPaused = false
     /// vCPUs with a running thread: 0..<boot, then what vm.resize changes.
-    private var vcpuThreads: Set<Int>
+    private(set) var vcpuThreads: Set<Int>
     /// vCPUs the guest was asked to give back and has not ejected yet.
-    private var vcpusLeaving: Set<Int> = []
+    private(set) var vcpusLeaving: Set<Int> = []
     private let maxVCPUs: Int
     /// RAM added by memory hotplug in this boot, and the slots it took.
-    private var hotAddedRAM: UInt64 = 0
+    private(set) var hotAddedRAM: UInt64 = 0
     private var memorySlots = 0
 
-    init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger) throws(VMMError) {
+    /// `restoring`: the VM comes from a snapshot instead of the kernel,
+    /// paused (vCPUs parked, device threads held) until `resume`.
+    init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger,
+         restoring snapshot: SnapshotSource? = nil) throws(VMMError) {
         self.logger = logger
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory, arena: resources.ramArena)
         self.vm = vm
@@ -63,9 +66,15 @@ final class BootedVM {
             for device in resources.assigned { _ = try assigned.add(device) }
             self.assigned = assigned
         }
-        try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
-                                      cpus: config.cpus, platform: config.platform)
-        logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
+        if let snapshot {
+            try snapshot.apply(to: vm, vcpus: config.cpus.boot, platform: platform, virtio: virtio)
+            isPaused = true
+            logger.info("restored from \(snapshot.directory.path): \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM, paused")
+        } else {
+            try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
+                                          cpus: config.cpus, platform: config.platform)
+            logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
+        }
 
         // Device threads first: a vCPU's first kick finds its device listening.
         do {

@@ -1,5 +1,9 @@
 import CVMMCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The PC devices every x86 guest finds at fixed ports (`vmm_platform.h`):
 /// COM1, the ACPI sleep/reset register, the i8042 reset line, pvpanic, the
 /// CMOS RTC, and the Generic Event Device behind the power button and the
@@ -31,5 +35,22 @@ final class Platform {
     func notify(_ events: UInt8) throws(VMMError) {
         let r = vmm_platform_notify(handle, events)
         guard r == 0 else { throw .system(SystemError("signal the GED's interrupt", returned: r)) }
+    }
+}
+
+extension Platform {
+    func save(into file: inout StateFile) {
+        var state = vmm_platform_state()
+        vmm_platform_save(handle, &state)
+        file.append("platform", version: VMM_PLATFORM_STATE_VERSION, state)
+    }
+
+    func restore(from file: StateFile) throws(VMMError) {
+        var state = try file.load("platform", version: VMM_PLATFORM_STATE_VERSION, as: vmm_platform_state.self)
+        let r = vmm_platform_restore(handle, &state)
+        guard r != -ENODEV else {
+            throw .config(.conflict("the snapshot's VM \(state.has_serial != 0 ? "has" : "has no") serial port and this one \(state.has_serial != 0 ? "has none" : "has one"): restore it with its own configuration"))
+        }
+        guard r == 0 else { throw .system(SystemError("restore the serial port and RTC", returned: r)) }
     }
 }

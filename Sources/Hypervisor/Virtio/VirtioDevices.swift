@@ -277,3 +277,39 @@ final class VirtioDevices {
         for device in devices { vmm_virtio_pci_destroy(device.transport) }
     }
 }
+
+extension VirtioDevices {
+    /// Snapshot: each device's state, named by its address and id, from a
+    /// paused VM. A device whose state lives outside the VMM is refused by name.
+    func save(into file: inout StateFile) throws(VMMError) {
+        for entry in devices {
+            var state = vmm_virtio_pci_state()
+            let r = vmm_virtio_pci_save(entry.transport, &state)
+            guard r != -ENOTSUP else {
+                throw .config(.notSupported("a snapshot of a VM with \(String(cString: vmm_thread_kind_name(entry.kind))) device \(entry.id ?? "") (at \(entry.address))"))
+            }
+            guard r == 0 else { throw .system(SystemError("snapshot: save the device at \(entry.address)", returned: r)) }
+            file.append(Self.record(entry.address, entry.id), version: VMM_VIRTIO_STATE_VERSION, state)
+        }
+    }
+
+    /// Restore, before the device threads start: the same devices at the
+    /// same addresses, each held until vm.resume.
+    func restore(from file: StateFile) throws(VMMError) {
+        let names = Set(devices.map { Self.record($0.address, $0.id) })
+        if let stray = file.names(prefix: "virtio ").first(where: { !names.contains($0) }) {
+            throw .config(.unusable(option: "--restore", reason: "the snapshot has a device this configuration does not place there (\(stray.dropFirst(7))): it was changed since the snapshot"))
+        }
+        for entry in devices {
+            let name = Self.record(entry.address, entry.id)
+            var state = try file.load(name, version: VMM_VIRTIO_STATE_VERSION, as: vmm_virtio_pci_state.self)
+            let r = vmm_virtio_pci_restore(entry.transport, &state)
+            guard r != -ENODEV else {
+                throw .config(.unusable(option: "--restore", reason: "the device at \(entry.address) is not the one the snapshot has there"))
+            }
+            guard r == 0 else { throw .system(SystemError("restore the device at \(entry.address)", returned: r)) }
+        }
+    }
+
+    private static func record(_ address: PCIAddress, _ id: String?) -> String { "virtio \(address) \(id ?? "")" }
+}

@@ -1,0 +1,115 @@
+import CVMMCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension BootedVM {
+    /// vm.snapshot of this paused VM into `directory`: the memory file,
+    /// the configuration, then the state file last, so a snapshot cut
+    /// short has none and is refused whole.
+    func snapshot(to directory: SnapshotDirectory, config: VMConfig) throws(VMMError) {
+        if let device = assigned?.addresses.first {
+            throw .config(.notSupported("a snapshot of a VM with an assigned device (\(device.device.config.id ?? device.device.config.bdf.description) at \(device.address))"))
+        }
+        guard hotAddedRAM == 0 else { throw .config(.notSupported("a snapshot of a VM whose RAM grew with vm.resize")) }
+        let vcpus = vcpuThreads.sorted()
+        guard vcpusLeaving.isEmpty, vcpus == Array(0..<vcpus.count), vcpus.count == config.cpus.boot else {
+            throw .config(.notSupported("a snapshot while a vCPU is being unplugged: wait for the guest to eject it"))
+        }
+        var file = StateFile()
+        var step: UnsafePointer<CChar>?
+        var state = vmm_vm_state()
+        try check(vmm_vm_save(vm.handle, &state, &step), step, "the VM")
+        file.append("vm", version: VMM_VM_STATE_VERSION, state)
+        for index in vcpus {
+            var cpu = vmm_vcpu_state()
+            try check(vmm_vcpu_save(vm.handle, UInt32(index), &cpu, &step), step, "vCPU \(index)")
+            file.append("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, cpu)
+        }
+        platform.save(into: &file)
+        try virtio.save(into: &file)
+
+        let memory = try directory.create(SnapshotSource.memoryFile)
+        defer { close(memory) }
+        let r = vmm_memory_save(vm.handle, memory)
+        guard r == 0 else { throw .system(SystemError("snapshot: write guest RAM to \(directory.file(SnapshotSource.memoryFile))", returned: r)) }
+        var saved = config
+        saved.serialPty = nil
+        saved.consolePty = nil
+        try directory.write(VmConfigJSON.json(saved).serialized, to: SnapshotSource.configFile)
+        try directory.write(file.serialized, to: SnapshotSource.stateFile)
+    }
+
+    private func check(_ result: Int32, _ step: UnsafePointer<CChar>?, _ what: String) throws(VMMError) {
+        guard result == 0 else { throw .system(SystemError("snapshot of \(what): \(step.map { String(cString: $0) } ?? "save")", returned: result)) }
+    }
+}
+
+/// A snapshot to restore (`--restore`, vm.restore): its configuration and
+/// state read and checked before anything of the VM exists.
+final class SnapshotSource {
+    static let configFile = "config.json"
+    static let stateFile = "state"
+    static let memoryFile = "memory"
+
+    let directory: SnapshotDirectory
+    let config: VMConfig
+    let state: StateFile
+    let prefault: Bool
+    /// Opened with the rest, before the launch is confined.
+    private let memory: OwnedDescriptor
+
+    /// `base`: the launch's own settings (seccomp, user, API socket, logging).
+    init(url: String, prefault: Bool, base: VMConfig) throws(VMMError) {
+        do {
+            directory = try SnapshotDirectory(url: url, what: "source_url")
+        } catch {
+            throw .config(error)
+        }
+        self.prefault = prefault
+        memory = OwnedDescriptor(try directory.openForReading(Self.memoryFile))
+        let stateBytes = try directory.read(Self.stateFile, limit: StateFile.maxBytes)
+        do {
+            state = try StateFile(parsing: stateBytes)
+            var launch = base
+            launch.restore = nil
+            config = try VmConfigJSON.config(from: try directory.read(Self.configFile, limit: 1 << 20), base: launch)
+        } catch let error as SnapshotError {
+            throw .config(.unusable(option: "--restore", reason: "\(error)"))
+        } catch let error as ConfigError {
+            throw .config(.unusable(option: "--restore", reason: "\(directory.file(Self.configFile)): \(error)"))
+        } catch let error as VMMError {
+            throw error
+        } catch {
+            throw .config(.unusable(option: "--restore", reason: "\(error)"))
+        }
+    }
+
+    /// Guest RAM, KVM's state, the board's and the devices', into a VM
+    /// built from `config` whose threads have not started.
+    func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError) {
+        let saved = state.names(prefix: "vcpu ").count
+        guard saved == vcpus else {
+            throw .config(.unusable(option: "--restore", reason: "the snapshot has \(saved) vCPUs and its configuration \(vcpus): it is damaged"))
+        }
+        let r = vmm_memory_restore(vm.handle, memory.raw, prefault)
+        guard r != -EINVAL else {
+            throw .config(.unusable(option: "--restore", reason: "\(directory.file(Self.memoryFile)) is not the size of the snapshot's RAM: it is damaged or from another snapshot"))
+        }
+        guard r == 0 else { throw .system(SystemError("restore: read guest RAM from \(directory.file(Self.memoryFile))", returned: r)) }
+        var step: UnsafePointer<CChar>?
+        var vmState = try state.load("vm", version: VMM_VM_STATE_VERSION, as: vmm_vm_state.self)
+        try check(vmm_vm_restore(vm.handle, &vmState, &step), step, "the VM")
+        for index in 0..<vcpus {
+            var cpu = try state.load("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, as: vmm_vcpu_state.self)
+            try check(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "vCPU \(index)")
+        }
+        try platform.restore(from: state)
+        try virtio.restore(from: state)
+    }
+
+    private func check(_ result: Int32, _ step: UnsafePointer<CChar>?, _ what: String) throws(VMMError) {
+        guard result == 0 else { throw .system(SystemError("restore of \(what): \(step.map { String(cString: $0) } ?? "restore")", returned: result)) }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import Hypervisor
+
+/// The counter guest's lines: (RAM count, register count), in order.
+private func counts(_ output: String) -> [(ram: Int, register: Int)] {
+    output.split(separator: "\n").compactMap { line in
+        guard let n = line.range(of: "n="), let r = line.range(of: " r=") else { return nil }
+        let ram = Int(line[n.upperBound..<r.lowerBound], radix: 16)
+        let register = Int(line[r.upperBound...].prefix(8), radix: 16)
+        guard let ram, let register, line[r.upperBound...].count >= 8 else { return nil }
+        return (ram, register)
+    }
+}
+
+private func snapshotDirectory() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("snap-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+@Suite("Snapshot and restore", .serialized)
+struct SnapshotTests {
+    let guest = { () throws -> [String] in
+        ["--kernel", try Guests.path("counter"), "--serial", "tty", "--console", "off", "--memory", "size=128M", "--cpus", "boot=2"]
+    }
+
+    @Test("vm.snapshot of a paused VM; a new VMM restores it paused, and vm.resume counts on from where it was, in RAM and in a register")
+    func snapshotAndRestore() throws {
+        let dir = try snapshotDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = try APIVMM(try guest())
+        #expect(eventually(10) { counts(source.stdout).count >= 3 }, "\(source.stdout.suffix(300))")
+        #expect(source.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 500,
+                "a running VM is not snapshotted")
+        #expect(source.curl("PUT", "vm.pause").status == 204)
+        let saved = try #require(counts(source.stdout).last)
+        let answer = source.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}")
+        #expect(answer.status == 204, "\(answer.body)")
+        // Guest RAM is sparse: the pages the guest never touched take no room.
+        var st = stat()
+        #expect(stat(dir + "/memory", &st) == 0 && st.st_size == 128 << 20)
+        #expect(Int(st.st_blocks) * 512 < 16 << 20, "the memory file holds \(st.st_blocks * 512) bytes for a guest that touched little")
+        for name in ["config.json", "state"] { #expect(FileManager.default.fileExists(atPath: dir + "/" + name), "\(name)") }
+        kill(source.child.processIdentifier, SIGKILL)
+
+        let restored = try APIVMM(["--restore", "source_url=file://\(dir)"])
+        #expect(restored.state == "Paused")
+        usleep(500_000)
+        #expect(counts(restored.stdout).isEmpty, "the restored guest ran before vm.resume: \(restored.stdout.suffix(200))")
+        #expect(restored.curl("PUT", "vm.resume").status == 204)
+        #expect(eventually(10) { counts(restored.stdout).count >= 2 }, "\(restored.stdout.suffix(300)) \(restored.stderr.suffix(500))")
+        let first = try #require(counts(restored.stdout).first)
+        #expect(first.ram == saved.ram + 1 && first.register == saved.register + 1,
+                "restored at \(first), saved at \(saved): the guest did not go on from its snapshot")
+    }
+
+    @Test("refused with one line: a URL not file://, a directory that is not there, a damaged or cut state file, memory of another size, --restore with VM options")
+    func refusals() throws {
+        let dir = try snapshotDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vmm = try APIVMM(try guest())
+        #expect(vmm.curl("PUT", "vm.pause").status == 204)
+        let tcp = vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"tcp://1.2.3.4:5\"}")
+        #expect(tcp.status == 400 && tcp.body.contains("only file:// URLs"), "\(tcp.body)")
+        let missing = vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)/none\"}")
+        #expect(missing.status == 400 && missing.body.contains("mkdir -p"), "\(missing.body)")
+        #expect(vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 204)
+        #expect(vmm.curl("PUT", "vm.resume").status == 204, "the VM runs on after its snapshot")
+        #expect(vmm.state == "Running")
+
+        // One byte changed in the state file: the checksum refuses it.
+        var state = try Data(contentsOf: URL(fileURLWithPath: dir + "/state"))
+        state[state.count / 2] ^= 0xff
+        try state.write(to: URL(fileURLWithPath: dir + "/state"))
+        let damaged = runVMM(["--restore", "source_url=file://\(dir)"])
+        #expect(damaged.status == 1 && damaged.stderr.contains("checksum does not match"), "\(damaged.stderr)")
+        #expect(damaged.stderr.split(separator: "\n").count == 1, "\(damaged.stderr)")
+        // Cut short: refused as well.
+        try state.prefix(100).write(to: URL(fileURLWithPath: dir + "/state"))
+        let cut = runVMM(["--restore", "source_url=file://\(dir)"])
+        #expect(cut.status == 1 && cut.stderr.contains("the snapshot is damaged"), "\(cut.stderr)")
+        state[state.count / 2] ^= 0xff
+        try state.write(to: URL(fileURLWithPath: dir + "/state"))
+
+        // Memory cut short: refused before the guest runs.
+        #expect(truncate(dir + "/memory", 64 << 20) == 0)
+        let short = runVMM(["--restore", "source_url=file://\(dir)"])
+        #expect(short.status == 1 && short.stderr.contains("is not the size of the snapshot's RAM"), "\(short.stderr)")
+        let both = runVMM(["--restore", "source_url=file://\(dir)", "--kernel", try Guests.path("counter")])
+        #expect(both.status == 1 && both.stderr.contains("without --kernel"), "\(both.stderr)")
+        let options = runVMM(["--restore", "source_url=file://\(dir),net_fds=[3]"])
+        #expect(options.status == 1 && options.stderr.contains("not supported yet"), "\(options.stderr)")
+    }
+}
