@@ -162,6 +162,14 @@ struct LabLinuxBootTests {
         #expect(Lab.lines(boot.log, "LAB-FAILED: ").isEmpty, "\(Lab.lines(boot.log, "LAB-FAILED: "))")
         #expect(boot.log.contains("reboot: Power down"), "\(boot.log.suffix(2000))")
     }
+
+    @Test("snapshot and restore: a Linux guest on its virtio root disk, paused at its shell's read, snapshotted, its VMM killed; restored confined in a new VMM, resumed, it reads the line typed then and powers off")
+    func snapshotRestore() throws {
+        let boot = try Lab.boot("snapshot")
+        #expect(boot.check.contains("pause 204") && boot.check.contains("snapshot 204") && boot.check.contains("resume 204"), "\(boot.check)")
+        #expect(boot.log.contains("L2: got [hello after restore]"), "\(boot.log.suffix(3000))")
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+    }
 }
 
 @Suite("virtio over PCI in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
