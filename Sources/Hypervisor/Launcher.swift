@@ -68,8 +68,8 @@ public struct Launcher {
         }
         defer { server?.stop() }
         let loop = VMMLoop(base: self.config, created: waitsForAPI ? nil : config, resources: resources, events: events,
-                           channel: channel, logger: logger, restoring: snapshot.map { ($0, self.config.restore?.resume ?? false) })
-        return try loop.run()
+                           channel: channel, logger: logger)
+        return try loop.run(restoring: snapshot, resume: self.config.restore?.resume ?? false)
     }
 }
 

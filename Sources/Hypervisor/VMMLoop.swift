@@ -33,13 +33,9 @@ final class VMMLoop {
     private let events: EventLoop
     private let channel: APIChannel?
     private let logger: Logger
-    /// `--restore`: the first boot comes from this snapshot, and runs at
-    /// once with `resume`.
-    private var restoring: (source: SnapshotSource, resume: Bool)?
 
     init(base: VMConfig, created: VMConfig?, resources: LaunchResources?, events: EventLoop, channel: APIChannel?,
-         logger: Logger, restoring: (source: SnapshotSource, resume: Bool)? = nil) {
-        self.restoring = restoring
+         logger: Logger) {
         self.base = base
         config = created
         state = created == nil ? nil : .created
@@ -49,14 +45,10 @@ final class VMMLoop {
         self.logger = logger
     }
 
-    func run() throws(VMMError) -> StopReason {
-        if let restoring {
-            self.restoring = nil
-            try boot(restoring: restoring.source)
-            if restoring.resume {
-                try booted?.resume()
-                state = .running
-            }
+    /// `restoring`: `--restore`, the first boot comes from this snapshot.
+    func run(restoring snapshot: SnapshotSource? = nil, resume: Bool = false) throws(VMMError) -> StopReason {
+        if let snapshot {
+            try restore(snapshot, resume: resume)
         } else if config != nil {
             try boot()
         }
@@ -120,6 +112,15 @@ final class VMMLoop {
     /// Boots `config` from `created` or `shutdown` (callers check the
     /// transition first): opens its files the first time, confines the
     /// VMM thread once.
+    /// A restored VM comes up paused; `resume` lets it run at once.
+    private func restore(_ snapshot: SnapshotSource, resume: Bool) throws(VMMError) {
+        try boot(restoring: snapshot)
+        if resume {
+            try booted?.resume()
+            state = .running
+        }
+    }
+
     private func boot(restoring snapshot: SnapshotSource? = nil) throws(VMMError) {
         guard let config, state?.allows(.running) == true else { return }
         if resources == nil {
@@ -280,11 +281,7 @@ final class VMMLoop {
             let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: base)
             config = source.config.withDeviceIDs()
             state = .created
-            try boot(restoring: source)
-            if restore.resume {
-                try booted?.resume()
-                state = .running
-            }
+            try self.restore(source, resume: restore.resume)
         } catch {
             _ = retire()
             config = nil

@@ -67,9 +67,9 @@ enum Lab {
 
     static func boot(_ name: String) throws -> Boot { try #require(try linuxBoots.get()[name], "no result for \(name)") }
 
-    /// The guest's report lines ("L2: ...") with the console's CR removed.
-    /// Each line's text from `prefix` on: a guest's console line can follow a
-    /// prompt that ended without a newline ("debian-l2 login: LAB-BOOT: ...").
+    /// The guest's report lines, each from `prefix` on, the console's CR
+    /// removed: a line can follow a prompt that ended without a newline
+    /// ("debian-l2 login: LAB-BOOT: ...").
     static func lines(_ log: String, _ prefix: String) -> [String] {
         log.split(whereSeparator: \.isNewline).compactMap { line in
             line.range(of: prefix).map { String(line[$0.lowerBound...]).trimmingCharacters(in: .whitespaces) }

@@ -14,6 +14,13 @@ private func counts(_ output: String) -> [(ram: Int, register: Int)] {
     }
 }
 
+/// VmRSS of `pid` in bytes.
+private func rss(_ pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+}
+
 private func snapshotDirectory() throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("snap-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -54,6 +61,22 @@ struct SnapshotTests {
         let first = try #require(counts(restored.stdout).first)
         #expect(first.ram == saved.ram + 1 && first.register == saved.register + 1,
                 "restored at \(first), saved at \(saved): the guest did not go on from its snapshot")
+
+        // Only the pages with data were read in; prefault=on faults in all of RAM.
+        let lazy = try #require(rss(restored.child.processIdentifier))
+        #expect(lazy < 64 << 20, "restored without prefault, the VMM has \(lazy) bytes resident")
+
+        // resume=on: it runs with no vm.resume, again from the same point.
+        kill(restored.child.processIdentifier, SIGKILL)
+        let running = try APIVMM(["--restore", "source_url=file://\(dir),resume=on"])
+        #expect(running.state == "Running")
+        #expect(eventually(10) { !counts(running.stdout).isEmpty }, "\(running.stderr.suffix(500))")
+        #expect(counts(running.stdout).first.map { $0.ram == saved.ram + 1 } == true, "\(running.stdout.suffix(200))")
+        kill(running.child.processIdentifier, SIGKILL)
+
+        let prefaulted = try APIVMM(["--restore", "source_url=file://\(dir),prefault=on"])
+        let all = try #require(rss(prefaulted.child.processIdentifier))
+        #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
     }
 
     @Test("refused with one line: a URL not file://, a directory that is not there, a damaged or cut state file, memory of another size, --restore with VM options")

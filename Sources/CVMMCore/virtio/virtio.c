@@ -156,6 +156,10 @@ void virtio_fail(struct vmm_virtio *v, unsigned q, int error)
 static void thread_activate(struct vmm_virtio *v)
 {
     bool event_idx = virtio_has_feature(v, 29);
+    /* Only the first activation after a restore: a later one (after the
+     * driver's reset) starts from zero, as on any device. */
+    bool restored = v->restored;
+    v->restored = false;
     for (unsigned i = 0; i < v->nqueues; i++) {
         struct virtio_queue *q = &v->queues[i];
         if (!q->enabled) {
@@ -167,21 +171,19 @@ static void thread_activate(struct vmm_virtio *v)
             virtio_fail(v, i, ret);
             return;
         }
-        if (q->restored) {
+        if (restored) {
             q->vq.last_avail = q->saved.last_avail;
             q->vq.used_idx = q->saved.used_idx;
             q->vq.signalled_used = q->saved.signalled_used;
             q->vq.signalled_valid = q->saved.signalled_valid;
-            q->restored = false;
         }
         q->live_vector = q->vector;
     }
     v->active = true;
     if (v->ops->activate)
         v->ops->activate(v);
-    if (v->restored && v->ops->restore)
+    if (restored && v->ops->restore)
         v->ops->restore(v, v->saved_device);
-    v->restored = false;
     for (unsigned i = 0; i < v->nqueues && v->active; i++)
         if (v->queues[i].enabled)
             v->ops->queue_kick(v, i);
@@ -412,15 +414,13 @@ void virtio_restore(struct vmm_virtio *v, const struct vmm_virtio_pci_state *in)
         q->driver = s->driver;
         q->device = s->device;
         q->saved = *s;
-        q->restored = in->active;
     }
-    v->restored = in->active;
     memcpy(v->saved_device, in->device, sizeof(v->saved_device));
     /* The device ran when it was saved: it runs again, from the saved
      * indices, once its thread is let go (vm.resume). One that had
-     * stopped for a reset waits for the driver's. */
-    if (in->active && (v->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET))
-        v->want_activate = true;
+     * stopped for a reset waits for the driver's, and starts anew. */
+    v->restored = in->active && (v->status & VIRTIO_CONFIG_S_DRIVER_OK) && !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET);
+    v->want_activate = v->restored;
     v->want_pause = true;
     pthread_mutex_unlock(&v->lock);
     if (v->want_activate)

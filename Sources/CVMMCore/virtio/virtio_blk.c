@@ -324,18 +324,24 @@ static void complete(void *ctx, void *tag, int result)
     b->free_reqs = r;
 }
 
+/* One interrupt per queue that got completions since the last. */
+static void signal_completed(struct virtio_blk *b)
+{
+    for (unsigned i = 0; i < b->v.nqueues; i++) {
+        if (b->signal_queue[i]) {
+            b->signal_queue[i] = false;
+            virtio_queue_signal(&b->v, i);
+        }
+    }
+}
+
 static void fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
 {
     struct virtio_blk *b = blk_of(v);
     (void)fd;
     (void)events;
     blk_uring_reap(b->uring, false, complete, b);
-    for (unsigned i = 0; i < v->nqueues; i++) {
-        if (b->signal_queue[i]) {
-            b->signal_queue[i] = false;
-            virtio_queue_signal(v, i);
-        }
-    }
+    signal_completed(b);
 }
 
 /* Waits out every request in flight: the guest may reuse its buffers as
@@ -361,7 +367,7 @@ static void settle(struct vmm_virtio *v)
     if (!b->uring)
         return;
     drain(b);
-    fd_ready(v, -1, 0);
+    signal_completed(b);
 }
 
 static void destroy(struct vmm_virtio *v)

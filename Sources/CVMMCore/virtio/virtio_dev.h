@@ -23,8 +23,7 @@ struct virtio_queue {
     /* Device thread only, while active. */
     struct vmm_virtq vq;
     uint16_t live_vector;
-    /* A restore: the indices the next activation starts from. */
-    bool restored;
+    /* A restore (`restored` of the device): the indices its activation starts from. */
     struct vmm_virtio_queue_state saved;
 };
 
@@ -96,7 +95,8 @@ struct vmm_virtio {
      * `want_pause`; `exited` once it has returned, whatever the reason. */
     bool want_pause, paused, exited;
     bool active; /* device thread only */
-    /* A restore: the kind's own state for `restore` after activation. */
+    /* A restore: the next activation starts each queue from its `saved`
+     * indices and gives the kind its own state (`restore`). */
     bool restored;
     uint8_t saved_device[VMM_VIRTIO_STATE_DEVICE_BYTES];
     vmm_vcpu_thread_init_fn init;

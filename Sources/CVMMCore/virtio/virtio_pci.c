@@ -344,6 +344,8 @@ int vmm_virtio_pci_restore(struct vmm_virtio_pci *t, const struct vmm_virtio_pci
         return -ENOTSUP;
     if (in->device_id != v->ops->device_id || in->nqueues != v->nqueues)
         return -ENODEV;
+    if (v->nqueues > VMM_VIRTIO_STATE_MAX_QUEUES)
+        return -E2BIG; /* a state no snapshot of this VMM has: its arrays hold fewer */
     int ret = vmm_msix_restore(t->msix, in->msix_table, in->msix_pba, v->nqueues + 1);
     if (ret < 0)
         return ret;

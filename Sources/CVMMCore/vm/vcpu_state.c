@@ -79,25 +79,35 @@ static struct vmm_vcpu *created(struct vmm_vm *vm, unsigned index)
     return vm->vcpus && index < atomic_load(&vm->nvcpus) ? &vm->vcpus[index] : NULL;
 }
 
+#define PIECE(get, set, field) { get, set, offsetof(struct vmm_vcpu_state, field), #get, #set }
+
+/* Each piece of the state once, in the order a restore sets them: the
+ * events last, as what is pending is checked against the LAPIC and the
+ * registers already in place. The MSRs go first, apart (save_msrs). */
+static const struct {
+    unsigned long get, set;
+    size_t offset;
+    const char *get_name, *set_name;
+} pieces[] = {
+    PIECE(KVM_GET_SREGS, KVM_SET_SREGS, sregs),
+    PIECE(KVM_GET_REGS, KVM_SET_REGS, regs),
+    PIECE(KVM_GET_XSAVE, KVM_SET_XSAVE, xsave),
+    PIECE(KVM_GET_XCRS, KVM_SET_XCRS, xcrs),
+    PIECE(KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, debugregs),
+    PIECE(KVM_GET_LAPIC, KVM_SET_LAPIC, lapic),
+    PIECE(KVM_GET_MP_STATE, KVM_SET_MP_STATE, mp_state),
+    PIECE(KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, events),
+};
+
 int vmm_vcpu_save(struct vmm_vm *vm, unsigned index, struct vmm_vcpu_state *out, const char **step)
 {
     struct vmm_vcpu *vcpu = created(vm, index);
     if (!vcpu)
         return fail(step, "find the vCPU", -EINVAL);
     *out = (struct vmm_vcpu_state){ 0 };
-    static const struct { unsigned long request; size_t offset; const char *name; } gets[] = {
-        { KVM_GET_REGS, offsetof(struct vmm_vcpu_state, regs), "KVM_GET_REGS" },
-        { KVM_GET_SREGS, offsetof(struct vmm_vcpu_state, sregs), "KVM_GET_SREGS" },
-        { KVM_GET_XSAVE, offsetof(struct vmm_vcpu_state, xsave), "KVM_GET_XSAVE" },
-        { KVM_GET_XCRS, offsetof(struct vmm_vcpu_state, xcrs), "KVM_GET_XCRS" },
-        { KVM_GET_LAPIC, offsetof(struct vmm_vcpu_state, lapic), "KVM_GET_LAPIC" },
-        { KVM_GET_VCPU_EVENTS, offsetof(struct vmm_vcpu_state, events), "KVM_GET_VCPU_EVENTS" },
-        { KVM_GET_MP_STATE, offsetof(struct vmm_vcpu_state, mp_state), "KVM_GET_MP_STATE" },
-        { KVM_GET_DEBUGREGS, offsetof(struct vmm_vcpu_state, debugregs), "KVM_GET_DEBUGREGS" },
-    };
-    for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++)
-        if (ioctl(vcpu->fd, gets[i].request, (uint8_t *)out + gets[i].offset) < 0)
-            return fail(step, gets[i].name, -errno);
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        if (ioctl(vcpu->fd, pieces[i].get, (uint8_t *)out + pieces[i].offset) < 0)
+            return fail(step, pieces[i].get_name, -errno);
     int ret = save_msrs(vcpu, out);
     return ret < 0 ? fail(step, "KVM_GET_MSRS", ret) : 0;
 }
@@ -110,21 +120,9 @@ int vmm_vcpu_restore(struct vmm_vm *vm, unsigned index, const struct vmm_vcpu_st
     int ret = restore_msrs(vcpu, state);
     if (ret < 0)
         return fail(step, "KVM_SET_MSRS", ret);
-    /* The events last: what is pending is checked against the LAPIC and
-     * the registers already in place. */
-    static const struct { unsigned long request; size_t offset; const char *name; } sets[] = {
-        { KVM_SET_SREGS, offsetof(struct vmm_vcpu_state, sregs), "KVM_SET_SREGS" },
-        { KVM_SET_REGS, offsetof(struct vmm_vcpu_state, regs), "KVM_SET_REGS" },
-        { KVM_SET_XSAVE, offsetof(struct vmm_vcpu_state, xsave), "KVM_SET_XSAVE" },
-        { KVM_SET_XCRS, offsetof(struct vmm_vcpu_state, xcrs), "KVM_SET_XCRS" },
-        { KVM_SET_DEBUGREGS, offsetof(struct vmm_vcpu_state, debugregs), "KVM_SET_DEBUGREGS" },
-        { KVM_SET_LAPIC, offsetof(struct vmm_vcpu_state, lapic), "KVM_SET_LAPIC" },
-        { KVM_SET_MP_STATE, offsetof(struct vmm_vcpu_state, mp_state), "KVM_SET_MP_STATE" },
-        { KVM_SET_VCPU_EVENTS, offsetof(struct vmm_vcpu_state, events), "KVM_SET_VCPU_EVENTS" },
-    };
-    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-        if (ioctl(vcpu->fd, sets[i].request, (uint8_t *)state + sets[i].offset) < 0)
-            return fail(step, sets[i].name, -errno);
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        if (ioctl(vcpu->fd, pieces[i].set, (uint8_t *)state + pieces[i].offset) < 0)
+            return fail(step, pieces[i].set_name, -errno);
     return 0;
 }
 

@@ -78,12 +78,12 @@ final class Sandbox {
         // configured through a socket's interface requests, and its guest
         // MAC drawn at random when none is given.
         var api: [String] = []
-        var hotplugIoctls: [UInt] = []
+        var apiIoctls: [UInt] = []
         if config.apiSocket != nil {
             api = ["openat", "newfstatat", "lseek", "fcntl", "getdents64", "readlink", "socket", "getrandom"]
             var numbers: UnsafePointer<UInt>?
             let count = Int(vmm_seccomp_hotplug_ioctls(&numbers))
-            hotplugIoctls = (0..<count).map { numbers![$0] }
+            apiIoctls = (0..<count).map { numbers![$0] }
         }
         if case .path? = config.apiSocket { api.append("unlink") }
         // vm.snapshot writes guest RAM sparse and syncs its files; a restore
@@ -93,7 +93,7 @@ final class Sandbox {
             api += ["newfstatat", "fstat", "lseek"]
             var numbers: UnsafePointer<UInt>?
             let count = Int(vmm_seccomp_state_ioctls(&numbers))
-            hotplugIoctls += (0..<count).map { numbers![$0] }
+            apiIoctls += (0..<count).map { numbers![$0] }
         }
         // A vsock's thread starts below the VMM thread, whose filter must
         // admit its calls; the VMM thread makes its timer on each boot, and
@@ -114,7 +114,7 @@ final class Sandbox {
         if !config.fs.isEmpty || config.disks.contains(where: { $0.vhostSocket != nil }) || config.apiSocket != nil {
             api += SeccompFilter.allowed[VMM_THREAD_VHOST_USER, default: []]
         }
-        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + hotplugIoctls,
+        let vmm = try SeccompFilter(kind: VMM_THREAD_VMM, mode: config.seccomp, extraIoctls: restore + apiIoctls,
                                     extraSyscalls: api)
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]

@@ -1,3 +1,5 @@
+import SystemPackage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,33 +44,31 @@ struct SnapshotDirectory {
     }
 
     func write(_ bytes: [UInt8], to name: String) throws(VMMError) {
-        let fd = try create(name)
-        defer { close(fd) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw .system(SystemError("snapshot: write \(file(name))", errno: n < 0 ? errno : EIO)) }
-            done += n
+        let fd = FileDescriptor(rawValue: try create(name))
+        defer { try? fd.close() }
+        do {
+            _ = try fd.writeAll(bytes)
+        } catch {
+            throw .system(SystemError("snapshot: write \(file(name))", errno: (error as? Errno)?.rawValue ?? EIO))
         }
-        guard fsync(fd) == 0 else { throw .system(SystemError("snapshot: write \(file(name))", errno: errno)) }
+        guard fsync(fd.rawValue) == 0 else { throw .system(SystemError("snapshot: write \(file(name))", errno: errno)) }
     }
 
     /// The whole of `name`, refused past `limit` bytes.
     func read(_ name: String, limit: Int) throws(VMMError) -> [UInt8] {
-        let fd = try openForReading(name)
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw .system(SystemError("restore: read \(file(name))", errno: errno)) }
-            if n == 0 { return bytes }
-            bytes += chunk[0..<n]
-            guard bytes.count <= limit else {
-                throw .config(.invalidValue(option: "source_url", key: nil, value: path, reason: "\(file(name)) is larger than any snapshot's: not a snapshot of this VMM"))
-            }
+        let reader: FileReader
+        do {
+            reader = try FileReader(path: file(name), option: "--restore source_url")
+        } catch {
+            throw .boot(error)
+        }
+        guard reader.size <= UInt64(limit) else {
+            throw .config(.invalidValue(option: "source_url", key: nil, value: path, reason: "\(file(name)) is larger than any snapshot's: not a snapshot of this VMM"))
+        }
+        do {
+            return try reader.bytes(at: 0, count: Int(reader.size))
+        } catch {
+            throw .boot(error)
         }
     }
 }

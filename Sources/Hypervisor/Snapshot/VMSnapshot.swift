@@ -20,11 +20,11 @@ extension BootedVM {
         var file = StateFile()
         var step: UnsafePointer<CChar>?
         var state = vmm_vm_state()
-        try check(vmm_vm_save(vm.handle, &state, &step), step, "the VM")
+        try checkState(vmm_vm_save(vm.handle, &state, &step), step, "snapshot of the VM")
         file.append("vm", version: VMM_VM_STATE_VERSION, state)
         for index in vcpus {
             var cpu = vmm_vcpu_state()
-            try check(vmm_vcpu_save(vm.handle, UInt32(index), &cpu, &step), step, "vCPU \(index)")
+            try checkState(vmm_vcpu_save(vm.handle, UInt32(index), &cpu, &step), step, "snapshot of vCPU \(index)")
             file.append("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, cpu)
         }
         platform.save(into: &file)
@@ -41,9 +41,6 @@ extension BootedVM {
         try directory.write(file.serialized, to: SnapshotSource.stateFile)
     }
 
-    private func check(_ result: Int32, _ step: UnsafePointer<CChar>?, _ what: String) throws(VMMError) {
-        guard result == 0 else { throw .system(SystemError("snapshot of \(what): \(step.map { String(cString: $0) } ?? "save")", returned: result)) }
-    }
 }
 
 /// A snapshot to restore (`--restore`, vm.restore): its configuration and
@@ -100,16 +97,18 @@ final class SnapshotSource {
         guard r == 0 else { throw .system(SystemError("restore: read guest RAM from \(directory.file(Self.memoryFile))", returned: r)) }
         var step: UnsafePointer<CChar>?
         var vmState = try state.load("vm", version: VMM_VM_STATE_VERSION, as: vmm_vm_state.self)
-        try check(vmm_vm_restore(vm.handle, &vmState, &step), step, "the VM")
+        try checkState(vmm_vm_restore(vm.handle, &vmState, &step), step, "restore of the VM")
         for index in 0..<vcpus {
             var cpu = try state.load("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, as: vmm_vcpu_state.self)
-            try check(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "vCPU \(index)")
+            try checkState(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "restore of vCPU \(index)")
         }
         try platform.restore(from: state)
         try virtio.restore(from: state)
     }
 
-    private func check(_ result: Int32, _ step: UnsafePointer<CChar>?, _ what: String) throws(VMMError) {
-        guard result == 0 else { throw .system(SystemError("restore of \(what): \(step.map { String(cString: $0) } ?? "restore")", returned: result)) }
-    }
+}
+
+/// A C state call's result; `step` names the KVM call that failed.
+private func checkState(_ result: Int32, _ step: UnsafePointer<CChar>?, _ what: String) throws(VMMError) {
+    guard result == 0 else { throw .system(SystemError("\(what): \(step.map { String(cString: $0) } ?? "KVM")", returned: result)) }
 }
