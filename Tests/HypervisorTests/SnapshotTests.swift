@@ -14,13 +14,6 @@ private func counts(_ output: String) -> [(ram: Int, register: Int)] {
     }
 }
 
-/// VmRSS of `pid` in bytes.
-private func rss(_ pid: Int32) -> Int? {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
-    return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
-}
-
 private func snapshotDirectory() throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("snap-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -63,8 +56,8 @@ struct SnapshotTests {
                 "restored at \(first), saved at \(saved): the guest did not go on from its snapshot")
 
         // Only the pages with data were read in; prefault=on faults in all of RAM.
-        let lazy = try #require(rss(restored.child.processIdentifier))
-        #expect(lazy < 64 << 20, "restored without prefault, the VMM has \(lazy) bytes resident")
+        let lazy = RobustnessTests.resident(restored.child.processIdentifier) * 1024
+        #expect(lazy > 0 && lazy < 64 << 20, "restored without prefault, the VMM has \(lazy) bytes resident")
 
         // resume=on: it runs with no vm.resume, again from the same point.
         kill(restored.child.processIdentifier, SIGKILL)
@@ -75,8 +68,35 @@ struct SnapshotTests {
         kill(running.child.processIdentifier, SIGKILL)
 
         let prefaulted = try APIVMM(["--restore", "source_url=file://\(dir),prefault=on"])
-        let all = try #require(rss(prefaulted.child.processIdentifier))
+        let all = RobustnessTests.resident(prefaulted.child.processIdentifier) * 1024
         #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
+    }
+
+    @Test("vm.snapshot forty times, and vm.restore and vm.snapshot refused forty times: descriptors, threads and mappings as they were")
+    func repeated() throws {
+        let dir = try snapshotDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vmm = try APIVMM(try guest())
+        #expect(vmm.curl("PUT", "vm.pause").status == 204)
+        #expect(vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 204)
+        let before = HotplugFootprint(vmm)
+        for _ in 0..<40 {
+            #expect(vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 204)
+            #expect(vmm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)/none\"}").status == 400)
+            #expect(vmm.curl("PUT", "vm.restore", body: "{\"source_url\":\"file://\(dir)\"}").status == 500)
+        }
+        let after = HotplugFootprint(vmm)
+        #expect(after == before && after.mappings == before.mappings, "before: \(before)\nafter: \(after)")
+        // A VMM with no VM: restores refused (a damaged state) leave nothing behind either.
+        let empty = try APIVMM([])
+        let idle = HotplugFootprint(empty)
+        try Data("VMMSTATE-not-really".utf8).write(to: URL(fileURLWithPath: dir + "/state"))
+        for _ in 0..<40 {
+            let refused = empty.curl("PUT", "vm.restore", body: "{\"source_url\":\"file://\(dir)\"}")
+            #expect(refused.status == 400 && refused.body.contains("damaged"), "\(refused.body)")
+        }
+        let still = HotplugFootprint(empty)
+        #expect(still == idle && still.mappings == idle.mappings, "before: \(idle)\nafter: \(still)")
     }
 
     @Test("refused with one line: a URL not file://, a directory that is not there, a damaged or cut state file, memory of another size, --restore with VM options")
