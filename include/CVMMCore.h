@@ -6,6 +6,8 @@
 #include "vm/vmm_bus.h"
 #include "vm/vmm_vm.h"
 #include "vm/vmm_memory.h"
+#include "vm/vmm_dirty.h"
+#include "migration/vmm_migration.h"
 #include "vm/vmm_vcpu.h"
 #include "vm/vmm_state.h"
 #include "irq/vmm_irq.h"

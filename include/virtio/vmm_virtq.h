@@ -31,6 +31,10 @@ struct vmm_virtq {
     uint16_t used_idx;       /* next used entry to fill */
     uint16_t signalled_used; /* used_idx at the last interrupt */
     bool signalled_valid;
+    /* The device's view, kept for the dirty log: what a push returns and
+     * the used ring are written by the VMM, not the guest (vmm_dirty.h). */
+    const struct vmm_gmem *mem;
+    uint64_t used_gpa;
 };
 
 struct vmm_virtq_buf {
@@ -55,7 +59,9 @@ int vmm_virtq_init(struct vmm_virtq *q, const struct vmm_gmem *mem, uint16_t siz
  * -EFAULT (a buffer outside RAM), -ELOOP (loop or chain too long),
  * -EPROTO (readable after writable, nested or empty indirect table). */
 int vmm_virtq_pop(struct vmm_virtq *q, const struct vmm_gmem *mem, struct vmm_virtq_chain *chain);
-/* Returns a chain with `written` bytes put in its writable buffers. */
+/* Returns a chain with `written` bytes put in its writable buffers. While
+ * the VM's dirty log is on, its writable buffers (walked again from the
+ * descriptor table) and the used ring are marked written. */
 void vmm_virtq_push(struct vmm_virtq *q, uint16_t head, uint32_t written);
 /* Returns `count` chains at once (id: head, len: bytes written): the
  * driver sees all of them or none, as a frame spread over several

@@ -89,10 +89,14 @@ unsigned vmm_phys_address_bits(void);
  * its region count (`live_count`, read with acquire: regions are only ever
  * appended); tests and fuzzers build one over their own buffers with a
  * fixed `count` and no `live_count`. */
+struct vmm_dirty_log;
 struct vmm_gmem {
     const struct vmm_mem_region *regions;
     unsigned count;
     const unsigned *live_count;
+    /* The VM's log of pages its devices write (vmm_dirty.h); NULL in a
+     * view over other buffers. */
+    struct vmm_dirty_log *dirty;
 };
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm);
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len);

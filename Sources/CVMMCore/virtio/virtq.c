@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "virtio/vmm_virtq.h"
+#include "vm/vmm_dirty.h"
 
 static uint16_t load16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE); }
 
@@ -23,7 +24,8 @@ int vmm_virtq_init(struct vmm_virtq *q, const struct vmm_gmem *mem, uint16_t siz
     void *u = vmm_gmem_hva(mem, used, used_len);
     if (!d || !a || !u)
         return -EFAULT;
-    *q = (struct vmm_virtq){ .size = size, .event_idx = event_idx, .desc = d, .avail = a, .used = u };
+    *q = (struct vmm_virtq){ .size = size, .event_idx = event_idx, .desc = d, .avail = a, .used = u,
+                             .mem = mem, .used_gpa = used };
     return 0;
 }
 
@@ -124,8 +126,54 @@ int vmm_virtq_pop(struct vmm_virtq *q, const struct vmm_gmem *mem, struct vmm_vi
     return 1;
 }
 
+/* Marks the writable buffers of the chain at `head`, read again with the
+ * bounds vmm_virtq_pop keeps; a chain the guest broke since is marked as
+ * far as it still goes (the guest's own loss, never the VMM's). */
+static void mark_chain(const struct vmm_virtq *q, uint16_t head)
+{
+    if (head >= q->size)
+        return;
+    uint16_t i = head;
+    for (unsigned steps = 0; steps < q->size; steps++) {
+        struct vring_desc d;
+        desc_copy(&d, &q->desc[i]);
+        if (d.flags & VRING_DESC_F_INDIRECT) {
+            const struct vring_desc *table = vmm_gmem_hva(q->mem, d.addr, d.len);
+            uint32_t n = d.len / sizeof(struct vring_desc);
+            for (uint32_t j = 0, k = 0; table && k < n && k < VMM_VIRTQ_MAX_CHAIN; k++) {
+                struct vring_desc t;
+                desc_copy(&t, &table[j]);
+                if (t.flags & VRING_DESC_F_WRITE)
+                    vmm_gmem_mark_dirty(q->mem, t.addr, t.len);
+                if (!(t.flags & VRING_DESC_F_NEXT) || t.next >= n)
+                    break;
+                j = t.next;
+            }
+            return;
+        }
+        if (d.flags & VRING_DESC_F_WRITE)
+            vmm_gmem_mark_dirty(q->mem, d.addr, d.len);
+        if (!(d.flags & VRING_DESC_F_NEXT) || d.next >= q->size)
+            return;
+        i = d.next;
+    }
+}
+
+static bool logging(const struct vmm_virtq *q) { return q->mem && vmm_gmem_logging(q->mem); }
+
+static void mark_used_ring(const struct vmm_virtq *q)
+{
+    vmm_gmem_mark_dirty(q->mem, q->used_gpa, 6 + 8ull * q->size + 2);
+}
+
 void vmm_virtq_push_many(struct vmm_virtq *q, const struct vring_used_elem *elems, unsigned count)
 {
+    /* Each mark follows the write it covers (the buffers' bytes came
+     * before this call): a log taken after it sends what was written. */
+    if (logging(q)) {
+        for (unsigned i = 0; i < count; i++)
+            mark_chain(q, (uint16_t)elems[i].id);
+    }
     for (unsigned i = 0; i < count; i++) {
         struct vring_used_elem *e = &q->used->ring[q->used_idx % q->size];
         e->id = elems[i].id;
@@ -134,6 +182,8 @@ void vmm_virtq_push_many(struct vmm_virtq *q, const struct vring_used_elem *elem
     }
     /* The elements are visible before the index that publishes them. */
     __atomic_store_n(&q->used->idx, q->used_idx, __ATOMIC_RELEASE);
+    if (logging(q))
+        mark_used_ring(q);
 }
 
 void vmm_virtq_push(struct vmm_virtq *q, uint16_t head, uint32_t written)
@@ -156,8 +206,11 @@ bool vmm_virtq_should_signal(struct vmm_virtq *q)
 
 bool vmm_virtq_rearm(struct vmm_virtq *q)
 {
-    if (q->event_idx)
+    if (q->event_idx) {
         __atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELEASE);
+        if (logging(q))
+            mark_used_ring(q);
+    }
     /* The store above must be visible before the driver's index is read
      * again, or a buffer added in between would never be kicked. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -156,7 +156,8 @@ void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
 
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
 {
-    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions };
+    /* Devices mark what they write through their view: the log is the VM's own. */
+    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions, (struct vmm_dirty_log *)&vm->dirty };
 }
 
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)

@@ -14,7 +14,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-static bool page_is_zero(const uint8_t *page)
+bool vmm_page_is_zero(const uint8_t *page)
 {
     const uint64_t *words = (const uint64_t *)page;
     for (size_t i = 0; i < PAGE / sizeof(uint64_t); i++)
@@ -59,7 +59,7 @@ static int save_region(const struct vmm_mem_region *r, int fd, off_t base)
     const uint8_t *hva = r->hva;
     uint64_t run = 0;
     for (uint64_t at = 0; at <= r->size; at += PAGE) {
-        bool data = at < r->size && !page_is_zero(hva + at);
+        bool data = at < r->size && !vmm_page_is_zero(hva + at);
         if (data)
             continue;
         if (at > run) {

@@ -155,6 +155,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     vmm_bus_destroy(vm->pio);
     vmm_bus_destroy(vm->mmio);
     vmm_gsi_routes_destroy(vm);
+    vmm_dirty_log_destroy(vm);
     pthread_mutex_destroy(&vm->device_slots_lock);
     pthread_mutex_destroy(&vm->stop_lock);
     pthread_cond_destroy(&vm->pause_cond);

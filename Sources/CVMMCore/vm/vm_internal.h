@@ -18,6 +18,13 @@
 /* MSI routes the VM can have at once (KVM allows 4096 GSIs in all). */
 #define VMM_GSI_MSI_MAX 1024
 
+/* dirty_log.c: see vmm_dirty.h. `device[i]` is published before
+ * `active` is set (release) and read after it is seen (acquire). */
+struct vmm_dirty_log {
+    atomic_bool active;
+    _Atomic(uint64_t *) device[VMM_MAX_MEM_REGIONS];
+};
+
 /* gsi.c: the routing table's owner state; see vmm_gsi.h. */
 struct vmm_gsi_routes {
     pthread_mutex_t lock;
@@ -72,6 +79,8 @@ struct vmm_vm {
 
     struct vmm_gsi_routes gsi;
 
+    struct vmm_dirty_log dirty;
+
     int vfio_kvm_fd; /* the KVM VFIO device, -1 without assigned devices */
 
     pthread_mutex_t device_slots_lock;
@@ -99,6 +108,12 @@ struct vmm_vm {
     unsigned parked;
     struct kvm_clock_data saved_clock;
 };
+
+/* dirty_log.c: frees the devices' bitmaps; every device thread joined. */
+void vmm_dirty_log_destroy(struct vmm_vm *vm);
+
+/* memory_file.c: whether a 4 KiB page holds only zeros. */
+bool vmm_page_is_zero(const uint8_t *page);
 
 /* gsi.c */
 int vmm_gsi_routes_init(struct vmm_vm *vm);
