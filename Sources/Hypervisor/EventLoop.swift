@@ -12,7 +12,9 @@ final class EventLoop {
     private let epoll: OwnedDescriptor
     private let signals: OwnedDescriptor
     private var epollFD: Int32 { epoll.raw }
-    private var signalFD: Int32 { signals.raw }
+    /// Readable when a stop signal waits: long waits outside `next` (a
+    /// migration) watch it to end early, leaving the signal for `next`.
+    var signalFD: Int32 { signals.raw }
 
     init() throws(VMMError) {
         var mask = sigset_t()

@@ -109,7 +109,9 @@ final class LaunchResources {
     var consoleInputFD: Int32 { consoleReadsInput ? STDIN_FILENO : consoleOutput?.inputFD ?? -1 }
     let terminal: RawTerminal?
 
-    init(config: VMConfig, logger: Logger) throws(VMMError) {
+    /// `lockingDisks` false: a migration's destination, which locks the
+    /// images once the source has let them go.
+    init(config: VMConfig, logger: Logger, lockingDisks: Bool = true) throws(VMMError) {
         do {
             kernel = try FileReader(path: config.kernelPath ?? "", option: "--kernel")
             initramfs = try config.initramfsPath.map { (path) throws(BootError) in try FileReader(path: path, option: "--initramfs") }
@@ -120,7 +122,7 @@ final class LaunchResources {
         serialOutput = config.serial == .off ? nil : try ConsoleOutput(config.serial, option: "--serial")
         consoleOutput = config.console == .off ? nil : try ConsoleOutput(config.console, option: "--console")
         var disks: [DiskBackend] = []
-        for disk in config.disks { disks.append(try DiskBackend(disk)) }
+        for disk in config.disks { disks.append(try DiskBackend(disk, locking: lockingDisks)) }
         self.disks = disks
         var taps: [Tap] = []
         for net in config.nets { taps.append(try Tap(net)) }

@@ -28,6 +28,8 @@ final class VMMLoop {
     private var sandbox: Sandbox?
     /// Present exactly while `state` is `running` or `paused`.
     private var booted: BootedVM?
+    /// vm.send-migration handed the VM over: the VMM ends once it has answered.
+    private var migrated = false
     /// Slot → id of what vm.remove-device asked the guest to let go of.
     private var removing: [PCIAddress: String] = [:]
     private let events: EventLoop
@@ -74,6 +76,7 @@ final class VMMLoop {
                 guard let channel, let request = channel.take() else { continue }
                 channel.respond(handle(request))
                 if request == .vmmShutdown { return .requested }
+                if migrated { return .migrated }
             }
         }
     }
@@ -121,7 +124,7 @@ final class VMMLoop {
         }
     }
 
-    private func boot(restoring snapshot: SnapshotSource? = nil) throws(VMMError) {
+    private func boot(restoring snapshot: RestoreSource? = nil) throws(VMMError) {
         guard let config, state?.allows(.running) == true else { return }
         if resources == nil {
             // What confines the VMM thread also stops it opening another
@@ -129,7 +132,7 @@ final class VMMLoop {
             if sandbox != nil && (config.seccomp != .disabled || config.landlock) {
                 throw .config(.conflict("a new VM after vm.delete needs files the confined VMM thread can no longer open: start a new VMM for it (or run this one with --seccomp false and without --landlock)"))
             }
-            resources = try LaunchResources(config: config, logger: logger)
+            resources = try LaunchResources(config: config, logger: logger, lockingDisks: !(snapshot is MigrationIncoming))
         }
         guard let resources else { return }
         // The terminals the launch opened, as Cloud Hypervisor reports them.
@@ -254,7 +257,64 @@ final class VMMLoop {
             return try snapshot(url)
         case .vmRestore(let restore):
             return try self.restore(restore)
+        case .vmSendMigration(let settings):
+            return try sendMigration(settings)
+        case .vmReceiveMigration(let settings):
+            return try receiveMigration(settings)
         }
+    }
+
+    /// vm.send-migration: the VM goes to the destination, and this VMM
+    /// ends once it has answered; a failure leaves the VM here as it was.
+    /// The VMM thread is busy meanwhile: other requests wait, a stop signal
+    /// or the guest stopping ends the migration.
+    private func sendMigration(_ settings: SendMigrationConfig) throws(APIFailure) -> APIAnswer {
+        let vm = try running("vm.send-migration")
+        guard let config, let resources else { throw APIFailure(.failed, "vm.send-migration: the VM is not running") }
+        logger.info("vm.send-migration: to \(settings.destination), downtime_ms=\(settings.downtimeMs), timeout_s=\(settings.timeoutS)")
+        do {
+            let report = try vm.migrate(to: settings, config: config, resources: resources,
+                                        abort: [events.signalFD, vm.vm.stopEventFD], logger: logger)
+            logger.info("vm.send-migration: done in \(report.totalMs) ms: \(report.rounds) rounds, \(report.bytes >> 20) MiB of RAM sent, downtime \(report.downtimeMs) ms")
+        } catch {
+            throw APIFailure(.failed, "vm.send-migration: \(error)")
+        }
+        migrated = true
+        return .done
+    }
+
+    /// vm.receive-migration into a VMM with no VM: waits for the source,
+    /// builds its VM, takes its RAM and state, and runs it. On a failure
+    /// the VMM has no VM again and the source keeps its own.
+    private func receiveMigration(_ settings: ReceiveMigrationConfig) throws(APIFailure) -> APIAnswer {
+        guard state == nil else { throw APIFailure(.failed, "vm.receive-migration: a VM is already created (vm.delete it first)") }
+        var incoming: MigrationIncoming?
+        do throws(VMMError) {
+            let listener = try MigrationSocket.listen(settings.receiver)
+            logger.info("vm.receive-migration: waiting on \(settings.receiver)")
+            let socket = try MigrationSocket.accept(listener, url: settings.receiver, abort: events.signalFD)
+            let arriving = MigrationIncoming(channel: MigrationChannel(socket: socket, peer: "the source", abort: [events.signalFD], idleMs: 60_000),
+                                             url: settings.receiver)
+            incoming = arriving
+            let unix = if case .unix = settings.receiver { true } else { false }
+            config = try arriving.configuration(base: base, unix: unix).withDeviceIDs()
+            state = .created
+            try boot(restoring: arriving)
+            guard let booted, let resources else { throw .system(SystemError("vm.receive-migration: the VM was not built", errno: EIO)) }
+            try arriving.complete(disks: resources.disks) { () throws(VMMError) in try booted.resume() }
+            state = .running
+        } catch {
+            incoming?.refuse(error)
+            _ = retire()
+            // Taps that came with the source's configuration and no tap adopted.
+            if resources == nil { config?.nets.flatMap(\.fds).filter { fcntl($0, F_GETFD) >= 0 }.forEach { close($0) } }
+            config = nil
+            resources = nil
+            state = nil
+            throw APIFailure(.failed, "vm.receive-migration: \(error)")
+        }
+        logger.info("vm.receive-migration: the VM runs here")
+        return .done
     }
 
     /// vm.snapshot of the paused VM (Cloud Hypervisor refuses a running one too).

@@ -32,6 +32,15 @@ struct Subcommand: Sendable {
         }
     }
 
+    /// `send-migration destination_url=unix:/tmp/sock,downtime_ms=200` (or
+    /// the bare URL older ch-remote took): parsed here, sent whole.
+    static func migration(_ endpoint: String, body: @escaping @Sendable (String) throws -> [UInt8]) -> Subcommand {
+        Subcommand(method: "PUT", endpoint: endpoint) { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "\(endpoint) takes one argument: <url> or key=value,…") }
+            return try body(arguments[0])
+        }
+    }
+
     /// `add-net fd=[3,4],…`: as Cloud Hypervisor's ch-remote, the taps open
     /// in this process go with the request (the numbers in the body mean
     /// nothing to the VMM); each must be open here.
@@ -91,8 +100,8 @@ struct Subcommand: Sendable {
         "snapshot": destination("vm.snapshot", what: "<destination_url>"),
         "coredump": destination("vm.coredump", what: "<file_path>"),
         "restore": add("vm.restore"),
-        "send-migration": add("vm.send-migration"),
-        "receive-migration": add("vm.receive-migration"),
+        "send-migration": migration("vm.send-migration") { APIJSON.body(try SendMigrationConfig(parsing: $0)) },
+        "receive-migration": migration("vm.receive-migration") { APIJSON.body(try ReceiveMigrationConfig(parsing: $0)) },
     ]
 
     /// `snapshot URL`, `coredump PATH`: one argument, sent as Cloud

@@ -140,8 +140,8 @@ struct CHWireFormatTests {
             ("snapshot", "PUT", "vm.snapshot", "{\"destination_url\":\"file:///tmp/snap\"}", 500), // running: pause first
             ("coredump", "PUT", "vm.coredump", "{\"destination_url\":\"file:///tmp/core\"}", 400),
             ("restore", "PUT", "vm.restore", "{\"source_url\":\"file:///tmp/snap\",\"prefault\":false}", 500), // a VM exists
-            ("send-migration", "PUT", "vm.send-migration", "{\"destination_url\":\"unix:/tmp/mig\",\"local\":false}", 400),
-            ("receive-migration", "PUT", "vm.receive-migration", "{\"receiver_url\":\"unix:/tmp/mig\"}", 400),
+            ("send-migration", "PUT", "vm.send-migration", "{\"destination_url\":\"unix:/nonexistent/mig\",\"local\":false}", 500), // no receiver
+            ("receive-migration", "PUT", "vm.receive-migration", "{\"receiver_url\":\"unix:/tmp/mig\"}", 500), // a VM exists
             ("reboot", "PUT", "vm.reboot", nil, 204),
             ("shutdown", "PUT", "vm.shutdown", nil, 204),
             ("delete", "PUT", "vm.delete", nil, 204),
@@ -149,7 +149,7 @@ struct CHWireFormatTests {
             ("shutdown-vmm", "PUT", "vmm.shutdown", nil, 204),
         ]
         let unbuilt: Set = ["nmi", "add-pmem", "add-vdpa", "add-user-device", "add-generic-vhost-user",
-                            "resize-disk", "resize-zone", "coredump", "send-migration", "receive-migration"]
+                            "resize-disk", "resize-zone", "coredump"]
         for (command, method, endpoint, body, expected) in steps {
             let answer: CloudHypervisorClient.Answer
             do {

@@ -11,7 +11,8 @@ final class TestQueue {
 
     let ram = UnsafeMutableRawBufferPointer.allocate(byteCount: ramSize, alignment: 4096)
     let region: UnsafeMutablePointer<vmm_mem_region>
-    var mem: vmm_gmem
+    /// Allocated: the queue keeps its address (for the dirty log).
+    let mem: UnsafeMutablePointer<vmm_gmem>
     var queue = vmm_virtq()
     let size: UInt16
     private var availIdx: UInt16 = 0
@@ -20,12 +21,14 @@ final class TestQueue {
         ram.initializeMemory(as: UInt8.self, repeating: 0)
         region = .allocate(capacity: 1)
         region.initialize(to: vmm_mem_region(gpa: 0, size: UInt64(Self.ramSize), hva: ram.baseAddress, slot: 0, fd: -1))
-        mem = vmm_gmem(regions: region, count: 1, live_count: nil)
+        mem = .allocate(capacity: 1)
+        mem.initialize(to: vmm_gmem(regions: region, count: 1, live_count: nil, dirty: nil))
         self.size = size
-        try #require(vmm_virtq_init(&queue, &mem, size, Self.desc, Self.avail, Self.used, eventIdx) == 0)
+        try #require(vmm_virtq_init(&queue, mem, size, Self.desc, Self.avail, Self.used, eventIdx) == 0)
     }
 
     deinit {
+        mem.deallocate()
         region.deallocate()
         ram.deallocate()
     }
@@ -59,7 +62,7 @@ final class TestQueue {
     func pop() -> (Int32, vmm_virtq_chain) {
         let chain = UnsafeMutablePointer<vmm_virtq_chain>.allocate(capacity: 1)
         defer { chain.deallocate() }
-        let r = vmm_virtq_pop(&queue, &mem, chain)
+        let r = vmm_virtq_pop(&queue, mem, chain)
         return (r, chain.pointee)
     }
 }
@@ -155,10 +158,10 @@ struct VirtqTests {
     func badRings() throws {
         let q = try TestQueue()
         var queue = vmm_virtq()
-        #expect(vmm_virtq_init(&queue, &q.mem, 8, UInt64(TestQueue.ramSize), TestQueue.avail, TestQueue.used, false) == -EFAULT)
-        #expect(vmm_virtq_init(&queue, &q.mem, 8, TestQueue.desc + 8, TestQueue.avail, TestQueue.used, false) == -EINVAL)
-        #expect(vmm_virtq_init(&queue, &q.mem, 6, TestQueue.desc, TestQueue.avail, TestQueue.used, false) == -EINVAL)
-        #expect(vmm_virtq_init(&queue, &q.mem, 2048, TestQueue.desc, TestQueue.avail, TestQueue.used, false) == -EINVAL)
+        #expect(vmm_virtq_init(&queue, q.mem, 8, UInt64(TestQueue.ramSize), TestQueue.avail, TestQueue.used, false) == -EFAULT)
+        #expect(vmm_virtq_init(&queue, q.mem, 8, TestQueue.desc + 8, TestQueue.avail, TestQueue.used, false) == -EINVAL)
+        #expect(vmm_virtq_init(&queue, q.mem, 6, TestQueue.desc, TestQueue.avail, TestQueue.used, false) == -EINVAL)
+        #expect(vmm_virtq_init(&queue, q.mem, 2048, TestQueue.desc, TestQueue.avail, TestQueue.used, false) == -EINVAL)
     }
 
     @Test("event idx: an interrupt only when the driver's used_event is crossed; rearm publishes avail_event")

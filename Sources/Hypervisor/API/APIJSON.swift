@@ -3,6 +3,20 @@
 public enum APIJSON {
     public static func encode(_ value: [String: String]) -> [UInt8] { JSONValue.object(value.mapValues { .string($0) }).serialized }
 
+    /// send-migration's body as Cloud Hypervisor's client sends it
+    /// (its enums capitalized).
+    public static func body(_ migration: SendMigrationConfig) -> [UInt8] {
+        JSONValue.object([
+            "destination_url": .string(migration.destination.description), "local": .bool(migration.local),
+            "downtime_ms": .integer(Int64(migration.downtimeMs)), "timeout_s": .integer(Int64(migration.timeoutS)),
+            "timeout_strategy": .string(migration.timeoutStrategy == .cancel ? "Cancel" : "Ignore"),
+        ]).serialized
+    }
+
+    public static func body(_ migration: ReceiveMigrationConfig) -> [UInt8] {
+        JSONValue.object(["receiver_url": .string(migration.receiver.description)]).serialized
+    }
+
     /// An error body: Cloud Hypervisor's list of messages.
     public static func decodeStrings(_ body: [UInt8]) throws -> [String] {
         try JSON.decode([String].self, from: body)

@@ -25,6 +25,8 @@ public enum APIRequest: Sendable, Equatable {
     /// `destination_url`, as given.
     case vmSnapshot(String)
     case vmRestore(RestoreConfig)
+    case vmSendMigration(SendMigrationConfig)
+    case vmReceiveMigration(ReceiveMigrationConfig)
 
     /// The id of the device an add names, if it has one.
     var deviceID: String? {
@@ -55,7 +57,7 @@ public enum APIRoutes {
     static let unbuilt: [String: String] = [
         "vm.add-pmem": "PUT", "vm.add-generic-vhost-user": "PUT",
         "vm.add-vdpa": "PUT", "vm.add-user-device": "PUT", "vm.resize-disk": "PUT", "vm.resize-zone": "PUT",
-        "vm.coredump": "PUT", "vm.receive-migration": "PUT", "vm.send-migration": "PUT",
+        "vm.coredump": "PUT",
         "vm.nmi": "PUT",
     ]
 
@@ -64,6 +66,7 @@ public enum APIRoutes {
         "vm.shutdown": "PUT", "vm.reboot": "PUT", "vm.delete": "PUT", "vm.pause": "PUT", "vm.resume": "PUT",
         "vm.power-button": "PUT", "vm.add-disk": "PUT", "vm.add-net": "PUT", "vm.add-device": "PUT", "vm.add-vsock": "PUT", "vm.add-fs": "PUT",
         "vm.remove-device": "PUT", "vm.resize": "PUT", "vm.counters": "GET", "vm.snapshot": "PUT", "vm.restore": "PUT",
+        "vm.send-migration": "PUT", "vm.receive-migration": "PUT",
     ]
 
     /// The request for the VMM thread, or the answer when the API thread
@@ -123,6 +126,10 @@ public enum APIRoutes {
                 return .success(.vmSnapshot(url))
             case "vm.restore":
                 return .success(.vmRestore(try VmConfigJSON.restoreConfig(fields)))
+            case "vm.send-migration":
+                return .success(.vmSendMigration(try SendMigrationConfig(parsing: VmConfigJSON.optionText(fields, known: SendMigrationConfig.known))))
+            case "vm.receive-migration":
+                return .success(.vmReceiveMigration(try ReceiveMigrationConfig(parsing: VmConfigJSON.optionText(fields, known: ReceiveMigrationConfig.known))))
             case "vm.remove-device":
                 guard case .string(let id)? = fields["id"], !id.isEmpty else {
                     return .failure(.error(400, "vm.remove-device: the body must name the device: {\"id\": \"…\"}"))

@@ -102,6 +102,11 @@ final class Sandbox {
             api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_VSOCK, default: []] + ["timerfd_create", "unlink"]
         }
         if config.apiSocket != nil { api += ["bind", "listen", "umask", "connect"] }
+        // A migration's stream: connected or accepted here, its waits
+        // bounded by poll, taps handed over a UNIX socket (SCM_RIGHTS).
+        if config.apiSocket != nil {
+            api += ["poll", "sendmsg", "recvmsg", "setsockopt", "getsockopt", "accept4", "clock_gettime"]
+        }
         // A socket console's relay starts below the VMM thread; its socket goes at exit.
         if [config.serial, config.console].contains(where: { if case .socket = $0 { true } else { false } }) {
             api += SeccompFilter.allowed[VMM_THREAD_CONSOLE_SOCKET, default: []] + ["unlink"]

@@ -9,48 +9,94 @@ extension BootedVM {
     /// the configuration, then the state file last, so a snapshot cut
     /// short has none and is refused whole.
     func snapshot(to directory: SnapshotDirectory, config: VMConfig) throws(VMMError) {
+        try checkSaveable("a snapshot", config: config)
+        let file = try captureState()
+        let memory = try directory.create(SnapshotSource.memoryFile)
+        defer { close(memory) }
+        let r = vmm_memory_save(vm.handle, memory)
+        guard r == 0 else { throw .system(SystemError("snapshot: write guest RAM to \(directory.file(SnapshotSource.memoryFile))", returned: r)) }
+        try directory.write(VmConfigJSON.json(Self.portable(config)).serialized, to: SnapshotSource.configFile)
+        try directory.write(file.serialized, to: SnapshotSource.stateFile)
+    }
+
+    /// What a snapshot or a migration (`what`) cannot carry, refused
+    /// before anything is written or sent.
+    func checkSaveable(_ what: String, config: VMConfig) throws(VMMError) {
         if let device = assigned?.addresses.first {
-            throw .config(.notSupported("a snapshot of a VM with an assigned device (\(device.device.config.id ?? device.device.config.bdf.description) at \(device.address))"))
+            throw .config(.notSupported("\(what) of a VM with an assigned device (\(device.device.config.id ?? device.device.config.bdf.description) at \(device.address))"))
         }
-        guard hotAddedRAM == 0 else { throw .config(.notSupported("a snapshot of a VM whose RAM grew with vm.resize")) }
+        guard hotAddedRAM == 0 else { throw .config(.notSupported("\(what) of a VM whose RAM grew with vm.resize")) }
         let vcpus = vcpuThreads.sorted()
         guard vcpusLeaving.isEmpty, vcpus == Array(0..<vcpus.count), vcpus.count == config.cpus.boot else {
-            throw .config(.notSupported("a snapshot while a vCPU is being unplugged: wait for the guest to eject it"))
+            throw .config(.notSupported("\(what) while a vCPU is being unplugged: wait for the guest to eject it"))
         }
+        if let device = virtio.unsaveable() { throw .config(.notSupported("\(what) of a VM with \(device)")) }
+    }
+
+    /// The configuration as another VMM rebuilds it: without this launch's ptys.
+    static func portable(_ config: VMConfig) -> VMConfig {
+        var saved = config
+        saved.serialPty = nil
+        saved.consolePty = nil
+        return saved
+    }
+
+    /// Every piece of the paused VM's state, KVM's and the devices'.
+    func captureState() throws(VMMError) -> StateFile {
         var file = StateFile()
         var step: UnsafePointer<CChar>?
         var state = vmm_vm_state()
         try checkState(vmm_vm_save(vm.handle, &state, &step), step, "snapshot of the VM")
         file.append("vm", version: VMM_VM_STATE_VERSION, state)
-        for index in vcpus {
+        for index in vcpuThreads.sorted() {
             var cpu = vmm_vcpu_state()
             try checkState(vmm_vcpu_save(vm.handle, UInt32(index), &cpu, &step), step, "snapshot of vCPU \(index)")
             file.append("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, cpu)
         }
         platform.save(into: &file)
         try virtio.save(into: &file)
-
-        let memory = try directory.create(SnapshotSource.memoryFile)
-        defer { close(memory) }
-        let r = vmm_memory_save(vm.handle, memory)
-        guard r == 0 else { throw .system(SystemError("snapshot: write guest RAM to \(directory.file(SnapshotSource.memoryFile))", returned: r)) }
-        var saved = config
-        saved.serialPty = nil
-        saved.consolePty = nil
-        try directory.write(VmConfigJSON.json(saved).serialized, to: SnapshotSource.configFile)
-        try directory.write(file.serialized, to: SnapshotSource.stateFile)
+        return file
     }
+}
 
+/// Where a restored VM's RAM and state come from: a snapshot's directory,
+/// or a migration's stream. Applied once, into a VM built from the same
+/// configuration whose threads have not started.
+protocol RestoreSource: AnyObject {
+    /// For the log: where the VM came from.
+    var origin: String { get }
+    func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError)
+}
+
+extension StateFile {
+    /// KVM's state, the board's and the devices', into a VM whose RAM is in
+    /// place. `option` names the restore in errors.
+    func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError) {
+        let saved = names(prefix: "vcpu ").count
+        guard saved == vcpus else {
+            throw .config(.unusable(option: "--restore", reason: "the state has \(saved) vCPUs and its configuration \(vcpus): it is damaged"))
+        }
+        var step: UnsafePointer<CChar>?
+        var vmState = try load("vm", version: VMM_VM_STATE_VERSION, as: vmm_vm_state.self)
+        try checkState(vmm_vm_restore(vm.handle, &vmState, &step), step, "restore of the VM")
+        for index in 0..<vcpus {
+            var cpu = try load("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, as: vmm_vcpu_state.self)
+            try checkState(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "restore of vCPU \(index)")
+        }
+        try platform.restore(from: self)
+        try virtio.restore(from: self)
+    }
 }
 
 /// A snapshot to restore (`--restore`, vm.restore): its configuration and
 /// state read and checked before anything of the VM exists.
-final class SnapshotSource {
+final class SnapshotSource: RestoreSource {
     static let configFile = "config.json"
     static let stateFile = "state"
     static let memoryFile = "memory"
 
     let directory: SnapshotDirectory
+    var origin: String { directory.path }
     let config: VMConfig
     let state: StateFile
     let prefault: Bool
@@ -83,29 +129,16 @@ final class SnapshotSource {
         }
     }
 
-    /// Guest RAM, KVM's state, the board's and the devices', into a VM
-    /// built from `config` whose threads have not started.
+    /// Guest RAM, then the state, into a VM built from `config` whose
+    /// threads have not started.
     func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError) {
-        let saved = state.names(prefix: "vcpu ").count
-        guard saved == vcpus else {
-            throw .config(.unusable(option: "--restore", reason: "the snapshot has \(saved) vCPUs and its configuration \(vcpus): it is damaged"))
-        }
         let r = vmm_memory_restore(vm.handle, memory.raw, prefault)
         guard r != -EINVAL else {
             throw .config(.unusable(option: "--restore", reason: "\(directory.file(Self.memoryFile)) is not the size of the snapshot's RAM: it is damaged or from another snapshot"))
         }
         guard r == 0 else { throw .system(SystemError("restore: read guest RAM from \(directory.file(Self.memoryFile))", returned: r)) }
-        var step: UnsafePointer<CChar>?
-        var vmState = try state.load("vm", version: VMM_VM_STATE_VERSION, as: vmm_vm_state.self)
-        try checkState(vmm_vm_restore(vm.handle, &vmState, &step), step, "restore of the VM")
-        for index in 0..<vcpus {
-            var cpu = try state.load("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, as: vmm_vcpu_state.self)
-            try checkState(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "restore of vCPU \(index)")
-        }
-        try platform.restore(from: state)
-        try virtio.restore(from: state)
+        try state.apply(to: vm, vcpus: vcpus, platform: platform, virtio: virtio)
     }
-
 }
 
 /// A C state call's result; `step` names the KVM call that failed.

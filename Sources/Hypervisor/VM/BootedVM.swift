@@ -35,7 +35,7 @@ final class BootedVM {
     /// `restoring`: the VM comes from a snapshot instead of the kernel,
     /// paused (vCPUs parked, device threads held) until `resume`.
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger,
-         restoring snapshot: SnapshotSource? = nil) throws(VMMError) {
+         restoring snapshot: RestoreSource? = nil) throws(VMMError) {
         self.logger = logger
         let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory, arena: resources.ramArena)
         self.vm = vm
@@ -69,7 +69,7 @@ final class BootedVM {
         if let snapshot {
             try snapshot.apply(to: vm, vcpus: config.cpus.boot, platform: platform, virtio: virtio)
             isPaused = true
-            logger.info("restored from \(snapshot.directory.path): \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM, paused")
+            logger.info("restored from \(snapshot.origin): \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM, paused")
         } else {
             try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
                                           cpus: config.cpus, platform: config.platform)

@@ -12,6 +12,8 @@ public enum StopReason: Equatable, Sendable {
     case signal(Int32)
     /// The VMM stopped it (`vmm.shutdown`, `vm.shutdown`).
     case requested
+    /// The VM went to another VMM (send-migration).
+    case migrated
     /// The guest or KVM failed; the message says how.
     case failure(String)
 

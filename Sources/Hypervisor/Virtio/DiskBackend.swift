@@ -4,9 +4,9 @@ enum DiskBackend {
     case image(DiskImage)
     case vhostUser(VhostUserBackend, DiskConfig)
 
-    init(_ config: DiskConfig) throws(VMMError) {
+    init(_ config: DiskConfig, locking: Bool = true) throws(VMMError) {
         guard let socket = config.vhostSocket else {
-            self = .image(try DiskImage(config))
+            self = .image(try DiskImage(config, locking: locking))
             return
         }
         let backend = try VhostUserBackend(socket: socket, option: "--disk",

@@ -18,7 +18,8 @@ final class DiskImage {
     /// GET_ID's answer: `serial=`, or an id derived from the file, as Cloud Hypervisor does.
     let serial: String
 
-    init(_ config: DiskConfig) throws(VMMError) {
+    /// `locking` false: a migration's destination, which locks later.
+    init(_ config: DiskConfig, locking: Bool = true) throws(VMMError) {
         self.config = config
         let path = config.path
         func refuse(_ reason: String) -> VMMError {
@@ -52,13 +53,26 @@ final class DiskImage {
         if let format = Self.otherFormat(fd: opened, size: sizeBytes) {
             throw .config(.notSupported("--disk path=\(path): a \(format) image (only raw images for now; convert it with qemu-img convert -O raw)"))
         }
+        serial = config.serial ?? String("\(st.st_dev)\(st.st_rdev)\(st.st_ino)".prefix(20))
+        identity = (st.st_dev, st.st_ino)
+        if locking { try lock() }
+    }
+
+    private let identity: (device: dev_t, inode: ino_t)
+
+    /// Takes the image's lock; a migration's destination takes it only
+    /// once the source has let go (`unlock`), with the guest stopped.
+    func lock() throws(VMMError) {
+        func refuse(_ reason: String) -> VMMError {
+            .config(.invalidValue(option: "--disk", key: "path", value: config.path, reason: reason))
+        }
         var lock = flock()
         lock.l_type = Int16(config.readonly ? F_RDLCK : F_WRLCK)
         lock.l_whence = Int16(SEEK_SET)
         // Cloud Hypervisor's byte-range lock covers the image's bytes; length 0 is the whole file.
         lock.l_len = config.lockWholeFile ? 0 : off_t(sizeBytes)
-        guard fcntl(opened, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
-            switch Self.lockHolder(device: st.st_dev, inode: st.st_ino) {
+        guard fcntl(fd, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
+            switch Self.lockHolder(device: identity.device, inode: identity.inode) {
             case let holder? where holder.pid == getpid():
                 throw refuse("is already one of this VM's disks: an image is used by one disk at a time (readonly=on disks can share one)")
             case let holder?:
@@ -67,7 +81,18 @@ final class DiskImage {
                 throw refuse("is locked by another process: an image is used by one VM at a time (readonly=on disks can share one)")
             }
         }
-        serial = config.serial ?? String("\(st.st_dev)\(st.st_rdev)\(st.st_ino)".prefix(20))
+    }
+
+    /// Lets the image go to a migration's destination: what the guest
+    /// wrote is on the disk first.
+    func unlock() throws(VMMError) {
+        guard fsync(fd) == 0 else { throw .system(SystemError("migration: flush --disk path=\(config.path)", errno: errno)) }
+        var lock = flock()
+        lock.l_type = Int16(F_UNLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, Int32(VMM_F_OFD_SETLK), &lock) == 0 else {
+            throw .system(SystemError("migration: unlock --disk path=\(config.path)", errno: errno))
+        }
     }
 
     /// The name of a disk format this is not raw, from its magic.

@@ -281,6 +281,14 @@ final class VirtioDevices {
 extension VirtioDevices {
     /// Snapshot: each device's state, named by its address and id, from a
     /// paused VM. A device whose state lives outside the VMM is refused by name.
+    /// The first device whose state lives outside the VMM (a vhost-user
+    /// backend's rings, a vsock's host connections), named for a refusal.
+    func unsaveable() -> String? {
+        devices.first { $0.kind == VMM_THREAD_VHOST_USER || $0.kind == VMM_THREAD_VIRTIO_VSOCK }.map { entry in
+            "\(String(cString: vmm_thread_kind_name(entry.kind))) device \(entry.id ?? "") (at \(entry.address))"
+        }
+    }
+
     func save(into file: inout StateFile) throws(VMMError) {
         for entry in devices {
             var state = vmm_virtio_pci_state()

@@ -70,6 +70,26 @@ putn:
     pop %eax
     ret
 
+/* puthex: %eax as eight hex digits. */
+    .globl puthex
+puthex:
+    push %ebx
+    push %ecx
+    mov %eax, %ebx
+    mov $8, %ecx
+3:  rol $4, %ebx
+    mov %ebx, %eax
+    and $0xf, %eax
+    mov hexdigits(%eax), %al
+    call putc
+    loop 3b
+    pop %ecx
+    pop %ebx
+    ret
+
+    .section .rodata
+hexdigits: .ascii "0123456789abcdef"
+
     .section .note.GNU-stack, "", @progbits
 
     .bss

@@ -22,26 +22,9 @@ guest_main:
     call putc
     jmp 1b
 
-/* puthex: %eax as eight hex digits. */
-puthex:
-    push %ebx
-    push %ecx
-    mov %eax, %ebx
-    mov $8, %ecx
-3:  rol $4, %ebx
-    mov %ebx, %eax
-    and $0xf, %eax
-    mov hex(%eax), %al
-    call putc
-    loop 3b
-    pop %ecx
-    pop %ebx
-    ret
-
     .section .rodata
 n: .asciz "n="
 r: .asciz " r="
-hex: .ascii "0123456789abcdef"
 
     .bss
     .p2align 2

@@ -1,0 +1,96 @@
+import CVMMCore
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// receive-migration's side of one connection: the source's
+/// configuration, then (as the restore source of the VM built from it)
+/// its RAM and state, then the hand-over.
+final class MigrationIncoming: RestoreSource {
+    let channel: MigrationChannel
+    let origin: String
+
+    init(channel: MigrationChannel, url: MigrationURL) {
+        self.channel = channel
+        origin = "a migration over \(url)"
+    }
+
+    /// START: the configuration to build, its taps' descriptors in place
+    /// of their names when they came with it (a UNIX socket on one host,
+    /// where the source still holds them).
+    func configuration(base: VMConfig, unix: Bool) throws(VMMError) -> VMConfig {
+        let header = try channel.header("read the source's configuration")
+        guard header.kind == VMM_MIG_START.rawValue else { throw channel.failure(-EPROTO, "read the source's configuration") }
+        let json = try channel.payload(of: header, limit: 1 << 20, "read the source's configuration")
+        var launch = base
+        launch.restore = nil
+        var config: VMConfig
+        do {
+            config = try VmConfigJSON.config(from: json, base: launch)
+        } catch {
+            throw .config(.unusable(option: "receive-migration", reason: "the source's configuration: \(error)"))
+        }
+        let wanted = config.nets.reduce(0) { $0 + $1.queuePairs }
+        guard unix, wanted > 0 else { return config }
+        var fds = [Int32](repeating: -1, count: 16)
+        let got = vmm_mig_receive_fds(&channel.io, &fds, UInt32(fds.count))
+        guard got >= 0 else { throw channel.failure(got, "take the source's taps") }
+        guard Int(got) == wanted else {
+            fds.prefix(Int(got)).forEach { close($0) }
+            throw channel.failure(-EPROTO, "take the source's taps")
+        }
+        var next = 0
+        for index in config.nets.indices {
+            config.nets[index].fds = Array(fds[next..<next + config.nets[index].queuePairs])
+            next += config.nets[index].queuePairs
+        }
+        return config
+    }
+
+    /// The VM is built: answered, then RAM until the state, which is
+    /// applied and answered.
+    func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError) {
+        try channel.reply()
+        while true {
+            let header = try channel.header("receive guest RAM")
+            switch header.kind {
+            case VMM_MIG_MEMORY.rawValue:
+                let r = vmm_mig_receive_ram(vm.handle, &channel.io, header.length)
+                guard r == 0 else { throw channel.failure(r, "receive guest RAM") }
+            case VMM_MIG_STATE.rawValue:
+                let bytes = try channel.payload(of: header, limit: StateFile.maxBytes, "receive the VM's state")
+                do {
+                    try StateFile(parsing: bytes).apply(to: vm, vcpus: vcpus, platform: platform, virtio: virtio)
+                } catch let error as SnapshotError {
+                    throw .config(.unusable(option: "receive-migration", reason: "\(error)"))
+                } catch let error as VMMError {
+                    throw error
+                } catch {
+                    throw .config(.unusable(option: "receive-migration", reason: "\(error)"))
+                }
+                try channel.reply()
+                return
+            default:
+                throw channel.failure(-EPROTO, "receive guest RAM")
+            }
+        }
+    }
+
+    /// COMPLETE: the source has stopped and let its disks go; they are
+    /// locked here, the VM runs, and the source is told.
+    func complete(disks: [DiskBackend], resume: () throws(VMMError) -> Void) throws(VMMError) {
+        let header = try channel.header("wait for the hand-over")
+        guard header.kind == VMM_MIG_COMPLETE.rawValue, header.length == 0 else { throw channel.failure(-EPROTO, "wait for the hand-over") }
+        for case .image(let image) in disks { try image.lock() }
+        try resume()
+        try? channel.reply()
+    }
+
+    /// Tells the source why, if it still listens.
+    func refuse(_ error: VMMError) {
+        channel.io.idle_ms = 1000
+        try? channel.reply("\(error)")
+    }
+}
