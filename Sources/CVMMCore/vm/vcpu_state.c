@@ -74,6 +74,28 @@ static int restore_msrs(struct vmm_vcpu *vcpu, const struct vmm_vcpu_state *stat
     return ret;
 }
 
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
+/* KVM drops a TSC deadline written while the LAPIC's timer is not in
+ * TSC-deadline mode, which a fresh vCPU's is not: the MSR goes again once
+ * the LAPIC is set, or the vCPU waits for ever on a timer that never
+ * fires (the guest's RCU stalls on it). */
+static int restore_tsc_deadline(struct vmm_vcpu *vcpu, const struct vmm_vcpu_state *state)
+{
+    for (uint32_t i = 0; i < state->nmsrs && i < VMM_VCPU_STATE_MAX_MSRS; i++) {
+        if (state->msrs[i].index != MSR_IA32_TSC_DEADLINE)
+            continue;
+        union {
+            struct kvm_msrs msrs;
+            uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+        } one = { .msrs.nmsrs = 1 };
+        one.msrs.entries[0] = state->msrs[i];
+        int set = ioctl(vcpu->fd, KVM_SET_MSRS, &one);
+        return set < 0 ? -errno : set == 1 ? 0 : -EINVAL;
+    }
+    return 0;
+}
+
 static struct vmm_vcpu *created(struct vmm_vm *vm, unsigned index)
 {
     return vm->vcpus && index < atomic_load(&vm->nvcpus) ? &vm->vcpus[index] : NULL;
@@ -123,7 +145,8 @@ int vmm_vcpu_restore(struct vmm_vm *vm, unsigned index, const struct vmm_vcpu_st
     for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
         if (ioctl(vcpu->fd, pieces[i].set, (uint8_t *)state + pieces[i].offset) < 0)
             return fail(step, pieces[i].set_name, -errno);
-    return 0;
+    ret = restore_tsc_deadline(vcpu, state);
+    return ret < 0 ? fail(step, "KVM_SET_MSRS (TSC deadline)", ret) : 0;
 }
 
 static int irqchip(struct vmm_vm *vm, struct kvm_irqchip *chip, uint32_t id, bool set)
