@@ -55,8 +55,8 @@ private final class FakeDestination: @unchecked Sendable {
 
 @Suite("Live migration", .serialized)
 struct MigrationTests {
-    let guest = { (name: String) throws -> [String] in
-        ["--kernel", try Guests.path(name), "--serial", "tty", "--console", "off", "--memory", "size=128M", "--cpus", "boot=2"]
+    func guest(_ name: String, memory: String = "size=128M") throws -> [String] {
+        ["--kernel", try Guests.path(name), "--serial", "tty", "--console", "off", "--memory", memory, "--cpus", "boot=2"]
     }
 
     /// receive-migration on `destination` in the background; its answer once done.
@@ -70,8 +70,8 @@ struct MigrationTests {
         return { done.wait(timeout: .now() + 30) == .success ? answer : nil }
     }
 
-    private func migrate(_ url: (listen: String, connect: String), extra: String = "") throws {
-        let source = try APIVMM(try guest("dirtier"))
+    private func migrate(_ url: (listen: String, connect: String), extra: String = "", memory: String = "size=128M") throws {
+        let source = try APIVMM(try guest("dirtier", memory: memory))
         #expect(eventually(10) { sweeps(source.stdout).numbers.count >= 3 }, "\(source.stdout.suffix(200))")
         let destination = try APIVMM([])
         let received = receive(destination, url.listen)
@@ -104,6 +104,12 @@ struct MigrationTests {
         let port = 20000 + Int(getpid() % 20000)
         try migrate(("tcp:0.0.0.0:\(port)", "tcp:127.0.0.1:\(port)"),
                     extra: ",\"downtime_ms\":200,\"timeout_s\":60,\"timeout_strategy\":\"Cancel\"")
+    }
+
+    @Test("local=on over a UNIX socket: the destination maps the source's shared RAM, nothing is copied")
+    func localHandsRAMOver() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mig-\(UUID().uuidString.prefix(8)).sock").path
+        try migrate(("unix:\(path)", "unix:\(path)"), extra: ",\"local\":true", memory: "size=128M,shared=on")
     }
 
     @Test("A destination that dies half-way, or stops reading past timeout_s: the answer says so, the source runs on, and migrates fine afterwards")

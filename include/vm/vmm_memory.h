@@ -34,6 +34,12 @@ struct vmm_mem_region {
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size,
                        uint32_t flags);
 
+/* The same, mapping `fd` (shared RAM another VMM made: a memfd of at
+ * least `size` bytes, offset 0 at `gpa`) instead of a new memfd: a local
+ * migration's destination runs on the source's RAM. The VM owns `fd` once
+ * this succeeds; on failure it stays the caller's. */
+int vmm_memory_add_ram_file(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags, int fd);
+
 /* Address space for RAM: `size` bytes, PROT_NONE, starting at a
  * VMM_RAM_ALIGN boundary, or NULL and errno. KVM maps guest memory 2 MiB
  * at a time only where host and guest addresses agree modulo 2 MiB, and

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vm/vmm_memory.h"
@@ -49,7 +50,24 @@ void *vmm_memory_reserve(uint64_t size)
     return start;
 }
 
+static int add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags, int file);
+
 int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags)
+{
+    return add_ram(vm, gpa, size, flags, -1);
+}
+
+int vmm_memory_add_ram_file(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if ((uint64_t)st.st_size < size)
+        return -EINVAL;
+    return add_ram(vm, gpa, size, flags | VMM_MEM_SHARED, fd);
+}
+
+static int add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t flags, int file)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     if (size == 0 || (gpa | size) & (page - 1) || gpa + size < gpa)
@@ -62,8 +80,8 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
             return -EEXIST;
     }
 
-    int fd = -1;
-    if (flags & VMM_MEM_SHARED) {
+    int fd = file;
+    if (fd < 0 && (flags & VMM_MEM_SHARED)) {
         fd = memfd_create("guest-ram", MFD_CLOEXEC);
         if (fd < 0)
             return -errno;
@@ -87,7 +105,7 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
         int saved = -errno;
         if (hole)
             munmap(hole, size);
-        if (fd >= 0)
+        if (fd >= 0 && fd != file)
             close(fd);
         return saved;
     }
@@ -112,7 +130,7 @@ int vmm_memory_add_ram(struct vmm_vm *vm, uint64_t gpa, uint64_t size, uint32_t 
         ret = -errno;
     if (ret) {
         vmm_memory_unmap(vm, hva, size);
-        if (fd >= 0)
+        if (fd >= 0 && fd != file)
             close(fd);
         return ret;
     }

@@ -11,19 +11,30 @@ import Glibc
 final class MigrationIncoming: RestoreSource {
     let channel: MigrationChannel
     let origin: String
+    /// local=on: the source's RAM, to be mapped as it is.
+    private var ramFiles: [Int32] = []
 
     init(channel: MigrationChannel, url: MigrationURL) {
         self.channel = channel
         origin = "a migration over \(url)"
     }
 
+    deinit { ramFiles.forEach { close($0) } }
+
+    func takeRAMFiles() -> [Int32] {
+        defer { ramFiles = [] }
+        return ramFiles
+    }
+
     /// START: the configuration to build, its taps' descriptors in place
     /// of their names when they came with it (a UNIX socket on one host,
-    /// where the source still holds them).
+    /// where the source still holds them), and with local=on its RAM.
     func configuration(base: VMConfig, unix: Bool) throws(VMMError) -> VMConfig {
         let header = try channel.header("read the source's configuration")
-        guard header.kind == VMM_MIG_START.rawValue else { throw channel.failure(-EPROTO, "read the source's configuration") }
-        let json = try channel.payload(of: header, limit: 1 << 20, "read the source's configuration")
+        guard header.kind == VMM_MIG_START.rawValue, header.length >= 4 else { throw channel.failure(-EPROTO, "read the source's configuration") }
+        let payload = try channel.payload(of: header, limit: 1 << 20, "read the source's configuration")
+        let local = payload[0] & 1 != 0
+        let json = Array(payload.dropFirst(4))
         var launch = base
         launch.restore = nil
         var config: VMConfig
@@ -32,15 +43,18 @@ final class MigrationIncoming: RestoreSource {
         } catch {
             throw .config(.unusable(option: "receive-migration", reason: "the source's configuration: \(error)"))
         }
-        let wanted = config.nets.reduce(0) { $0 + $1.queuePairs }
-        guard unix, wanted > 0 else { return config }
+        guard !local || (unix && config.memory.shared) else { throw channel.failure(-EPROTO, "take the source's RAM") }
+        let taps = unix ? config.nets.reduce(0) { $0 + $1.queuePairs } : 0
+        let regions = local ? GuestLayout.ramRanges(memoryBytes: config.memory.sizeBytes).count : 0
+        guard taps + regions > 0 else { return config }
         var fds = [Int32](repeating: -1, count: 16)
         let got = vmm_mig_receive_fds(&channel.io, &fds, UInt32(fds.count))
         guard got >= 0 else { throw channel.failure(got, "take the source's taps") }
-        guard Int(got) == wanted else {
+        guard Int(got) == taps + regions else {
             fds.prefix(Int(got)).forEach { close($0) }
             throw channel.failure(-EPROTO, "take the source's taps")
         }
+        ramFiles = Array(fds[taps..<taps + regions])
         var next = 0
         for index in config.nets.indices {
             config.nets[index].fds = Array(fds[next..<next + config.nets[index].queuePairs])

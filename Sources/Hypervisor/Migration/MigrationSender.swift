@@ -22,8 +22,8 @@ extension BootedVM {
     /// `abort`: descriptors that end the migration when readable.
     func migrate(to settings: SendMigrationConfig, config: VMConfig, resources: LaunchResources, abort: [Int32],
                  logger: Logger) throws(VMMError) -> MigrationReport {
-        guard !settings.local else {
-            throw .config(.notSupported("send-migration local=on (memory handed over as a memfd); leave it off to copy RAM over the UNIX socket"))
+        guard !settings.local || config.memory.shared else {
+            throw .config(.conflict("send-migration local=on hands the guest's RAM over as it is: the VM needs --memory shared=on (or leave local off to copy it)"))
         }
         try checkSaveable("a migration", config: config)
         var start = Self.portable(config)
@@ -36,25 +36,73 @@ extension BootedVM {
             }
             start.nets[index].fds = []
         }
+        if settings.local {
+            for index in 0..<vmm_memory_region_count(vm.handle) {
+                var region = vmm_mem_region()
+                _ = vmm_memory_region(vm.handle, index, &region)
+                fds.append(region.fd)
+            }
+        }
 
         let began = vmm_mig_now_ms()
         let channel = MigrationChannel(socket: try MigrationSocket.connect(settings.destination, timeoutMs: 30_000),
                                        peer: "the destination", abort: abort, idleMs: 60_000)
         let deadline = began + Int64(settings.timeoutS) * 1000
         if settings.timeoutStrategy == .cancel { channel.io.deadline_ms = deadline }
-        try channel.send(VMM_MIG_START, VmConfigJSON.json(start).serialized, "send the configuration")
+        // A flags word (bit 0: RAM comes as files), then the configuration.
+        let flags: [UInt8] = [settings.local ? 1 : 0, 0, 0, 0]
+        try channel.send(VMM_MIG_START, flags + VmConfigJSON.json(start).serialized, "send the configuration")
         if !fds.isEmpty {
             let r = vmm_mig_send_fds(&channel.io, fds, UInt32(fds.count))
-            guard r == 0 else { throw channel.failure(r, "hand over the taps") }
+            guard r == 0 else { throw channel.failure(r, "hand over the taps\(settings.local ? " and RAM" : "")") }
         }
         try channel.awaitReply("build the VM on the destination")
 
-        try check(vmm_dirty_log_start(vm.handle), "start logging dirty pages")
-        defer { vmm_dirty_log_stop(vm.handle) }
         var report = MigrationReport()
         var log = DirtyLog(vm: vm)
-        // Round 0 sends every page holding anything; each next round what
-        // changed meanwhile, until the rest fits in the downtime.
+        defer { vmm_dirty_log_stop(vm.handle) }
+        if !settings.local {
+            try check(vmm_dirty_log_start(vm.handle), "start logging dirty pages")
+            report = try precopy(&log, channel, settings: settings, deadline: deadline)
+        }
+
+        let wasPaused = isPaused
+        let paused = vmm_mig_now_ms()
+        if !wasPaused { try pause() }
+        var unlocked: [DiskImage] = []
+        do {
+            if !settings.local {
+                _ = try log.take()
+                report.bytes += try log.send(channel, all: false)
+            }
+            let state = try captureState()
+            for case .image(let image) in resources.disks {
+                try image.unlock()
+                unlocked.append(image)
+            }
+            try channel.send(VMM_MIG_STATE, state.serialized, "send the VM's state")
+            try channel.awaitReply("restore the state on the destination")
+            try channel.send(VMM_MIG_COMPLETE, [], "hand the VM over")
+            try channel.awaitReply("run the VM on the destination")
+        } catch {
+            for image in unlocked {
+                do { try image.lock() } catch { logger.error("migration failed and \(error)") }
+            }
+            if !wasPaused { try? resume() }
+            throw error
+        }
+        let now = vmm_mig_now_ms()
+        report.downtimeMs = now - paused
+        report.totalMs = now - began
+        return report
+    }
+
+    /// Round 0 sends every page holding anything; each next round what
+    /// changed meanwhile, until the rest fits in the downtime (or the
+    /// timeout: cancelled, or with `ignore` the rest goes in the downtime).
+    private func precopy(_ log: inout DirtyLog, _ channel: MigrationChannel, settings: SendMigrationConfig,
+                         deadline: Int64) throws(VMMError) -> MigrationReport {
+        var report = MigrationReport()
         var roundStart = vmm_mig_now_ms()
         var sent = try log.send(channel, all: true)
         report.bytes += sent
@@ -75,33 +123,6 @@ extension BootedVM {
             report.bytes += sent
             report.rounds += 1
         }
-
-        let wasPaused = isPaused
-        let paused = vmm_mig_now_ms()
-        if !wasPaused { try pause() }
-        var unlocked: [DiskImage] = []
-        do {
-            _ = try log.take()
-            report.bytes += try log.send(channel, all: false)
-            let state = try captureState()
-            for case .image(let image) in resources.disks {
-                try image.unlock()
-                unlocked.append(image)
-            }
-            try channel.send(VMM_MIG_STATE, state.serialized, "send the VM's state")
-            try channel.awaitReply("restore the state on the destination")
-            try channel.send(VMM_MIG_COMPLETE, [], "hand the VM over")
-            try channel.awaitReply("run the VM on the destination")
-        } catch {
-            for image in unlocked {
-                do { try image.lock() } catch { logger.error("migration failed and \(error)") }
-            }
-            if !wasPaused { try? resume() }
-            throw error
-        }
-        let now = vmm_mig_now_ms()
-        report.downtimeMs = now - paused
-        report.totalMs = now - began
         return report
     }
 

@@ -66,6 +66,12 @@ protocol RestoreSource: AnyObject {
     /// For the log: where the VM came from.
     var origin: String { get }
     func apply(to vm: VirtualMachine, vcpus: Int, platform: Platform, virtio: VirtioDevices) throws(VMMError)
+    /// Guest RAM to map as it is (a local migration's memfds), taken once.
+    func takeRAMFiles() -> [Int32]
+}
+
+extension RestoreSource {
+    func takeRAMFiles() -> [Int32] { [] }
 }
 
 extension StateFile {

@@ -37,7 +37,8 @@ final class BootedVM {
     init(config: VMConfig, resources: LaunchResources, sandbox: Sandbox, logger: Logger,
          restoring snapshot: RestoreSource? = nil) throws(VMMError) {
         self.logger = logger
-        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory, arena: resources.ramArena)
+        let vm = try VirtualMachine(kvm: resources.kvm, memory: config.memory, arena: resources.ramArena,
+                                    ramFiles: snapshot?.takeRAMFiles() ?? [])
         self.vm = vm
         try vm.createVCPUs(config.cpus)
         vcpuThreads = Set(0..<config.cpus.boot)

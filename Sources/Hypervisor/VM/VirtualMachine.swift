@@ -1,5 +1,9 @@
 import CVMMCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Owns one C-core VM (`struct vmm_vm`): its fds, RAM, vCPUs and buses.
 /// Used from the VMM thread only; vCPU threads live in the C core.
 final class VirtualMachine {
@@ -15,7 +19,9 @@ final class VirtualMachine {
     private let arena: RAMArena?
 
     /// `arena`: where RAM goes (shared RAM, for vhost-user backends).
-    init(kvm: KVMDevice, memory: MemoryConfig, arena: RAMArena? = nil) throws(VMMError) {
+    /// `ramFiles`: one memfd per RAM range to map instead of new RAM (a
+    /// local migration's); each becomes the VM's, or is closed here.
+    init(kvm: KVMDevice, memory: MemoryConfig, arena: RAMArena? = nil, ramFiles: [Int32] = []) throws(VMMError) {
         var error = vmm_error()
         var vm: OpaquePointer?
         let result = vmm_vm_create(kvm.fd, &vm, &error)
@@ -35,8 +41,16 @@ final class VirtualMachine {
         if memory.thp { flags |= UInt32(VMM_MEM_THP) }
         memoryFlags = flags
         if let arena { vmm_memory_set_arena(vm, arena.base, arena.size) }
-        for range in GuestLayout.ramRanges(memoryBytes: memory.sizeBytes) {
-            let r = vmm_memory_add_ram(vm, range.start, range.size, flags)
+        let ranges = GuestLayout.ramRanges(memoryBytes: memory.sizeBytes)
+        var files = ramFiles[...]
+        defer { files.forEach { close($0) } }
+        guard files.isEmpty || files.count == ranges.count else {
+            throw .system(SystemError("map the RAM handed over: \(files.count) files for \(ranges.count) ranges", errno: EINVAL))
+        }
+        for range in ranges {
+            let file = files.first
+            let r = file.map { vmm_memory_add_ram_file(vm, range.start, range.size, flags, $0) } ?? vmm_memory_add_ram(vm, range.start, range.size, flags)
+            if r == 0, file != nil { files.removeFirst() }
             // Every stored property is set by now, so a throw runs deinit,
             // which destroys the VM: destroying it here too freed it twice.
             guard r == 0 else {
