@@ -189,6 +189,31 @@ case "$action" in
         [ $tries -lt 10 ] && echo "L2: sent back"
         grep virtio /proc/interrupts | awk '{n=0; for (i=2; i<=NF; i++) if ($i ~ /^[0-9]+$/) n+=$i; else break; print "L2: irq " $NF " count=" n}'
         poweroff -f ;;
+    migrate)
+        # lab/tests/migration.sh moves this guest between VMMs while it
+        # runs: a 48 MiB random pattern in RAM, a tick on the console every
+        # 100 ms with both clocks (the host stamps each line: the longest
+        # gap), a TCP connection from L1 through the tap, and a line per
+        # migration on the disk. At each "check NAME" line on the console
+        # it reports, and "done" powers it off.
+        ip addr add 192.168.249.2/24 dev eth0 && ip link set eth0 up
+        mkdir -p /tmp && mount -t tmpfs -o size=64m tmpfs /tmp
+        dd if=/dev/urandom of=/tmp/pattern bs=1M count=48 2>/dev/null
+        echo "L2: migrate pattern $(md5sum < /tmp/pattern | cut -d' ' -f1)"
+        ( while :; do echo "L2: tick $(cut -d' ' -f1 /proc/uptime) $(date +%s)"; sleep 0.1; done ) &
+        sleep 1000 | nc -l -p 7790 > /tmp/conn &
+        tries=0; until netstat -ltn | grep -q ':7790 ' || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+        echo "L2: migrate ready"
+        while read -r line; do
+            case "$line" in
+                check*)
+                    name=${line#check }
+                    echo "$name" >> /migrated.txt && sync
+                    echo "L2: migrate check $name pattern $(md5sum < /tmp/pattern | cut -d' ' -f1) tcp [$(tr '\n' ' ' < /tmp/conn)]" ;;
+                done) break ;;
+            esac
+        done
+        poweroff -f ;;
     iperf)
         # bench/virtio_net.py: the first interface at 192.168.249.2, then
         # l2.iperf=N iperf3 servers, one test each, L1 the client.

@@ -172,6 +172,42 @@ struct LabLinuxBootTests {
     }
 }
 
+extension LabLinuxBootTests {
+    @Test("live migration of a running Linux guest (disk, tap, console): a → b over a UNIX socket, b → c over TCP, c → d with d killed half-way; the pattern, the TCP connection, the disk and both clocks come through")
+    func liveMigration() throws {
+        let boot = try Lab.boot("migration")
+        let check = boot.check
+        for step in ["send a 204", "receive b 204", "send b 204", "receive c 204", "send c 500", "exited a [VMM exit 0]", "exited b [VMM exit 0]"] {
+            #expect(check.contains(step), "\(step): \(check) \(boot.log.suffix(3000))")
+        }
+        #expect(boot.status == 0, "the guest did not power off on c: \(boot.log.suffix(3000))")
+        let pattern = try #require(Lab.lines(boot.log, "L2: migrate pattern ").first, "\(boot.log.suffix(2000))")
+        let sum = String(pattern.dropFirst("L2: migrate pattern ".count))
+        let tcp = ["unix": "before after-unix", "tcp": "before after-unix after-tcp", "cancel": "before after-unix after-tcp after-cancel"]
+        for (name, bytes) in tcp {
+            let report = try #require(Lab.lines(boot.log, "L2: migrate check \(name) ").first, "\(name): \(boot.log.suffix(2000))")
+            #expect(report.contains("pattern \(sum)"), "48 MiB of RAM changed: \(report)")
+            #expect(report.contains("tcp [\(bytes) ]"), "the TCP connection through the tap: \(report)")
+        }
+        #expect(check.contains("disk unix tcp cancel"), "the guest's writes on the disk: \(check)")
+        // L1's time between the last tick on one VMM and the first on the next.
+        for name in ["unix", "tcp"] {
+            let gap = try #require(Lab.lines(check, "gap \(name) ").first.flatMap { Double($0.split(separator: " ").last ?? "") }, "\(check)")
+            #expect(gap < 3, "the guest stood still \(gap) s across the \(name) migration")
+        }
+        // Neither the guest's uptime nor its wall clock ever goes back.
+        let ticks = Lab.lines(boot.log, "L2: tick ").compactMap { line -> (Double, Int)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, let uptime = Double(parts[2]), let wall = Int(parts[3]) else { return nil }
+            return (uptime, wall)
+        }
+        #expect(ticks.count > 20)
+        for (before, after) in zip(ticks, ticks.dropFirst()) {
+            #expect(after.0 >= before.0 && after.1 >= before.1, "a clock went back: \(before) then \(after)")
+        }
+    }
+}
+
 @Suite("virtio over PCI in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVirtioTests {
     @Test("the seed's command shape: root on /dev/vda1 of a virtio disk, MSI-X interrupts, and the guest's write on the host image")
