@@ -271,6 +271,7 @@ final class VMMLoop {
     private func sendMigration(_ settings: SendMigrationConfig) throws(APIFailure) -> APIAnswer {
         let vm = try running("vm.send-migration")
         guard let config, let resources else { throw APIFailure(.failed, "vm.send-migration: the VM is not running") }
+        try settledRemovals("vm.send-migration")
         logger.info("vm.send-migration: to \(settings.destination), downtime_ms=\(settings.downtimeMs), timeout_s=\(settings.timeoutS)")
         do {
             let report = try vm.migrate(to: settings, config: config, resources: resources,
@@ -281,6 +282,13 @@ final class VMMLoop {
         }
         migrated = true
         return .done
+    }
+
+    /// A device vm.remove-device asked back and the guest has not ejected
+    /// yet would be lost with the VM's state: refused until it is gone.
+    private func settledRemovals(_ endpoint: String) throws(APIFailure) {
+        guard let id = removing.values.first else { return }
+        throw APIFailure(.failed, "\(endpoint): device \(id) is being removed and the guest has not ejected it yet: try again once it has")
     }
 
     /// vm.receive-migration into a VMM with no VM: waits for the source,
@@ -321,6 +329,7 @@ final class VMMLoop {
     private func snapshot(_ url: String) throws(APIFailure) -> APIAnswer {
         let vm = try running("vm.snapshot")
         guard state == .paused, let config else { throw APIFailure(.failed, "vm.snapshot: the VM is running: vm.pause it first") }
+        try settledRemovals("vm.snapshot")
         do {
             let directory = try SnapshotDirectory(url: url, what: "destination_url")
             try vm.snapshot(to: directory, config: config)

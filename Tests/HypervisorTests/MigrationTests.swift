@@ -164,7 +164,7 @@ struct MigrationTests {
         kill(destination.child.processIdentifier, SIGKILL)
     }
 
-    @Test("Refusals: no VM to send, a VM already on the receiver, TLS, postcopy, bad URLs, local=on")
+    @Test("Refusals: no VM to send, a VM already on the receiver, TLS, postcopy, bad URLs, local=on, a hotplug the guest has not taken")
     func refusals() throws {
         let empty = try APIVMM([])
         #expect(empty.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:/tmp/x\"}").status == 404)
@@ -182,6 +182,17 @@ struct MigrationTests {
         #expect(busy.status == 500 && busy.body.contains("already created"), "\(busy.body)")
         let local = vm.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:/tmp/never\",\"local\":true}")
         #expect(local.status == 500 && local.body.contains("local=on"), "\(local.body)")
+        // A hot-added disk the guest has not taken (this guest never scans): its arrival would be lost.
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("mig-\(UUID().uuidString.prefix(8)).img").path
+        #expect(FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20)))
+        defer { unlink(image) }
+        #expect(vm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(image)\"}").status == 200)
+        let pending = vm.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:/tmp/never\"}")
+        #expect(pending.status == 500 && pending.body.contains("PCI hotplug waits"), "\(pending.body)")
+        #expect(vm.curl("PUT", "vm.pause").status == 204)
+        let snapshot = vm.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file:///tmp\"}")
+        #expect(snapshot.status == 500 && snapshot.body.contains("PCI hotplug waits"), "\(snapshot.body)")
+        #expect(vm.curl("PUT", "vm.resume").status == 204)
         #expect(vm.state == "Running")
     }
 }

@@ -1,3 +1,4 @@
+import CVMMCore
 import Foundation
 import Testing
 
@@ -70,6 +71,26 @@ struct SnapshotTests {
         let prefaulted = try APIVMM(["--restore", "source_url=file://\(dir),prefault=on"])
         let all = RobustnessTests.resident(prefaulted.child.processIdentifier) * 1024
         #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
+    }
+
+    @Test("A power-button press the guest has not read yet is in the snapshot, and raised again by the restore")
+    func pendingGuestEvent() throws {
+        let first = try snapshotDirectory(), second = try snapshotDirectory()
+        defer { [first, second].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        func pending(_ dir: String) throws -> UInt8 {
+            let file = try StateFile(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/state"))))
+            return try file.value("platform", version: VMM_PLATFORM_STATE_VERSION, as: vmm_platform_state.self).ged_pending
+        }
+        // The counter guest never runs the GED's _EVT: the press stays unread.
+        let source = try APIVMM(try guest())
+        #expect(source.curl("PUT", "vm.power-button").status == 204)
+        #expect(source.curl("PUT", "vm.pause").status == 204)
+        #expect(source.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(first)\"}").status == 204)
+        #expect(try pending(first) == UInt8(VMM_GED_POWER_BUTTON))
+        kill(source.child.processIdentifier, SIGKILL)
+        let restored = try APIVMM(["--restore", "source_url=file://\(first)"])
+        #expect(restored.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(second)\"}").status == 204)
+        #expect(try pending(second) == UInt8(VMM_GED_POWER_BUTTON), "the restored VM lost the guest's unread event")
     }
 
     @Test("vm.snapshot forty times, and vm.restore and vm.snapshot refused forty times: descriptors, threads and mappings as they were")

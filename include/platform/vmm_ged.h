@@ -23,6 +23,8 @@ int vmm_ged_create(const struct vmm_irq *irq, struct vmm_ged **out);
 void vmm_ged_destroy(struct vmm_ged *ged);
 /* Any thread: records `events` and interrupts the guest. */
 int vmm_ged_notify(struct vmm_ged *ged, uint8_t events);
+/* The events the guest has not read yet (a snapshot's). */
+uint8_t vmm_ged_pending(struct vmm_ged *ged);
 /* The PIO handler for VMM_GED_PORT; `opaque` is the GED. */
 void vmm_ged_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write);
 

@@ -34,6 +34,9 @@ void vmm_pci_hotplug_withdraw(struct vmm_pci_hotplug *hp, unsigned segment, unsi
 /* VMM thread: the slots of `segment` the guest ejected since the last call. */
 uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp, unsigned segment);
 /* The PIO handler for the registers; `opaque` is the controller. */
+/* Whether any slot's arrival, removal request or eject waits to be taken
+ * (by the guest, or by the VMM thread): a snapshot would lose it. */
+bool vmm_pci_hotplug_busy(struct vmm_pci_hotplug *hp);
 void vmm_pci_hotplug_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write);
 
 #endif

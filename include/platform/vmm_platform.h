@@ -37,14 +37,17 @@ struct vmm_serial *vmm_platform_serial(struct vmm_platform *p);
 /* Raises GED events (VMM_GED_*) and the GED's interrupt. */
 int vmm_platform_notify(struct vmm_platform *p, uint8_t events);
 
-/* Snapshot: the board's devices with a state (COM1, the RTC). The
- * version covers this struct and the ones it holds. */
+/* Snapshot: the board's devices with a state (COM1, the RTC, the GED's
+ * unread events, raised again on restore). The version covers this struct
+ * and the ones it holds; `ged_pending` was a reserved byte, zero, in the
+ * states written before it: read as nothing pending. */
 #define VMM_PLATFORM_STATE_VERSION 1
 struct vmm_platform_state {
     struct vmm_serial_state serial;
     struct vmm_rtc_state rtc;
     uint8_t has_serial;
-    uint8_t reserved[6];
+    uint8_t ged_pending;
+    uint8_t reserved[5];
 };
 void vmm_platform_save(struct vmm_platform *p, struct vmm_platform_state *out);
 /* -ENODEV when the state has COM1 and this board has none (or the other

@@ -30,6 +30,8 @@ int vmm_ged_notify(struct vmm_ged *ged, uint8_t events)
     return vmm_irq_trigger(ged->irq);
 }
 
+uint8_t vmm_ged_pending(struct vmm_ged *ged) { return atomic_load(&ged->pending); }
+
 void vmm_ged_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t size, bool is_write)
 {
     struct vmm_ged *ged = opaque;

@@ -55,6 +55,14 @@ uint32_t vmm_pci_hotplug_take_ejected(struct vmm_pci_hotplug *hp, unsigned segme
     return segment < hp->segments ? atomic_exchange(&hp->slots[segment].ejected, 0) : 0;
 }
 
+bool vmm_pci_hotplug_busy(struct vmm_pci_hotplug *hp)
+{
+    for (unsigned s = 0; s < hp->segments; s++)
+        if (atomic_load(&hp->slots[s].up) | atomic_load(&hp->slots[s].down) | atomic_load(&hp->slots[s].ejected))
+            return true;
+    return false;
+}
+
 static void eject(struct vmm_pci_hotplug *hp, uint32_t value)
 {
     unsigned segment = value >> 8, slot = value & 0xff;

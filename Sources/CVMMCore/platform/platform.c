@@ -104,7 +104,7 @@ _Static_assert(sizeof(struct vmm_platform_state) == 216, "platform state layout 
 
 void vmm_platform_save(struct vmm_platform *p, struct vmm_platform_state *out)
 {
-    *out = (struct vmm_platform_state){ .has_serial = p->serial != NULL };
+    *out = (struct vmm_platform_state){ .has_serial = p->serial != NULL, .ged_pending = vmm_ged_pending(p->ged) };
     if (p->serial)
         vmm_serial_save(p->serial, &out->serial);
     vmm_rtc_save(p->rtc, &out->rtc);
@@ -115,7 +115,8 @@ int vmm_platform_restore(struct vmm_platform *p, const struct vmm_platform_state
     if ((state->has_serial != 0) != (p->serial != NULL))
         return -ENODEV;
     int ret = p->serial ? vmm_serial_restore(p->serial, &state->serial) : 0;
-    if (ret == 0)
-        vmm_rtc_restore(p->rtc, &state->rtc);
-    return ret;
+    if (ret < 0)
+        return ret;
+    vmm_rtc_restore(p->rtc, &state->rtc);
+    return state->ged_pending ? vmm_ged_notify(p->ged, state->ged_pending) : 0;
 }

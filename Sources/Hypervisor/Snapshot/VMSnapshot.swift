@@ -30,6 +30,9 @@ extension BootedVM {
         guard vcpusLeaving.isEmpty, vcpus == Array(0..<vcpus.count), vcpus.count == config.cpus.boot else {
             throw .config(.notSupported("\(what) while a vCPU is being unplugged: wait for the guest to eject it"))
         }
+        guard !hotplug.pciBusy else {
+            throw .config(.notSupported("\(what) while a PCI hotplug waits for the guest (a device added or asked back it has not taken yet): try again once it has"))
+        }
         if let device = virtio.unsaveable() { throw .config(.notSupported("\(what) of a VM with \(device)")) }
     }
 

@@ -11,7 +11,7 @@ import Glibc
 final class BootedVM {
     let vm: VirtualMachine
     let platform: Platform
-    private let hotplug: HotplugControllers
+    let hotplug: HotplugControllers
     private let logger: Logger
     let virtio: VirtioDevices
     /// The assigned devices in this boot; made with the first.

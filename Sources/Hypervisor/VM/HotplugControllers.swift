@@ -112,6 +112,9 @@ final class HotplugControllers {
     }
 
     /// Whether the guest has vCPU `index`: announced, and not ejected since.
+    /// A PCI slot's arrival, removal or eject not taken yet.
+    var pciBusy: Bool { vmm_pci_hotplug_busy(hotplug) }
+
     func isPresent(vcpu index: Int) -> Bool { vmm_cpu_hotplug_present(cpuHotplug, UInt32(index)) }
 
     /// Slots the guest ejected since the last call. The eventfd is read
