@@ -73,6 +73,24 @@ struct SnapshotTests {
         #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
     }
 
+    @Test("A vCPU's CPUID goes with its state: taken back as saved, refused when it names a feature this host's KVM lacks")
+    func cpuidTravels() throws {
+        let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
+        try vm.createVCPUs(CPUsConfig())
+        var saved = vmm_cpuid_state()
+        #expect(vmm_vcpu_save_cpuid(vm.handle, 0, &saved) == 0)
+        #expect(saved.nent > 0)
+        #expect(vmm_vcpu_restore_cpuid(vm.handle, 0, &saved) == 0)
+        var foreign = saved
+        withUnsafeMutableBytes(of: &foreign.entries) { raw in
+            let entries = raw.bindMemory(to: kvm_cpuid_entry2.self)
+            for i in 0..<Int(saved.nent) where entries[i].function == 7 && entries[i].index == 0 { entries[i].ebx = ~0 }
+        }
+        #expect(vmm_vcpu_restore_cpuid(vm.handle, 0, &foreign) == -EOPNOTSUPP, "a CPU this host cannot give was taken")
+        var empty = vmm_cpuid_state()
+        #expect(vmm_vcpu_restore_cpuid(vm.handle, 0, &empty) == -EINVAL)
+    }
+
     @Test("A power-button press the guest has not read yet is in the snapshot, and raised again by the restore")
     func pendingGuestEvent() throws {
         let first = try snapshotDirectory(), second = try snapshotDirectory()

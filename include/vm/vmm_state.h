@@ -46,6 +46,22 @@ int vmm_vcpu_save(struct vmm_vm *vm, unsigned index, struct vmm_vcpu_state *out,
  * then the events and MP state that depend on them). */
 int vmm_vcpu_restore(struct vmm_vm *vm, unsigned index, const struct vmm_vcpu_state *state, const char **step);
 
+/* A vCPU's CPUID as the guest saw it, a record of its own so that a
+ * snapshot from before it was kept is still read (with this host's). */
+#define VMM_CPUID_STATE_VERSION 1
+#define VMM_CPUID_STATE_MAX_ENTRIES 256
+struct vmm_cpuid_state {
+    uint32_t nent;
+    uint32_t reserved;
+    struct kvm_cpuid_entry2 entries[VMM_CPUID_STATE_MAX_ENTRIES];
+};
+int vmm_vcpu_save_cpuid(struct vmm_vm *vm, unsigned index, struct vmm_cpuid_state *out);
+/* Before vmm_vcpu_restore, on a vCPU as created: the guest keeps the CPU
+ * it was running on. -EOPNOTSUPP if that names a feature this host's vCPU
+ * does not have (the guest would fault on its first use), -EINVAL for a
+ * malformed state. */
+int vmm_vcpu_restore_cpuid(struct vmm_vm *vm, unsigned index, const struct vmm_cpuid_state *state);
+
 /* A paused VM (vmm_vm_pause) or a running one: the clock as it stands. */
 int vmm_vm_save(struct vmm_vm *vm, struct vmm_vm_state *out, const char **step);
 /* Before the vCPUs start: the irqchips and PIT set, the clock held for

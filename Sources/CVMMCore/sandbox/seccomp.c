@@ -77,7 +77,7 @@ unsigned vmm_seccomp_hotplug_ioctls(const unsigned long **out)
  * (vm.restore, --restore) writes back (vcpu_state.c); a migration's
  * source reads the dirty log (dirty_log.c). */
 static const unsigned long state_ioctls[] = {
-    KVM_GET_DIRTY_LOG,
+    KVM_GET_DIRTY_LOG, KVM_GET_CPUID2,
     KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_XSAVE, KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS,
     KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
     KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS, KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_GET_PIT2, KVM_SET_PIT2,

@@ -5,10 +5,12 @@
  * passes the host's topology leaves through, which would tell the guest
  * about cores and siblings it does not have. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
 #include "vm/vm_internal.h"
+#include "vm/vmm_state.h"
 
 #define CPUID_MAX_ENTRIES 256
 #define CPUID_1_EDX_HTT (1u << 28)
@@ -147,6 +149,98 @@ int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
     }
     cpuid->nent = kept;
     int ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
+    free(cpuid);
+    return ret;
+}
+
+_Static_assert(sizeof(struct vmm_cpuid_state) == 10248, "CPUID state layout changed: bump VMM_CPUID_STATE_VERSION");
+_Static_assert(VMM_CPUID_STATE_MAX_ENTRIES >= CPUID_MAX_ENTRIES, "a vCPU's CPUID must fit its state");
+
+static struct vmm_vcpu *vcpu_at(struct vmm_vm *vm, unsigned index)
+{
+    return vm->vcpus && index < atomic_load(&vm->nvcpus) ? &vm->vcpus[index] : NULL;
+}
+
+int vmm_vcpu_save_cpuid(struct vmm_vm *vm, unsigned index, struct vmm_cpuid_state *out)
+{
+    struct vmm_vcpu *vcpu = vcpu_at(vm, index);
+    if (!vcpu)
+        return -EINVAL;
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
+    if (!cpuid)
+        return -ENOMEM;
+    cpuid->nent = CPUID_MAX_ENTRIES;
+    int ret = ioctl(vcpu->fd, KVM_GET_CPUID2, cpuid) < 0 ? -errno : 0;
+    if (ret == 0) {
+        *out = (struct vmm_cpuid_state){ .nent = cpuid->nent };
+        for (uint32_t i = 0; i < cpuid->nent; i++)
+            out->entries[i] = cpuid->entries[i];
+    }
+    free(cpuid);
+    return ret;
+}
+
+#define CPUID_1_ECX_OSXSAVE (1u << 27)
+#define CPUID_7_ECX_OSPKE (1u << 4)
+
+/* The feature words a guest acts on: each saved bit must be one this VMM
+ * gives a vCPU on this host (what vmm_cpuid_setup made of KVM's), apart from those that reflect the guest's own settings (OSXSAVE, OSPKE
+ * follow its CR4) or the topology this VMM writes (HTT). */
+static const struct {
+    uint32_t function, index;
+    size_t word; /* offsetof the register in kvm_cpuid_entry2 */
+    uint32_t ignored;
+} features[] = {
+    { 1, 0, offsetof(struct kvm_cpuid_entry2, ecx), CPUID_1_ECX_OSXSAVE },
+    { 1, 0, offsetof(struct kvm_cpuid_entry2, edx), CPUID_1_EDX_HTT },
+    { 7, 0, offsetof(struct kvm_cpuid_entry2, ebx), 0 },
+    { 7, 0, offsetof(struct kvm_cpuid_entry2, ecx), CPUID_7_ECX_OSPKE },
+    { 7, 0, offsetof(struct kvm_cpuid_entry2, edx), 0 },
+    { 0xd, 1, offsetof(struct kvm_cpuid_entry2, eax), 0 },
+    { 0x80000001, 0, offsetof(struct kvm_cpuid_entry2, ecx), 0 },
+    { 0x80000001, 0, offsetof(struct kvm_cpuid_entry2, edx), 0 },
+};
+
+static const struct kvm_cpuid_entry2 *entry(const struct kvm_cpuid_entry2 *entries, uint32_t n, uint32_t function,
+                                           uint32_t index)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (entries[i].function == function && (entries[i].index == index || (function != 7 && function != 0xd)))
+            return &entries[i];
+    return NULL;
+}
+
+static uint32_t word(const struct kvm_cpuid_entry2 *e, size_t offset)
+{
+    return e ? *(const uint32_t *)((const uint8_t *)e + offset) : 0;
+}
+
+int vmm_vcpu_restore_cpuid(struct vmm_vm *vm, unsigned index, const struct vmm_cpuid_state *state)
+{
+    struct vmm_vcpu *vcpu = vcpu_at(vm, index);
+    if (!vcpu || state->nent == 0 || state->nent > VMM_CPUID_STATE_MAX_ENTRIES)
+        return -EINVAL;
+    /* What this VMM gives a vCPU on this host: the one just created has it. */
+    struct vmm_cpuid_state *here = malloc(sizeof(*here));
+    if (!here)
+        return -ENOMEM;
+    int ret = vmm_vcpu_save_cpuid(vm, index, here);
+    for (size_t f = 0; f < sizeof(features) / sizeof(features[0]) && ret == 0; f++) {
+        uint32_t saved = word(entry(state->entries, state->nent, features[f].function, features[f].index), features[f].word);
+        uint32_t offered = word(entry(here->entries, here->nent, features[f].function, features[f].index), features[f].word);
+        if (saved & ~offered & ~features[f].ignored)
+            ret = -EOPNOTSUPP;
+    }
+    free(here);
+    if (ret < 0)
+        return ret;
+    struct kvm_cpuid2 *cpuid = cpuid_alloc();
+    if (!cpuid)
+        return -ENOMEM;
+    cpuid->nent = state->nent;
+    for (uint32_t i = 0; i < state->nent; i++)
+        cpuid->entries[i] = state->entries[i];
+    ret = ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0 ? -errno : 0;
     free(cpuid);
     return ret;
 }

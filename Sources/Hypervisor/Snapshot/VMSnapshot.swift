@@ -55,6 +55,10 @@ extension BootedVM {
             var cpu = vmm_vcpu_state()
             try checkState(vmm_vcpu_save(vm.handle, UInt32(index), &cpu, &step), step, "snapshot of vCPU \(index)")
             file.append("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, cpu)
+            var cpuid = vmm_cpuid_state()
+            let r = vmm_vcpu_save_cpuid(vm.handle, UInt32(index), &cpuid)
+            guard r == 0 else { throw .system(SystemError("snapshot of vCPU \(index): KVM_GET_CPUID2", returned: r)) }
+            file.append("cpuid \(index)", version: VMM_CPUID_STATE_VERSION, cpuid)
         }
         platform.save(into: &file)
         try virtio.save(into: &file)
@@ -89,6 +93,15 @@ extension StateFile {
         var vmState = try load("vm", version: VMM_VM_STATE_VERSION, as: vmm_vm_state.self)
         try checkState(vmm_vm_restore(vm.handle, &vmState, &step), step, "restore of the VM")
         for index in 0..<vcpus {
+            // Older snapshots have none: the vCPU keeps this host's CPUID.
+            if names(prefix: "cpuid \(index)").contains("cpuid \(index)") {
+                var cpuid = try load("cpuid \(index)", version: VMM_CPUID_STATE_VERSION, as: vmm_cpuid_state.self)
+                let r = vmm_vcpu_restore_cpuid(vm.handle, UInt32(index), &cpuid)
+                guard r != -EOPNOTSUPP else {
+                    throw .config(.unusable(option: "--restore", reason: "the guest ran on a CPU with features this host's KVM does not offer: restore it on a host with the same CPU (or a newer one)"))
+                }
+                guard r == 0 else { throw .system(SystemError("restore of vCPU \(index): KVM_SET_CPUID2", returned: r)) }
+            }
             var cpu = try load("vcpu \(index)", version: VMM_VCPU_STATE_VERSION, as: vmm_vcpu_state.self)
             try checkState(vmm_vcpu_restore(vm.handle, UInt32(index), &cpu, &step), step, "restore of vCPU \(index)")
         }
