@@ -33,7 +33,7 @@ public struct Launcher {
             guard config.kernelPath == nil else {
                 throw .config(.conflict("--restore takes the VM's configuration from the snapshot: give it without --kernel and the other VM options"))
             }
-            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: self.config)
+            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: self.config, netFDs: restore.netFDs)
             config = source.config.withDeviceIDs()
             snapshot = source
         }

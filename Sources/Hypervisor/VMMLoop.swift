@@ -162,8 +162,9 @@ final class VMMLoop {
             let answer = try answer(request)
             return .success(answer)
         } catch {
-            // Descriptors a refused request brought are not kept.
-            request.descriptors.forEach { close($0) }
+            // Descriptors a refused request brought are not kept (a restore
+            // lets go of its own: a tap may have taken some).
+            if case .vmRestore = request {} else { request.descriptors.forEach { close($0) } }
             return .failure(error)
         }
     }
@@ -345,9 +346,15 @@ final class VMMLoop {
     /// vm.restore into a VMM with no VM: the snapshot's configuration is
     /// created and restored, paused unless `resume`.
     private func restore(_ restore: RestoreConfig) throws(APIFailure) -> APIAnswer {
-        guard state == nil else { throw APIFailure(.failed, "vm.restore: a VM is already created (vm.delete it first)") }
+        // The taps handed over (net_fds) are the restored VM's once a tap
+        // adopted them; on a refusal, those no tap took are closed here.
+        func release() { restore.netFDs.flatMap(\.fds).filter { fcntl($0, F_GETFD) >= 0 }.forEach { close($0) } }
+        guard state == nil else {
+            release()
+            throw APIFailure(.failed, "vm.restore: a VM is already created (vm.delete it first)")
+        }
         do {
-            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: base)
+            let source = try SnapshotSource(url: restore.sourceURL, prefault: restore.prefault, base: base, netFDs: restore.netFDs)
             config = source.config.withDeviceIDs()
             state = .created
             try self.restore(source, resume: restore.resume)
@@ -356,6 +363,7 @@ final class VMMLoop {
             config = nil
             resources = nil
             state = nil
+            release()
             if case .config = error { throw APIFailure(.invalidConfig, "vm.restore: \(error)") }
             throw APIFailure(.failed, "vm.restore: \(error)")
         }

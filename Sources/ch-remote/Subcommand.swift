@@ -32,6 +32,24 @@ struct Subcommand: Sendable {
         }
     }
 
+    /// `restore source_url=file:///DIR,net_fds=[net0@[3,4]]`: as Cloud
+    /// Hypervisor's ch-remote, the taps open in this process go with the
+    /// request, and the body says how many each net takes.
+    static let restore: Subcommand = {
+        var command = Subcommand(method: "PUT", endpoint: "vm.restore") { arguments in
+            guard arguments.count == 1 else { throw UsageError(description: "vm.restore takes one key=value,… argument") }
+            return APIJSON.body(try RestoreConfig(parsing: arguments[0]))
+        }
+        command.descriptors = { arguments in
+            let fds = arguments.count == 1 ? try RestoreConfig(parsing: arguments[0]).netFDs.flatMap(\.fds) : []
+            for fd in fds where fcntl(fd, F_GETFD) < 0 {
+                throw UsageError(description: "restore net_fds: descriptor \(fd) is not open in ch-remote (open the tap and pass it to ch-remote)")
+            }
+            return fds
+        }
+        return command
+    }()
+
     /// `send-migration destination_url=unix:/tmp/sock,downtime_ms=200` (or
     /// the bare URL older ch-remote took): parsed here, sent whole.
     static func migration(_ endpoint: String, body: @escaping @Sendable (String) throws -> [UInt8]) -> Subcommand {
@@ -99,7 +117,7 @@ struct Subcommand: Sendable {
         },
         "snapshot": destination("vm.snapshot", what: "<destination_url>"),
         "coredump": destination("vm.coredump", what: "<file_path>"),
-        "restore": add("vm.restore"),
+        "restore": restore,
         "send-migration": migration("vm.send-migration") { APIJSON.body(try SendMigrationConfig(parsing: $0)) },
         "receive-migration": migration("vm.receive-migration") { APIJSON.body(try ReceiveMigrationConfig(parsing: $0)) },
     ]

@@ -73,6 +73,50 @@ struct SnapshotTests {
         #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
     }
 
+    @Test("net_fds: the snapshot's net takes a tap the caller opened, on the command line and through ch-remote, instead of its name; a net it does not have is refused",
+          .enabled(if: NetHostTests.canMakeTaps && access("/usr/sbin/ip", X_OK) == 0, "needs root and /dev/net/tun"))
+    func restoreTakesTaps() throws {
+        let dir = try snapshotDirectory()
+        let ns = "chrestore\(getpid())"
+        #expect(run("/usr/sbin/ip", ["netns", "add", ns]).status == 0)
+        defer {
+            _ = run("/usr/sbin/ip", ["netns", "del", ns])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let inNS = ["/usr/sbin/ip", "netns", "exec", ns]
+        let tapfd = Guests.repository.appendingPathComponent("lab/tests/tapfd.py").path
+        func exists(_ tap: String) -> Bool { run(inNS[0], Array(inNS.dropFirst()) + ["ip", "-o", "link", "show", tap]).status == 0 }
+
+        let source = try APIVMM(try guest() + ["--net", "tap=rsrc0,ip=10.207.0.1,mask=255.255.255.0,id=net0"], launcher: inNS)
+        #expect(exists("rsrc0"))
+        #expect(source.curl("PUT", "vm.pause").status == 204)
+        #expect(source.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 204)
+        kill(source.child.processIdentifier, SIGKILL)
+        source.child.waitUntilExit()
+        #expect(eventually(5) { !exists("rsrc0") }, "the source's tap outlived it")
+
+        // The command line: --restore net_fds, the tap open across exec.
+        let restored = try APIVMM(["--restore", "source_url=file://\(dir),net_fds=[net0@[{fd}]]"],
+                                  launcher: inNS + ["python3", tapfd, "rdst0", "10.208.0.1/24", "--"])
+        #expect(restored.state == "Paused")
+        #expect(exists("rdst0") && !exists("rsrc0"), "the restore opened the snapshot's tap by name instead of the one given")
+        kill(restored.child.processIdentifier, SIGKILL)
+        restored.child.waitUntilExit()
+
+        let stranger = run(inNS[0], Array(inNS.dropFirst()) + ["python3", tapfd, "rdst1", "10.209.0.1/24", "--", VMM.binary,
+                                                             "--restore", "source_url=file://\(dir),net_fds=[other@[{fd}]]"])
+        #expect(stranger.status != 0 && stranger.stderr.contains("the snapshot has no net with this id (it has: net0)"), "\(stranger.stderr)")
+
+        // ch-remote restore: the descriptors go with the request, the body counts them.
+        let empty = try APIVMM([], launcher: inNS)
+        let remote = VMM.binary.replacingOccurrences(of: "/cloud-hypervisor", with: "/ch-remote")
+        let sent = run(inNS[0], Array(inNS.dropFirst()) + ["python3", tapfd, "rdst2", "10.210.0.1/24", "--", remote, "--api-socket", empty.socket,
+                                                         "restore", "source_url=file://\(dir),net_fds=[net0@[{fd}]]"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(empty.state == "Paused")
+        #expect(exists("rdst2") && !exists("rsrc0"), "the tap did not outlive ch-remote: the VMM did not take it")
+    }
+
     @Test("A vCPU's CPUID goes with its state: taken back as saved, refused when it names a feature this host's KVM lacks")
     func cpuidTravels() throws {
         let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
@@ -172,7 +216,9 @@ struct SnapshotTests {
         #expect(short.status == 1 && short.stderr.contains("is not the size of the snapshot's RAM"), "\(short.stderr)")
         let both = runVMM(["--restore", "source_url=file://\(dir)", "--kernel", try Guests.path("counter")])
         #expect(both.status == 1 && both.stderr.contains("without --kernel"), "\(both.stderr)")
-        let options = runVMM(["--restore", "source_url=file://\(dir),net_fds=[3]"])
+        let options = runVMM(["--restore", "source_url=file://\(dir),vfio_fds=[3]"])
         #expect(options.status == 1 && options.stderr.contains("not supported yet"), "\(options.stderr)")
+        let nets = runVMM(["--restore", "source_url=file://\(dir),net_fds=[3]"])
+        #expect(nets.status == 1 && nets.stderr.contains("expected id@[descriptors]"), "\(nets.stderr)")
     }
 }

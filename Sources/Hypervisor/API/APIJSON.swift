@@ -13,6 +13,17 @@ public enum APIJSON {
         ]).serialized
     }
 
+    /// vm.restore's body as Cloud Hypervisor's client sends it: each
+    /// net's descriptor count, the descriptors themselves beside it.
+    public static func body(_ restore: RestoreConfig) -> [UInt8] {
+        var fields: [String: JSONValue] = ["source_url": .string(restore.sourceURL), "prefault": .bool(restore.prefault)]
+        if restore.resume { fields["resume"] = .bool(true) }
+        if !restore.netFDs.isEmpty {
+            fields["net_fds"] = .array(restore.netFDs.map { .object(["id": .string($0.id), "num_fds": .integer(Int64($0.fds.count))]) })
+        }
+        return JSONValue.object(fields).serialized
+    }
+
     public static func body(_ migration: ReceiveMigrationConfig) -> [UInt8] {
         JSONValue.object(["receiver_url": .string(migration.receiver.description)]).serialized
     }

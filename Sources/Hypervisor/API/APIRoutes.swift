@@ -42,8 +42,11 @@ public enum APIRequest: Sendable, Equatable {
 
     /// Descriptors the request carries, which whoever drops it must close.
     var descriptors: [Int32] {
-        if case .vmAddNet(let net) = self { return net.fds }
-        return []
+        switch self {
+        case .vmAddNet(let net): return net.fds
+        case .vmRestore(let restore): return restore.netFDs.flatMap(\.fds)
+        default: return []
+        }
     }
 }
 
@@ -125,7 +128,7 @@ public enum APIRoutes {
                 }
                 return .success(.vmSnapshot(url))
             case "vm.restore":
-                return .success(.vmRestore(try VmConfigJSON.restoreConfig(fields)))
+                return .success(.vmRestore(try VmConfigJSON.restoreConfig(fields, fds: fds)))
             case "vm.send-migration":
                 return .success(.vmSendMigration(try SendMigrationConfig(parsing: VmConfigJSON.optionText(fields, known: SendMigrationConfig.known))))
             case "vm.receive-migration":

@@ -105,11 +105,28 @@ public enum VmConfigJSON {
 
     /// Cloud Hypervisor's RestoreConfig: `memory_restore_mode` "Copy" is
     /// what this VMM does; its other values and `net_fds` are not built yet.
-    static func restoreConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> RestoreConfig {
+    /// `net_fds`: `[{"id","num_fds"}]`, its taps the descriptors the request
+    /// carried (SCM_RIGHTS), in order, as Cloud Hypervisor's client sends them.
+    static func restoreConfig(_ fields: [String: JSONValue], fds: [Int32] = []) throws(ConfigError) -> RestoreConfig {
         var fields = fields
         if fields["memory_restore_mode"] == .string("Copy") { fields["memory_restore_mode"] = nil }
-        if case .array(let fds)? = fields["net_fds"], fds.isEmpty { fields["net_fds"] = nil }
-        return try RestoreConfig(parsing: optionText(fields, known: RestoreConfig.known, defaults: ["net_fds": .null]))
+        var nets: [RestoreConfig.RestoredNet] = []
+        if case .array(let entries)? = fields["net_fds"] {
+            var next = 0
+            for entry in entries {
+                guard case .object(let net) = entry, case .string(let id)? = net["id"], case .integer(let count)? = net["num_fds"],
+                      count > 0, next + Int(count) <= fds.count else {
+                    throw .invalidValue(option: "vm.restore", key: "net_fds", value: entry.optionText ?? "",
+                                        reason: "expected {\"id\": …, \"num_fds\": N} for each net, with that many descriptors sent with the request")
+                }
+                nets.append(.init(id: id, fds: Array(fds[next..<next + Int(count)])))
+                next += Int(count)
+            }
+        }
+        fields["net_fds"] = nil
+        var config = try RestoreConfig(parsing: optionText(fields, known: RestoreConfig.known))
+        config.netFDs = nets
+        return config
     }
 
     static func deviceConfig(_ fields: [String: JSONValue]) throws(ConfigError) -> DeviceConfig {

@@ -101,6 +101,7 @@ public struct VMConfig: Sendable, Equatable {
     public var inheritedDescriptorOptions: [(fd: Int32, option: String)] {
         var fds = nets.flatMap { net in net.fds.map { ($0, "--net fd=") } }
         if case .fd(let fd)? = apiSocket { fds.append((fd, "--api-socket fd=")) }
+        fds += (restore?.netFDs ?? []).flatMap { net in net.fds.map { ($0, "--restore net_fds=") } }
         return fds
     }
 

@@ -125,8 +125,35 @@ final class SnapshotSource: RestoreSource {
     /// Opened with the rest, before the launch is confined.
     private let memory: OwnedDescriptor
 
+    /// The snapshot's nets given the taps `net_fds` names instead of their
+    /// names; every one must be a net of the snapshot, with a descriptor
+    /// per queue pair.
+    private static func adopting(_ nets: [RestoreConfig.RestoredNet], into config: VMConfig) throws(ConfigError) -> VMConfig {
+        var config = config
+        for net in nets {
+            guard let index = config.nets.firstIndex(where: { $0.id == net.id }) else {
+                throw .invalidValue(option: "--restore", key: "net_fds", value: net.id,
+                                    reason: "the snapshot has no net with this id (it has: \(config.nets.compactMap(\.id).joined(separator: ", ")))")
+            }
+            guard net.fds.count == config.nets[index].queuePairs else {
+                throw .invalidValue(option: "--restore", key: "net_fds", value: net.id,
+                                    reason: "\(net.fds.count) descriptor(s) for \(config.nets[index].queuePairs) queue pair(s): give one per pair")
+            }
+            // The caller's tap, configured by the caller: what named and
+            // configured the snapshot's own no longer applies.
+            config.nets[index].fds = net.fds
+            config.nets[index].tap = nil
+            config.nets[index].ip = nil
+            config.nets[index].mask = nil
+            config.nets[index].hostMAC = nil
+            config.nets[index].mtu = nil
+        }
+        return config
+    }
+
     /// `base`: the launch's own settings (seccomp, user, API socket, logging).
-    init(url: String, prefault: Bool, base: VMConfig) throws(VMMError) {
+    /// `netFDs`: taps handed over for the snapshot's nets (`net_fds`).
+    init(url: String, prefault: Bool, base: VMConfig, netFDs: [RestoreConfig.RestoredNet] = []) throws(VMMError) {
         do {
             directory = try SnapshotDirectory(url: url, what: "source_url")
         } catch {
@@ -139,7 +166,7 @@ final class SnapshotSource: RestoreSource {
             state = try StateFile(parsing: stateBytes)
             var launch = base
             launch.restore = nil
-            config = try VmConfigJSON.config(from: try directory.read(Self.configFile, limit: 1 << 20), base: launch)
+            config = try Self.adopting(netFDs, into: try VmConfigJSON.config(from: try directory.read(Self.configFile, limit: 1 << 20), base: launch))
         } catch let error as SnapshotError {
             throw .config(.unusable(option: "--restore", reason: "\(error)"))
         } catch let error as ConfigError {
