@@ -70,8 +70,9 @@ struct MigrationTests {
         return { done.wait(timeout: .now() + 30) == .success ? answer : nil }
     }
 
-    private func migrate(_ url: (listen: String, connect: String), extra: String = "", memory: String = "size=128M") throws {
-        let source = try APIVMM(try guest("dirtier", memory: memory))
+    private func migrate(_ url: (listen: String, connect: String), extra: String = "", memory: String = "size=128M",
+                         sourceOptions: [String] = []) throws {
+        let source = try APIVMM(try guest("dirtier", memory: memory) + sourceOptions)
         #expect(eventually(10) { sweeps(source.stdout).numbers.count >= 3 }, "\(source.stdout.suffix(200))")
         let destination = try APIVMM([])
         let received = receive(destination, url.listen)
@@ -100,11 +101,12 @@ struct MigrationTests {
         try migrate(("unix:\(path)", "unix:\(path)"))
     }
 
-    @Test("The same over TCP, with Cloud Hypervisor's downtime, timeout and strategy fields")
+    @Test("The same over TCP, with Cloud Hypervisor's downtime, timeout and strategy fields, from a source confined as nobody")
     func overTCP() throws {
         let port = 20000 + Int(getpid() % 20000)
         try migrate(("tcp:0.0.0.0:\(port)", "tcp:127.0.0.1:\(port)"),
-                    extra: ",\"downtime_ms\":200,\"timeout_s\":60,\"timeout_strategy\":\"Cancel\"")
+                    extra: ",\"downtime_ms\":200,\"timeout_s\":60,\"timeout_strategy\":\"Cancel\"",
+                    sourceOptions: getuid() == 0 ? ["--seccomp", "true", "--user", "nobody"] : ["--seccomp", "true"])
     }
 
     @Test("local=on over a UNIX socket: the destination maps the source's shared RAM, nothing is copied")
