@@ -47,12 +47,15 @@ final class MigrationIncoming: RestoreSource {
         let taps = unix ? config.nets.reduce(0) { $0 + $1.queuePairs } : 0
         let regions = local ? GuestLayout.ramRanges(memoryBytes: config.memory.sizeBytes).count : 0
         guard taps + regions > 0 else { return config }
-        var fds = [Int32](repeating: -1, count: 16)
-        let got = vmm_mig_receive_fds(&channel.io, &fds, UInt32(fds.count))
-        guard got >= 0 else { throw channel.failure(got, "take the source's taps") }
-        guard Int(got) == taps + regions else {
-            fds.prefix(Int(got)).forEach { close($0) }
-            throw channel.failure(-EPROTO, "take the source's taps")
+        var fds: [Int32] = []
+        while fds.count < taps + regions {
+            var batch = [Int32](repeating: -1, count: 16)
+            let got = vmm_mig_receive_fds(&channel.io, &batch, UInt32(min(16, taps + regions - fds.count)))
+            guard got > 0 else {
+                fds.forEach { close($0) }
+                throw channel.failure(got < 0 ? got : -EPROTO, "take the source's taps")
+            }
+            fds += batch.prefix(Int(got))
         }
         ramFiles = Array(fds[taps..<taps + regions])
         var next = 0

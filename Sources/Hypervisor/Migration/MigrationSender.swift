@@ -52,8 +52,10 @@ extension BootedVM {
         // A flags word (bit 0: RAM comes as files), then the configuration.
         let flags: [UInt8] = [settings.local ? 1 : 0, 0, 0, 0]
         try channel.send(VMM_MIG_START, flags + VmConfigJSON.json(start).serialized, "send the configuration")
-        if !fds.isEmpty {
-            let r = vmm_mig_send_fds(&channel.io, fds, UInt32(fds.count))
+        // At most 16 a message (SCM_RIGHTS), in the order the destination takes them.
+        for start in stride(from: 0, to: fds.count, by: 16) {
+            let batch = Array(fds[start..<min(start + 16, fds.count)])
+            let r = vmm_mig_send_fds(&channel.io, batch, UInt32(batch.count))
             guard r == 0 else { throw channel.failure(r, "hand over the taps\(settings.local ? " and RAM" : "")") }
         }
         try channel.awaitReply("build the VM on the destination")
