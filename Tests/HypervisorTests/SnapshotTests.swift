@@ -73,7 +73,7 @@ struct SnapshotTests {
         #expect(all >= 128 << 20, "restored with prefault=on, the VMM has only \(all) bytes resident")
     }
 
-    @Test("net_fds: the snapshot's net takes a tap the caller opened, on the command line and through ch-remote, instead of its name; a net it does not have is refused",
+    @Test("net_fds: the snapshot's net takes a tap the caller opened, on the command line and through ch-remote, instead of its name, and announces the guest's MAC on it when it runs; a net it does not have is refused",
           .enabled(if: NetHostTests.canMakeTaps && access("/usr/sbin/ip", X_OK) == 0, "needs root and /dev/net/tun"))
     func restoreTakesTaps() throws {
         let dir = try snapshotDirectory()
@@ -87,7 +87,8 @@ struct SnapshotTests {
         let tapfd = Guests.repository.appendingPathComponent("lab/tests/tapfd.py").path
         func exists(_ tap: String) -> Bool { run(inNS[0], Array(inNS.dropFirst()) + ["ip", "-o", "link", "show", tap]).status == 0 }
 
-        let source = try APIVMM(try guest() + ["--net", "tap=rsrc0,ip=10.207.0.1,mask=255.255.255.0,id=net0"], launcher: inNS)
+        let source = try APIVMM(try guest() + ["--net", "tap=rsrc0,ip=10.207.0.1,mask=255.255.255.0,id=net0,mac=12:34:56:78:90:c1"],
+                                launcher: inNS)
         #expect(exists("rsrc0"))
         #expect(source.curl("PUT", "vm.pause").status == 204)
         #expect(source.curl("PUT", "vm.snapshot", body: "{\"destination_url\":\"file://\(dir)\"}").status == 204)
@@ -100,6 +101,26 @@ struct SnapshotTests {
                                   launcher: inNS + ["python3", tapfd, "rdst0", "10.208.0.1/24", "--"])
         #expect(restored.state == "Paused")
         #expect(exists("rdst0") && !exists("rsrc0"), "the restore opened the snapshot's tap by name instead of the one given")
+        // Once it runs, the host side hears of the guest's MAC at once (RARP).
+        let heard = FileManager.default.temporaryDirectory.appendingPathComponent("rarp-\(getpid())").path
+        defer { unlink(heard) }
+        let sniff = """
+            import socket
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8035))
+            s.bind(("rdst0", 0)); s.settimeout(10)
+            print("listening", flush=True)
+            print(s.recv(64)[6:12].hex(":"), flush=True)
+            """
+        let out = open(heard, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let listener = try Child(inNS[0], Array(inNS.dropFirst()) + ["python3", "-c", sniff], stdin: null, stdout: out, stderr: out)
+        close(out)
+        close(null)
+        #expect(eventually(5) { ((try? String(contentsOfFile: heard, encoding: .utf8)) ?? "").contains("listening") })
+        #expect(restored.curl("PUT", "vm.resume").status == 204)
+        listener.waitUntilExit()
+        let frame = (try? String(contentsOfFile: heard, encoding: .utf8)) ?? ""
+        #expect(frame.contains("12:34:56:78:90:c1"), "no RARP from the guest's MAC after the resume: \(frame)")
         kill(restored.child.processIdentifier, SIGKILL)
         restored.child.waitUntilExit()
 

@@ -29,5 +29,8 @@ int vmm_tap_set_mac(const char *name, const uint8_t mac[6]);
 int vmm_tap_set_mtu(const char *name, unsigned mtu);
 int vmm_tap_get_mtu(const char *name, unsigned *mtu);
 int vmm_tap_up(const char *name);
+/* Writes a RARP frame from `mac` into the tap (one of its queue fds), as
+ * if the guest sent it: the host side learns where it now is. */
+int vmm_tap_announce(int fd, const uint8_t mac[6]);
 
 #endif

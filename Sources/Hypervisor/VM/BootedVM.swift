@@ -28,6 +28,9 @@ final class BootedVM {
     /// vCPUs the guest was asked to give back and has not ejected yet.
     private(set) var vcpusLeaving: Set<Int> = []
     private let maxVCPUs: Int
+    /// A restored or migrated VM's taps and guest MACs, announced on the
+    /// host side (RARP) when it first runs.
+    private var announce: [(fd: Int32, mac: MACAddress)] = []
     /// RAM added by memory hotplug in this boot, and the slots it took.
     private(set) var hotAddedRAM: UInt64 = 0
     private var memorySlots = 0
@@ -70,6 +73,7 @@ final class BootedVM {
         if let snapshot {
             try snapshot.apply(to: vm, vcpus: config.cpus.boot, platform: platform, virtio: virtio)
             isPaused = true
+            announce = resources.taps.compactMap { tap in tap.fds.first.map { ($0, tap.guestMAC) } }
             logger.info("restored from \(snapshot.origin): \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM, paused")
         } else {
             try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
@@ -339,6 +343,11 @@ final class BootedVM {
         virtio.resume()
         isPaused = false
         try unparkVCPUs()
+        for (fd, mac) in announce {
+            let r = vmm_tap_announce(fd, mac.bytes)
+            if r != 0 { logger.warning("announce \(mac) on its tap after the restore: \(String(cString: strerror(-r)))") }
+        }
+        announce = []
     }
 
     private func parkVCPUs() throws(VMMError) {
