@@ -59,6 +59,11 @@ struct MigrationTests {
         ["--kernel", try Guests.path(name), "--serial", "tty", "--console", "off", "--memory", memory, "--cpus", "boot=2"]
     }
 
+    /// A guest rewriting 64 MiB may not converge on a loaded host: past
+    /// 8 s the rest goes in the downtime (timeout_strategy=ignore), so the
+    /// migration ends within the test client's 10 s, every page still checked.
+    static let bounded = ",\"downtime_ms\":1000,\"timeout_s\":8,\"timeout_strategy\":\"Ignore\""
+
     /// receive-migration on `destination` in the background; its answer once done.
     private func receive(_ destination: APIVMM, _ url: String) -> () -> APIVMM.Answer? {
         let done = DispatchSemaphore(value: 0)
@@ -77,7 +82,7 @@ struct MigrationTests {
         let destination = try APIVMM([])
         let received = receive(destination, url.listen)
         usleep(300_000)
-        let sent = source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"\(url.connect)\"\(extra)}")
+        let sent = source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"\(url.connect)\"\(extra)\(Self.bounded)}")
         #expect(sent.status == 204, "\(sent.body) \(source.stderr.suffix(500))")
         let answer = try #require(received(), "vm.receive-migration did not answer")
         #expect(answer.status == 204, "\(answer.body) \(destination.stderr.suffix(500))")
@@ -101,11 +106,10 @@ struct MigrationTests {
         try migrate(("unix:\(path)", "unix:\(path)"))
     }
 
-    @Test("The same over TCP, with Cloud Hypervisor's downtime, timeout and strategy fields, from a source confined as nobody")
+    @Test("The same over TCP, from a source confined as nobody")
     func overTCP() throws {
         let port = 20000 + Int(getpid() % 20000)
         try migrate(("tcp:0.0.0.0:\(port)", "tcp:127.0.0.1:\(port)"),
-                    extra: ",\"downtime_ms\":200,\"timeout_s\":60,\"timeout_strategy\":\"Cancel\"",
                     sourceOptions: getuid() == 0 ? ["--seccomp", "true", "--user", "nobody"] : ["--seccomp", "true"])
     }
 
@@ -142,7 +146,7 @@ struct MigrationTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mig-\(UUID().uuidString.prefix(8)).sock").path
         let received = receive(destination, "unix:\(path)")
         usleep(300_000)
-        #expect(source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:\(path)\"}").status == 204)
+        #expect(source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:\(path)\"\(Self.bounded)}").status == 204)
         #expect(try #require(received()).status == 204)
         #expect(eventually(10) { sweeps(destination.stdout).numbers.count >= 2 })
         #expect(!sweeps(destination.stdout).bad, "\(destination.stdout.suffix(200))")
