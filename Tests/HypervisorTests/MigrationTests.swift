@@ -28,6 +28,45 @@ private final class FakeDestination: @unchecked Sendable {
         unlink(path)
     }
 
+    /// Accepts and plays the destination's part to the end, but for its
+    /// first 2.5 s takes RAM at about 16 MB/s, slower than the guest
+    /// rewrites it: a migration with timeout_s=2 cannot converge and ends
+    /// only by its timeout strategy (the rest then goes at full speed).
+    func serveSlowly() {
+        Thread.detachNewThread { [self] in
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            func reply() {
+                var ok: [UInt8] = [0x56, 0x4d, 0x4d, 0x47, 5, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+                _ = send(fd, &ok, ok.count, Int32(MSG_NOSIGNAL))
+            }
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            let slowUntil = Date().addingTimeInterval(2.5)
+            while true {
+                var header = [UInt8](repeating: 0, count: 16)
+                guard recv(fd, &header, 16, Int32(MSG_WAITALL)) == 16 else { return }
+                var left = header[8..<16].withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+                let kind = header[4]
+                while left > 0 {
+                    let n = recv(fd, &chunk, min(left, chunk.count), 0)
+                    guard n > 0 else { return }
+                    left -= n
+                    if kind == 2 && Date() < slowUntil { usleep(4000) }
+                }
+                if kind == 1 && header[8..<16].withUnsafeBytes({ $0.loadUnaligned(as: UInt64.self) }) > 0 {
+                    // START: the fds of nothing (this guest has no taps), then the answer.
+                    reply()
+                } else if kind == 3 {
+                    reply()
+                } else if kind == 4 {
+                    reply()
+                    return
+                }
+            }
+        }
+    }
+
     /// Accepts, reads START's header and payload, answers it, then reads
     /// `readBytes` of the RAM that follows and closes (or, with nil, keeps
     /// the connection open without reading, for `hold` seconds).
@@ -151,6 +190,27 @@ struct MigrationTests {
         #expect(eventually(10) { sweeps(destination.stdout).numbers.count >= 2 })
         #expect(!sweeps(destination.stdout).bad, "\(destination.stdout.suffix(200))")
         kill(destination.child.processIdentifier, SIGKILL)
+    }
+
+    @Test("A migration that cannot converge ends by its strategy: cancel keeps the guest here, ignore stops it and sends the rest")
+    func timeoutStrategies() throws {
+        let source = try APIVMM(try guest("dirtier"))
+        #expect(eventually(10) { sweeps(source.stdout).numbers.count >= 2 })
+        let fields = ",\"downtime_ms\":1,\"timeout_s\":2"
+        let cancelling = try FakeDestination()
+        cancelling.serveSlowly()
+        let cancelled = source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:\(cancelling.path)\"\(fields),\"timeout_strategy\":\"Cancel\"}")
+        #expect(cancelled.status == 500 && cancelled.body.contains("timeout_s"), "\(cancelled.status) \(cancelled.body)")
+        let count = sweeps(source.stdout).numbers.count
+        #expect(eventually(10) { sweeps(source.stdout).numbers.count > count }, "the guest stopped after a cancelled migration")
+
+        let ignoring = try FakeDestination()
+        ignoring.serveSlowly()
+        let began = Date()
+        let finished = source.curl("PUT", "vm.send-migration", body: "{\"destination_url\":\"unix:\(ignoring.path)\"\(fields),\"timeout_strategy\":\"Ignore\"}")
+        #expect(finished.status == 204, "\(finished.status) \(finished.body)")
+        #expect(Date().timeIntervalSince(began) >= 2, "it ended before timeout_s: it converged, so nothing was tested")
+        #expect(eventually(10) { !source.child.isRunning }, "the source still runs after handing the VM over")
     }
 
     @Test("A disk's lock moves with the VM: the destination holds it once the source has gone")
