@@ -173,23 +173,25 @@ struct LabLinuxBootTests {
 }
 
 extension LabLinuxBootTests {
-    @Test("live migration of a running Linux guest (disk, tap, console): a → b over a UNIX socket, b → c over TCP, c → d with d killed half-way; the pattern, the TCP connection, the disk and both clocks come through")
+    @Test("live migration of a running Linux guest (disk, tap, console): a → b over a UNIX socket, b → c over TCP, c → d with d killed half-way, then c snapshotted, killed and restored in e; the pattern, the TCP connection, the disk and both clocks come through")
     func liveMigration() throws {
         let boot = try Lab.boot("migration")
         let check = boot.check
-        for step in ["send a 204", "receive b 204", "send b 204", "receive c 204", "send c 500", "exited a [VMM exit 0]", "exited b [VMM exit 0]"] {
+        for step in ["send a 204", "receive b 204", "send b 204", "receive c 204", "send c 500", "exited a [VMM exit 0]", "exited b [VMM exit 0]",
+                     "pause c 204", "snapshot c 204", "resume e 204"] {
             #expect(check.contains(step), "\(step): \(check) \(boot.log.suffix(3000))")
         }
-        #expect(boot.status == 0, "the guest did not power off on c: \(boot.log.suffix(3000))")
+        #expect(boot.status == 0, "the guest did not power off on e: \(boot.log.suffix(3000))")
         let pattern = try #require(Lab.lines(boot.log, "L2: migrate pattern ").first, "\(boot.log.suffix(2000))")
         let sum = String(pattern.dropFirst("L2: migrate pattern ".count))
-        let tcp = ["unix": "before after-unix", "tcp": "before after-unix after-tcp", "cancel": "before after-unix after-tcp after-cancel"]
+        let tcp = ["unix": "before after-unix", "tcp": "before after-unix after-tcp", "cancel": "before after-unix after-tcp after-cancel",
+                   "snapshot": "before after-unix after-tcp after-cancel after-snapshot"]
         for (name, bytes) in tcp {
             let report = try #require(Lab.lines(boot.log, "L2: migrate check \(name) ").first, "\(name): \(boot.log.suffix(2000))")
             #expect(report.contains("pattern \(sum)"), "48 MiB of RAM changed: \(report)")
             #expect(report.contains("tcp [\(bytes) ]"), "the TCP connection through the tap: \(report)")
         }
-        #expect(check.contains("disk unix tcp cancel"), "the guest's writes on the disk: \(check)")
+        #expect(check.contains("disk unix tcp cancel snapshot"), "the guest's writes on the disk: \(check)")
         // L1's time between the last tick on one VMM and the first on the next.
         for name in ["unix", "tcp"] {
             let gap = try #require(Lab.lines(check, "gap \(name) ").first.flatMap { Double($0.split(separator: " ").last ?? "") }, "\(check)")

@@ -2,11 +2,12 @@
 # Runs inside L1 (lab/run.sh): live migration of a running Linux guest
 # (virtio disk, virtio-net on a tap, serial console; l2-init's "migrate")
 # from VMM a to b over a UNIX socket, b to c over TCP, then c to d with d
-# killed half-way: c keeps the guest. After each, the guest reports its
-# RAM pattern, the TCP connection's bytes and writes a line to its disk;
-# then it powers off on c. Leaves migration.log (every VMM's output, each
-# line stamped with L1's clock), migration.check (the API's answers, the
-# gaps between ticks, the disk's lines) and migration.status (c's exit).
+# killed half-way: c keeps the guest; then c paused, snapshotted and
+# killed, and e restores it. After each, the guest reports its RAM
+# pattern, the TCP connection's bytes and writes a line to its disk; then
+# it powers off on e. Leaves migration.log (every VMM's output, each line
+# stamped with L1's clock), migration.check (the API's answers, the gaps
+# between ticks, the disk's lines) and migration.status (e's exit).
 # Usage: migration.sh VMM CACHE
 vmm=$1 cache=$2
 . "$(dirname "$0")/common.sh"
@@ -23,7 +24,7 @@ api() {
     [ "$code" = 204 ] || echo "answer $2: $(cat $body)" >> migration.check
     echo $code
 }
-for v in a b c d; do mkfifo $work/in.$v; sleep 1000 > $work/in.$v & done
+for v in a b c d e; do mkfifo $work/in.$v; sleep 1000 > $work/in.$v & done
 start() { # name, then the VMM's arguments
     name=$1; shift
     ( "$vmm" --api-socket $work/$name.sock --seccomp true -v "$@" < $work/in.$name 2>&1; echo "VMM exit $?" ) \
@@ -48,19 +49,19 @@ say() { timeout 5 sh -c "echo '$2' > $work/in.$1"; }
 # Ends the scenario (early when a step failed): the guest's lines on its
 # disk, after its journal is replayed, every VMM's output, c's exit.
 finish() {
-    for v in a b; do echo "exited $v [$(grep -o 'VMM exit [0-9]*' migration-$v.log)]" >> migration.check; done
-    say c done
-    tries=0; until grep -q "VMM exit" migration-c.log 2>/dev/null || [ $tries -ge 300 ]; do sleep 0.2; tries=$((tries + 1)); done
+    for v in a b c; do echo "exited $v [$(grep -o 'VMM exit [0-9]*' migration-$v.log)]" >> migration.check; done
+    say e done
+    tries=0; until grep -q "VMM exit" migration-e.log 2>/dev/null || [ $tries -ge 300 ]; do sleep 0.2; tries=$((tries + 1)); done
     exec 3>&-
     dd if=$work/disk.raw of=$work/part.img bs=1M skip=1 status=none
     e2fsck -E journal_only -y $work/part.img > /dev/null 2>&1
     echo "disk $(debugfs -R 'cat /migrated.txt' $work/part.img 2>/dev/null | tr '\n' ' ')" >> migration.check
-    cat migration-a.log migration-b.log migration-c.log migration-d.log > migration.log 2>/dev/null
-    grep -o 'VMM exit [0-9]*' migration-c.log | cut -d' ' -f3 > migration.status
+    cat migration-a.log migration-b.log migration-c.log migration-d.log migration-e.log > migration.log 2>/dev/null
+    grep -o 'VMM exit [0-9]*' migration-e.log | cut -d' ' -f3 > migration.status
     [ -s migration.status ] || echo 1 > migration.status
     pkill -f "$work/" 2>/dev/null
     pkill -f "sleep 1000" 2>/dev/null
-    ip link del migtap0 2>/dev/null
+    ip tuntap del dev migtap0 mode tap multi_queue 2>/dev/null
     rm -rf $work
     exit 0
 }
@@ -69,8 +70,12 @@ expect() { # text in migration.check
     grep -q "$1" migration.check || { echo "stopped: no '$1'" >> migration.check; finish; }
 }
 
+# A persistent multi-queue tap: every VMM opens it by name (c while b
+# still holds queues of it), and it outlives the one killed for the restore.
+ip tuntap add dev migtap0 mode tap multi_queue vnet_hdr
+ip addr add 192.168.249.1/24 dev migtap0 && ip link set migtap0 up
 start a --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" --disk path=$work/disk.raw \
-    --net tap=migtap0,mac=12:34:56:78:90:ab,ip=192.168.249.1,mask=255.255.255.0,num_queues=4 \
+    --net tap=migtap0,mac=12:34:56:78:90:ab,num_queues=4 \
     --cmdline "console=ttyS0 root=/dev/vda1 rw panic=-1 quiet l2.action=migrate" \
     --cpus 2 --memory size=512M --serial tty --console off
 wait_for migration-a.log "L2: migrate ready" 1
@@ -116,5 +121,17 @@ wait_for migration.check "send c" 1
 sleep 1; echo after-cancel >&3; sleep 1
 say c "check cancel"
 wait_for migration-c.log "L2: migrate check cancel" 1
+
+# c paused, snapshotted, killed; e restores it (taking tap and disk by name) and resumes.
+mkdir $work/snap
+echo "pause c $(api $work/c.sock vm.pause)" >> migration.check
+echo "snapshot c $(api $work/c.sock vm.snapshot "{\"destination_url\":\"file://$work/snap\"}")" >> migration.check
+kill -9 "$(pid_of c)"
+expect "snapshot c 204"
+start e --restore source_url=file://$work/snap
+echo "resume e $(api $work/e.sock vm.resume)" >> migration.check
+sleep 1; echo after-snapshot >&3; sleep 1
+say e "check snapshot"
+wait_for migration-e.log "L2: migrate check snapshot" 1
 
 finish
