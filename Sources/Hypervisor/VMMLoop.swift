@@ -314,16 +314,26 @@ final class VMMLoop {
             state = .running
         } catch {
             incoming?.refuse(error)
-            _ = retire()
-            // Taps that came with the source's configuration and no tap adopted.
-            if resources == nil { config?.nets.flatMap(\.fds).filter { fcntl($0, F_GETFD) >= 0 }.forEach { close($0) } }
-            config = nil
-            resources = nil
-            state = nil
+            abandon(config?.nets.flatMap(\.fds) ?? [])
             throw APIFailure(.failed, "vm.receive-migration: \(error)")
         }
         logger.info("vm.receive-migration: the VM runs here")
         return .done
+    }
+
+    /// A restore or a received migration that failed: no VM again, and the
+    /// taps' descriptors it brought closed, those a tap adopted excepted
+    /// (the tap closed them as it went).
+    private func abandon(_ brought: [Int32]) {
+        _ = retire()
+        config = nil
+        resources = nil
+        state = nil
+        Self.closeUnadopted(brought)
+    }
+
+    private static func closeUnadopted(_ fds: [Int32]) {
+        fds.filter { fcntl($0, F_GETFD) >= 0 }.forEach { close($0) }
     }
 
     /// vm.snapshot of the paused VM (Cloud Hypervisor refuses a running one too).
@@ -346,11 +356,8 @@ final class VMMLoop {
     /// vm.restore into a VMM with no VM: the snapshot's configuration is
     /// created and restored, paused unless `resume`.
     private func restore(_ restore: RestoreConfig) throws(APIFailure) -> APIAnswer {
-        // The taps handed over (net_fds) are the restored VM's once a tap
-        // adopted them; on a refusal, those no tap took are closed here.
-        func release() { restore.netFDs.flatMap(\.fds).filter { fcntl($0, F_GETFD) >= 0 }.forEach { close($0) } }
         guard state == nil else {
-            release()
+            Self.closeUnadopted(restore.netFDs.flatMap(\.fds))
             throw APIFailure(.failed, "vm.restore: a VM is already created (vm.delete it first)")
         }
         do {
@@ -359,11 +366,7 @@ final class VMMLoop {
             state = .created
             try self.restore(source, resume: restore.resume)
         } catch {
-            _ = retire()
-            config = nil
-            resources = nil
-            state = nil
-            release()
+            abandon(restore.netFDs.flatMap(\.fds))
             if case .config = error { throw APIFailure(.invalidConfig, "vm.restore: \(error)") }
             throw APIFailure(.failed, "vm.restore: \(error)")
         }

@@ -156,14 +156,9 @@ int vmm_cpuid_setup(struct vmm_vcpu *vcpu, const struct kvm_cpuid2 *supported)
 _Static_assert(sizeof(struct vmm_cpuid_state) == 10248, "CPUID state layout changed: bump VMM_CPUID_STATE_VERSION");
 _Static_assert(VMM_CPUID_STATE_MAX_ENTRIES >= CPUID_MAX_ENTRIES, "a vCPU's CPUID must fit its state");
 
-static struct vmm_vcpu *vcpu_at(struct vmm_vm *vm, unsigned index)
-{
-    return vm->vcpus && index < atomic_load(&vm->nvcpus) ? &vm->vcpus[index] : NULL;
-}
-
 int vmm_vcpu_save_cpuid(struct vmm_vm *vm, unsigned index, struct vmm_cpuid_state *out)
 {
-    struct vmm_vcpu *vcpu = vcpu_at(vm, index);
+    struct vmm_vcpu *vcpu = vmm_vcpu_created(vm, index);
     if (!vcpu)
         return -EINVAL;
     struct kvm_cpuid2 *cpuid = cpuid_alloc();
@@ -217,7 +212,7 @@ static uint32_t word(const struct kvm_cpuid_entry2 *e, size_t offset)
 
 int vmm_vcpu_restore_cpuid(struct vmm_vm *vm, unsigned index, const struct vmm_cpuid_state *state)
 {
-    struct vmm_vcpu *vcpu = vcpu_at(vm, index);
+    struct vmm_vcpu *vcpu = vmm_vcpu_created(vm, index);
     if (!vcpu || state->nent == 0 || state->nent > VMM_CPUID_STATE_MAX_ENTRIES)
         return -EINVAL;
     /* What this VMM gives a vCPU on this host: the one just created has it. */

@@ -96,7 +96,7 @@ static int restore_tsc_deadline(struct vmm_vcpu *vcpu, const struct vmm_vcpu_sta
     return 0;
 }
 
-static struct vmm_vcpu *created(struct vmm_vm *vm, unsigned index)
+struct vmm_vcpu *vmm_vcpu_created(struct vmm_vm *vm, unsigned index)
 {
     return vm->vcpus && index < atomic_load(&vm->nvcpus) ? &vm->vcpus[index] : NULL;
 }
@@ -123,7 +123,7 @@ static const struct {
 
 int vmm_vcpu_save(struct vmm_vm *vm, unsigned index, struct vmm_vcpu_state *out, const char **step)
 {
-    struct vmm_vcpu *vcpu = created(vm, index);
+    struct vmm_vcpu *vcpu = vmm_vcpu_created(vm, index);
     if (!vcpu)
         return fail(step, "find the vCPU", -EINVAL);
     *out = (struct vmm_vcpu_state){ 0 };
@@ -136,7 +136,7 @@ int vmm_vcpu_save(struct vmm_vm *vm, unsigned index, struct vmm_vcpu_state *out,
 
 int vmm_vcpu_restore(struct vmm_vm *vm, unsigned index, const struct vmm_vcpu_state *state, const char **step)
 {
-    struct vmm_vcpu *vcpu = created(vm, index);
+    struct vmm_vcpu *vcpu = vmm_vcpu_created(vm, index);
     if (!vcpu)
         return fail(step, "find the vCPU", -EINVAL);
     int ret = restore_msrs(vcpu, state);

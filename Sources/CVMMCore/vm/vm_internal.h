@@ -115,6 +115,9 @@ void vmm_dirty_log_destroy(struct vmm_vm *vm);
 /* memory_file.c: whether a 4 KiB page holds only zeros. */
 bool vmm_page_is_zero(const uint8_t *page);
 
+/* vcpu_state.c: vCPU `index` if KVM has it (created), else NULL. */
+struct vmm_vcpu *vmm_vcpu_created(struct vmm_vm *vm, unsigned index);
+
 /* gsi.c */
 int vmm_gsi_routes_init(struct vmm_vm *vm);
 void vmm_gsi_routes_destroy(struct vmm_vm *vm);

@@ -62,26 +62,40 @@ final class MigrationChannel {
 
     /// The destination's answer to a step; its refusal is the error.
     func awaitReply(_ what: String) throws(VMMError) {
-        let header = try header(what)
-        guard header.kind == VMM_MIG_REPLY.rawValue else { throw failure(-EPROTO, what) }
-        let body = try payload(of: header, limit: 64 << 10, what)
-        guard body.count >= 4 else { throw failure(-EPROTO, what) }
-        let status = body.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
-        guard status == 0 else {
-            throw .system(SystemError("migration: \(what): the destination refused: \(String(decoding: body.dropFirst(4), as: UTF8.self))", errno: EREMOTEIO))
+        switch Self.readReply(&io) {
+        case .failure(let error): throw failure(error.result, what)
+        case .success(let refusal?):
+            throw .system(SystemError("migration: \(what): the destination refused: \(refusal)", errno: EREMOTEIO))
+        case .success(nil): return
         }
     }
 
+    /// A refusal already waiting, read within half a second.
     private func pendingRefusal() -> String? {
         var quick = io
         quick.idle_ms = 500
         quick.deadline_ms = 0
+        guard case .success(let refusal?) = Self.readReply(&quick) else { return nil }
+        return refusal
+    }
+
+    /// One REPLY: nil for done, the destination's words for a refusal, or
+    /// the transfer's negative errno.
+    private static func readReply(_ io: inout vmm_mig_channel) -> Result<String?, ReplyFailure> {
         var header = vmm_mig_header()
-        guard vmm_mig_read_header(&quick, &header) == 0, header.kind == VMM_MIG_REPLY.rawValue,
-              header.length >= 4, header.length <= 64 << 10 else { return nil }
+        var r = vmm_mig_read_header(&io, &header)
+        guard r == 0 else { return .failure(ReplyFailure(r)) }
+        guard header.kind == VMM_MIG_REPLY.rawValue, header.length >= 4, header.length <= 64 << 10 else { return .failure(ReplyFailure(-EPROTO)) }
         var body = [UInt8](repeating: 0, count: Int(header.length))
-        guard body.withUnsafeMutableBytes({ vmm_mig_read(&quick, $0.baseAddress, $0.count) }) == 0, body[0] != 0 else { return nil }
-        return String(decoding: body.dropFirst(4), as: UTF8.self)
+        r = body.withUnsafeMutableBytes { vmm_mig_read(&io, $0.baseAddress, $0.count) }
+        guard r == 0 else { return .failure(ReplyFailure(r)) }
+        let status = body.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        return .success(status == 0 ? nil : String(decoding: body.dropFirst(4), as: UTF8.self))
+    }
+
+    private struct ReplyFailure: Error {
+        let result: Int32
+        init(_ result: Int32) { self.result = result }
     }
 
     /// The destination's answer: done, or why not (`error`).

@@ -78,15 +78,7 @@ final class MigrationIncoming: RestoreSource {
                 guard r == 0 else { throw channel.failure(r, "receive guest RAM") }
             case VMM_MIG_STATE.rawValue:
                 let bytes = try channel.payload(of: header, limit: StateFile.maxBytes, "receive the VM's state")
-                do {
-                    try StateFile(parsing: bytes).apply(to: vm, vcpus: vcpus, platform: platform, virtio: virtio)
-                } catch let error as SnapshotError {
-                    throw .config(.unusable(option: "receive-migration", reason: "\(error)"))
-                } catch let error as VMMError {
-                    throw error
-                } catch {
-                    throw .config(.unusable(option: "receive-migration", reason: "\(error)"))
-                }
+                try StateFile(parsing: bytes, option: "receive-migration").apply(to: vm, vcpus: vcpus, platform: platform, virtio: virtio)
                 try channel.reply()
                 return
             default:

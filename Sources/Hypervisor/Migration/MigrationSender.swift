@@ -36,13 +36,7 @@ extension BootedVM {
             }
             start.nets[index].fds = []
         }
-        if settings.local {
-            for index in 0..<vmm_memory_region_count(vm.handle) {
-                var region = vmm_mem_region()
-                _ = vmm_memory_region(vm.handle, index, &region)
-                fds.append(region.fd)
-            }
-        }
+        if settings.local { fds += vm.regions.map(\.fd) }
 
         let began = vmm_mig_now_ms()
         let channel = MigrationChannel(socket: try MigrationSocket.connect(settings.destination, timeoutMs: 30_000),
@@ -140,11 +134,7 @@ private struct DirtyLog {
 
     init(vm: VirtualMachine) {
         self.vm = vm
-        bitmaps = (0..<vmm_memory_region_count(vm.handle)).map { index in
-            var region = vmm_mem_region()
-            _ = vmm_memory_region(vm.handle, index, &region)
-            return [UInt64](repeating: 0, count: vmm_dirty_bitmap_words(region.size))
-        }
+        bitmaps = vm.regions.map { [UInt64](repeating: 0, count: vmm_dirty_bitmap_words($0.size)) }
     }
 
     /// Adds both logs to what waits to be sent; returns its bytes.

@@ -30,6 +30,15 @@ struct StateFile {
         return record.bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
     }
 
+    /// `init(parsing:)`, its refusal in the words of `option` (a restore, a migration's receiver).
+    init(parsing bytes: [UInt8], option: String) throws(VMMError) {
+        do {
+            try self.init(parsing: bytes)
+        } catch {
+            throw .config(.unusable(option: option, reason: "\(error)"))
+        }
+    }
+
     /// `value`, its refusal in the words of a restore.
     func load<T>(_ name: String, version: Int32, as type: T.Type) throws(VMMError) -> T {
         do {

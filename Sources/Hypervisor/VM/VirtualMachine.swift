@@ -61,6 +61,15 @@ final class VirtualMachine {
 
     deinit { vmm_vm_destroy(handle) }
 
+    /// Guest RAM's regions, in order.
+    var regions: [vmm_mem_region] {
+        (0..<vmm_memory_region_count(handle)).map { index in
+            var region = vmm_mem_region()
+            _ = vmm_memory_region(handle, index, &region)
+            return region
+        }
+    }
+
     var pioBus: OpaquePointer { vmm_vm_pio_bus(handle) }
     var mmioBus: OpaquePointer { vmm_vm_mmio_bus(handle) }
 
