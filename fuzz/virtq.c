@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(ram, 0, RAM_SIZE);
     memcpy(ram, data + 1, size - 1 < RAM_SIZE ? size - 1 : RAM_SIZE);
     struct vmm_mem_region region = { .gpa = 0, .size = RAM_SIZE, .hva = ram, .slot = 0, .fd = -1 };
-    struct vmm_gmem mem = { &region, 1, NULL, NULL };
+    struct vmm_gmem mem = { &region, 1, NULL, NULL, NULL };
     struct vmm_virtq q;
     uint16_t qsize = (uint16_t)(1u << (data[0] & 7)); /* 1..128 */
     if (vmm_virtq_init(&q, &mem, qsize, 0, 0x1000, 0x2000, data[0] & 0x80) < 0)

@@ -19,6 +19,7 @@
 #include "virtio/vmm_virtio.h"
 #include "net/vmm_tap.h"
 #include "vfio/vmm_vfio.h"
+#include "iommu/vmm_iommu.h"
 #include "platform/vmm_serial.h"
 #include "platform/vmm_power.h"
 #include "platform/vmm_pvpanic.h"

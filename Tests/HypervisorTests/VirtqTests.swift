@@ -22,7 +22,7 @@ final class TestQueue {
         region = .allocate(capacity: 1)
         region.initialize(to: vmm_mem_region(gpa: 0, size: UInt64(Self.ramSize), hva: ram.baseAddress, slot: 0, fd: -1))
         mem = .allocate(capacity: 1)
-        mem.initialize(to: vmm_gmem(regions: region, count: 1, live_count: nil, dirty: nil))
+        mem.initialize(to: vmm_gmem(regions: region, count: 1, live_count: nil, dirty: nil, iommu: nil))
         self.size = size
         try #require(vmm_virtq_init(&queue, mem, size, Self.desc, Self.avail, Self.used, eventIdx) == 0)
     }

@@ -18,6 +18,7 @@ enum vmm_thread_kind {
     VMM_THREAD_VIRTIO_VSOCK,   /* the virtio-vsock's queues and host sockets */
     VMM_THREAD_VHOST_USER,     /* a vhost-user device: its backend's socket */
     VMM_THREAD_CONSOLE_SOCKET, /* a socket console's relay */
+    VMM_THREAD_VIRTIO_IOMMU,   /* the virtio-iommu's requests, assigned devices' DMA mappings */
     VMM_THREAD_KINDS,
 };
 

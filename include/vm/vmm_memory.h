@@ -96,6 +96,7 @@ unsigned vmm_phys_address_bits(void);
  * appended); tests and fuzzers build one over their own buffers with a
  * fixed `count` and no `live_count`. */
 struct vmm_dirty_log;
+struct vmm_iommu_endpoint;
 struct vmm_gmem {
     const struct vmm_mem_region *regions;
     unsigned count;
@@ -103,8 +104,20 @@ struct vmm_gmem {
     /* The VM's log of pages its devices write (vmm_dirty.h); NULL in a
      * view over other buffers. */
     struct vmm_dirty_log *dirty;
+    /* A device behind the virtual IOMMU (vmm_iommu.h): the addresses it
+     * is given are IOVAs of this endpoint's domain. NULL: guest physical. */
+    const struct vmm_iommu_endpoint *iommu;
 };
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm);
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len);
+/* A device's access to `len` bytes at `addr` (a write when `write`): the
+ * host address of as many of them as are contiguous there (`*got`, at
+ * most `len`), or NULL when the first byte is out of reach. Without an
+ * IOMMU, all `len` bytes in one RAM region or NULL; behind one, through
+ * the endpoint's mappings, whose refusal the guest hears of as a fault. */
+void *vmm_gmem_dma(const struct vmm_gmem *mem, uint64_t addr, uint64_t len, bool write, uint64_t *got);
+/* The same, all `len` bytes or NULL: rings and tables, which must be
+ * contiguous. */
+void *vmm_gmem_dma_whole(const struct vmm_gmem *mem, uint64_t addr, uint64_t len, bool write);
 
 #endif

@@ -29,6 +29,7 @@ static __thread int thread_kind = -1;
 
 static const char *const kind_names[VMM_THREAD_KINDS] = {
     "vmm", "vcpu", "virtio-blk", "virtio-console", "virtio-rng", "virtio-net", "api", "virtio-vsock", "vhost-user", "console-socket",
+    "virtio-iommu",
 };
 
 /* What vcpu.c, vcpu_exit.c and vcpu_dump.c issue once a vCPU runs, and
@@ -92,6 +93,9 @@ unsigned vmm_seccomp_state_ioctls(const unsigned long **out)
 /* virtio_net.c: what the driver negotiates (offloads) and chooses (queue pairs). */
 static const unsigned long net_ioctls[] = { TUNSETOFFLOAD, TUNSETQUEUE };
 
+/* iommu.c: the guest's mappings mirrored in assigned devices' containers. */
+static const unsigned long iommu_ioctls[] = { VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA };
+
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
 {
     return (unsigned)kind < VMM_THREAD_KINDS ? kind_names[kind] : "unknown";
@@ -109,6 +113,9 @@ unsigned vmm_seccomp_ioctls(enum vmm_thread_kind kind, const unsigned long **out
     case VMM_THREAD_VIRTIO_NET:
         *out = net_ioctls;
         return sizeof(net_ioctls) / sizeof(net_ioctls[0]);
+    case VMM_THREAD_VIRTIO_IOMMU:
+        *out = iommu_ioctls;
+        return sizeof(iommu_ioctls) / sizeof(iommu_ioctls[0]);
     default: /* the other device threads issue no ioctl */
         *out = NULL;
         return 0;

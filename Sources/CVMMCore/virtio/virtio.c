@@ -122,10 +122,10 @@ void virtio_serve_queue(struct vmm_virtio *v, unsigned qi, struct vmm_virtq_chai
     } while (vmm_virtq_rearm(q));
 }
 
-static const char *queue_error(int error)
+static const char *queue_error(const struct vmm_virtio *v, int error)
 {
     switch (error) {
-    case -EFAULT: return "a buffer or ring outside guest RAM";
+    case -EFAULT: return v->mem.iommu ? "a buffer or ring outside its IOMMU mappings" : "a buffer or ring outside guest RAM";
     case -ELOOP: return "a descriptor loop or a chain too long";
     case -EPROTO: return "a malformed chain (order, indirect table)";
     case -EINVAL: return "an index or head out of range";
@@ -147,7 +147,7 @@ void virtio_fail(struct vmm_virtio *v, unsigned q, int error)
 {
     if (vmm_ratelimit_allow(&v->broken_log))
         vmm_log_warn("%s: the guest's queue %u has %s; device stopped until the guest resets it",
-                     v->thread_name, q, queue_error(error));
+                     v->thread_name, q, queue_error(v, error));
     virtio_needs_reset(v);
 }
 

@@ -19,9 +19,9 @@ int vmm_virtq_init(struct vmm_virtq *q, const struct vmm_gmem *mem, uint16_t siz
         return -EINVAL;
     /* With event_idx each ring has one more u16 at its end. */
     uint64_t desc_len = 16ull * size, avail_len = 6 + 2ull * size, used_len = 6 + 8ull * size;
-    void *d = vmm_gmem_hva(mem, desc, desc_len);
-    void *a = vmm_gmem_hva(mem, avail, avail_len);
-    void *u = vmm_gmem_hva(mem, used, used_len);
+    void *d = vmm_gmem_dma_whole(mem, desc, desc_len, false);
+    void *a = vmm_gmem_dma_whole(mem, avail, avail_len, false);
+    void *u = vmm_gmem_dma_whole(mem, used, used_len, true);
     if (!d || !a || !u)
         return -EFAULT;
     *q = (struct vmm_virtq){ .size = size, .event_idx = event_idx, .desc = d, .avail = a, .used = u,
@@ -47,13 +47,17 @@ static int chain_add(struct vmm_virtq_chain *c, const struct vmm_gmem *mem, cons
         return -ELOOP;
     if (!writable && c->writable)
         return -EPROTO;
-    uint8_t *hva = NULL;
-    if (d->len) {
-        hva = vmm_gmem_hva(mem, d->addr, d->len);
+    if (d->len == 0)
+        c->bufs[c->count++] = (struct vmm_virtq_buf){ NULL, 0, writable };
+    /* Behind an IOMMU one descriptor may be several pieces of RAM. */
+    for (uint64_t done = 0, got; done < d->len; done += got) {
+        uint8_t *hva = vmm_gmem_dma(mem, d->addr + done, d->len - done, writable, &got);
         if (!hva)
             return -EFAULT;
+        if (c->count == VMM_VIRTQ_MAX_CHAIN)
+            return -ELOOP;
+        c->bufs[c->count++] = (struct vmm_virtq_buf){ hva, (uint32_t)got, writable };
     }
-    c->bufs[c->count++] = (struct vmm_virtq_buf){ hva, d->len, writable };
     if (writable)
         c->writable += d->len;
     else
@@ -69,7 +73,7 @@ static int walk_indirect(struct vmm_virtq_chain *c, const struct vmm_gmem *mem, 
     uint32_t n = outer->len / sizeof(struct vring_desc);
     if (n > VMM_VIRTQ_MAX_CHAIN)
         return -ELOOP;
-    const struct vring_desc *table = vmm_gmem_hva(mem, outer->addr, outer->len);
+    const struct vring_desc *table = vmm_gmem_dma_whole(mem, outer->addr, outer->len, false);
     if (!table)
         return -EFAULT;
     uint32_t i = 0;
@@ -138,7 +142,7 @@ static void mark_chain(const struct vmm_virtq *q, uint16_t head)
         struct vring_desc d;
         desc_copy(&d, &q->desc[i]);
         if (d.flags & VRING_DESC_F_INDIRECT) {
-            const struct vring_desc *table = vmm_gmem_hva(q->mem, d.addr, d.len);
+            const struct vring_desc *table = vmm_gmem_dma_whole(q->mem, d.addr, d.len, false);
             uint32_t n = d.len / sizeof(struct vring_desc);
             for (uint32_t j = 0, k = 0; table && k < n && k < VMM_VIRTQ_MAX_CHAIN; k++) {
                 struct vring_desc t;

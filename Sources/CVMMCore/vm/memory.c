@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "iommu/vmm_iommu.h"
 #include "vm/vmm_memory.h"
 #include "vm/vm_internal.h"
 
@@ -175,7 +176,7 @@ void *vmm_memory_hva(const struct vmm_vm *vm, uint64_t gpa, uint64_t len)
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
 {
     /* Devices mark what they write through their view: the log is the VM's own. */
-    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions, (struct vmm_dirty_log *)&vm->dirty };
+    return (struct vmm_gmem){ vm->regions, 0, &vm->nregions, (struct vmm_dirty_log *)&vm->dirty, NULL };
 }
 
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
@@ -187,6 +188,22 @@ void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
             return (uint8_t *)r->hva + (gpa - r->gpa);
     }
     return NULL;
+}
+
+void *vmm_gmem_dma(const struct vmm_gmem *mem, uint64_t addr, uint64_t len, bool write, uint64_t *got)
+{
+    uint64_t gpa = addr;
+    *got = len;
+    if (mem->iommu && vmm_iommu_translate(mem->iommu, addr, len, write, &gpa, got) < 0)
+        return NULL;
+    return vmm_gmem_hva(mem, gpa, *got);
+}
+
+void *vmm_gmem_dma_whole(const struct vmm_gmem *mem, uint64_t addr, uint64_t len, bool write)
+{
+    uint64_t got;
+    void *hva = vmm_gmem_dma(mem, addr, len, write, &got);
+    return hva && got == len ? hva : NULL;
 }
 
 int vmm_memory_map_device(struct vmm_vm *vm, uint64_t gpa, uint64_t size, void *hva, uint32_t *slot)
