@@ -121,6 +121,7 @@ struct CloudHypervisor: ParsableCommand {
                  seccomp: seccomp, landlock: landlock, landlockRules: landlockRules, apiSocket: apiSocket, logFilePath: logFile, verbosity: verbose,
                  user: user, group: group)
         config.consolePCISegment = console.pciSegment
+        config.consoleIOMMU = console.iommu
         config.vsock = vsock
         config.fs = fs
         config.restore = restore

@@ -10,7 +10,8 @@ import Glibc
 /// I/O port the power device serves), a MADT with every vCPU the VM may
 /// have and the in-kernel IOAPIC, an MCFG for PCI's ECAM, and a DSDT with
 /// COM1, pvpanic, the CMOS RTC, the power button and its Generic Event
-/// Device, the vCPUs, the PCI host bridge and the S5 (soft-off) state.
+/// Device, the vCPUs, the PCI host bridge and the S5 (soft-off) state; with
+/// a virtual IOMMU, a VIOT naming what sits behind it.
 struct ACPITables {
     /// The tables live from here up to the reset vector: 384 KiB, which a
     /// DSDT with 96 PCI segments' hotplug slots and every vCPU needs.
@@ -28,6 +29,8 @@ struct ACPITables {
     /// Room for memory hotplug (`--memory hotplug_size`): with it, the
     /// DSDT has the memory hotplug devices.
     var hotplugBytes: UInt64 = 0
+    /// The virtual IOMMU and its endpoints, if the VM has one.
+    var viot: VIOTDescription?
 
     /// (guest address, bytes) for each table, RSDP first; throws if they
     /// do not fit below the reset vector.
@@ -46,13 +49,16 @@ struct ACPITables {
         let madtAt = place(madt)
         let mcfg = PCIDescription(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segments: pciSegments).mcfg()
         let mcfgAt = place(mcfg)
-        let xsdt = Self.table("XSDT", revision: 1, body: [fadtAt, madtAt, mcfgAt].flatMap { AML.littleEndian($0, bytes: 8) })
+        let viot = self.viot?.table()
+        let viotAt = viot.map(place)
+        let xsdt = Self.table("XSDT", revision: 1, body: ([fadtAt, madtAt, mcfgAt] + (viotAt.map { [$0] } ?? []))
+            .flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
         guard next <= Self.tablesEnd else {
             throw .system(SystemError("the ACPI tables take \(next - Self.rsdpAddress) bytes, more than the \(Self.tablesEnd - Self.rsdpAddress) below the reset vector: give fewer vCPUs or PCI segments", errno: E2BIG))
         }
         return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt),
-                (mcfgAt, mcfg), (xsdtAt, xsdt)]
+                (mcfgAt, mcfg), (xsdtAt, xsdt)] + (viot.flatMap { bytes in viotAt.map { [($0, bytes)] } } ?? [])
     }
 
     static func rsdp(xsdt: UInt64) -> [UInt8] {

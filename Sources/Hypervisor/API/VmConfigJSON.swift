@@ -7,7 +7,7 @@
 public enum VmConfigJSON {
     /// Sections whose devices do not exist yet: refused unless empty.
     static let unbuiltSections = ["balloon", "generic_vhost_user", "pmem", "user_devices", "vdpa",
-                                  "numa", "rtc", "tpm", "rate_limit_groups", "pci_segments", "iommu", "watchdog",
+                                  "numa", "rtc", "tpm", "rate_limit_groups", "pci_segments", "watchdog",
                                   "sgx_epc", "preserved_fds"]
 
     /// `base` carries what only the command line sets (seccomp, user, log).
@@ -62,6 +62,12 @@ public enum VmConfigJSON {
             for key in ["id", "pci_device_id"] where !(fields[key]?.isDefaultLike ?? true) { throw .notSupported("VmConfig console.\(key)") }
             config.consolePCISegment = try OptionList(fields["pci_segment"]?.optionText.map { "pci_segment=\($0)" } ?? "",
                                                       option: "--console", known: ["pci_segment"]).pciSegment()
+            config.consoleIOMMU = fields["iommu"] == .bool(true)
+        }
+        switch root["iommu"] {
+        case nil, .null?: break
+        case .bool(let on)?: config.iommu = on
+        case let other?: throw .invalidValue(option: "VmConfig", key: "iommu", value: other.optionText ?? "", reason: "expected true or false")
         }
         if let debug = try object(root["debug_console"], "debug_console"), let mode = debug["mode"], mode != .string("Off") {
             throw .notSupported("VmConfig debug_console mode \(mode.optionText ?? "")")
@@ -70,7 +76,8 @@ public enum VmConfigJSON {
         config.fs = try list(root["fs"], "fs").map { (share) throws(ConfigError) in try fsConfig(share) }
         config.vsock = try object(root["vsock"], "vsock").map { (vsock) throws(ConfigError) in try vsockConfig(vsock) }
         if let platform = try object(root["platform"], "platform") {
-            config.platform = try PlatformConfig(parsing: optionText(platform, known: PlatformConfig.known))
+            config.platform = try PlatformConfig(parsing: optionText(platform, renaming: ["iommu_address_width_bits": "iommu_address_width"],
+                                                                     known: PlatformConfig.known))
         }
         if case .bool(true)? = root["landlock_enable"] { config.landlock = true }
         config.landlockRules = try list(root["landlock_rules"], "landlock_rules").map { (rule) throws(ConfigError) in
@@ -236,8 +243,10 @@ public enum VmConfigJSON {
     private static func console(_ value: JSONValue?, _ name: String, default fallback: ConsoleConfig) throws(ConfigError) -> ConsoleConfig {
         guard let fields = try object(value, name) else { return fallback }
         let option = "--\(name)"
-        // As --console iommu=on is: an IOMMU in front of the console does not exist here.
-        if case .bool(true)? = fields["iommu"] { throw .notSupported("VmConfig \(name).iommu=on") }
+        // As --serial iommu=on is: COM1 is no PCI function.
+        if name == "serial", case .bool(true)? = fields["iommu"] {
+            throw .invalidValue(option: "VmConfig", key: "serial.iommu", value: "true", reason: "the serial port is no PCI device: only the virtio console can be behind the IOMMU")
+        }
         switch fields["mode"] {
         case .string("Off")?: return .off
         case .string("Null")?: return .null
@@ -269,13 +278,16 @@ extension VmConfigJSON {
             case .file(let path): ["mode": .string("File"), "file": .string(path)]
             case .socket(let path): ["mode": .string("Socket"), "socket": .string(path)]
             }
-            if let pciSegment { fields["pci_segment"] = int(pciSegment) }
+            if let pciSegment {
+                fields["pci_segment"] = int(pciSegment)
+                fields["iommu"] = .bool(config.consoleIOMMU)
+            }
             return .object(fields)
         }
         let disks: [JSONValue] = config.disks.map { disk in
             .object(["path": disk.vhostSocket == nil ? .string(disk.path) : .null, "readonly": .bool(disk.readonly), "id": text(disk.id),
                      "serial": text(disk.serial), "num_queues": int(disk.numQueues), "queue_size": int(disk.queueSize),
-                     "direct": .bool(false), "iommu": .bool(false), "vhost_user": .bool(disk.vhostSocket != nil),
+                     "direct": .bool(false), "iommu": .bool(disk.iommu), "vhost_user": .bool(disk.vhostSocket != nil),
                      "vhost_socket": text(disk.vhostSocket), "pci_segment": int(disk.pciSegment),
                      "image_type": .string("Raw"), "lock_granularity": .string(disk.lockWholeFile ? "Full" : "ByteRange")])
         }
@@ -285,11 +297,11 @@ extension VmConfigJSON {
                      "mtu": net.mtu.map(int) ?? .null, "num_queues": int(net.numQueues), "queue_size": int(net.queueSize),
                      "id": text(net.id), "fds": net.fds.isEmpty ? .null : .array(net.fds.map(int)),
                      "offload_tso": .bool(net.offloadTSO), "offload_ufo": .bool(net.offloadUFO),
-                     "offload_csum": .bool(net.offloadCsum), "iommu": .bool(false), "vhost_user": .bool(false),
+                     "offload_csum": .bool(net.offloadCsum), "iommu": .bool(net.iommu), "vhost_user": .bool(false),
                      "pci_segment": int(net.pciSegment)])
         }
         let devices: [JSONValue] = config.devices.map { device in
-            .object(["path": .string(device.path), "id": text(device.id), "iommu": .bool(false), "pci_segment": int(device.pciSegment)])
+            .object(["path": .string(device.path), "id": text(device.id), "iommu": .bool(device.iommu), "pci_segment": int(device.pciSegment)])
         }
         return .object([
             "payload": .object(["kernel": text(config.kernelPath), "initramfs": text(config.initramfsPath),
@@ -310,14 +322,16 @@ extension VmConfigJSON {
                          "queue_size": int(share.queueSize), "id": text(share.id), "pci_segment": int(share.pciSegment)])
             }),
             "vsock": config.vsock.map { vsock in
-                .object(["cid": int(vsock.cid), "socket": .string(vsock.socket), "id": text(vsock.id), "iommu": .bool(false),
+                .object(["cid": int(vsock.cid), "socket": .string(vsock.socket), "id": text(vsock.id), "iommu": .bool(vsock.iommu),
                          "pci_segment": int(vsock.pciSegment)])
             } ?? .null,
-            "rng": .object(["src": .string(config.rng.source), "iommu": .bool(false), "pci_segment": int(config.rng.pciSegment)]),
+            "rng": .object(["src": .string(config.rng.source), "iommu": .bool(config.rng.iommu), "pci_segment": int(config.rng.pciSegment)]),
             "serial": console(config.serial, pty: config.serialPty),
             "console": console(config.console, pciSegment: config.consolePCISegment, pty: config.consolePty),
-            "platform": .object(["num_pci_segments": int(config.platform.pciSegments)]),
-            "iommu": .bool(false),
+            "platform": .object(["num_pci_segments": int(config.platform.pciSegments),
+                                 "iommu_segments": config.platform.iommuSegments.isEmpty ? .null : .array(config.platform.iommuSegments.map(int)),
+                                 "iommu_address_width_bits": int(config.platform.iommuAddressWidth)]),
+            "iommu": .bool(config.hasIOMMU),
             "watchdog": .bool(false),
             "pvpanic": .bool(true),
             "landlock_enable": .bool(config.landlock),

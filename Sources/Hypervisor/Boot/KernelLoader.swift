@@ -9,9 +9,9 @@ struct KernelLoader {
     let vm: VirtualMachine
 
     func load(kernel: FileReader, initramfs: FileReader?, cmdline: String, cpus: CPUsConfig,
-              platform: PlatformConfig = PlatformConfig()) throws(VMMError) {
+              platform: PlatformConfig = PlatformConfig(), viot: VIOTDescription? = nil) throws(VMMError) {
         let tables = ACPITables(cpus: CPUDescription(boot: cpus.boot, max: cpus.max), memoryBytes: vm.memoryBytes,
-                                pciSegments: platform.pciSegments, hotplugBytes: vm.hotplugBytes)
+                                pciSegments: platform.pciSegments, hotplugBytes: vm.hotplugBytes, viot: viot)
         for table in try tables.build() {
             try write(table.bytes, at: table.address)
         }

@@ -22,7 +22,8 @@ public enum ConsoleConfig: Sendable, Equatable {
     static func parse(_ text: String, option: String) throws(ConfigError) -> (mode: ConsoleConfig, keys: OptionList) {
         let pciKeys = option == "--console" ? ["id", "pci_segment", "pci_device_id"] : []
         func checked(_ list: OptionList) throws(ConfigError) -> OptionList {
-            try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
+            // COM1 is no PCI function: nothing to put behind an IOMMU.
+            if option != "--console" { try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"]) }
             try list.refuseUnsupported(["id", "pci_device_id"])
             return list
         }
@@ -49,14 +50,17 @@ public enum ConsoleConfig: Sendable, Equatable {
 public struct ConsoleOption: Sendable, Equatable {
     public var mode: ConsoleConfig
     public var pciSegment: Int
+    /// `iommu=on`: the virtio console behind the virtual IOMMU.
+    public var iommu: Bool
 
-    public init(mode: ConsoleConfig, pciSegment: Int = 0) {
+    public init(mode: ConsoleConfig, pciSegment: Int = 0, iommu: Bool = false) {
         self.mode = mode
         self.pciSegment = pciSegment
+        self.iommu = iommu
     }
 
     public init(parsing text: String) throws(ConfigError) {
         let parsed = try ConsoleConfig.parse(text, option: "--console")
-        self.init(mode: parsed.mode, pciSegment: try parsed.keys.pciSegment())
+        self.init(mode: parsed.mode, pciSegment: try parsed.keys.pciSegment(), iommu: try parsed.keys.bool("iommu") ?? false)
     }
 }

@@ -26,6 +26,8 @@ public struct DiskConfig: Sendable, Equatable {
     public var lockWholeFile: Bool
     /// The PCI segment its function goes on (`--platform num_pci_segments`).
     public var pciSegment: Int
+    /// `iommu=on`: behind the virtual IOMMU.
+    public var iommu = false
 
     public static let defaultQueueSize = 128
 
@@ -52,10 +54,13 @@ public struct DiskConfig: Sendable, Equatable {
         let list = try OptionList(text, option: "--disk", known: Self.known)
         try list.refuseUnsupported(["bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size",
                                     "ops_one_time_burst", "ops_refill_time", "rate_limit_group", "queue_affinity"])
-        try list.refuseUnsupported(["direct", "iommu", "backing_files", "sparse"],
-                                   unlessEqualTo: ["direct": "off", "iommu": "off", "backing_files": "off", "sparse": "on"])
+        try list.refuseUnsupported(["direct", "backing_files", "sparse"],
+                                   unlessEqualTo: ["direct": "off", "backing_files": "off", "sparse": "on"])
         let vhostUser = try list.bool("vhost_user") ?? false
+        let iommu = try list.bool("iommu") ?? false
         if vhostUser {
+            // Cloud Hypervisor: "Device does not support being placed behind IOMMU".
+            if iommu { throw .conflict("--disk vhost_user=on: a vhost-user backend reads guest RAM by guest addresses and cannot be placed behind the IOMMU: drop iommu=on") }
             // What the backend decides (qemu-storage-daemon's writable=, its image) is not the VMM's to set.
             let defaults = ["readonly": ["off", "false"], "image_type": ["raw"], "lock_granularity": ["byte-range"]]
             for key in ["path", "readonly", "serial", "image_type", "lock_granularity"]
@@ -88,6 +93,7 @@ public struct DiskConfig: Sendable, Equatable {
                   serial: serial, numQueues: try list.integer("num_queues", in: 1...64) ?? 1, queueSize: queueSize,
                   lockWholeFile: granularity == "full", pciSegment: try list.pciSegment(),
                   vhostSocket: vhostUser ? try list.required("socket") : nil)
+        self.iommu = iommu
     }
 }
 
@@ -103,6 +109,9 @@ public struct DeviceConfig: Sendable, Equatable {
     public var managedBinding: Bool
     /// The PCI segment the guest finds it on.
     public var pciSegment: Int
+    /// `iommu=on`: behind the virtual IOMMU, in a VFIO container of its
+    /// own whose DMA mappings are the guest's.
+    public var iommu = false
 
     static let known = ["path", "iommu", "id", "pci_segment", "x_nv_gpudirect_clique", "bind"]
 
@@ -116,7 +125,7 @@ public struct DeviceConfig: Sendable, Equatable {
             throw .invalidValue(option: "--device", key: "bind", value: other,
                                 reason: "expected auto (the VMM binds vfio-pci and restores the driver) or manual")
         }
-        try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
+        iommu = try list.bool("iommu") ?? false
         let path = try list.required("path")
         guard let bdf = Self.address(of: path) else {
             throw .invalidValue(option: "--device", key: "path", value: path,
@@ -154,10 +163,13 @@ public struct RngConfig: Sendable, Equatable {
     /// Where entropy comes from.
     public var source: String
     public var pciSegment: Int
+    /// `iommu=on`: behind the virtual IOMMU.
+    public var iommu: Bool
 
-    public init(source: String = defaultSource, pciSegment: Int = 0) {
+    public init(source: String = defaultSource, pciSegment: Int = 0, iommu: Bool = false) {
         self.source = source
         self.pciSegment = pciSegment
+        self.iommu = iommu
     }
 
     static let known = ["src", "iommu", "id", "pci_segment", "pci_device_id"]
@@ -165,9 +177,8 @@ public struct RngConfig: Sendable, Equatable {
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--rng", known: Self.known)
         try list.refuseUnsupported(["id", "pci_device_id"])
-        try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
         let source = list["src"] ?? Self.defaultSource
         guard !source.isEmpty else { throw .missing(option: "--rng", what: "src= needs a path") }
-        self.init(source: source, pciSegment: try list.pciSegment())
+        self.init(source: source, pciSegment: try list.pciSegment(), iommu: try list.bool("iommu") ?? false)
     }
 }

@@ -30,11 +30,15 @@ public struct FsConfig: Sendable, Equatable {
         self.pciSegment = pciSegment
     }
 
-    static let known = ["tag", "socket", "num_queues", "queue_size", "id", "pci_segment", "pci_device_id"]
+    static let known = ["tag", "socket", "num_queues", "queue_size", "id", "pci_segment", "pci_device_id", "iommu"]
 
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--fs", known: Self.known)
         try list.refuseUnsupported(["pci_device_id"])
+        // Cloud Hypervisor: "Device does not support being placed behind IOMMU".
+        if try list.bool("iommu") == true {
+            throw .conflict("--fs: virtiofsd reads guest RAM by guest addresses and cannot be placed behind the IOMMU: drop iommu=on")
+        }
         let tag = try list.required("tag")
         guard tag.utf8.count <= Self.maxTagBytes else {
             throw .invalidValue(option: "--fs", key: "tag", value: tag, reason: "longer than \(Self.maxTagBytes) bytes, the most virtio-fs carries")

@@ -24,6 +24,8 @@ public struct NetConfig: Sendable, Equatable {
     public var offloadCsum: Bool
     /// The PCI segment its function goes on.
     public var pciSegment: Int
+    /// `iommu=on`: behind the virtual IOMMU.
+    public var iommu = false
 
     public static let defaultNumQueues = 2
     public static let defaultQueueSize = 256
@@ -62,9 +64,7 @@ public struct NetConfig: Sendable, Equatable {
         let list = try OptionList(text, option: "--net", known: Self.known)
         try list.refuseUnsupported(["socket", "vhost_mode", "bw_size", "bw_one_time_burst", "bw_refill_time",
                                     "ops_size", "ops_one_time_burst", "ops_refill_time", "pci_device_id"])
-        for key in ["vhost_user", "iommu"] where try list.bool(key) == true {
-            throw .notSupported("--net \(key)=on")
-        }
+        if try list.bool("vhost_user") == true { throw .notSupported("--net vhost_user=on") }
         func parsed<T>(_ key: String, _ make: (String) -> T?, _ expected: String) throws(ConfigError) -> T? {
             // The docs' `tap=,mac=,ip=,mask=` form: an empty value is no value.
             guard let value = list[key], !value.isEmpty else { return nil }
@@ -89,6 +89,7 @@ public struct NetConfig: Sendable, Equatable {
                   mtu: try list.integer("mtu", in: Self.minMTU...Self.maxMTU), id: list["id"],
                   offloadTSO: try list.bool("offload_tso") ?? true, offloadUFO: try list.bool("offload_ufo") ?? true,
                   offloadCsum: try list.bool("offload_csum") ?? true, pciSegment: try list.pciSegment())
+        iommu = try list.bool("iommu") ?? false
         try validate()
     }
 

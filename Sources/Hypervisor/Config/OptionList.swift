@@ -62,6 +62,24 @@ public struct OptionList: Sendable, Equatable {
         return number
     }
 
+    /// Cloud Hypervisor's integer lists: `[1,3]`, `[0-2]` (0, 1, 2), or a
+    /// bare `2`; `[]` is empty.
+    public func integerList(_ key: String) throws(ConfigError) -> [Int]? {
+        guard let value = values[key] else { return nil }
+        var body = Substring(value)
+        if body.hasPrefix("[") && body.hasSuffix("]") { body = body.dropFirst().dropLast() }
+        var result: [Int] = []
+        for item in body.split(separator: ",", omittingEmptySubsequences: false) where !(body.isEmpty && item.isEmpty) {
+            let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(bounds.count), let low = bounds.first ?? nil, let high = bounds.last ?? nil,
+                  low >= 0, low <= high, high - low < 4096 else {
+                throw .invalidValue(option: option, key: key, value: value, reason: "expected a list such as [0,2] or [0-3]")
+            }
+            result += Array(low...high)
+        }
+        return result
+    }
+
     /// `pci_segment=N`: a segment the VM may have; whether it has it is
     /// `VMConfig.validate`'s to say.
     public func pciSegment() throws(ConfigError) -> Int {

@@ -25,6 +25,8 @@ public struct VMConfig: Sendable, Equatable {
     public var console: ConsoleConfig
     /// The PCI segment the virtio console is on (`--console …,pci_segment=N`).
     public var consolePCISegment = 0
+    /// `--console …,iommu=on`: the virtio console behind the virtual IOMMU.
+    public var consoleIOMMU = false
     public var disks: [DiskConfig]
     public var devices: [DeviceConfig]
     public var nets: [NetConfig]
@@ -34,8 +36,11 @@ public struct VMConfig: Sendable, Equatable {
     public var fs: [FsConfig] = []
     /// virtio-vsock, at most one (`--vsock`).
     public var vsock: VsockConfig?
-    /// `--platform`: the PCI segments.
+    /// `--platform`: the PCI segments, and which are behind the virtual IOMMU.
     public var platform: PlatformConfig
+    /// VmConfig's `iommu: true`: a virtual IOMMU even if no device is
+    /// behind it yet.
+    public var iommu = false
     public var seccomp: SeccompMode
     /// Confine file access to what the configuration names (`--landlock`).
     public var landlock: Bool
@@ -93,6 +98,19 @@ public struct VMConfig: Sendable, Equatable {
         self.group = group
     }
 
+    /// Each PCI device's option, segment and whether it is behind the
+    /// virtual IOMMU.
+    var pciFunctions: [(option: String, segment: Int, iommu: Bool)] {
+        disks.map { ("--disk", $0.pciSegment, $0.iommu) } + nets.map { ("--net", $0.pciSegment, $0.iommu) }
+            + devices.map { ("--device", $0.pciSegment, $0.iommu) } + [("--rng", rng.pciSegment, rng.iommu)]
+            + (console == .off ? [] : [("--console", consolePCISegment, consoleIOMMU)])
+            + fs.map { ("--fs", $0.pciSegment, false) } + (vsock.map { [("--vsock", $0.pciSegment, $0.iommu)] } ?? [])
+    }
+
+    /// Whether the VM has a virtio-iommu: a device or a segment behind
+    /// it, or the API asked for one.
+    public var hasIOMMU: Bool { iommu || !platform.iommuSegments.isEmpty || pciFunctions.contains { $0.iommu } }
+
     /// Descriptors the command line hands over on purpose (`--net fd=`):
     /// the ones kept open when every other inherited one is closed.
     public var inheritedDescriptors: [Int32] { inheritedDescriptorOptions.map(\.fd) }
@@ -135,9 +153,7 @@ public struct VMConfig: Sendable, Equatable {
             }
         }
         // Every device takes a slot on bus 0 of its segment, beside the host bridge.
-        let placed = disks.map { ("--disk", $0.pciSegment) } + nets.map { ("--net", $0.pciSegment) }
-            + devices.map { ("--device", $0.pciSegment) } + [("--rng", rng.pciSegment)] + (console == .off ? [] : [("--console", consolePCISegment)])
-            + fs.map { ("--fs", $0.pciSegment) } + (vsock.map { [("--vsock", $0.pciSegment)] } ?? [])
+        let placed = pciFunctions.map { ($0.option, $0.segment) }
         for (option, segment) in placed where segment >= platform.pciSegments {
             // Cloud Hypervisor: "Invalid PCI segment id".
             throw .invalidValue(option: option, key: "pci_segment", value: String(segment),
@@ -149,6 +165,10 @@ public struct VMConfig: Sendable, Equatable {
                 throw .invalidValue(option: "--disk", key: nil, value: "\(functions) devices on PCI segment \(segment)",
                                     reason: "a segment's bus 0 has 31 slots for devices (the console and rng take theirs on theirs): move some to another segment with pci_segment=")
             }
+        }
+        // Cloud Hypervisor: "Device is on an IOMMU PCI segment (N) but not placed behind IOMMU".
+        for function in pciFunctions where platform.iommuSegments.contains(function.segment) && !function.iommu {
+            throw .conflict("\(function.option): PCI segment \(function.segment) is behind the IOMMU (--platform iommu_segments): give the device iommu=on, or put it on another segment")
         }
         for disk in disks where disk.vhostSocket != nil && !memory.shared {
             throw .conflict("--disk vhost_user=on: a vhost-user backend maps guest RAM: give --memory shared=on")

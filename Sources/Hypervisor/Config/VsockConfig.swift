@@ -9,6 +9,8 @@ public struct VsockConfig: Sendable, Equatable {
     public var socket: String
     public var id: String?
     public var pciSegment: Int
+    /// `iommu=on`: behind the virtual IOMMU.
+    public var iommu = false
 
     public init(cid: UInt32, socket: String, id: String? = nil, pciSegment: Int = 0) {
         self.cid = cid
@@ -26,7 +28,6 @@ public struct VsockConfig: Sendable, Equatable {
     public init(parsing text: String) throws(ConfigError) {
         let list = try OptionList(text, option: "--vsock", known: Self.known)
         try list.refuseUnsupported(["pci_device_id"])
-        try list.refuseUnsupported(["iommu"], unlessEqualTo: ["iommu": "off"])
         guard list["cid"] != nil else { throw .missing(option: "--vsock", what: "cid=… is required (the guest's context id, 3 or more)") }
         let cid = try list.integer("cid", in: UInt32.min...UInt32.max) ?? 0
         // Cloud Hypervisor: "N is a special VSOCK CID" for -1, 0, 1 and 2.
@@ -40,5 +41,6 @@ public struct VsockConfig: Sendable, Equatable {
                                 reason: "longer than \(Self.maxSocketPath) bytes: a UNIX socket address holds it with the port appended")
         }
         self.init(cid: cid, socket: socket, id: list["id"], pciSegment: try list.pciSegment())
+        iommu = try list.bool("iommu") ?? false
     }
 }

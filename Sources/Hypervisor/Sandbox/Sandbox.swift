@@ -107,6 +107,11 @@ final class Sandbox {
         if config.apiSocket != nil {
             api += ["poll", "sendmsg", "recvmsg", "setsockopt", "getsockopt", "accept4", "clock_gettime"]
         }
+        // The virtio-iommu's thread starts below the VMM thread (with a
+        // VM the command line or vm.create puts an IOMMU in).
+        if config.hasIOMMU || config.apiSocket != nil {
+            api += SeccompFilter.allowed[VMM_THREAD_VIRTIO_IOMMU, default: []]
+        }
         // A socket console's relay starts below the VMM thread; its socket goes at exit.
         if [config.serial, config.console].contains(where: { if case .socket = $0 { true } else { false } }) {
             api += SeccompFilter.allowed[VMM_THREAD_CONSOLE_SOCKET, default: []] + ["unlink"]
@@ -124,7 +129,7 @@ final class Sandbox {
         vcpuFilter = try SeccompFilter(kind: VMM_THREAD_VCPU, mode: config.seccomp, extraIoctls: restore)
         var devices: [vmm_thread_kind: SeccompFilter] = [:]
         for kind in [VMM_THREAD_VIRTIO_BLK, VMM_THREAD_VIRTIO_CONSOLE, VMM_THREAD_VIRTIO_RNG, VMM_THREAD_VIRTIO_NET,
-                     VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET] {
+                     VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET, VMM_THREAD_VIRTIO_IOMMU] {
             devices[kind] = try SeccompFilter(kind: kind, mode: config.seccomp, extraIoctls: restore)
         }
         deviceFilters = devices

@@ -61,6 +61,9 @@ public final class SeccompFilter: @unchecked Sendable {
             "epoll_ctl",         // the client watched
             "close",             // a client gone or replaced
         ],
+        VMM_THREAD_VIRTIO_IOMMU: deviceThread + [
+            "mmap", "munmap", "mremap", "brk", // a domain's table of mappings grows and shrinks (malloc)
+        ],
         VMM_THREAD_API: [
             "epoll_wait", "epoll_ctl", "epoll_create1", // its clients
             "accept4", "recvmsg", "sendto",  // requests in, with descriptors; answers out
@@ -97,7 +100,8 @@ public final class SeccompFilter: @unchecked Sendable {
                              VMM_THREAD_VIRTIO_NET]
     /// Thread kinds only some VMs have: the VMM's list admits theirs only
     /// when the VM may have one (`Sandbox`).
-    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET]
+    static let optionalKinds = [VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VHOST_USER, VMM_THREAD_CONSOLE_SOCKET,
+                                VMM_THREAD_VIRTIO_IOMMU]
 
     /// Other threads are cloned from the VMM thread and keep its filter
     /// beneath their own, so the VMM's list admits everything theirs do.

@@ -23,6 +23,9 @@ final class VFIOContainer {
     /// kernel dropped the IOMMU with every mapping.
     private var mapped: ObjectIdentifier?
 
+    /// The container's fd, for the virtual IOMMU's mappings.
+    var descriptor: Int32 { fd.raw }
+
     init() throws(VMMError) {
         do {
             fd = try OwnedDescriptor(opening: "/dev/vfio/vfio", flags: O_RDWR) {

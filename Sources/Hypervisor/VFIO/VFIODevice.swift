@@ -44,7 +44,8 @@ final class VFIODevice {
     }
 
     /// Opens `configs` — the command line's, or one hot-added — in
-    /// `container`, opening the container with the first device: every
+    /// `container`, opening the container with the first device (one with
+    /// `iommu=on` gets a container of its own, the guest's to map): every
     /// device checked (and, with `bind=auto`, moved to vfio-pci) first,
     /// so that a refusal names the device and its fix before anything is
     /// opened. On failure, what was opened is closed and moved devices go
@@ -64,11 +65,17 @@ final class VFIODevice {
         }
         var opened: [VFIODevice] = []
         do throws(VMMError) {
-            let shared: VFIOContainer
-            if let container { shared = container } else { shared = try VFIOContainer() }
-            container = shared
             for (config, device) in zip(configs, found) {
-                opened.append(try VFIODevice(config: config, found: device, container: shared,
+                let own: VFIOContainer
+                if config.iommu {
+                    own = try VFIOContainer()
+                } else if let container {
+                    own = container
+                } else {
+                    own = try VFIOContainer()
+                    container = own
+                }
+                opened.append(try VFIODevice(config: config, found: device, container: own,
                                              binding: bindings.removeValue(forKey: device.bdf)))
             }
         } catch {

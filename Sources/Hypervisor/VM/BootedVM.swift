@@ -63,10 +63,9 @@ final class BootedVM {
         }
         let buses = try (0..<segments).map { (segment) throws(VMMError) in try PCIBus(vm: vm, segment: segment, of: segments) }
         self.buses = buses
-        virtio = try VirtioDevices(vm: vm, buses: buses, resources: resources, rngSegment: config.rng.pciSegment,
-                                   consoleSegment: config.consolePCISegment, logger: logger)
-        if let first = resources.assigned.first {
-            let assigned = AssignedDevices(vm: vm, buses: buses, container: first.container)
+        virtio = try VirtioDevices(vm: vm, buses: buses, resources: resources, config: config, logger: logger)
+        if !resources.assigned.isEmpty {
+            let assigned = AssignedDevices(vm: vm, buses: buses, iommu: virtio.iommu)
             for device in resources.assigned { _ = try assigned.add(device) }
             self.assigned = assigned
         }
@@ -77,7 +76,7 @@ final class BootedVM {
             logger.info("restored from \(snapshot.origin): \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM, paused")
         } else {
             try KernelLoader(vm: vm).load(kernel: resources.kernel, initramfs: resources.initramfs, cmdline: config.cmdline,
-                                          cpus: config.cpus, platform: config.platform)
+                                          cpus: config.cpus, platform: config.platform, viot: virtio.iommu?.bootDescription())
             logger.info("booting: \(config.cpus.boot) vCPUs, \(ByteSize.describe(config.memory.sizeBytes)) RAM")
         }
 
@@ -98,7 +97,11 @@ final class BootedVM {
         input = resources.serialInputFD.flatMap { fd in platform.serial.map { SerialInput(fd: fd, uart: $0) } }
     }
 
-    deinit { stop() }
+    /// Assigned devices leave the virtual IOMMU before it goes with `virtio`.
+    deinit {
+        stop()
+        assigned = nil
+    }
 
     /// Ends the boot: every vCPU and device thread stopped and joined.
     /// Returns why the guest stopped, if it stopped on its own.
@@ -175,7 +178,7 @@ final class BootedVM {
 
     /// `device` into the next free slot of its segment; returns its address.
     private func assign(_ device: VFIODevice) throws(VMMError) -> PCIAddress {
-        let assigned = self.assigned ?? AssignedDevices(vm: vm, buses: buses, container: device.container)
+        let assigned = self.assigned ?? AssignedDevices(vm: vm, buses: buses, iommu: virtio.iommu)
         self.assigned = assigned
         return try assigned.add(device)
     }

@@ -8,20 +8,28 @@ import Glibc
 /// One boot's virtio devices, each a PCI function on bus 0 of its segment:
 /// the disks in the order given (so the first is the guest's /dev/vda), the
 /// networks in the order given (eth0 first), the vsock if there is one, the
-/// console unless it is off, and the rng. Each device has its own named thread.
+/// console unless it is off, and the rng; with a virtual IOMMU, the
+/// virtio-iommu first, and each device with `iommu=on` behind it. Each
+/// device has its own named thread.
 final class VirtioDevices {
     /// Bus 0 of each PCI segment, by segment.
     private let buses: [PCIBus]
     private let vm: VirtualMachine
+    let iommu: VirtualIOMMU?
     /// In the order added; `id` is the device's (vm.counters, vm.info, removal).
     private var devices: [(transport: OpaquePointer, kind: vmm_thread_kind, address: PCIAddress,
                            device: OpaquePointer, id: String?)] = []
     private var running = false
 
-    init(vm: VirtualMachine, buses: [PCIBus], resources: LaunchResources, rngSegment: Int, consoleSegment: Int,
-         logger: Logger) throws(VMMError) {
+    init(vm: VirtualMachine, buses: [PCIBus], resources: LaunchResources, config: VMConfig, logger: Logger) throws(VMMError) {
         self.buses = buses
         self.vm = vm
+        iommu = config.hasIOMMU ? try VirtualIOMMU(vm: vm, platform: config.platform) : nil
+        if let iommu {
+            iommu.address = try add(iommu.device, 0, vm: vm, kind: VMM_THREAD_VIRTIO_IOMMU, name: "the virtio-iommu", segment: 0,
+                                    id: "__iommu")
+            logger.info("virtio-iommu: at \(iommu.address!), segments behind it whole: \(iommu.segments)")
+        }
         for (index, disk) in resources.disks.enumerated() {
             try addDisk(disk, index: index, logger: logger)
         }
@@ -37,11 +45,13 @@ final class VirtioDevices {
         if let console = resources.consoleOutput {
             var device: OpaquePointer?
             let r = vmm_virtio_console_create(vm.handle, resources.consoleInputFD, console.fd, &device)
-            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: consoleSegment, id: "__console")
+            try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_CONSOLE, name: "--console", segment: config.consolePCISegment,
+                    id: "__console", iommu: config.consoleIOMMU)
         }
         var rng: OpaquePointer?
         let r = vmm_virtio_rng_create(vm.handle, resources.rngSource, &rng)
-        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng", segment: rngSegment, id: "__rng")
+        try add(rng, r, vm: vm, kind: VMM_THREAD_VIRTIO_RNG, name: "--rng", segment: config.rng.pciSegment, id: "__rng",
+                iommu: config.rng.iommu)
     }
 
     /// A virtio-net on `tap`, named for its place in the list; returns its address.
@@ -61,7 +71,7 @@ final class VirtioDevices {
             }
         }
         let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_NET, name: "--net tap=\(tap.name)",
-                              segment: net.pciSegment, id: net.id ?? "")
+                              segment: net.pciSegment, id: net.id ?? "", iommu: net.iommu)
         logger.info("\(name): tap \(tap.name), MAC \(tap.guestMAC), MTU \(tap.mtu), \(net.queuePairs) queue pair(s), at \(address)")
         return address
     }
@@ -106,7 +116,7 @@ final class VirtioDevices {
             }
         }
         let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_BLK, name: "--disk path=\(disk.config.path)",
-                              segment: disk.config.pciSegment, id: disk.config.id ?? "")
+                              segment: disk.config.pciSegment, id: disk.config.id ?? "", iommu: disk.config.iommu)
         let engine = vmm_virtio_blk_is_async(device) ? "io_uring" : "synchronous I/O (io_uring unavailable)"
         logger.info("\(name): \(disk.config.path), \(ByteSize.describe(disk.sizeBytes)), \(disk.config.numQueues) queue(s), \(engine), at \(address)")
         return address
@@ -142,23 +152,32 @@ final class VirtioDevices {
             }
         }
         let address = try add(device, r, vm: vm, kind: VMM_THREAD_VIRTIO_VSOCK, name: "--vsock socket=\(socket.config.socket)",
-                              segment: socket.config.pciSegment, id: socket.config.id ?? "")
+                              segment: socket.config.pciSegment, id: socket.config.id ?? "", iommu: socket.config.iommu)
         logger.info("virtio-vsock: CID \(socket.config.cid), host socket \(socket.config.socket), at \(address)")
         return address
     }
 
+    /// `iommu`: the device behind the virtual IOMMU, its endpoint named
+    /// by the address it takes, before its thread starts.
     @discardableResult
     private func add(_ device: OpaquePointer?, _ created: Int32, vm: VirtualMachine, kind: vmm_thread_kind,
-                     name: String, segment: Int, id: String? = nil) throws(VMMError) -> PCIAddress {
+                     name: String, segment: Int, id: String? = nil, iommu behind: Bool = false) throws(VMMError) -> PCIAddress {
         guard created == 0, let device else { throw .system(SystemError("\(name): create the device", returned: created)) }
         var transport: OpaquePointer?
         let r = vmm_virtio_pci_create(vm.handle, device, &transport)
         guard r == 0, let transport else { throw .system(SystemError("\(name): create its PCI function", returned: r)) }
+        var placed: PCIAddress?
         do throws(VMMError) {
+            if kind != VMM_THREAD_VIRTIO_IOMMU { try VirtualIOMMU.check(iommu, behind: behind, segment: segment, name: name) }
             let address = try buses.bus(segment: segment, for: name).add(vmm_virtio_pci_function(transport), name: name)
+            placed = address
+            if behind, let iommu {
+                vmm_virtio_set_iommu(device, try iommu.attach(address, container: -1, name: name))
+            }
             devices.append((transport, kind, address, device, id))
             return address
         } catch {
+            if let placed { buses[placed.segment].remove(slot: placed.slot) }
             vmm_virtio_pci_destroy(transport)
             throw error
         }
@@ -241,6 +260,7 @@ final class VirtioDevices {
         let device = devices.remove(at: index)
         buses[address.segment].remove(slot: address.slot)
         if running { vmm_virtio_pci_stop(device.transport) }
+        iommu?.detach(address)
         vmm_virtio_pci_destroy(device.transport)
     }
 
@@ -273,8 +293,10 @@ final class VirtioDevices {
         running = false
     }
 
+    /// The virtio-iommu goes last, its endpoints (assigned devices' too) before it.
     deinit {
-        for device in devices { vmm_virtio_pci_destroy(device.transport) }
+        iommu?.detachAll()
+        for device in devices.reversed() { vmm_virtio_pci_destroy(device.transport) }
     }
 }
 
@@ -282,9 +304,10 @@ extension VirtioDevices {
     /// Snapshot: each device's state, named by its address and id, from a
     /// paused VM. A device whose state lives outside the VMM is refused by name.
     /// The first device whose state lives outside the VMM (a vhost-user
-    /// backend's rings, a vsock's host connections), named for a refusal.
+    /// backend's rings, a vsock's host connections, the guest's IOMMU
+    /// domains), named for a refusal.
     func unsaveable() -> String? {
-        devices.first { $0.kind == VMM_THREAD_VHOST_USER || $0.kind == VMM_THREAD_VIRTIO_VSOCK }.map { entry in
+        devices.first { [VMM_THREAD_VHOST_USER, VMM_THREAD_VIRTIO_VSOCK, VMM_THREAD_VIRTIO_IOMMU].contains($0.kind) }.map { entry in
             "\(String(cString: vmm_thread_kind_name(entry.kind))) device \(entry.id ?? "") (at \(entry.address))"
         }
     }
