@@ -153,6 +153,25 @@ case "$action" in
         for d in /sys/bus/pci/drivers/nvme/0000:*; do echo "${d##*/}" > /sys/bus/pci/drivers/nvme/unbind; done
         barbench 1b36 0010 msix
         poweroff -f ;;
+    viommu)
+        # Behind the virtual IOMMU (Debian 13's kernel): the edu, on the
+        # command line or hot-added (awaited), goes to the guest's own
+        # vfio-pci, and a userspace driver maps its DMA (viommu_dma). x86's
+        # MSIs are not remapped here: VFIO must be told that is fine.
+        tries=0
+        until grep -qs 0x11e8 /sys/bus/pci/devices/*/device || [ $tries -ge 1500 ]; do
+            [ $tries = 0 ] && echo "L2: waiting for an edu"
+            sleep 0.2; tries=$((tries + 1))
+        done
+        # A function joins its group when a driver binds it: the edu's is
+        # there once vfio-pci has it.
+        echo 1 > /sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts
+        echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id
+        echo "L2: iommu $(ls /sys/class/iommu 2>/dev/null | tr '\n' ' ')"
+        for g in /sys/kernel/iommu_groups/*; do echo "L2: iommu group ${g##*/}: $(ls $g/devices | tr '\n' ' ')"; done
+        viommu_dma
+        dmesg | grep -i -e 'virtio-iommu\|viommu\|dmar\|iommu.*fault' | head -5 | sed 's/^/L2: iommu dmesg: /'
+        poweroff -f ;;
     edureboot)
         # The root file system carries over: the second boot powers off.
         edutest probe

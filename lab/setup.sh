@@ -13,14 +13,14 @@ mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 
 . "$here/packages.sh"
-install_missing qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1 iperf3
+install_missing qemu-system-x86 busybox-static cpio lz4 kmod e2fsprogs fdisk make libelf1 iperf3 xz-utils
 
 # The newest Debian 6.1 ABI that has both flavours.
 abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' | awk '{print $1}' \
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/guest/vsocktest.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
+    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/guest/vsocktest.c "$here"/guest/viommu_dma.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
     "$here"/../Tests/HypervisorTests/Guests/common.S "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
@@ -110,6 +110,7 @@ gcc -O2 -static -o "$cache/l2-root/bin/edutest" "$here/guest/edutest.c"
 gcc -O2 -static -o "$cache/l2-root/bin/realtime" "$here/guest/realtime.c"
 gcc -O2 -static -o "$cache/l2-root/bin/barbench" "$here/../bench/guest/barbench.c"
 gcc -O2 -static -o "$cache/l2-root/bin/vsocktest" "$here/guest/vsocktest.c"
+gcc -O2 -static -o "$cache/l2-root/bin/viommu_dma" "$here/guest/viommu_dma.c"
 # iperf3 for the network benchmark, with the shared libraries it loads.
 for f in /usr/bin/iperf3 $(ldd /usr/bin/iperf3 | grep -o '/[^ ]*'); do
     mkdir -p "$cache/l2-root$(dirname "$f")"; cp -L "$f" "$cache/l2-root$f"
@@ -125,7 +126,8 @@ cp "$cache/edu_irq/edu_irq.ko" "$cache/l2-root/lib/"
 # L2 disk: an MBR partition table and an ext4 root on partition 1 (from
 # 1 MiB, as cloud images lay it out) holding busybox and the same init.
 rm -rf "$cache/l2-rootfs"; mkdir -p "$cache/l2-rootfs"/{bin,sbin,dev,proc,sys,tmp}
-cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-root/bin/realtime" "$cache/l2-root/bin/vsocktest" "$cache/l2-rootfs/bin/"
+cp /bin/busybox "$cache/l2-root/bin/edutest" "$cache/l2-root/bin/realtime" "$cache/l2-root/bin/vsocktest" \
+    "$cache/l2-root/bin/viommu_dma" "$cache/l2-rootfs/bin/"
 mkdir -p "$cache/l2-rootfs/lib"; cp "$cache/l2-root/lib/edu_irq.ko" "$cache/l2-rootfs/lib/"
 cp "$here/l2-init.sh" "$cache/l2-rootfs/sbin/init"
 chmod +x "$cache/l2-rootfs/sbin/init"
@@ -135,6 +137,47 @@ truncate -s 64M "$cache/l2-disk.raw"
 echo 'start=2048, type=83' | sfdisk -q "$cache/l2-disk.raw"
 dd if="$cache/l2-root.ext4" of="$cache/l2-disk.raw" bs=1M seek=1 conv=notrunc status=none
 rm -f "$cache/l2-root.ext4"
+
+# The virtual IOMMU's L2 kernel: Debian 13's cloud kernel (6.12; Debian 12's
+# has no virtio-iommu driver), from the Debian 13 archive of the mirror this
+# machine's apt uses, through apt lists of the cache's own (the host's
+# sources are left alone). Its modules are xz-compressed: busybox's insmod
+# takes them unpacked.
+if [ ! -e "$cache/l2-trixie-bzImage" ]; then
+    apt_dir="$cache/apt-trixie"
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 ~ /^https?:/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$mirror" ] || { echo "lab: no Debian mirror in this machine's apt sources" >&2; exit 1; }
+    rm -rf "$apt_dir"; mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/dl"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$apt_dir/sources.list"
+    apt_trixie=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=- \
+                -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+    apt-get "${apt_trixie[@]}" update -qq >/dev/null 2>&1 \
+        || { echo "lab: cannot read the Debian 13 package lists from $mirror" >&2; exit 1; }
+    pkg=$(apt-cache "${apt_trixie[@]}" search --names-only '^linux-image-6\.12\.[0-9.]+\+deb13-cloud-amd64$' \
+          | awk '{print $1}' | sort -V | tail -1)
+    [ -n "$pkg" ] || { echo "lab: no Debian 13 cloud kernel in the package lists" >&2; exit 1; }
+    (cd "$apt_dir/dl" && apt-get "${apt_trixie[@]}" download "$pkg" >/dev/null 2>&1) \
+        || { echo "lab: cannot download $pkg from the Debian 13 archive" >&2; exit 1; }
+    rm -rf "$cache/l2-trixie"; mkdir -p "$cache/l2-trixie"
+    dpkg-deb -x "$apt_dir"/dl/*.deb "$cache/l2-trixie"
+    [ -e "$cache/l2-trixie/lib" ] || ln -s usr/lib "$cache/l2-trixie/lib"
+    cp "$cache"/l2-trixie/boot/vmlinuz-* "$cache/l2-trixie-bzImage"
+    rm -rf "$apt_dir"
+fi
+tk=$(ls "$cache/l2-trixie/lib/modules")
+depmod -b "$cache/l2-trixie" "$tk"
+rm -rf "$cache/l2-trixie-root"; mkdir -p "$cache/l2-trixie-root"/{bin,dev,proc,sys,modules}
+cp /bin/busybox "$cache/l2-trixie-root/bin/busybox"
+: > "$cache/l2-trixie-root/modules/order"
+for m in $(modules_in_order "$cache/l2-trixie" "$tk" virtio-iommu virtio_blk virtio_rng vfio-pci vfio_iommu_type1); do
+    name=$(basename "$m" .xz)
+    xz -dc "$m" > "$cache/l2-trixie-root/modules/$name"
+    echo "$name" >> "$cache/l2-trixie-root/modules/order"
+done
+cp "$here/l2-init.sh" "$cache/l2-trixie-root/init"
+chmod +x "$cache/l2-trixie-root/init"
+(cd "$cache/l2-trixie-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-trixie-initramfs.cpio"
 
 # The tiny guest that acknowledges hotplug at once, for the device cycles.
 "$here/../scripts/build-guest.sh" hotplug "$cache/hotplug-guest"

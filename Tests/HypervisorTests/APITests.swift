@@ -230,7 +230,7 @@ struct APITests {
         // The console on segment 1 too, after the disk.
         #expect(info.contains("\"cold\":{\"children\":[],\"id\":\"cold\",\"pci_bdf\":\"0001:00:01.0\""), "\(info)")
         #expect(info.contains("\"__console\":{\"children\":[],\"id\":\"__console\",\"pci_bdf\":\"0001:00:02.0\""), "\(info)")
-        #expect(info.contains("\"console\":{\"mode\":\"Null\",\"pci_segment\":1}"), "\(info)")
+        #expect(info.contains("\"console\":{\"iommu\":false,\"mode\":\"Null\",\"pci_segment\":1}"), "\(info)")
         #expect(info.contains("\"pci_segment\":1"), "\(info)")
         // Segment 1's next free slot, announced on segment 1's registers.
         let added = vmm.curl("PUT", "vm.add-disk", body: "{\"path\":\"\(disks[1])\",\"id\":\"hot\",\"pci_segment\":1}")
@@ -467,7 +467,7 @@ struct APITests {
         #expect(eventually(10) { ticks(vmm) >= 1 })
         let info = vmm.curl("GET", "vm.info").body
         #expect(info.contains("\"boot_vcpus\":2") && info.contains("\"size\":268435456") && info.contains("\"cmdline\":\"console=ttyS0\""), "\(info)")
-        #expect(info.contains("\"platform\":{\"num_pci_segments\":2}"), "\(info)")
+        #expect(info.contains("\"platform\":{\"iommu_address_width_bits\":64,\"num_pci_segments\":2}"), "\(info)")
         #expect(vmm.shutdown() == 0)
     }
 
@@ -537,14 +537,14 @@ struct APITests {
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.raw\",\"bogus\":1,\"id\":\"x\"},{\"path\":\"/b.raw\",\"id\":\"x\"}]}",
              "--disk: id 'x' is given to more than one device"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":97}}", "--platform num_pci_segments: invalid value '97'"),
-            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":2,\"iommu_segments\":[1]}}",
-             "--platform iommu_segments=[1] is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"platform\":{\"num_pci_segments\":2,\"iommu_segments\":[2]}}",
+             "--platform iommu_segments: invalid value '2': no such PCI segment"),
             ("{\"payload\":{\"firmware\":\"/CLOUDHV.fd\"}}", "payload.firmware is not supported yet"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"disks\":[{\"path\":\"/a.qcow2\",\"image_type\":\"Qcow2\"}]}",
              "--disk image_type=qcow2 (only raw images for now) is not supported yet"),
             ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"cpus\":{\"boot_vcpus\":2,\"max_vcpus\":2,\"topology\":{\"threads_per_core\":2,\"cores_per_die\":1,\"dies_per_package\":1,\"packages\":1}}}",
              "--cpus topology=2:1:1:1 (only 1:2:1:1) is not supported yet"),
-            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"console\":{\"mode\":\"Tty\",\"iommu\":true}}", "VmConfig console.iommu=on is not supported yet"),
+            ("{\"payload\":{\"kernel\":\"\(kernel)\"},\"serial\":{\"mode\":\"Tty\",\"iommu\":true}}", "the serial port is no PCI device"),
             ("{\"cpus\":{\"boot_vcpus\":1}}", "payload is required"),
             ("{\"payload\":", "not a JSON object"),
             ("[1,2]", "not a JSON object"),

@@ -53,7 +53,8 @@ struct CLICompatibilityTests {
             (["--debug-console", "tty"], "--debug-console tty is not supported yet"),
             (["--debug-console", "off,iobase=zz"], "--debug-console iobase: invalid value 'zz'"),
             (["--platform", "num_pci_segments=97"], "--platform num_pci_segments: invalid value '97'"),
-            (["--platform", "num_pci_segments=2,iommu_segments=[1]"], "--platform iommu_segments=[1] is not supported yet"),
+            (["--platform", "num_pci_segments=2,iommufd=on"], "--platform iommufd=on is not supported yet"),
+            (["--platform", "iommu_segments=[1]"], "--platform iommu_segments: invalid value '1': no such PCI segment"),
             (["--platform", "serial_number=abc"], "--platform serial_number=abc is not supported yet"),
         ]
         for (arguments, message) in cases {

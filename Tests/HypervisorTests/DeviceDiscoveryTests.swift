@@ -44,7 +44,7 @@ struct DeviceDiscoveryTests {
     @Test("bad paths and keys not built yet are refused", arguments: [
         ("path=/tmp/x", "expected /sys/bus/pci/devices/DDDD:BB:SS.F/ or a PCI address"),
         ("path=0000:01:20.0", "expected /sys/bus/pci/devices/DDDD:BB:SS.F/ or a PCI address"),
-        ("path=0000:01:00.0,iommu=on", "--device iommu=on is not supported yet"),
+        ("path=0000:01:00.0,iommu=maybe", "--device iommu: invalid value 'maybe'"),
         ("path=0000:01:00.0,pci_segment=96", "--device pci_segment: invalid value '96': expected a whole number from 0 to 95"),
         ("path=0000:01:00.0,bind=sometimes", "--device bind: invalid value 'sometimes': expected auto"),
         ("path=0000:01:00.0,color=red", "--device: unknown key 'color'"),

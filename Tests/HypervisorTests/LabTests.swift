@@ -594,6 +594,28 @@ struct LabVFIOTests {
         expectEduWorks(boot.log, "0000:00:04.0")
     }
 
+    @Test("a virtual IOMMU under Debian 13's kernel, confined: the root disk and the edu (iommu=on) each in an IOMMU group of the guest's virtio-iommu; a userspace driver on the guest's own vfio-pci has the edu DMA through its mappings, matching, and a DMA to an IOVA it unmapped does not land while the guest runs on; the same with the edu hot-added (\"iommu\": true) onto a segment behind the IOMMU whole",
+          arguments: [("viommu", "0000:00:04.0", ["0000:00:02.0", "0000:00:04.0"]),
+                      ("viommu-hotplug", "0001:00:01.0", ["0001:00:01.0"])])
+    func virtualIOMMU(name: String, edu: String, behind: [String]) throws {
+        let boot = try Lab.boot(name)
+        #expect(boot.status == 0, "\(boot.log.suffix(3000))")
+        #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(boot.log.suffix(3000))")
+        let groups = Lab.lines(boot.log, "L2: iommu group")
+        // One function a group, and nothing else behind the IOMMU (not the virtio-iommu itself, not the rng).
+        #expect(Set(groups.map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }) == Set(behind),
+                "\(groups)")
+        #expect(boot.log.contains("L2: viommu \(edu) in IOMMU group"), "\(Lab.lines(boot.log, "L2: viommu"))")
+        #expect(boot.log.contains("L2: viommu edu id 0x10000ed"), "\(Lab.lines(boot.log, "L2: viommu"))")
+        #expect(boot.log.contains("L2: viommu dma through the guest's mappings matches"), "\(Lab.lines(boot.log, "L2: viommu"))")
+        #expect(boot.log.contains("L2: viommu dma to an unmapped iova did not land (device done)"), "\(Lab.lines(boot.log, "L2: viommu"))")
+        #expect(boot.log.contains("L2: viommu still running"), "\(boot.log.suffix(3000))")
+        #expect(Lab.lines(boot.log, "L2: kernel warning").isEmpty, "\(Lab.lines(boot.log, "L2: kernel warning"))")
+        if name == "viommu-hotplug" {
+            #expect(boot.check.contains("HTTP=200") && boot.check.contains("0001:00:01.0"), "\(boot.check)")
+        }
+    }
+
     @Test("1,000 hot-add and removal cycles of an assigned device beside a command-line one: every cycle succeeds, memory and descriptors stay flat")
     func cycles() throws {
         let boot = try Lab.boot("cycles")

@@ -4,7 +4,7 @@
 # (One lane: L1 has one vCPU; with two, L1's kernel crashed under TCG in
 # the first minutes, its GS base lost on a nested VM exit.)
 here=$(dirname "$0")
-for scenario in linux-boot distro snapshot migration virtio net vsock fs consoles api vfio cycles; do
+for scenario in linux-boot distro snapshot migration virtio net vsock fs consoles api vfio viommu cycles; do
     # Done before a frozen L1 was booted again (lab/run.sh): not again.
     grep -q "^$scenario " times.txt 2>/dev/null && continue
     start=$(date +%s)
