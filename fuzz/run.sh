@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(virtq pci_config serial cli kernel api)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(virtq iommu pci_config serial cli kernel api)
 out=.build-fuzz; mkdir -p "$out"
 cc=$(command -v clang)
 

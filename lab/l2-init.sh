@@ -170,7 +170,7 @@ case "$action" in
         echo "L2: iommu $(ls /sys/class/iommu 2>/dev/null | tr '\n' ' ')"
         for g in /sys/kernel/iommu_groups/*; do echo "L2: iommu group ${g##*/}: $(ls $g/devices | tr '\n' ' ')"; done
         viommu_dma
-        dmesg | grep -i -e 'virtio-iommu\|viommu\|dmar\|iommu.*fault' | head -5 | sed 's/^/L2: iommu dmesg: /'
+        sync
         poweroff -f ;;
     edureboot)
         # The root file system carries over: the second boot powers off.

@@ -302,6 +302,8 @@ uint8_t iommu_unmap(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64
         status = VIRTIO_IOMMU_S_RANGE;
         goto out;
     }
+    if (lo == hi)
+        goto out; /* nothing there: done, as the specification has it */
     int fds[VMM_IOMMU_MAX_ENDPOINTS];
     unsigned n = containers(m, d, fds);
     for (uint32_t k = lo; k < hi; k++) {
