@@ -20,7 +20,7 @@ abi=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' |
       | sed -E 's/linux-image-(6\.1\.0-[0-9]+)-cloud-amd64/\1/' | sort -V | tail -1)
 [ -n "$abi" ] || { echo "lab: no linux-image-6.1.0-*-cloud-amd64 in the apt lists: run apt-get update" >&2; exit 1; }
 stamp="$cache/ready-$abi-$(cat "$here"/setup.sh "$here"/l1-init.sh "$here"/l2-init.sh "$here"/../bench/guest/blkbench.c \
-    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/guest/vsocktest.c "$here"/guest/viommu_dma.c "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
+    "$here"/guest/edutest.c "$here"/guest/realtime.c "$here"/guest/vsocktest.c "$here"/guest/viommu_dma.c "$here"/guest/edu.h "$here"/../Tests/HypervisorTests/Guests/hotplug.S \
     "$here"/../Tests/HypervisorTests/Guests/common.S "$here"/../bench/guest/barbench.c "$here"/guest/edu_irq/* | sha256sum | cut -c1-12)"
 if [ -e "$stamp" ]; then echo "$cache"; exit 0; fi
 
@@ -176,6 +176,8 @@ for m in $(modules_in_order "$cache/l2-trixie" "$tk" virtio-iommu virtio_blk vir
     echo "$name" >> "$cache/l2-trixie-root/modules/order"
 done
 cp "$here/l2-init.sh" "$cache/l2-trixie-root/init"
+# What bench/viommu.py runs without a root disk.
+cp "$cache/l2-root/bin/blkbench" "$cache/l2-root/bin/viommu_dma" "$cache/l2-trixie-root/bin/"
 chmod +x "$cache/l2-trixie-root/init"
 (cd "$cache/l2-trixie-root" && find . | cpio -o -H newc --quiet) > "$cache/l2-trixie-initramfs.cpio"
 

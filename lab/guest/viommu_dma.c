@@ -6,12 +6,16 @@
  *      memory and back into the other: the data must match;
  *   2. the second buffer unmapped, the edu copies to its IOVA again: the
  *      write must not land, and the guest runs on.
- * Prints "L2: viommu ..." lines for the lab tests. */
+ * Prints "L2: viommu ..." lines for the lab tests.
+ *   viommu_dma bench SECONDS [BDF]: for bench/viommu.py, here or in L1 on
+ *   L1's own VFIO: how many MAP_DMA + UNMAP_DMA pairs of a 4 KiB buffer,
+ *   and how many edu DMA round trips, a second. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/vfio.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,16 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REG_ID 0x00
-#define REG_DMA_SRC 0x80
-#define REG_DMA_DST 0x88
-#define REG_DMA_COUNT 0x90
-#define REG_DMA_CMD 0x98
-#define DMA_START 1
-#define DMA_TO_RAM 2
-#define DEVICE_BUFFER 0x40000
-/* Less than edu's 4 KiB buffer: QEMU 7.2's range check is off by one. */
-#define DMA_BYTES 1024
+#include "edu.h"
 /* IOVAs below edu's 28-bit DMA limit, far from where guest RAM's pages are. */
 #define IOVA_SRC 0x0100000ull
 #define IOVA_DST 0x0200000ull
@@ -78,14 +73,44 @@ static int all(const uint8_t *p, uint8_t value)
     return 1;
 }
 
-int main(void)
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void bench(int container, double seconds)
+{
+    uint8_t *buffer = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof(unmap), .iova = IOVA_SRC, .size = 4096 };
+    unsigned long pairs = 0, trips = 0;
+    double start = now(), end = start + seconds;
+    for (; now() < end; pairs++) {
+        map(container, buffer, IOVA_SRC);
+        if (ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) < 0)
+            fail("VFIO_IOMMU_UNMAP_DMA");
+    }
+    double mapped = now() - start;
+    map(container, buffer, IOVA_SRC);
+    start = now(), end = start + seconds;
+    for (; now() < end; trips++)
+        if (dma(IOVA_SRC, DEVICE_BUFFER, 0) < 0 || dma(DEVICE_BUFFER, IOVA_SRC, DMA_TO_RAM) < 0)
+            fail("the edu's DMA did not finish");
+    printf("L2: viommu bench map_unmap_per_s=%.1f dma_round_trips_per_s=%.2f\n", pairs / mapped, trips / (now() - start));
+}
+
+int main(int argc, char **argv)
 {
     char bdf[256] = "", link[300], path[300];
+    bool benchmark = argc > 2 && strcmp(argv[1], "bench") == 0;
     DIR *d = opendir("/sys/bus/pci/drivers/vfio-pci");
     struct dirent *e;
     while (d && (e = readdir(d)))
         if (strchr(e->d_name, ':'))
             snprintf(bdf, sizeof(bdf), "%s", e->d_name);
+    if (benchmark && argc > 3)
+        snprintf(bdf, sizeof(bdf), "%s", argv[3]);
     if (!bdf[0])
         fail("no device on vfio-pci");
     snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
@@ -125,6 +150,10 @@ int main(void)
     if (pwrite(device, &command, 2, (off_t)config.offset + 4) != 2)
         fail("write the command register");
     printf("L2: viommu edu id %#x\n", rd(REG_ID));
+    if (benchmark) {
+        bench(container, atof(argv[2]));
+        return 0;
+    }
 
     uint8_t *src = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     uint8_t *dst = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

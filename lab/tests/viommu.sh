@@ -28,6 +28,10 @@ launch() { # name, then arguments
 }
 launch viommu --disk path=$work/disk.raw,iommu=on --device path=/sys/bus/pci/devices/$edu/,iommu=on
 
+# A device hot-added to a VMM running as nobody is opened by nobody: its
+# group's node is given to that user first, as an operator would.
+group=/dev/vfio/$(basename "$(readlink /sys/bus/pci/devices/$edu/iommu_group)")
+chown nobody $group
 sock=$work/api.sock
 rm -f $sock
 launch viommu-hotplug --api-socket path=$sock --platform "num_pci_segments=2,iommu_segments=[1]" \
@@ -37,3 +41,4 @@ curl -s --max-time 60 --unix-socket $sock -X PUT -H 'Content-Type: application/j
     -d "{\"path\": \"/sys/bus/pci/devices/$edu/\", \"id\": \"edu0\", \"pci_segment\": 1, \"iommu\": true}" \
     http://localhost/api/v1/vm.add-device > viommu-hotplug.check 2>&1
 wait
+chown root $group
