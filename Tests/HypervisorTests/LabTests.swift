@@ -603,14 +603,18 @@ struct LabVFIOTests {
         #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(boot.log.suffix(3000))")
         let groups = Lab.lines(boot.log, "L2: iommu group")
         // One function a group, and nothing else behind the IOMMU (not the virtio-iommu itself, not the rng).
-        #expect(Set(groups.map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }) == Set(behind),
+        #expect(Set(groups.compactMap { $0.components(separatedBy: ": ").last?.trimmingCharacters(in: .whitespaces) }) == Set(behind),
                 "\(groups)")
         #expect(boot.log.contains("L2: viommu \(edu) in IOMMU group"), "\(Lab.lines(boot.log, "L2: viommu"))")
         #expect(boot.log.contains("L2: viommu edu id 0x10000ed"), "\(Lab.lines(boot.log, "L2: viommu"))")
         #expect(boot.log.contains("L2: viommu dma through the guest's mappings matches"), "\(Lab.lines(boot.log, "L2: viommu"))")
         #expect(boot.log.contains("L2: viommu dma to an unmapped iova did not land (device done)"), "\(Lab.lines(boot.log, "L2: viommu"))")
         #expect(boot.log.contains("L2: viommu still running"), "\(boot.log.suffix(3000))")
-        #expect(Lab.lines(boot.log, "L2: kernel warning").isEmpty, "\(Lab.lines(boot.log, "L2: kernel warning"))")
+        // Debian 13's kernel checks the XSAVE sizes CPUID reports and finds L1's
+        // nested KVM (on QEMU's TCG) wrong: QEMU in the same L1 gets the same
+        // warning (bench/viommu.py's consoles). Any other warning counts.
+        let warnings = Lab.lines(boot.log, "L2: kernel warning").filter { !$0.contains("XSAVE consistency problem") }
+        #expect(warnings.isEmpty, "\(warnings)")
         if name == "viommu-hotplug" {
             #expect(boot.check.contains("HTTP=200") && boot.check.contains("0001:00:01.0"), "\(boot.check)")
         }
