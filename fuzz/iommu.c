@@ -28,6 +28,7 @@ static uint64_t get(const uint8_t *p, unsigned n)
 
 static void check(const struct vmm_iommu *m)
 {
+    uint32_t total = 0;
     for (unsigned d = 0; d < m->ndomains; d++) {
         const struct iommu_domain *dom = m->domains[d];
         uint64_t bytes = 0;
@@ -41,9 +42,12 @@ static void check(const struct vmm_iommu *m)
                 abort();
             bytes += mp->last - mp->iova + 1;
         }
-        if (bytes != dom->bytes || bytes > RAM_SIZE)
+        if (bytes != dom->bytes || bytes > RAM_SIZE || dom->count > dom->cap)
             abort();
+        total += dom->count;
     }
+    if (total != m->mappings || total > VMM_IOMMU_MAX_TOTAL)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -12,7 +12,9 @@
  *
  * Bounded whatever the guest asks: domains exist only while an endpoint is
  * in them, each holds at most VMM_IOMMU_MAX_MAPPINGS mappings of at most
- * the guest's RAM in all, and only guest RAM can be mapped. */
+ * the guest's RAM in all, all of them together VMM_IOMMU_MAX_TOTAL (8 MiB
+ * of tables at most, given back as they empty), and only guest RAM can be
+ * mapped. */
 #ifndef VMM_IOMMU_H
 #define VMM_IOMMU_H
 
@@ -24,6 +26,7 @@ struct vmm_virtio;
 struct vmm_iommu_endpoint;
 
 #define VMM_IOMMU_MAX_MAPPINGS (1u << 16)
+#define VMM_IOMMU_MAX_TOTAL (1u << 18)
 #define VMM_IOMMU_MAX_ENDPOINTS 1024u
 /* Faults kept for the guest's event queue until it offers buffers. */
 #define VMM_IOMMU_FAULT_QUEUE 32u

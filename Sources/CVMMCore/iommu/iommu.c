@@ -35,6 +35,7 @@ static void free_domain(struct vmm_iommu *m, struct iommu_domain *d)
             break;
         }
     }
+    m->mappings -= d->count;
     free(d->maps);
     free(d);
 }
@@ -248,7 +249,8 @@ uint8_t iommu_map(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64_t
         status = VIRTIO_IOMMU_S_NOENT;
     } else if (at < d->count && d->maps[at].iova <= last) {
         status = VIRTIO_IOMMU_S_INVAL; /* overlaps a mapping */
-    } else if (d->count == VMM_IOMMU_MAX_MAPPINGS || size > ram_bytes(m->mem) - d->bytes) {
+    } else if (d->count == VMM_IOMMU_MAX_MAPPINGS || m->mappings == VMM_IOMMU_MAX_TOTAL ||
+               size > ram_bytes(m->mem) - d->bytes) {
         status = VIRTIO_IOMMU_S_NOMEM;
     } else if (d->count == d->cap) {
         uint32_t cap = d->cap ? d->cap * 2 : 16;
@@ -277,6 +279,7 @@ uint8_t iommu_map(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64_t
     memmove(&d->maps[at + 1], &d->maps[at], (d->count - at) * sizeof(mp));
     d->maps[at] = mp;
     d->count++;
+    m->mappings++;
     d->bytes += size;
 out:
     pthread_rwlock_unlock(&m->lock);
@@ -313,6 +316,15 @@ uint8_t iommu_unmap(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64
     }
     memmove(&d->maps[lo], &d->maps[hi], (d->count - hi) * sizeof(d->maps[0]));
     d->count -= hi - lo;
+    m->mappings -= hi - lo;
+    /* A table that emptied gives its memory back (it grows by doubling). */
+    if (d->cap > 64 && d->count < d->cap / 4) {
+        struct iommu_mapping *maps = realloc(d->maps, d->cap / 2 * sizeof(*maps));
+        if (maps) {
+            d->maps = maps;
+            d->cap /= 2;
+        }
+    }
 out:
     pthread_rwlock_unlock(&m->lock);
     return status;

@@ -50,6 +50,7 @@ struct vmm_iommu {
      * endpoint: never more than the endpoints. */
     struct iommu_domain *domains[VMM_IOMMU_MAX_ENDPOINTS];
     unsigned ndomains;
+    uint32_t mappings; /* in all domains, at most VMM_IOMMU_MAX_TOTAL */
     /* Faults for the event queue, oldest first; the newest are dropped
      * (and counted) while the guest offers no buffers. */
     pthread_mutex_t fault_lock;
