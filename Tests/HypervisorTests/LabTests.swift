@@ -437,7 +437,7 @@ struct LabAPITests {
                 "\(answer("vm.info", 1))")
         #expect(Lab.lines(boot.log, "L2: pci 0001:00:01.0 0x1af4:0x1041").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         // Kata's two PCI segments: the guest finds the second one's host bridge.
-        #expect(answer("vm.info", 1).contains("\"platform\":{\"num_pci_segments\":2}"), "\(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"platform\":{\"iommu_address_width_bits\":64,\"num_pci_segments\":2}"), "\(answer("vm.info", 1))")
         #expect(Lab.lines(boot.log, "L2: pci 0001:00:00.0 0x8086:0x0d57").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         #expect(answer("vm.info", 1).contains("\"landlock_enable\":true"), "\(answer("vm.info", 1))")
         // Kata's pod: the share on segment 1 after the NIC, mounted by the guest; the agent's
