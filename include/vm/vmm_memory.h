@@ -109,6 +109,8 @@ struct vmm_gmem {
     const struct vmm_iommu_endpoint *iommu;
 };
 struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm);
+/* The regions the view has now (a VM's grow with memory hotplug). */
+unsigned vmm_gmem_count(const struct vmm_gmem *mem);
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len);
 /* A device's access to `len` bytes at `addr` (a write when `write`): the
  * host address of as many of them as are contiguous there (`*got`, at

@@ -24,11 +24,7 @@
 static char dev[300];
 static char devs[8][300];
 static int ndevs;
-static volatile uint8_t *bar;
 
-static uint32_t rd(unsigned off) { return *(volatile uint32_t *)(bar + off); }
-static void wr(unsigned off, uint32_t v) { *(volatile uint32_t *)(bar + off) = v; }
-static void wr64(unsigned off, uint64_t v) { *(volatile uint64_t *)(bar + off) = v; }
 
 static void find_device(void)
 {
@@ -111,23 +107,6 @@ static void map_bar(void)
     bar = p;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Polls for up to 5 seconds. */
-static int wait_clear(unsigned reg, uint32_t bits)
-{
-    for (double end = now() + 5; now() < end;) {
-        if (!(rd(reg) & bits))
-            return 0;
-        usleep(100);
-    }
-    return -1;
-}
 
 /* The guest physical address of a locked page, if below `limit`. */
 static uint64_t physical(void *page, uint64_t limit)
@@ -188,16 +167,8 @@ static void probe(void)
     for (int i = 0; i < DMA_BYTES; i++)
         src[i] = (uint8_t)(i * 7 + 3);
     memset(dst, 0, DMA_BYTES);
-    wr64(REG_DMA_SRC, psrc);
-    wr64(REG_DMA_DST, DEVICE_BUFFER);
-    wr64(REG_DMA_COUNT, DMA_BYTES);
-    wr64(REG_DMA_CMD, DMA_START);
-    int t1 = wait_clear(REG_DMA_CMD, DMA_START);
-    wr64(REG_DMA_SRC, DEVICE_BUFFER);
-    wr64(REG_DMA_DST, pdst);
-    wr64(REG_DMA_COUNT, DMA_BYTES);
-    wr64(REG_DMA_CMD, DMA_START | DMA_TO_RAM);
-    int t2 = wait_clear(REG_DMA_CMD, DMA_START);
+    int t1 = edu_dma(psrc, DEVICE_BUFFER, 0);
+    int t2 = edu_dma(DEVICE_BUFFER, pdst, DMA_TO_RAM);
     printf("L2: edu %s dma %s (ram 0x%llx -> device -> ram 0x%llx)\n", name,
            t1 < 0 || t2 < 0 ? "timed out" : memcmp(src, dst, DMA_BYTES) ? "mismatch" : "roundtrip ok",
            (unsigned long long)psrc, (unsigned long long)pdst);

@@ -30,30 +30,10 @@
 #define IOVA_SRC 0x0100000ull
 #define IOVA_DST 0x0200000ull
 
-static volatile uint8_t *bar;
-
 static void fail(const char *what)
 {
     printf("L2: viommu failed: %s: %m\n", what);
     exit(1);
-}
-
-static uint32_t rd(unsigned off) { return *(volatile uint32_t *)(bar + off); }
-static void wr64(unsigned off, uint64_t v) { *(volatile uint64_t *)(bar + off) = v; }
-
-/* The edu copies `count` bytes; 0 once it reports done. */
-static int dma(uint64_t src, uint64_t dst, unsigned cmd)
-{
-    wr64(REG_DMA_SRC, src);
-    wr64(REG_DMA_DST, dst);
-    wr64(REG_DMA_COUNT, DMA_BYTES);
-    wr64(REG_DMA_CMD, DMA_START | cmd);
-    for (int i = 0; i < 500; i++) {
-        if (!(rd(REG_DMA_CMD) & DMA_START))
-            return 0;
-        usleep(10000);
-    }
-    return -1;
 }
 
 static void map(int container, void *buffer, uint64_t iova)
@@ -73,13 +53,6 @@ static int all(const uint8_t *p, uint8_t value)
     return 1;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void bench(int container, double seconds)
 {
     uint8_t *buffer = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -95,7 +68,7 @@ static void bench(int container, double seconds)
     map(container, buffer, IOVA_SRC);
     start = now(), end = start + seconds;
     for (; now() < end; trips++)
-        if (dma(IOVA_SRC, DEVICE_BUFFER, 0) < 0 || dma(DEVICE_BUFFER, IOVA_SRC, DMA_TO_RAM) < 0)
+        if (edu_dma(IOVA_SRC, DEVICE_BUFFER, 0) < 0 || edu_dma(DEVICE_BUFFER, IOVA_SRC, DMA_TO_RAM) < 0)
             fail("the edu's DMA did not finish");
     printf("L2: viommu bench map_unmap_per_s=%.1f dma_round_trips_per_s=%.2f\n", pairs / mapped, trips / (now() - start));
 }
@@ -163,7 +136,7 @@ int main(int argc, char **argv)
     memset(dst, 0, 4096);
     map(container, src, IOVA_SRC);
     map(container, dst, IOVA_DST);
-    if (dma(IOVA_SRC, DEVICE_BUFFER, 0) < 0 || dma(DEVICE_BUFFER, IOVA_DST, DMA_TO_RAM) < 0)
+    if (edu_dma(IOVA_SRC, DEVICE_BUFFER, 0) < 0 || edu_dma(DEVICE_BUFFER, IOVA_DST, DMA_TO_RAM) < 0)
         fail("the edu's DMA did not finish");
     printf("L2: viommu dma through the guest's mappings %s\n", memcmp(src, dst, DMA_BYTES) ? "differs" : "matches");
 
@@ -171,7 +144,7 @@ int main(int argc, char **argv)
     if (ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap) < 0 || unmap.size != 4096)
         fail("VFIO_IOMMU_UNMAP_DMA");
     memset(dst, 0x5a, 4096);
-    int done = dma(DEVICE_BUFFER, IOVA_DST, DMA_TO_RAM);
+    int done = edu_dma(DEVICE_BUFFER, IOVA_DST, DMA_TO_RAM);
     printf("L2: viommu dma to an unmapped iova %s (device %s)\n", all(dst, 0x5a) ? "did not land" : "LANDED",
            done == 0 ? "done" : "stuck");
     printf("L2: viommu still running\n");

@@ -49,13 +49,15 @@ void iommu_destroy(struct vmm_iommu *m)
     pthread_mutex_destroy(&m->fault_lock);
 }
 
+static uint64_t mapping_bytes(const struct iommu_mapping *mp) { return mp->last - mp->iova + 1; }
+
 /* VFIO: an assigned endpoint's container mirrors its domain. A mapping
  * allowing no access pins nothing and has nothing to mirror. */
 static int vfio_map(const struct vmm_iommu *m, int container, const struct iommu_mapping *mp)
 {
     if (!(mp->flags & ACCESS))
         return 0;
-    uint64_t size = mp->last - mp->iova + 1;
+    uint64_t size = mapping_bytes(mp);
     void *hva = vmm_gmem_hva(m->mem, mp->gpa, size);
     if (!hva)
         return -EFAULT;
@@ -75,7 +77,7 @@ static void vfio_unmap(int container, const struct iommu_mapping *mp)
     if (!(mp->flags & ACCESS))
         return;
     struct vfio_iommu_type1_dma_unmap unmap = {
-        .argsz = sizeof(unmap), .iova = mp->iova, .size = mp->last - mp->iova + 1 };
+        .argsz = sizeof(unmap), .iova = mp->iova, .size = mapping_bytes(mp) };
     ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
 }
 
@@ -190,6 +192,14 @@ out:
     return status;
 }
 
+void iommu_detach_all(struct vmm_iommu *m)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    for (unsigned i = 0; i < m->nendpoints; i++)
+        leave_domain(m, m->endpoints[i]);
+    pthread_rwlock_unlock(&m->lock);
+}
+
 uint8_t iommu_detach(struct vmm_iommu *m, uint32_t domain, uint32_t endpoint)
 {
     pthread_rwlock_wrlock(&m->lock);
@@ -222,7 +232,7 @@ static uint32_t lower_bound(const struct iommu_domain *d, uint64_t iova)
 
 static uint64_t ram_bytes(const struct vmm_gmem *mem)
 {
-    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    unsigned count = vmm_gmem_count(mem);
     uint64_t total = 0;
     for (unsigned i = 0; i < count; i++)
         total += mem->regions[i].size;
@@ -312,7 +322,7 @@ uint8_t iommu_unmap(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64
     for (uint32_t k = lo; k < hi; k++) {
         for (unsigned i = 0; i < n; i++)
             vfio_unmap(fds[i], &d->maps[k]);
-        d->bytes -= d->maps[k].last - d->maps[k].iova + 1;
+        d->bytes -= mapping_bytes(&d->maps[k]);
     }
     memmove(&d->maps[lo], &d->maps[hi], (d->count - hi) * sizeof(d->maps[0]));
     d->count -= hi - lo;
@@ -354,6 +364,14 @@ static void report_fault(struct vmm_iommu *m, uint8_t reason, uint32_t flags, ui
     }
 }
 
+bool iommu_fault_pending(struct vmm_iommu *m)
+{
+    pthread_mutex_lock(&m->fault_lock);
+    bool any = m->fault_count > 0;
+    pthread_mutex_unlock(&m->fault_lock);
+    return any;
+}
+
 bool iommu_take_fault(struct vmm_iommu *m, struct iommu_fault *out)
 {
     pthread_mutex_lock(&m->fault_lock);
@@ -386,9 +404,9 @@ int vmm_iommu_translate(const struct vmm_iommu_endpoint *ep, uint64_t iova, uint
         /* Adjacent mappings whose guest addresses follow on extend it. */
         while (span < len - 1 && i + 1 < d->count) {
             const struct iommu_mapping *a = &d->maps[i], *b = &d->maps[i + 1];
-            if (b->iova != a->last + 1 || b->gpa != a->gpa + (a->last - a->iova) + 1 || !(b->flags & need))
+            if (b->iova != a->last + 1 || b->gpa != a->gpa + mapping_bytes(a) || !(b->flags & need))
                 break;
-            span += b->last - b->iova + 1;
+            span += mapping_bytes(b);
             i++;
         }
         *contiguous = span < len - 1 ? span + 1 : len;

@@ -65,10 +65,14 @@ void iommu_destroy(struct vmm_iommu *m);
 /* The guest's requests (virtio-iommu thread): each a VIRTIO_IOMMU_S_* status. */
 uint8_t iommu_attach(struct vmm_iommu *m, uint32_t domain, uint32_t endpoint);
 uint8_t iommu_detach(struct vmm_iommu *m, uint32_t domain, uint32_t endpoint);
+/* The driver reset the device: every endpoint out, every domain gone. */
+void iommu_detach_all(struct vmm_iommu *m);
 uint8_t iommu_map(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64_t last, uint64_t gpa, uint32_t flags);
 uint8_t iommu_unmap(struct vmm_iommu *m, uint32_t domain, uint64_t first, uint64_t last);
 int iommu_endpoint_add(struct vmm_iommu *m, uint32_t id, int container, struct vmm_iommu_endpoint **out);
 bool iommu_has_endpoint(struct vmm_iommu *m, uint32_t endpoint);
+/* Whether a fault waits for the guest. */
+bool iommu_fault_pending(struct vmm_iommu *m);
 /* The oldest fault not yet given to the guest. */
 bool iommu_take_fault(struct vmm_iommu *m, struct iommu_fault *out);
 

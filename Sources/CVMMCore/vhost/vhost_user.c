@@ -215,7 +215,7 @@ static struct region region_of(const struct vmm_mem_region *r)
 
 int vhost_user_send_memory(struct vmm_vhost_user *u, const struct vmm_gmem *mem, bool whole)
 {
-    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    unsigned count = vmm_gmem_count(mem);
     if (count > VHOST_USER_MAX_RAM_SLOTS)
         return -E2BIG;
     for (unsigned i = 0; i < count; i++)

@@ -124,10 +124,7 @@ static void deliver_faults(struct vmm_virtio *v)
     unsigned done = 0;
     int r = 0;
     for (;;) {
-        pthread_mutex_lock(&d->iommu.fault_lock);
-        bool pending = d->iommu.fault_count > 0;
-        pthread_mutex_unlock(&d->iommu.fault_lock);
-        if (!pending || (r = vmm_virtq_pop(q, &v->mem, &d->chain)) <= 0)
+        if (!iommu_fault_pending(&d->iommu) || (r = vmm_virtq_pop(q, &v->mem, &d->chain)) <= 0)
             break;
         struct iommu_fault f;
         iommu_take_fault(&d->iommu, &f); /* this thread alone takes them */
@@ -151,23 +148,7 @@ static void queue_kick(struct vmm_virtio *v, unsigned q)
         deliver_faults(v);
 }
 
-/* The driver reset the device: every endpoint detached, every domain gone. */
-static void reset(struct vmm_virtio *v)
-{
-    struct vmm_iommu *m = &iommu_of(v)->iommu;
-    for (unsigned i = 0;; i++) {
-        pthread_rwlock_rdlock(&m->lock);
-        struct vmm_iommu_endpoint *ep = i < m->nendpoints ? m->endpoints[i] : NULL;
-        uint32_t domain = ep && ep->domain ? ep->domain->id : 0;
-        bool attached = ep && ep->domain;
-        uint32_t id = ep ? ep->id : 0;
-        pthread_rwlock_unlock(&m->lock);
-        if (!ep)
-            break;
-        if (attached)
-            iommu_detach(m, domain, id);
-    }
-}
+static void reset(struct vmm_virtio *v) { iommu_detach_all(&iommu_of(v)->iommu); }
 
 static void destroy(struct vmm_virtio *v)
 {

@@ -97,7 +97,7 @@ void vmm_gmem_mark_dirty(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
     struct vmm_dirty_log *log = mem->dirty;
     if (len == 0 || !vmm_gmem_logging(mem))
         return;
-    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    unsigned count = vmm_gmem_count(mem);
     for (unsigned i = 0; i < count && i < VMM_MAX_MEM_REGIONS; i++) {
         const struct vmm_mem_region *r = &mem->regions[i];
         if (gpa < r->gpa || gpa - r->gpa >= r->size)

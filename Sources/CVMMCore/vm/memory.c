@@ -179,9 +179,14 @@ struct vmm_gmem vmm_memory_view(const struct vmm_vm *vm)
     return (struct vmm_gmem){ vm->regions, 0, &vm->nregions, (struct vmm_dirty_log *)&vm->dirty, NULL };
 }
 
+unsigned vmm_gmem_count(const struct vmm_gmem *mem)
+{
+    return mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+}
+
 void *vmm_gmem_hva(const struct vmm_gmem *mem, uint64_t gpa, uint64_t len)
 {
-    unsigned count = mem->live_count ? __atomic_load_n(mem->live_count, __ATOMIC_ACQUIRE) : mem->count;
+    unsigned count = vmm_gmem_count(mem);
     for (unsigned i = 0; i < count; i++) {
         const struct vmm_mem_region *r = &mem->regions[i];
         if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))

@@ -49,16 +49,18 @@ struct ACPITables {
         let madtAt = place(madt)
         let mcfg = PCIDescription(memoryBytes: memoryBytes, hotplugBytes: hotplugBytes, segments: pciSegments).mcfg()
         let mcfgAt = place(mcfg)
-        let viot = self.viot?.table()
-        let viotAt = viot.map(place)
-        let xsdt = Self.table("XSDT", revision: 1, body: ([fadtAt, madtAt, mcfgAt] + (viotAt.map { [$0] } ?? []))
+        let viot: [(address: UInt64, bytes: [UInt8])] = self.viot.map { description in
+            let bytes = description.table()
+            return [(place(bytes), bytes)]
+        } ?? []
+        let xsdt = Self.table("XSDT", revision: 1, body: ([fadtAt, madtAt, mcfgAt] + viot.map(\.address))
             .flatMap { AML.littleEndian($0, bytes: 8) })
         let xsdtAt = place(xsdt)
         guard next <= Self.tablesEnd else {
             throw .system(SystemError("the ACPI tables take \(next - Self.rsdpAddress) bytes, more than the \(Self.tablesEnd - Self.rsdpAddress) below the reset vector: give fewer vCPUs or PCI segments", errno: E2BIG))
         }
         return [(Self.rsdpAddress, Self.rsdp(xsdt: xsdtAt)), (dsdtAt, dsdt), (fadtAt, fadt), (madtAt, madt),
-                (mcfgAt, mcfg), (xsdtAt, xsdt)] + (viot.flatMap { bytes in viotAt.map { [($0, bytes)] } } ?? [])
+                (mcfgAt, mcfg), (xsdtAt, xsdt)] + viot
     }
 
     static func rsdp(xsdt: UInt64) -> [UInt8] {

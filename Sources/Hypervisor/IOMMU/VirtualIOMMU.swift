@@ -19,8 +19,7 @@ final class VirtualIOMMU {
     let segments: [Int]
     /// Endpoint of each function behind it.
     private var endpoints: [PCIAddress: OpaquePointer] = [:]
-    /// The functions behind it at boot, in the order they came: the VIOT's.
-    private var bootEndpoints: [PCIAddress] = []
+    /// Whether the guest was told of it (its VIOT): later functions are hot-added.
     private var booted = false
 
     init(vm: VirtualMachine, platform: PlatformConfig) throws(VMMError) {
@@ -31,31 +30,30 @@ final class VirtualIOMMU {
         segments = platform.iommuSegments
     }
 
-    /// The function at `address` behind the IOMMU; `container` is an
-    /// assigned device's own VFIO container, -1 for a virtio device.
-    /// Returns its endpoint (vmm_iommu_endpoint). A function hot-added
-    /// after boot must be on a segment behind it whole: the guest learnt
-    /// of the rest from the VIOT at boot.
+    /// The function at `address` behind the IOMMU (`check`ed first);
+    /// `container` is an assigned device's own VFIO container, -1 for a
+    /// virtio device. Returns its endpoint (vmm_iommu_endpoint).
     func attach(_ address: PCIAddress, container: Int32, name: String) throws(VMMError) -> OpaquePointer {
-        if booted && !segments.contains(address.segment) {
-            // Cloud Hypervisor: "Invalid IOMMU hotplug".
-            throw .config(.conflict("\(name): a device added to a running VM can be behind the IOMMU only on a segment that is whole (--platform iommu_segments=[\(address.segment)])"))
-        }
         let id = vmm_iommu_endpoint_id(UInt16(address.segment), 0, UInt8(address.slot), 0)
         var endpoint: OpaquePointer?
         let r = vmm_iommu_endpoint_add(device, id, container, &endpoint)
         guard r == 0, let endpoint else { throw .system(SystemError("\(name): put it behind the IOMMU", returned: r)) }
         endpoints[address] = endpoint
-        if !booted { bootEndpoints.append(address) }
         return endpoint
     }
 
     /// Whether a device named `name` may go on `segment`, behind the
     /// IOMMU or not, in a VM that has `iommu` (the command line's devices
     /// were checked with their configuration; hot-added ones come here).
+    /// One hot-added behind it must go on a segment behind it whole: the
+    /// guest learnt of the rest from the VIOT at boot.
     static func check(_ iommu: VirtualIOMMU?, behind: Bool, segment: Int, name: String) throws(VMMError) {
         if behind && iommu == nil {
             throw .config(.conflict("\(name): iommu=on, but the VM has no virtual IOMMU: it is made at boot for the devices and segments (--platform iommu_segments) behind it"))
+        }
+        if behind, let iommu, iommu.booted, !iommu.segments.contains(segment) {
+            // Cloud Hypervisor: "Invalid IOMMU hotplug".
+            throw .config(.conflict("\(name): a device added to a running VM can be behind the IOMMU only on a segment that is whole (--platform iommu_segments=[\(segment)])"))
         }
         if !behind, let iommu, iommu.segments.contains(segment) {
             throw .config(.conflict("\(name): PCI segment \(segment) is behind the IOMMU (--platform iommu_segments): give the device iommu=on, or put it on another segment"))
@@ -78,6 +76,7 @@ final class VirtualIOMMU {
     /// are hot-added ones.
     func bootDescription() -> VIOTDescription? {
         booted = true
-        return address.map { VIOTDescription(iommu: $0, endpoints: bootEndpoints, segments: segments) }
+        let behind = endpoints.keys.sorted { ($0.segment, $0.slot) < ($1.segment, $1.slot) }
+        return address.map { VIOTDescription(iommu: $0, endpoints: behind, segments: segments) }
     }
 }
