@@ -39,6 +39,10 @@ struct IOMMUTests {
         try config.validate()
         #expect(config.hasIOMMU)
         #expect(!VMConfig(kernelPath: "/k").hasIOMMU)
+        // Nothing parsed and dropped: a console that is off has nothing to put behind the IOMMU.
+        var off = VMConfig(kernelPath: "/k", console: .off)
+        off.consoleIOMMU = true
+        #expect(throws: ConfigError.self) { try off.validate() }
     }
 
     @Test("the API's iommu fields: taken in vm.create, given back by vm.info")

@@ -46,11 +46,11 @@ struct SandboxTests {
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-api-\(getpid()).sock").path
         let vsock = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-vsock-\(getpid()).sock").path
         let console = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-console-\(getpid()).sock").path
-        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path)", "--console", "socket=\(console)", "--api-socket", socket,
-                                                  "--vsock", "cid=3,socket=\(vsock)"])
+        let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path),iommu=on", "--console", "socket=\(console)",
+                                                  "--api-socket", socket, "--vsock", "cid=3,socket=\(vsock)"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
-        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api", "virtio-vsock", "console-socket"] {
+        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api", "virtio-vsock", "console-socket", "virtio-iommu"] {
             #expect(threads.keys.contains { $0.hasPrefix(name + "/") }, "no \(name) thread: \(threads.keys)")
         }
         for (name, status) in threads {

@@ -166,6 +166,9 @@ public struct VMConfig: Sendable, Equatable {
                                     reason: "a segment's bus 0 has 31 slots for devices (the console and rng take theirs on theirs): move some to another segment with pci_segment=")
             }
         }
+        if console == .off && consoleIOMMU {
+            throw .conflict("--console off: there is no virtio console to put behind the IOMMU: drop iommu=on, or give the console a mode")
+        }
         // Cloud Hypervisor: "Device is on an IOMMU PCI segment (N) but not placed behind IOMMU".
         for function in pciFunctions where platform.iommuSegments.contains(function.segment) && !function.iommu {
             throw .conflict("\(function.option): PCI segment \(function.segment) is behind the IOMMU (--platform iommu_segments): give the device iommu=on, or put it on another segment")
