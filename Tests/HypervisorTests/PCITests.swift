@@ -143,7 +143,31 @@ struct PCITests {
         write(dev, UInt32(first) + 4, 0xffff_ffff)
         #expect(read32(dev, UInt32(first) + 4) == 0x0504_0302)
         #expect(read32(dev, 0x100) == 0, "extended space reads as zeros")
+        write(dev, 0xffc, 0xffff_ffff)
+        #expect(read32(dev, 0xffc) == 0, "and takes no writes")
         #expect(read32(dev, 0x1000) == 0xffff_ffff, "past the config space: nothing")
+    }
+
+    @Test("an assigned function's config space grows to what its device has: extended bytes answer, the mask still rules writes, a snapshot holds them")
+    func extendedConfig() throws {
+        let dev = try function(AccessRecorder(tag: 1, readBase: 0), bars: [])
+        defer { vmm_pci_dev_destroy(dev) }
+        var config = [UInt8](repeating: 0, count: 4096)
+        config[0] = 0x34; config[1] = 0x12
+        config[0x100] = 0x01; config[0x102] = 0x01  // an AER header
+        config[0xffc] = 0xaa
+        try #require(vmm_pci_dev_load_config(dev, config, 4096) == 0)
+        #expect(read32(dev, 0x100) == 0x0001_0001)
+        #expect(read32(dev, 0xffc) == 0xaa)
+        write(dev, 0xffc, 0x5555_5555)
+        #expect(read32(dev, 0xffc) == 0xaa, "no write mask: read-only")
+        let mask: [UInt8] = [0xff, 0, 0, 0]
+        vmm_pci_dev_set_wmask(dev, 0xffc, mask, 4)
+        write(dev, 0xffc, 0x5555_5555)
+        #expect(read32(dev, 0xffc) == 0x55)
+        var saved = [UInt8](repeating: 0xee, count: 4096)
+        vmm_pci_dev_save_config(dev, &saved)
+        #expect(saved[0x100] == 1 && saved[0xffc] == 0x55)
     }
 
     @Test("conf1 and ECAM reach the same functions; absent slots and functions read as all-ones")

@@ -81,10 +81,11 @@ int vmm_pci_dev_add_capability(struct vmm_pci_dev *dev, const uint8_t *body, con
 /* Sets the interrupt pin (1 = INTA) and line. */
 void vmm_pci_dev_set_intx(struct vmm_pci_dev *dev, uint8_t pin, uint8_t line);
 
-/* An assigned device: its config bytes as read from the device, and which
- * of them the device itself answers (reads come from device_read, writes
- * go to device_write as well as through the emulated write mask). */
-void vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size);
+/* An assigned device: its config bytes as read from the device (up to
+ * 4 KiB: the function's config space grows to hold them; -ENOMEM), and
+ * which of them the device itself answers (reads come from device_read,
+ * writes go to device_write as well as through the emulated write mask). */
+int vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size);
 void vmm_pci_dev_set_passthrough(struct vmm_pci_dev *dev, uint32_t offset, uint32_t length, bool on);
 /* Lets the guest write `mask`'s bits of [offset, offset+length). */
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, uint32_t offset, const uint8_t *mask, uint32_t length);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "common/sparse.h"
 #include "irq/vmm_gsi.h"
 #include "vm/vm_internal.h"
 
@@ -17,7 +18,7 @@
  * never calls the allocator. */
 int vmm_gsi_routes_init(struct vmm_vm *vm)
 {
-    vm->gsi.table = calloc(1, sizeof(*vm->gsi.table) + TABLE_MAX * sizeof(vm->gsi.table->entries[0]));
+    vm->gsi.table = vmm_sparse_alloc(sizeof(*vm->gsi.table) + TABLE_MAX * sizeof(vm->gsi.table->entries[0]));
     if (!vm->gsi.table)
         return -ENOMEM;
     pthread_mutex_init(&vm->gsi.lock, NULL);
@@ -29,7 +30,7 @@ void vmm_gsi_routes_destroy(struct vmm_vm *vm)
     if (!vm->gsi.table)
         return;
     pthread_mutex_destroy(&vm->gsi.lock);
-    free(vm->gsi.table);
+    vmm_sparse_free(vm->gsi.table);
     vm->gsi.table = NULL;
 }
 

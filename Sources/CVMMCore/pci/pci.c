@@ -33,6 +33,28 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 static uint32_t get32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 
+/* (Re)sizes the four tables to `size` bytes each, keeping what they hold. */
+static int config_tables(struct vmm_pci_dev *dev, uint32_t size)
+{
+    uint8_t *t = calloc(4, size);
+    if (!t)
+        return -ENOMEM;
+    uint8_t *tables[] = { t, t + size, t + 2 * size, t + 3 * size };
+    if (dev->cfg) {
+        memcpy(tables[0], dev->cfg, dev->cfg_size);
+        memcpy(tables[1], dev->wmask, dev->cfg_size);
+        memcpy(tables[2], dev->w1c, dev->cfg_size);
+        memcpy(tables[3], dev->passthrough, dev->cfg_size);
+        free(dev->cfg);
+    }
+    dev->cfg = tables[0];
+    dev->wmask = tables[1];
+    dev->w1c = tables[2];
+    dev->passthrough = tables[3];
+    dev->cfg_size = size;
+    return 0;
+}
+
 int vmm_pci_dev_create(const struct vmm_pci_space *space, uint16_t vendor, uint16_t device, uint32_t class_code,
                        uint8_t revision, uint16_t subsys_vendor, uint16_t subsys_id,
                        const struct vmm_pci_ops *ops, void *opaque, struct vmm_pci_dev **out)
@@ -40,6 +62,10 @@ int vmm_pci_dev_create(const struct vmm_pci_space *space, uint16_t vendor, uint1
     struct vmm_pci_dev *dev = calloc(1, sizeof(*dev));
     if (!dev)
         return -ENOMEM;
+    if (config_tables(dev, CFG_LEGACY_END) < 0) {
+        free(dev);
+        return -ENOMEM;
+    }
     pthread_mutex_init(&dev->lock, NULL);
     dev->space = *space;
     dev->ops = ops;
@@ -75,6 +101,7 @@ void vmm_pci_dev_destroy(struct vmm_pci_dev *dev)
             vmm_bus_unregister(bar_bus(dev, bar), bar->mapped_at);
     }
     pthread_mutex_destroy(&dev->lock);
+    free(dev->cfg);
     free(dev);
 }
 
@@ -241,23 +268,28 @@ void vmm_pci_dev_set_intx(struct vmm_pci_dev *dev, uint8_t pin, uint8_t line)
 
 uint8_t *vmm_pci_dev_config_bytes(struct vmm_pci_dev *dev) { return dev->cfg; }
 
-void vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size)
+int vmm_pci_dev_load_config(struct vmm_pci_dev *dev, const uint8_t *config, uint32_t size)
 {
-    memcpy(dev->cfg, config, size < VMM_PCI_CFG_SIZE ? size : VMM_PCI_CFG_SIZE);
+    if (size > VMM_PCI_CFG_SIZE)
+        size = VMM_PCI_CFG_SIZE;
+    if (size > dev->cfg_size && config_tables(dev, size) < 0)
+        return -ENOMEM;
+    memcpy(dev->cfg, config, size);
     /* The device's own list is what the guest walks; none is added here. */
     dev->last_cap = 0;
     dev->cap_end = CFG_LEGACY_END;
+    return 0;
 }
 
 void vmm_pci_dev_set_passthrough(struct vmm_pci_dev *dev, uint32_t offset, uint32_t length, bool on)
 {
-    if (offset < VMM_PCI_CFG_SIZE && length <= VMM_PCI_CFG_SIZE - offset)
+    if (offset < dev->cfg_size && length <= dev->cfg_size - offset)
         memset(dev->passthrough + offset, on, length);
 }
 
 void vmm_pci_dev_set_wmask(struct vmm_pci_dev *dev, uint32_t offset, const uint8_t *mask, uint32_t length)
 {
-    if (offset < VMM_PCI_CFG_SIZE && length <= VMM_PCI_CFG_SIZE - offset)
+    if (offset < dev->cfg_size && length <= dev->cfg_size - offset)
         memcpy(dev->wmask + offset, mask, length);
 }
 
@@ -281,6 +313,13 @@ void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t
     if (size == 0 || size > 8 || offset >= VMM_PCI_CFG_SIZE || size > VMM_PCI_CFG_SIZE - offset) {
         if (!is_write)
             memset(data, 0xff, size);
+        return;
+    }
+    /* Extended space a function lacks: zeros, as a conventional device
+     * behind ECAM answers (no capability list at 0x100). */
+    if (offset + size > dev->cfg_size) {
+        if (!is_write)
+            memset(data, 0, size);
         return;
     }
     pthread_mutex_lock(&dev->lock);
@@ -315,7 +354,8 @@ void vmm_pci_dev_config_access(struct vmm_pci_dev *dev, uint32_t offset, uint8_t
 void vmm_pci_dev_save_config(struct vmm_pci_dev *dev, uint8_t out[VMM_PCI_CFG_SIZE])
 {
     pthread_mutex_lock(&dev->lock);
-    memcpy(out, dev->cfg, VMM_PCI_CFG_SIZE);
+    memcpy(out, dev->cfg, dev->cfg_size);
+    memset(out + dev->cfg_size, 0, VMM_PCI_CFG_SIZE - dev->cfg_size);
     pthread_mutex_unlock(&dev->lock);
 }
 
@@ -328,12 +368,12 @@ int vmm_pci_dev_restore_config(struct vmm_pci_dev *dev, const uint8_t config[VMM
     }
     /* Read-only bytes stay this function's: only what a guest could have
      * written comes from the snapshot. */
-    for (uint32_t i = 0; i < VMM_PCI_CFG_SIZE; i++)
+    for (uint32_t i = 0; i < dev->cfg_size; i++)
         dev->cfg[i] = (uint8_t)((dev->cfg[i] & ~(dev->wmask[i] | dev->w1c[i])) |
                                 (config[i] & (dev->wmask[i] | dev->w1c[i])));
     bars_sync(dev);
     if (dev->ops && dev->ops->config_written)
-        dev->ops->config_written(dev->opaque, 0, VMM_PCI_CFG_SIZE);
+        dev->ops->config_written(dev->opaque, 0, dev->cfg_size);
     pthread_mutex_unlock(&dev->lock);
     return 0;
 }

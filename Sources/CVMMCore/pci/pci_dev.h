@@ -19,10 +19,15 @@ struct pci_bar {
 struct vmm_pci_dev {
     pthread_mutex_t lock;
     struct vmm_pci_space space;
-    uint8_t cfg[VMM_PCI_CFG_SIZE];
-    uint8_t wmask[VMM_PCI_CFG_SIZE];
-    uint8_t w1c[VMM_PCI_CFG_SIZE];
-    uint8_t passthrough[VMM_PCI_CFG_SIZE]; /* 1: the assigned device answers */
+    /* An emulated function has the 256 bytes of conventional config space
+     * (the rest reads as zeros, no capability there); an assigned one gets
+     * what its device has, up to 4 KiB, once loaded. Four tables of
+     * cfg_size bytes in one allocation. */
+    uint32_t cfg_size;
+    uint8_t *cfg;
+    uint8_t *wmask;
+    uint8_t *w1c;
+    uint8_t *passthrough; /* 1: the assigned device answers */
     uint8_t last_cap;  /* offset of the last capability, 0 if none */
     uint16_t cap_end;  /* where the next capability goes */
     struct pci_bar bars[VMM_PCI_BARS];

@@ -472,7 +472,11 @@ int vmm_vfio_pci_create(struct vmm_vm *vm, int device_fd, uint32_t intx_gsi, str
     uint8_t header[CFG_CAP_PTR];
     memcpy(header, cfg, sizeof(header));
     memset(cfg + CFG_BAR0, 0, CFG_CAP_PTR - CFG_BAR0);
-    vmm_pci_dev_load_config(d->pci, cfg, cfg_size);
+    if ((ret = vmm_pci_dev_load_config(d->pci, cfg, cfg_size)) < 0) {
+        fail(err, "allocate the function's config space", ret);
+        vmm_vfio_pci_destroy(d);
+        return ret;
+    }
     vmm_pci_dev_set_passthrough(d->pci, 0, cfg_size, true);
     vmm_pci_dev_set_passthrough(d->pci, CFG_BAR0, 6 * 4, false);
     vmm_pci_dev_set_passthrough(d->pci, CFG_ROM, 4, false);

@@ -15,6 +15,7 @@
 
 #include <sys/epoll.h>
 
+#include "common/sparse.h"
 #include "virtio/blk_uring.h"
 #include "virtio/virtio_dev.h"
 
@@ -378,9 +379,9 @@ static void destroy(struct vmm_virtio *v)
         drain(b);
         blk_uring_destroy(b->uring);
     }
-    free(b->reqs);
+    vmm_sparse_free(b->reqs);
     free(b->signal_queue);
-    free(b);
+    vmm_sparse_free(b);
 }
 
 static const struct virtio_device_ops blk_ops = {
@@ -406,7 +407,7 @@ static int setup_async(struct virtio_blk *b, unsigned depth)
         b->uring = NULL;
         return 0;
     }
-    b->reqs = calloc(depth, sizeof(*b->reqs));
+    b->reqs = vmm_sparse_alloc(depth * sizeof(*b->reqs));
     if (!b->reqs)
         return -ENOMEM;
     b->depth = depth;
@@ -417,7 +418,7 @@ int vmm_virtio_blk_create(struct vmm_vm *vm, const struct vmm_virtio_blk_config 
 {
     if (cfg->fd < 0 || cfg->num_queues == 0 || cfg->queue_size < 2)
         return -EINVAL;
-    struct virtio_blk *b = calloc(1, sizeof(*b));
+    struct virtio_blk *b = vmm_sparse_alloc(sizeof(*b));
     if (!b)
         return -ENOMEM;
     b->fd = cfg->fd;

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "common/sparse.h"
 #include "virtio/virtio_dev.h"
 
 enum { RX_QUEUE = 0, TX_QUEUE = 1 };
@@ -134,7 +135,7 @@ static void reset(struct vmm_virtio *v)
     set_input(console_of(v), false);
 }
 
-static void destroy(struct vmm_virtio *v) { free(v); }
+static void destroy(struct vmm_virtio *v) { vmm_sparse_free(v); }
 
 static const struct virtio_device_ops console_ops = {
     .device_id = VIRTIO_ID_CONSOLE,
@@ -149,7 +150,7 @@ static const struct virtio_device_ops console_ops = {
 
 int vmm_virtio_console_create(struct vmm_vm *vm, int in_fd, int out_fd, struct vmm_virtio **out)
 {
-    struct virtio_console *c = calloc(1, sizeof(*c));
+    struct virtio_console *c = vmm_sparse_alloc(sizeof(*c));
     if (!c)
         return -ENOMEM;
     c->in_fd = in_fd;
@@ -157,7 +158,7 @@ int vmm_virtio_console_create(struct vmm_vm *vm, int in_fd, int out_fd, struct v
     int ret = virtio_init(&c->v, vm, &console_ops, "virtio-console", 0, 2, 128);
     if (ret < 0) {
         virtio_destroy(&c->v);
-        free(c);
+        vmm_sparse_free(c);
         return ret;
     }
     *out = &c->v;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/sparse.h"
 #include "iommu/iommu_internal.h"
 #include "virtio/virtio_dev.h"
 
@@ -153,7 +154,7 @@ static void reset(struct vmm_virtio *v) { iommu_detach_all(&iommu_of(v)->iommu);
 static void destroy(struct vmm_virtio *v)
 {
     iommu_destroy(&iommu_of(v)->iommu);
-    free(v);
+    vmm_sparse_free(v);
 }
 
 static const struct virtio_device_ops iommu_ops = {
@@ -169,7 +170,7 @@ static const struct virtio_device_ops iommu_ops = {
 
 int vmm_virtio_iommu_create(struct vmm_vm *vm, unsigned address_width, struct vmm_virtio **out)
 {
-    struct virtio_iommu *d = calloc(1, sizeof(*d));
+    struct virtio_iommu *d = vmm_sparse_alloc(sizeof(*d));
     if (!d)
         return -ENOMEM;
     uint64_t features = 1ull << VIRTIO_IOMMU_F_INPUT_RANGE | 1ull << VIRTIO_IOMMU_F_MAP_UNMAP |
@@ -179,7 +180,7 @@ int vmm_virtio_iommu_create(struct vmm_vm *vm, unsigned address_width, struct vm
         ret = iommu_init(&d->iommu, &d->v.mem, address_width, d->v.queues[EVENT_QUEUE].kick_fd);
     if (ret < 0) {
         virtio_destroy(&d->v);
-        free(d);
+        vmm_sparse_free(d);
         return ret;
     }
     d->config = (struct virtio_iommu_config){

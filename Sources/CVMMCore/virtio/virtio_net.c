@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/sparse.h"
 #include "virtio/virtio_dev.h"
 #include "net/vmm_tap.h"
 
@@ -406,10 +407,10 @@ static void destroy(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
     for (unsigned p = 0; p < n->pairs; p++) {
-        free(n->pair[p].rx);
-        free(n->pair[p].stage);
+        vmm_sparse_free(n->pair[p].rx);
+        vmm_sparse_free(n->pair[p].stage);
     }
-    free(n);
+    vmm_sparse_free(n);
 }
 
 static const struct virtio_device_ops net_ops = {
@@ -447,7 +448,7 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
 {
     if (c->queue_pairs == 0 || c->queue_pairs > VMM_VIRTIO_NET_MAX_PAIRS)
         return -EINVAL;
-    struct virtio_net *n = calloc(1, sizeof(*n) + c->queue_pairs * sizeof(struct net_pair));
+    struct virtio_net *n = vmm_sparse_alloc(sizeof(*n) + c->queue_pairs * sizeof(struct net_pair));
     if (!n)
         return -ENOMEM;
     n->pairs = n->active_pairs = c->queue_pairs;
@@ -462,9 +463,9 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
     for (unsigned p = 0; ret == 0 && p < c->queue_pairs; p++) {
         n->pair[p].tap_fd = c->tap_fds[p];
         /* Registered unwatched; activation's first receive turns it on. */
-        n->pair[p].rx = malloc(sizeof(*n->pair[p].rx));
-        /* Not calloc: only what a frame touches of the stage's arrays should become resident. */
-        n->pair[p].stage = malloc(sizeof(*n->pair[p].stage));
+        n->pair[p].rx = vmm_sparse_alloc(sizeof(*n->pair[p].rx));
+        /* Only what a frame touches of the stage's arrays becomes resident. */
+        n->pair[p].stage = vmm_sparse_alloc(sizeof(*n->pair[p].stage));
         if (n->pair[p].stage)
             drop_stage(&n->pair[p]);
         ret = n->pair[p].rx && n->pair[p].stage ? virtio_watch(&n->v, c->tap_fds[p], 0, true) : -ENOMEM;

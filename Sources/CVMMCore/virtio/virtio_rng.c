@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/sparse.h"
 #include "virtio/virtio_dev.h"
 
 /* Per request, so one request cannot keep the thread in read() for long. */
@@ -54,7 +55,7 @@ static void queue_kick(struct vmm_virtio *v, unsigned qi)
     virtio_serve_queue(v, qi, &((struct virtio_rng *)v)->chain, fill);
 }
 
-static void destroy(struct vmm_virtio *v) { free(v); }
+static void destroy(struct vmm_virtio *v) { vmm_sparse_free(v); }
 
 static const struct virtio_device_ops rng_ops = {
     .device_id = VIRTIO_ID_RNG,
@@ -66,14 +67,14 @@ static const struct virtio_device_ops rng_ops = {
 
 int vmm_virtio_rng_create(struct vmm_vm *vm, int source_fd, struct vmm_virtio **out)
 {
-    struct virtio_rng *r = calloc(1, sizeof(*r));
+    struct virtio_rng *r = vmm_sparse_alloc(sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->source_fd = source_fd;
     int ret = virtio_init(&r->v, vm, &rng_ops, "virtio-rng", 0, 1, 256);
     if (ret < 0) {
         virtio_destroy(&r->v);
-        free(r);
+        vmm_sparse_free(r);
         return ret;
     }
     *out = &r->v;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sparse.h"
 #include "virtio/virtio_dev.h"
 #include "virtio/vsock_conn.h"
 
@@ -634,7 +635,7 @@ static void destroy(struct vmm_virtio *v)
     if (s->timer_fd >= 0)
         close(s->timer_fd);
     free(s->socket_path);
-    free(s);
+    vmm_sparse_free(s);
 }
 
 static const struct virtio_device_ops vsock_ops = {
@@ -653,7 +654,7 @@ int vmm_virtio_vsock_create(struct vmm_vm *vm, const struct vmm_virtio_vsock_con
 {
     if (config->guest_cid < 3 || config->guest_cid > UINT32_MAX - 1 || config->listen_fd < 0 || !config->socket_path)
         return -EINVAL;
-    struct virtio_vsock *s = calloc(1, sizeof(*s));
+    struct virtio_vsock *s = vmm_sparse_alloc(sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->guest_cid = config->guest_cid;
@@ -665,7 +666,7 @@ int vmm_virtio_vsock_create(struct vmm_vm *vm, const struct vmm_virtio_vsock_con
         if (s->timer_fd >= 0)
             close(s->timer_fd);
         free(s->socket_path);
-        free(s);
+        vmm_sparse_free(s);
         return ret;
     }
     ret = virtio_init(&s->v, vm, &vsock_ops, config->thread_name, 0, 3, 256);

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/sparse.h"
 #include "vm/vmm_bus.h"
 #include "vm/vmm_vm.h"
 #include "vm/vm_internal.h"
@@ -89,7 +90,7 @@ static int vm_open(struct vmm_vm *vm, struct vmm_error *err)
 int vmm_vm_create(int kvm_fd, struct vmm_vm **out, struct vmm_error *err)
 {
     int ret;
-    struct vmm_vm *vm = calloc(1, sizeof(*vm));
+    struct vmm_vm *vm = vmm_sparse_alloc(sizeof(*vm));
     if (!vm)
         return fail(err, "allocate the VM", -ENOMEM);
     vm->vm_fd = vm->stop_fd = vm->vfio_kvm_fd = -1;
@@ -160,7 +161,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
     pthread_mutex_destroy(&vm->stop_lock);
     pthread_cond_destroy(&vm->pause_cond);
     pthread_mutex_destroy(&vm->pause_lock);
-    free(vm);
+    vmm_sparse_free(vm);
 }
 
 int vmm_vm_fd(const struct vmm_vm *vm) { return vm->vm_fd; }
