@@ -30,7 +30,11 @@ public enum APIJSON {
 
     /// An error body: Cloud Hypervisor's list of messages.
     public static func decodeStrings(_ body: [UInt8]) throws -> [String] {
-        try JSON.decode([String].self, from: body)
+        guard case .array(let values) = try JSONReader.parse(body) else { throw JSONReader.Error(offset: 0, reason: "not a list of messages") }
+        return try values.map { value throws -> String in
+            guard case .string(let text) = value else { throw JSONReader.Error(offset: 0, reason: "not a list of messages") }
+            return text
+        }
     }
 
     /// `path=/a.raw,readonly=on,num_queues=2` → `{"path":"/a.raw","readonly":true,"num_queues":2}`.

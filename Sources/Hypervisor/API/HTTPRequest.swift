@@ -1,4 +1,3 @@
-import FoundationEssentials
 
 /// One HTTP/1.x request as the API reads it off its socket: what Cloud
 /// Hypervisor's clients send (curl, ch-remote, Kata's Go client): a
@@ -140,13 +139,5 @@ public struct HTTPResponse: Error, Sendable, Equatable {
         }
         head += "\r\n"
         return Array(head.utf8) + (body ?? [])
-    }
-}
-
-/// FoundationEssentials' decoder reads every request body; answers are
-/// written by `JSONValue.serialized`.
-enum JSON {
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
     }
 }

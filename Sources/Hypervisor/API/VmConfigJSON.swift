@@ -12,10 +12,7 @@ public enum VmConfigJSON {
 
     /// `base` carries what only the command line sets (seccomp, user, log).
     public static func config(from body: [UInt8], base: VMConfig) throws(ConfigError) -> VMConfig {
-        let root: [String: JSONValue]
-        do {
-            root = try JSON.decode([String: JSONValue].self, from: body)
-        } catch {
+        guard case .object(let root)? = try? JSONReader.parse(body) else {
             throw .invalidValue(option: "vm.create", key: nil, value: "body", reason: "not a JSON object (a VmConfig)")
         }
         if JSONValue.object(root).containsNUL { throw nulRefused("vm.create") }
@@ -197,7 +194,7 @@ public enum VmConfigJSON {
 
     /// A request body that must be one JSON object.
     static func object(_ body: [UInt8], _ endpoint: String) throws(ConfigError) -> [String: JSONValue] {
-        guard let fields = try? JSON.decode([String: JSONValue].self, from: body) else {
+        guard case .object(let fields)? = try? JSONReader.parse(body) else {
             throw .invalidValue(option: endpoint, key: nil, value: "body", reason: "not a JSON object")
         }
         if JSONValue.object(fields).containsNUL { throw nulRefused(endpoint) }
