@@ -9,7 +9,6 @@ let package = Package(
         .library(name: "Hypervisor", targets: ["Hypervisor"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
@@ -44,21 +43,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .executableTarget(
-            name: "cloud-hypervisor",
-            dependencies: [
-                "Hypervisor",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
+        // The command line is read by the target itself (ArgumentReader):
+        // swift-argument-parser linked FoundationEssentials into every VMM.
+        .executableTarget(name: "cloud-hypervisor", dependencies: ["Hypervisor"]),
         // One API request per run, as Cloud Hypervisor's ch-remote.
-        .executableTarget(
-            name: "ch-remote",
-            dependencies: [
-                "Hypervisor",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
+        .executableTarget(name: "ch-remote", dependencies: ["Hypervisor"]),
         // Test-only C: provokes seccomp violations in a forked child. Never
         // linked into the shipped binary.
         .target(name: "CVMMTestHooks", dependencies: ["CVMMCore"], path: "Tests/CVMMTestHooks"),

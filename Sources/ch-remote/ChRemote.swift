@@ -1,4 +1,3 @@
-import ArgumentParser
 import Hypervisor
 
 #if canImport(Glibc)
@@ -8,28 +7,68 @@ import Glibc
 /// Cloud Hypervisor's `ch-remote`: one API request per run, with its
 /// subcommand names and the command line's `key=value` syntax.
 @main
-struct ChRemote: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ch-remote",
-        abstract: "Remotely control a cloud-hypervisor VMM.",
-        discussion: "Subcommands: \(Subcommand.all.keys.sorted().joined(separator: ", ")).",
-        version: "ch-remote v\(Version.string)"
-    )
+struct ChRemote {
+    let apiSocket: String
+    let subcommand: String
+    let arguments: [String]
 
-    @Option(name: .customLong("api-socket"), help: ArgumentHelp("HTTP API socket path (UNIX domain socket).", valueName: "path"))
-    var apiSocket: String
+    static let usage = """
+        Remotely control a cloud-hypervisor VMM.
 
-    @Argument(help: "What to do: info, ping, boot, pause, resume, shutdown, shutdown-vmm, create <path|->, …")
-    var subcommand: String
+        Usage: ch-remote --api-socket <path> <subcommand> [<argument>...]
 
-    @Argument(parsing: .captureForPassthrough, help: "The subcommand's arguments.")
-    var arguments: [String] = []
+        Subcommands: \(Subcommand.all.keys.sorted().joined(separator: ", ")).
 
-    func run() throws {
-        switch perform() {
-        case .success(let output): if let output { print(output) }
-        case .failure(let error): Self.fail(error.description)
+        """
+
+    static func main() {
+        switch parse(Array(CommandLine.arguments.dropFirst())) {
+        case .success(let command):
+            switch command.perform() {
+            case .success(let output): if let output { print(output) }
+            case .failure(let error): fail(error.description)
+            }
+        case .failure(.exit(let text)):
+            print(text, terminator: "")
+        case .failure(.refused(let message)):
+            fail(message)
         }
+    }
+
+    enum ParseOutcome: Error {
+        /// --help or --version: printed, exit 0.
+        case exit(String)
+        case refused(String)
+    }
+
+    /// `--api-socket PATH` (or `=PATH`) before the subcommand; everything
+    /// after the subcommand is its own, options included (`resize --cpus 2`).
+    static func parse(_ argv: [String]) -> Result<ChRemote, ParseOutcome> {
+        var socket: String?
+        var index = 0
+        while index < argv.count, argv[index].hasPrefix("-") {
+            let argument = argv[index]
+            index += 1
+            switch argument {
+            case "-h", "--help": return .failure(.exit(usage))
+            case "-V", "--version": return .failure(.exit("ch-remote v\(Version.string)\n"))
+            case "--api-socket":
+                guard index < argv.count else { return .failure(.refused("--api-socket: a value is required")) }
+                socket = argv[index]
+                index += 1
+            case _ where argument.hasPrefix("--api-socket="):
+                socket = String(argument.dropFirst("--api-socket=".count))
+            default:
+                return .failure(.refused("Unknown option '\(argument)' (ch-remote --help lists the options)"))
+            }
+        }
+        guard let socket, !socket.isEmpty else {
+            return .failure(.refused("--api-socket <path> is required: the VMM's API socket"))
+        }
+        guard index < argv.count else {
+            return .failure(.refused("a subcommand is required (known: \(Subcommand.all.keys.sorted().joined(separator: ", ")))"))
+        }
+        return .success(ChRemote(apiSocket: socket, subcommand: argv[index], arguments: Array(argv[(index + 1)...])))
     }
 
     struct Refusal: Error, CustomStringConvertible { let description: String }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import CVMMCore
 import Hypervisor
 import Logging
@@ -9,111 +8,91 @@ import Glibc
 
 /// Cloud Hypervisor's command line. Each option's value is parsed by the
 /// Hypervisor library, so the messages are the same wherever a config comes from.
-@main
-struct CloudHypervisor: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "cloud-hypervisor",
-        abstract: "A KVM virtual machine monitor with Cloud Hypervisor's command line.",
-        discussion: """
-            Example: boot a kernel on COM1 with 4 vCPUs and 512M of RAM:
-              cloud-hypervisor --kernel vmlinux --cmdline "console=ttyS0" \\
-                --serial tty --console off --cpus boot=4 --memory size=512M
-
-            Cloud Hypervisor's options that are not built yet are known and
-            refused with "not supported yet": \(UnbuiltOption.all.map(\.name).joined(separator: " ")).
-            """,
-        version: "cloud-hypervisor v\(Version.string)"
-    )
-
-    @Option(help: ArgumentHelp("Kernel to boot: a PVH ELF (vmlinux with CONFIG_PVH) or a bzImage.", valueName: "path"))
+struct CloudHypervisor {
     var kernel: String?
-
-    @Option(help: ArgumentHelp("Initramfs, handed to the kernel as a PVH module.", valueName: "path"))
     var initramfs: String?
-
-    @Option(help: ArgumentHelp("Kernel command line.", valueName: "string"))
-    var cmdline: String = ""
-
-    @Option(help: ArgumentHelp("boot=<n>[,max=<n>]", valueName: "cpus"), transform: library(CPUsConfig.init(parsing:)))
-    var cpus: CPUsConfig = CPUsConfig()
-
-    @Option(help: ArgumentHelp("size=<size>[,shared=on|off,prefault=on|off,mergeable=on|off,thp=on|off]", valueName: "memory"),
-            transform: library(MemoryConfig.init(parsing:)))
-    var memory: MemoryConfig = MemoryConfig()
-
-    @Option(help: ArgumentHelp("COM1: off|null|tty|file=<path> (default null).", valueName: "serial"),
-            transform: library { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--serial") })
-    var serial: ConsoleConfig = .null
-
-    @Option(help: ArgumentHelp("virtio-console (hvc0): off|null|tty|file=<path>[,pci_segment=<n>] (default tty).", valueName: "console"),
-            transform: library { text throws(ConfigError) in try ConsoleOption(parsing: text) })
+    var cmdline = ""
+    var cpus = CPUsConfig()
+    var memory = MemoryConfig()
+    var serial = ConsoleConfig.null
     var console = ConsoleOption(mode: .tty)
-
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=<raw image>[,readonly=on|off,id=<id>,serial=<s>,num_queues=<n>,queue_size=<n>] ...", valueName: "disk"),
-            transform: library(DiskConfig.init(parsing:)))
     var disk: [DiskConfig] = []
-
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("path=/sys/bus/pci/devices/<bdf>/[,id=<id>,bind=auto] ... : assign a host PCI device (VFIO)", valueName: "device"),
-            transform: library(DeviceConfig.init(parsing:)))
     var device: [DeviceConfig] = []
-
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("tap=<if>,mac=<mac>,ip=<ip>,mask=<mask>,host_mac=<mac>,num_queues=<n>,queue_size=<n>,mtu=<n>,id=<id>,offload_tso|ufo|csum=on|off, or fd=[<fd>,...] instead of tap= ...", valueName: "net"),
-            transform: library(NetConfig.init(parsing:)))
     var net: [NetConfig] = []
-
-    @Option(help: ArgumentHelp("virtio-rng: src=<path> (default /dev/urandom; bare --rng too).", valueName: "rng"),
-            transform: library(RngConfig.init(parsing:)))
-    var rng: RngConfig = RngConfig()
-
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("tag=<tag>,socket=<path>[,num_queues=<n>,queue_size=<n>,id=<id>,pci_segment=<n>] ... : virtio-fs on a vhost-user backend (virtiofsd); needs --memory shared=on", valueName: "fs"),
-            transform: library(FsConfig.init(parsing:)))
+    var rng = RngConfig()
     var fs: [FsConfig] = []
-
-    @Option(help: ArgumentHelp("cid=<n>,socket=<path>[,id=<id>,pci_segment=<n>]: virtio-vsock; host clients connect to <path> and write CONNECT <port>, the guest reaches <path>_<port>", valueName: "vsock"),
-            transform: library(VsockConfig.init(parsing:)))
     var vsock: VsockConfig?
-
-    @Option(help: ArgumentHelp("num_pci_segments=<n> (1-96; a device goes on its pci_segment=, 0 by default)", valueName: "platform"),
-            transform: library(PlatformConfig.init(parsing:)))
-    var platform: PlatformConfig = PlatformConfig()
-
-    @Option(help: ArgumentHelp("true|false|log|errno", valueName: "seccomp"), transform: parseSeccomp)
-    var seccomp: VMConfig.SeccompMode = .enabled
-
-    @Flag(help: "Confine the VMM's file access to what its configuration names (Landlock).")
+    var platform = PlatformConfig()
+    var seccomp = VMConfig.SeccompMode.enabled
     var landlock = false
-
-    @Option(name: .customLong("landlock-rules"), parsing: .upToNextOption,
-            help: ArgumentHelp("path=<path>,access=r|w|rw ... : more paths the confined VMM may open", valueName: "rules"),
-            transform: library(LandlockRule.init(parsing:)))
     var landlockRules: [LandlockRule] = []
-
-    @Option(name: .customLong("api-socket"), help: ArgumentHelp("HTTP API socket (UNIX domain socket): path=<path>, fd=<fd> or a bare path.", valueName: "api-socket"),
-            transform: library(APISocketConfig.init(parsing:)))
     var apiSocket: APISocketConfig?
-
-    @Option(help: ArgumentHelp("source_url=file:///<dir>[,prefault=on|off,resume=on|off]: the VM from a snapshot (vm.snapshot), paused until vm.resume unless resume=on", valueName: "restore"),
-            transform: library(RestoreConfig.init(parsing:)))
     var restore: RestoreConfig?
-
-    @Flag(help: "The pvpanic device (every VM has one, at port 0x505).")
     var pvpanic = false
-
-    @Option(name: .customLong("debug-console"), help: ArgumentHelp("off[,iobase=<port>] (the only mode built yet)", valueName: "debug-console"),
-            transform: library(parseDebugConsole))
-    var debugConsole: Bool = false
-
-    @Option(name: .customLong("log-file"), help: ArgumentHelp("Write log lines here instead of standard error.", valueName: "path"))
+    var debugConsole = false
     var logFile: String?
-
-    @Flag(name: .short, help: "More log output (repeat for more).")
-    var verbose: Int
-
-    @Option(help: ArgumentHelp("Run as this user once devices are open (not in Cloud Hypervisor).", valueName: "name|uid"))
+    var verbose = 0
     var user: String?
-
-    @Option(help: ArgumentHelp("Run as this group (default: the user's group).", valueName: "name|gid"))
     var group: String?
+
+    /// The options, their values and their help, in --help's order.
+    static let options: [OptionSpec] = [
+        OptionSpec("--kernel", .value, "path", "Kernel to boot: a PVH ELF (vmlinux with CONFIG_PVH) or a bzImage."),
+        OptionSpec("--initramfs", .value, "path", "Initramfs, handed to the kernel as a PVH module."),
+        OptionSpec("--cmdline", .value, "string", "Kernel command line."),
+        OptionSpec("--cpus", .value, "cpus", "boot=<n>[,max=<n>]"),
+        OptionSpec("--memory", .value, "memory", "size=<size>[,shared=on|off,prefault=on|off,mergeable=on|off,thp=on|off]"),
+        OptionSpec("--serial", .value, "serial", "COM1: off|null|tty|file=<path> (default null)."),
+        OptionSpec("--console", .value, "console", "virtio-console (hvc0): off|null|tty|file=<path>[,pci_segment=<n>] (default tty)."),
+        OptionSpec("--disk", .list, "disk", "path=<raw image>[,readonly=on|off,id=<id>,serial=<s>,num_queues=<n>,queue_size=<n>] ..."),
+        OptionSpec("--device", .list, "device", "path=/sys/bus/pci/devices/<bdf>/[,id=<id>,bind=auto] ... : assign a host PCI device (VFIO)"),
+        OptionSpec("--net", .list, "net", "tap=<if>,mac=<mac>,ip=<ip>,mask=<mask>,host_mac=<mac>,num_queues=<n>,queue_size=<n>,mtu=<n>,id=<id>,offload_tso|ufo|csum=on|off, or fd=[<fd>,...] instead of tap= ..."),
+        OptionSpec("--rng", .optionalValue(defaultValue: "src=\(RngConfig.defaultSource)"), "rng", "virtio-rng: src=<path> (default /dev/urandom; bare --rng too)."),
+        OptionSpec("--fs", .list, "fs", "tag=<tag>,socket=<path>[,num_queues=<n>,queue_size=<n>,id=<id>,pci_segment=<n>] ... : virtio-fs on a vhost-user backend (virtiofsd); needs --memory shared=on"),
+        OptionSpec("--vsock", .value, "vsock", "cid=<n>,socket=<path>[,id=<id>,pci_segment=<n>]: virtio-vsock; host clients connect to <path> and write CONNECT <port>, the guest reaches <path>_<port>"),
+        OptionSpec("--platform", .value, "platform", "num_pci_segments=<n> (1-96; a device goes on its pci_segment=, 0 by default)"),
+        OptionSpec("--seccomp", .value, "seccomp", "true|false|log|errno"),
+        OptionSpec("--landlock", .flag, "", "Confine the VMM's file access to what its configuration names (Landlock)."),
+        OptionSpec("--landlock-rules", .list, "rules", "path=<path>,access=r|w|rw ... : more paths the confined VMM may open"),
+        OptionSpec("--api-socket", .value, "api-socket", "HTTP API socket (UNIX domain socket): path=<path>, fd=<fd> or a bare path."),
+        OptionSpec("--restore", .value, "restore", "source_url=file:///<dir>[,prefault=on|off,resume=on|off]: the VM from a snapshot (vm.snapshot), paused until vm.resume unless resume=on"),
+        OptionSpec("--pvpanic", .flag, "", "The pvpanic device (every VM has one, at port 0x505)."),
+        OptionSpec("--debug-console", .value, "debug-console", "off[,iobase=<port>] (the only mode built yet)"),
+        OptionSpec("--log-file", .value, "path", "Write log lines here instead of standard error."),
+        OptionSpec("--user", .value, "name|uid", "Run as this user once devices are open (not in Cloud Hypervisor)."),
+        OptionSpec("--group", .value, "name|gid", "Run as this group (default: the user's group)."),
+    ]
+
+    init() {}
+
+    /// Each option's value through the library's parser.
+    init(_ read: ArgumentReader) throws(ConfigError) {
+        kernel = read.value("--kernel")
+        initramfs = read.value("--initramfs")
+        cmdline = read.value("--cmdline") ?? ""
+        cpus = try read.parse("--cpus", CPUsConfig.init(parsing:), or: cpus)
+        memory = try read.parse("--memory", MemoryConfig.init(parsing:), or: memory)
+        serial = try read.parse("--serial", { text throws(ConfigError) in try ConsoleConfig(parsing: text, option: "--serial") }, or: serial)
+        console = try read.parse("--console", ConsoleOption.init(parsing:), or: console)
+        disk = try read.parseList("--disk", DiskConfig.init(parsing:))
+        device = try read.parseList("--device", DeviceConfig.init(parsing:))
+        net = try read.parseList("--net", NetConfig.init(parsing:))
+        rng = try read.parse("--rng", RngConfig.init(parsing:), or: rng)
+        fs = try read.parseList("--fs", FsConfig.init(parsing:))
+        vsock = try read.parse("--vsock", { text throws(ConfigError) in try VsockConfig(parsing: text) }, or: nil)
+        platform = try read.parse("--platform", PlatformConfig.init(parsing:), or: platform)
+        seccomp = try read.parse("--seccomp", parseSeccomp, or: seccomp)
+        landlock = read.has("--landlock")
+        landlockRules = try read.parseList("--landlock-rules", LandlockRule.init(parsing:))
+        apiSocket = try read.parse("--api-socket", { text throws(ConfigError) in try APISocketConfig(parsing: text) }, or: nil)
+        restore = try read.parse("--restore", { text throws(ConfigError) in try RestoreConfig(parsing: text) }, or: nil)
+        pvpanic = read.has("--pvpanic")
+        debugConsole = try read.parse("--debug-console", parseDebugConsole, or: debugConsole)
+        logFile = read.value("--log-file")
+        verbose = read.verbosity
+        user = read.value("--user")
+        group = read.value("--group")
+    }
 
     var vmConfig: VMConfig {
         var config = VMConfig(kernelPath: kernel, initramfsPath: initramfs, cmdline: cmdline, cpus: cpus, memory: memory,
@@ -134,7 +113,9 @@ struct CloudHypervisor: ParsableCommand {
         let command: CloudHypervisor
         switch parseCommandLine(Array(CommandLine.arguments.dropFirst())) {
         case .success(let parsed): command = parsed
-        case .failure(.exit(let error)): exit(withError: error)
+        case .failure(.exit(let text)):
+            _ = text.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+            Glibc.exit(0)
         case .failure(.refused(let message)): fail(message)
         }
         // Standard streams are never kept apart: validation refuses them as taps.
@@ -158,8 +139,8 @@ struct CloudHypervisor: ParsableCommand {
     }
 
     enum ParseOutcome: Error {
-        /// --help or --version: ArgumentParser prints it and exits 0.
-        case exit(Error)
+        /// --help or --version: this text goes to standard output, exit 0.
+        case exit(String)
         /// One line for the user.
         case refused(String)
     }
@@ -167,17 +148,19 @@ struct CloudHypervisor: ParsableCommand {
     /// Everything between argv and a configuration to launch, without
     /// side effects, so the fuzzer can drive it (fuzz/cli.swift).
     static func parseCommandLine(_ arguments: [String]) -> Result<CloudHypervisor, ParseOutcome> {
-        if let repeated = repeatedSingleOption(arguments) {
-            return .failure(.refused("\(repeated) is given more than once; give it once"))
-        }
+        // Cloud Hypervisor's options not built yet are named as such before
+        // anything else is said of the command line.
         if let refusal = UnbuiltOption.firstRefusal(in: arguments) {
             return .failure(.refused("\(refusal)"))
         }
-        do {
-            return .success(try parse(bareRngAsDefault(arguments)))
+        do throws(ConfigError) {
+            switch try ArgumentReader.read(arguments, options) {
+            case .help: return .failure(.exit(help))
+            case .version: return .failure(.exit("cloud-hypervisor v\(Version.string)\n"))
+            case .options(let read): return .success(try CloudHypervisor(read))
+            }
         } catch {
-            if exitCode(for: error) == .success { return .failure(.exit(error)) }
-            return .failure(.refused(message(for: error)))
+            return .failure(.refused("\(error)"))
         }
     }
 

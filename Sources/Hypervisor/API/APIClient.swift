@@ -122,8 +122,9 @@ public final class APIClient {
             throw Failure(description: "the answer's status code '\(code)' is not a number")
         }
         var length: Int?
-        if let header = head.firstRange(of: "\r\nContent-Length: ") {
-            let value = Substring(head[header.upperBound...].unicodeScalars.prefix { $0 != "\r" }).trimmingSpaces
+        // "\r\n" is one Character: the head's lines split on it.
+        if let header = head.split(separator: "\r\n" as Character).dropFirst().first(where: { $0.hasPrefix("Content-Length: ") }) {
+            let value = header.dropFirst("Content-Length: ".count).trimmingSpaces
             guard let bytes = Int(value), bytes >= 0, bytes <= HTTPRequest.maxBodyBytes * 16 else {
                 throw Failure(description: "the answer's Content-Length '\(value)' is not a size")
             }

@@ -82,7 +82,7 @@ public struct UnbuiltOption: Sendable {
     }
 
     /// The first unbuilt option in `arguments` and the values after it, as
-    /// ArgumentParser would group them (`--x=v` or `--x v1 v2 …`).
+    /// the command line groups them (`--x=v` or `--x v1 v2 …`).
     public static func firstRefusal(in arguments: [String]) -> ConfigError? {
         for (index, argument) in arguments.enumerated() {
             let parts = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

@@ -130,7 +130,7 @@ final class DiskImage {
             while let fdEntry = readdir(fds) {
                 let name = withUnsafeBytes(of: fdEntry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 guard Int(name) != nil, let text = readSmallFile("/proc/\(pid)/fdinfo/\(name)") else { continue }
-                for line in text.split(separator: "\n") where line.hasPrefix("lock:") && line.contains(" \(wanted) ") {
+                for line in text.split(separator: "\n") where line.hasPrefix("lock:") && line.split(separator: " ").contains(Substring(wanted)) {
                     let comm = readSmallFile("/proc/\(pid)/comm")?.split(separator: "\n").first.map(String.init) ?? "?"
                     return (number, comm)
                 }

@@ -1,0 +1,83 @@
+import Testing
+@testable import cloud_hypervisor
+@testable import Hypervisor
+
+/// argv to options, as clap reads Cloud Hypervisor's: the reader alone,
+/// without launching anything (the binary's own refusals are in EndToEndTests).
+@Suite("Command line reader")
+struct CommandLineTests {
+    func parse(_ arguments: [String]) -> Result<CloudHypervisor, CloudHypervisor.ParseOutcome> {
+        CloudHypervisor.parseCommandLine(arguments)
+    }
+
+    func refusal(_ arguments: [String]) -> String? {
+        if case .failure(.refused(let message)) = parse(arguments) { return message }
+        return nil
+    }
+
+    @Test("lists take every word up to the next option, from each time they are given; --x=v as --x v")
+    func lists() throws {
+        let command = try parse(["--disk", "path=/a", "path=/b", "--kernel=/k", "--disk=path=/c", "path=/d", "--cmdline", "-"]).get()
+        #expect(command.disk.map(\.path) == ["/a", "/b", "/c", "/d"])
+        #expect(command.kernel == "/k")
+        #expect(command.cmdline == "-", "a lone dash is a value")
+    }
+
+    @Test("-v counts, clustered or not; flags take no value; bare --rng is the default source")
+    func flags() throws {
+        let command = try parse(["-vv", "-v", "--landlock", "--rng", "--pvpanic"]).get()
+        #expect(command.verbose == 3)
+        #expect(command.landlock && command.pvpanic)
+        #expect(command.rng.source == RngConfig.defaultSource)
+        #expect(try parse(["--rng", "src=/dev/random"]).get().rng.source == "/dev/random")
+        #expect(try parse([]).get().verbose == 0)
+    }
+
+    @Test("--help and --version come back as text, wherever they are")
+    func helpAndVersion() {
+        for arguments in [["--help"], ["-h"], ["--kernel", "/k", "--help"], ["--cmdline", "x", "-h"]] {
+            guard case .failure(.exit(let text)) = parse(arguments) else { Issue.record("\(arguments)"); continue }
+            #expect(text.contains("--kernel <path>") && text.contains("--disk <disk>..."))
+        }
+        for arguments in [["--version"], ["-V"]] {
+            guard case .failure(.exit(let text)) = parse(arguments) else { Issue.record("\(arguments)"); continue }
+            #expect(text == "cloud-hypervisor v\(Version.string)\n")
+        }
+    }
+
+    @Test("each misuse is one line naming the option", arguments: [
+        (["--bogus"], "Unknown option '--bogus' (cloud-hypervisor --help lists the options)"),
+        (["-x"], "Unknown option '-x' (cloud-hypervisor --help lists the options)"),
+        (["vmlinux"], "Unexpected argument 'vmlinux': a value goes after its option (--disk path=…)"),
+        (["--kernel"], "--kernel: a value is required"),
+        (["--kernel", "--cmdline", "x"], "--kernel: a value is required"),
+        (["--disk", "--kernel", "/k"], "--disk: a value is required"),
+        (["--landlock=on"], "--landlock: invalid value 'on': --landlock takes no value"),
+        (["--kernel", "/a", "--kernel=/b"], "--kernel is given more than once; give it once"),
+        (["--landlock", "--landlock"], "--landlock is given more than once; give it once"),
+        (["--seccomp", "maybe"], "--seccomp: invalid value 'maybe': expected true, false, log or errno"),
+        (["--cpus", "boot=0"], "--cpus boot: invalid value '0'"),
+        (["--watchdog"], "--watchdog is not supported yet"),
+    ])
+    func misuse(arguments: [String], message: String) {
+        let refused = refusal(arguments)
+        #expect(refused?.hasPrefix(message) == true, "\(refused ?? "accepted")")
+    }
+}
+
+/// What the VMM binary links: each of these cost every VM memory it never
+/// used (bench/memory.py: 2.42 -> 1.88 MiB per VM without them).
+@Suite("The VMM's binary")
+struct BinaryLinkTests {
+    @Test("no FoundationEssentials (JSON, the CLI), no _StringProcessing (String.contains of a String, firstRange), no MainActor (an @main type)")
+    func noHeavyModules() {
+        let symbols = run("/usr/bin/nm", ["--undefined-only", "--dynamic", VMM.binary])
+        #expect(symbols.status == 0, "\(symbols.stderr)")
+        #expect(symbols.stdout.contains("swift_"), "nm read the binary's undefined symbols")
+        for (module, prefix) in [("FoundationEssentials", "$s20FoundationEssentials"), ("_StringProcessing", "$s17_StringProcessing"),
+                                 ("MainActor", "$sScM")] {
+            let uses = symbols.stdout.split(separator: "\n").filter { $0.contains(prefix) }
+            #expect(uses.isEmpty, "\(module): \(uses.prefix(3))")
+        }
+    }
+}
