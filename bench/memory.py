@@ -10,10 +10,17 @@ its own), the console, the rng, and COM1. PSS splits shared pages (the binary's 
 processes, which is what running many VMs costs per VM. Guest RAM is the
 mapping of exactly --memory's size; it is left out, as its cost is the
 guest's. Prints the mean PSS per VM and the ratio to the bare program, and
-checks it against the 2.5 MiB budget; then the same VMs serving the API
+checks it against the 2.0 MiB budget (issue 20's goal); then the same VMs serving the API
 (--api-socket, as Kata launches them, after one vm.info each), and what
 the API thread costs; and a table of what each part of the VMM costs (the
 binary's text, its data, libc, heap, thread stacks, other anonymous memory).
+
+Then, in the nested lab (BENCH_LAB=0 skips it), the scenario issue 20
+measured against the real Cloud Hypervisor: 4 VMs at once, each the lab's
+Linux guest (1 vCPU, 256M, idle after boot) with a virtio disk of its own,
+PSS per VMM with guest RAM excluded, against QEMU -M q35 running the same
+guests. (The real Cloud Hypervisor cannot be built here: its crates are
+not on this machine's mirrors; issue 20 measured 2.23 MiB for it.)
 
     bench/memory.py          # 8 VMs
     BENCH_VMS=8 bench/memory.py
@@ -24,15 +31,19 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, ".build", "bench")
 VMS = int(os.environ.get("BENCH_VMS", "8"))
 GUEST_RAM = 64 << 20
-BUDGET_KIB = 2.5 * 1024
+BUDGET_KIB = 2.0 * 1024
 
 
-def pss_without_guest_ram(pid):
-    """PSS in KiB of every mapping but the guest's RAM."""
+def pss_without_guest_ram(pid, guest_ram=GUEST_RAM):
+    """PSS in KiB of every mapping but the guest's RAM (a mapping of its
+    size or larger: QEMU may map RAM with a guard page)."""
     total, mapping_size = 0, 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
@@ -40,7 +51,7 @@ def pss_without_guest_ram(pid):
             if "-" in parts[0] and len(parts) >= 5:  # a mapping's header: start-end perms ...
                 start, end = (int(x, 16) for x in parts[0].split("-"))
                 mapping_size = end - start
-            elif parts[0] == "Pss:" and mapping_size != GUEST_RAM:
+            elif parts[0] == "Pss:" and mapping_size < guest_ram:
                 total += int(parts[1])
     return total
 
@@ -63,8 +74,8 @@ def part_of(path, perms, size, binary):
         return "vdso, vvar"
     if path:
         return "other named mappings: " + path
-    if size == 8 << 20:
-        return "thread stacks (8 MiB reserved each)"
+    if size == 1 << 20:  # VMM_THREAD_STACK_SIZE
+        return "thread stacks (1 MiB reserved each)"
     return "other anonymous memory (per-thread malloc arenas, device buffers)"
 
 
@@ -107,7 +118,70 @@ def measure(commands, ready, exercise=None, parts_of=None):
             proc.wait()
 
 
+LINUX_VMS, LINUX_RAM_MIB = 4, 256
+LINUX_CMDLINE = "console=ttyS0 panic=-1 quiet l2.action=api"
+
+
+def linux_commands(cache, disk):
+    """The lab's Linux guest, idle after boot, with a virtio disk."""
+    kernel, initramfs = os.path.join(cache, "l2-vmlinux"), os.path.join(cache, "l2-initramfs.cpio")
+    return {
+        "cloud-hypervisor": [lab.VMM, "--kernel", kernel, "--initramfs", initramfs, "--disk", f"path={disk}",
+                             "--cmdline", LINUX_CMDLINE, "--cpus", "1", "--memory", f"size={LINUX_RAM_MIB}M",
+                             "--serial", "tty", "--console", "off"],
+        "qemu-q35": ["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-smp", "1",
+                     "-m", f"{LINUX_RAM_MIB}M", "-kernel", kernel, "-initrd", initramfs, "-append", LINUX_CMDLINE,
+                     "-drive", f"file={disk},if=none,id=d,format=raw", "-device", "virtio-blk-pci,drive=d",
+                     "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot"],
+    }
+
+
+def linux_inside(cache, result_path, runs):
+    """In L1: for each VMM in turn, LINUX_VMS guests at once; PSS of each
+    once all are up. `runs` rounds, interleaved."""
+    samples = {name: [] for name in linux_commands(cache, "")}
+    for _ in range(runs):
+        for name in samples:
+            procs = []
+            try:
+                for i in range(LINUX_VMS):
+                    disk = f"/run/bench-mem-{i}.raw"
+                    with open(disk, "wb") as f:
+                        f.truncate(64 << 20)
+                    procs.append(subprocess.Popen(linux_commands(cache, disk)[name], stdin=subprocess.DEVNULL,
+                                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                for proc in procs:
+                    for line in proc.stdout:
+                        if b"L2: tick" in line:
+                            break
+                    else:
+                        sys.exit(f"bench: a {name} guest did not come up")
+                time.sleep(2)
+                samples[name].append([pss_without_guest_ram(p.pid, LINUX_RAM_MIB << 20) for p in procs])
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+    lab.save(result_path, samples)
+
+
+def linux_scenario():
+    samples = lab.samples(__file__, linux_inside, 3, 1500)
+    per_vm = {name: sorted(sum(r) / len(r) for r in rounds) for name, rounds in samples.items()}
+    median = {name: values[len(values) // 2] for name, values in per_vm.items()}
+    print(f"Linux guests in the nested lab: {LINUX_VMS} at once, 1 vCPU, {LINUX_RAM_MIB}M, a virtio disk each, "
+          "PSS per VMM with guest RAM excluded (median of 3 rounds):")
+    for name, value in median.items():
+        print(f"  {name:17s} {value / 1024:6.2f} MiB   (rounds: {', '.join(f'{v / 1024:.2f}' for v in per_vm[name])})")
+    print(f"  ratio cloud-hypervisor / QEMU q35: {median['cloud-hypervisor'] / median['qemu-q35']:.2f}x; "
+          f"against the real Cloud Hypervisor's 2.23 MiB (issue 20's figure, not measured here): "
+          f"{median['cloud-hypervisor'] / 1024 / 2.23:.2f}x (goal <= 0.8x)")
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--inside":
+        lab.samples(__file__, linux_inside, 0, 0)
+        return
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         sys.exit("bench: needs read-write /dev/kvm")
     os.makedirs(OUT, exist_ok=True)
@@ -143,7 +217,7 @@ def main():
     print(f"PSS per VM with {VMS} VMs running, guest RAM excluded ({devices}; 1 vCPU):")
     print(f"  cloud-hypervisor {mean / 1024:6.2f} MiB   (each: {', '.join(f'{p / 1024:.2f}' for p in ours)})")
     print(f"  bare C KVM       {bare_mean / 1024:6.2f} MiB")
-    print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget 2.5 MiB: "
+    print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget {BUDGET_KIB / 1024:.1f} MiB: "
           f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
     print(f"  what each part costs per VM (mean of {VMS}, a second start of the same VMs): PSS, and of it private dirty")
     for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, (0, 0))[0] for p in parts)):
@@ -153,8 +227,10 @@ def main():
     api_mean = sum(with_api) / len(with_api)
     print(f"  with --api-socket (API thread, after a vm.info each) {api_mean / 1024:6.2f} MiB "
           f"(each: {', '.join(f'{p / 1024:.2f}' for p in with_api)})")
-    print(f"  the API's cost per VM: {(api_mean - mean) / 1024:+.2f} MiB;  budget 2.5 MiB: "
+    print(f"  the API's cost per VM: {(api_mean - mean) / 1024:+.2f} MiB;  budget {BUDGET_KIB / 1024:.1f} MiB: "
           f"{'within' if api_mean <= BUDGET_KIB else 'OVER'} ({api_mean / BUDGET_KIB:.2f} of it)")
+    if os.environ.get("BENCH_LAB", "1") != "0":
+        linux_scenario()
 
 
 if __name__ == "__main__":

@@ -59,6 +59,29 @@ struct SandboxTests {
         }
     }
 
+    @Test("every thread's stack is VMM_THREAD_STACK_SIZE, below a transparent huge page, not glibc's 8 MiB")
+    func threadStacks() throws {
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("stacks-api-\(getpid()).sock").path
+        var sizes: [Int] = []
+        var threads = 0
+        let r = runVMM(["--kernel", try Guests.path("spin"), "--serial", "tty", "--cpus", "3", "--api-socket", socket]) { process, output in
+            _ = eventually(10) { output().contains("spinning") }
+            let pid = process.processIdentifier
+            threads = threadStatus(pid: pid).keys.filter { !$0.hasPrefix("kvm") }.count
+            // A stack is an anonymous read-write mapping above its guard page.
+            let maps = (try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? ""
+            let lines = maps.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+            for (guardLine, line) in zip(lines, lines.dropFirst()) where line.count == 5 && line[1] == "rw-p" && guardLine[1] == "---p" {
+                let bounds = line[0].split(separator: "-").compactMap { Int($0, radix: 16) }
+                sizes.append(bounds[1] - bounds[0])
+            }
+            process.terminate()
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(sizes.filter { $0 == Int(VMM_THREAD_STACK_SIZE) }.count >= threads - 1, "main + \(threads - 1) threads, stacks: \(sizes)")
+        #expect(sizes.allSatisfy { $0 < 2 << 20 }, "a stack a huge page could back (glibc's default is 8 MiB): \(sizes)")
+    }
+
     @Test("--seccomp false installs no filter")
     func seccompOff() throws {
         let (r, threads) = try inspectRunningVMM(["--seccomp", "false"])

@@ -32,6 +32,13 @@ int vmm_name_thread(const char *name);
 #include <stddef.h>
 int vmm_open_pty(int *main_fd, int *peer_fd, char *path, size_t path_size);
 
+/* Every thread the VMM starts (vCPUs, devices, the API) gets this much
+ * stack, not glibc's 8 MiB: below 2 MiB, no transparent huge page can back
+ * it, where a host with THP "always" made a busy vCPU's stack 2 MiB of
+ * resident memory per VM (bench/memory.py's Linux guests). The deepest
+ * use is a few tens of KiB. */
+enum { VMM_THREAD_STACK_SIZE = 1 << 20 };
+
 /* Gives the heap's free pages back to the host (malloc_trim, which
  * malloc.h declares and Swift's Glibc does not export). */
 void vmm_heap_trim(void);

@@ -80,7 +80,11 @@ final class APIServer: @unchecked Sendable {
     /// Starts the thread and waits until it serves (its filter installed).
     func start() throws(VMMError) {
         let context = Unmanaged.passRetained(self).toOpaque()
-        let created = pthread_create(&thread, nil, { context in
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, Int(VMM_THREAD_STACK_SIZE))
+        let created = pthread_create(&thread, &attributes, { context in
             let server = Unmanaged<APIServer>.fromOpaque(context!).takeRetainedValue()
             server.serve()
             return nil
