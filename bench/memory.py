@@ -79,7 +79,7 @@ def part_of(path, perms, size, binary):
     return "other anonymous memory (per-thread malloc arenas, device buffers)"
 
 
-def pss_parts(pid, binary):
+def pss_parts(pid, binary, guest_ram=GUEST_RAM):
     """PSS and private dirty memory in KiB of each part of the VMM, guest
     RAM excluded: the private dirty part is what each VM pays alone."""
     parts, part, mapping_size = {}, None, 0
@@ -90,7 +90,7 @@ def pss_parts(pid, binary):
                 start, end = (int(x, 16) for x in fields[0].split("-"))
                 mapping_size = end - start
                 path = " ".join(fields[5:]) if len(fields) > 5 else ""
-                part = None if mapping_size == GUEST_RAM else part_of(path, fields[1], mapping_size, binary)
+                part = None if mapping_size >= guest_ram else part_of(path, fields[1], mapping_size, binary)
             elif fields[0] in ("Pss:", "Private_Dirty:") and part:
                 pss, dirty = parts.get(part, (0, 0))
                 parts[part] = (pss + int(fields[1]), dirty) if fields[0] == "Pss:" else (pss, dirty + int(fields[1]))
@@ -140,6 +140,7 @@ def linux_inside(cache, result_path, runs):
     """In L1: for each VMM in turn, LINUX_VMS guests at once; PSS of each
     once all are up. `runs` rounds, interleaved."""
     samples = {name: [] for name in linux_commands(cache, "")}
+    parts = []
     for _ in range(runs):
         for name in samples:
             procs = []
@@ -158,15 +159,27 @@ def linux_inside(cache, result_path, runs):
                         sys.exit(f"bench: a {name} guest did not come up")
                 time.sleep(2)
                 samples[name].append([pss_without_guest_ram(p.pid, LINUX_RAM_MIB << 20) for p in procs])
+                if name == "cloud-hypervisor":
+                    parts.append([pss_parts(p.pid, os.path.realpath(lab.VMM), LINUX_RAM_MIB << 20) for p in procs])
             finally:
                 for proc in procs:
                     proc.kill()
                     proc.wait()
+    samples["parts"] = parts[-1]
     lab.save(result_path, samples)
+
+
+def print_parts(parts):
+    """The table of what each part costs, mean over the VMs measured."""
+    for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, (0, 0))[0] for p in parts)):
+        pss = sum(p.get(name, (0, 0))[0] for p in parts) / len(parts)
+        dirty = sum(p.get(name, (0, 0))[1] for p in parts) / len(parts)
+        print(f"    {pss:8.0f} KiB  {dirty:8.0f} KiB  {name}")
 
 
 def linux_scenario():
     samples = lab.samples(__file__, linux_inside, 3, 1500)
+    parts = samples.pop("parts")
     per_vm = {name: sorted(sum(r) / len(r) for r in rounds) for name, rounds in samples.items()}
     median = {name: values[len(values) // 2] for name, values in per_vm.items()}
     print(f"Linux guests in the nested lab: {LINUX_VMS} at once, 1 vCPU, {LINUX_RAM_MIB}M, a virtio disk each, "
@@ -176,6 +189,8 @@ def linux_scenario():
     print(f"  ratio cloud-hypervisor / QEMU q35: {median['cloud-hypervisor'] / median['qemu-q35']:.2f}x; "
           f"against the real Cloud Hypervisor's 2.23 MiB (issue 20's figure, not measured here): "
           f"{median['cloud-hypervisor'] / 1024 / 2.23:.2f}x (goal <= 0.8x)")
+    print("  what each part of cloud-hypervisor costs per VM (the last round): PSS, and of it private dirty")
+    print_parts(parts)
 
 
 def main():
@@ -220,10 +235,7 @@ def main():
     print(f"  ratio cloud-hypervisor / bare: {mean / bare_mean:.2f}x;  budget {BUDGET_KIB / 1024:.1f} MiB: "
           f"{'within' if mean <= BUDGET_KIB else 'OVER'} ({mean / BUDGET_KIB:.2f} of it)")
     print(f"  what each part costs per VM (mean of {VMS}, a second start of the same VMs): PSS, and of it private dirty")
-    for name in sorted({n for p in parts for n in p}, key=lambda n: -sum(p.get(n, (0, 0))[0] for p in parts)):
-        pss = sum(p.get(name, (0, 0))[0] for p in parts) / len(parts)
-        dirty = sum(p.get(name, (0, 0))[1] for p in parts) / len(parts)
-        print(f"    {pss:8.0f} KiB  {dirty:8.0f} KiB  {name}")
+    print_parts(parts)
     api_mean = sum(with_api) / len(with_api)
     print(f"  with --api-socket (API thread, after a vm.info each) {api_mean / 1024:6.2f} MiB "
           f"(each: {', '.join(f'{p / 1024:.2f}' for p in with_api)})")
