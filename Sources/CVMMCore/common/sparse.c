@@ -1,5 +1,6 @@
 #include "common/sparse.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -9,8 +10,10 @@
 
 void *vmm_sparse_alloc(size_t size)
 {
-    if (size > SIZE_MAX - HEADER)
+    if (size > SIZE_MAX - HEADER) {
+        errno = ENOMEM;
         return NULL;
+    }
     size_t length = size + HEADER;
     void *base = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)

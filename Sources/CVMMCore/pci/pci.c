@@ -39,18 +39,14 @@ static int config_tables(struct vmm_pci_dev *dev, uint32_t size)
     uint8_t *t = calloc(4, size);
     if (!t)
         return -ENOMEM;
-    uint8_t *tables[] = { t, t + size, t + 2 * size, t + 3 * size };
-    if (dev->cfg) {
-        memcpy(tables[0], dev->cfg, dev->cfg_size);
-        memcpy(tables[1], dev->wmask, dev->cfg_size);
-        memcpy(tables[2], dev->w1c, dev->cfg_size);
-        memcpy(tables[3], dev->passthrough, dev->cfg_size);
-        free(dev->cfg);
-    }
-    dev->cfg = tables[0];
-    dev->wmask = tables[1];
-    dev->w1c = tables[2];
-    dev->passthrough = tables[3];
+    /* The old tables sit back to back from dev->cfg, as the new ones do. */
+    for (unsigned k = 0; dev->cfg && k < 4; k++)
+        memcpy(t + k * size, dev->cfg + k * dev->cfg_size, dev->cfg_size);
+    free(dev->cfg);
+    dev->cfg = t;
+    dev->wmask = t + size;
+    dev->w1c = t + 2 * size;
+    dev->passthrough = t + 3 * size;
     dev->cfg_size = size;
     return 0;
 }
