@@ -170,6 +170,21 @@ struct NetHostTests {
         }
     }
 
+    @Test("transmit interrupts are held as a NIC's moderation holds them: 32 frames sent one at a time are each completed at once, fewer interrupts come than frames, and the last held one still comes",
+          .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
+    func transmitInterruptsHeld() throws {
+        let r = run("/usr/bin/unshare", ["-n", "--", VMM.binary, "--kernel", try Guests.path("txirq"), "--serial", "tty",
+                                         "--console", "off", "--memory", "size=64M", "--seccomp", "true",
+                                         "--net", "tap=,mac=12:34:56:78:90:ae"], timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("frames completed 0x00000020\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("held interrupt delivered\n"), "\(r.stdout)")
+        let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("interrupts while sending 0x") }
+        let interrupts = line.flatMap { UInt32($0.dropFirst("interrupts while sending 0x".count), radix: 16) }
+        #expect(interrupts.map { $0 < 32 } == true, "an interrupt per frame: \(r.stdout)")
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+    }
+
     @Test("an existing tap keeps the addresses its owner gave it, with Cloud Hypervisor's warning",
           .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
     func existingTap() throws {

@@ -113,7 +113,9 @@ void virtio_serve_queue(struct vmm_virtio *v, unsigned qi, struct vmm_virtq_chai
         }
         if (v->ops->batch_done)
             v->ops->batch_done(v);
-        if (done)
+        if (done && v->ops->completed)
+            v->ops->completed(v, qi);
+        else if (done)
             virtio_queue_signal(v, qi);
         if (r < 0) {
             virtio_fail(v, qi, r);

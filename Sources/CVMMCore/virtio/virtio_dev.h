@@ -47,6 +47,9 @@ struct virtio_device_ops {
     void (*fd_ready)(struct vmm_virtio *v, int fd, uint32_t events);
     /* After each batch of requests virtio_serve_queue took (may be NULL). */
     void (*batch_done)(struct vmm_virtio *v);
+    /* Requests of queue `q` were answered: the kind raises the interrupt
+     * when it chooses, with virtio_queue_signal (NULL: at once). */
+    void (*completed)(struct vmm_virtio *v, unsigned q);
     /* Before the thread holds for a pause: finish what is in flight, or
      * give back to the ring what was taken and not used, so the queues'
      * indices are the device's whole state (may be NULL). */
@@ -127,7 +130,8 @@ void virtio_needs_reset(struct vmm_virtio *v);
 typedef bool (*virtio_request_fn)(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_chain *chain,
                                   uint32_t *written);
 /* Serves queue `q` until the driver has nothing more: each chain to
- * `handle`, answered ones back with one interrupt per batch, and a
+ * `handle`, answered ones back with one interrupt per batch (or as the
+ * kind's `completed` chooses), and a
  * malformed queue to virtio_fail. `chain` is the device's scratch space. */
 void virtio_serve_queue(struct vmm_virtio *v, unsigned q, struct vmm_virtq_chain *chain, virtio_request_fn handle);
 /* Adds/changes a device fd on the thread's epoll set (events 0: paused). */

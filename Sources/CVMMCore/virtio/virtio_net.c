@@ -11,7 +11,16 @@
  * post page-sized buffers instead of 64 KiB ones) a frame is read straight
  * into as many buffers as it needs: enough for the largest frame the tap
  * may hand over are taken from the ring first, and the ones a frame
- * leaves unused wait for the next. */
+ * leaves unused wait for the next.
+ *
+ * Transmitted frames are back in the used ring at once, but their
+ * interrupt is held, as a NIC's interrupt moderation holds it: until
+ * TX_HOLD_NS after the first, or TX_HOLD_FRAMES or TX_HOLD_BYTES have
+ * gone. Linux frees a sent skb when the interrupt comes (or at its next
+ * transmit), and while a socket's earlier skb is not freed its small
+ * writes coalesce into one (TCP autocorking) instead of a frame, an exit
+ * and an ACK each. Bulk traffic reaches the byte bound with every large
+ * frame, so it is interrupted as before. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <linux/if_tun.h>
@@ -23,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -35,6 +45,10 @@
 /* Their guest memory pieces. Linux's receive chains have one (mergeable)
  * or at most 19 (big packets); a chain of more than this is refused. */
 #define RX_STAGE_IOVS 256
+/* Transmit interrupt moderation's bounds (i40e's default holds 122 µs). */
+#define TX_HOLD_NS 100000
+#define TX_HOLD_FRAMES 64
+#define TX_HOLD_BYTES 65536
 
 /* Receive buffers taken from the ring and not yet filled, in ring order;
  * `iov` holds their writable parts, `chain[i].len` each one's size. */
@@ -52,6 +66,9 @@ struct net_pair {
     bool held;     /* `rx` holds a popped buffer the stage had no room for */
     struct vmm_virtq_chain *rx;
     struct rx_stage *stage;
+    /* Transmitted frames whose interrupt is held, and their bytes. */
+    unsigned tx_held;
+    uint64_t tx_held_bytes;
 };
 
 struct virtio_net {
@@ -60,6 +77,8 @@ struct virtio_net {
     uint64_t offloads;  /* the guest offloads the tap has now (VIRTIO_NET_F_GUEST_*) */
     uint32_t rx_need;   /* the largest frame the tap may hand over, header included */
     uint8_t config[12]; /* mac, status, max_virtqueue_pairs, mtu */
+    int tx_timer_fd;    /* fires TX_HOLD_NS after the first held interrupt */
+    bool tx_timer_armed;
     struct vmm_ratelimit tap_log;
     /* vm.counters: written by the device thread alone, read by the VMM thread. */
     _Atomic uint64_t rx_bytes, rx_frames, tx_bytes, tx_frames;
@@ -216,12 +235,15 @@ static bool transmit(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_ch
 {
     struct virtio_net *n = net_of(v);
     *written = 0;
+    struct net_pair *pair = &n->pair[q / 2];
+    pair->tx_held++;
+    pair->tx_held_bytes += chain->readable;
     int count = vmm_virtq_iov(chain, false, 0, chain->readable, n->iov, VMM_VIRTQ_MAX_CHAIN);
     if (count <= 0 || chain->readable < VMM_VIRTIO_NET_HDR_SIZE)
         return true; /* no header: nothing to send */
     ssize_t sent;
     do {
-        sent = writev(n->pair[q / 2].tap_fd, n->iov, count);
+        sent = writev(pair->tap_fd, n->iov, count);
     } while (sent < 0 && errno == EINTR);
     if (sent > 0) {
         atomic_fetch_add_explicit(&n->tx_bytes, (uint64_t)sent, memory_order_relaxed);
@@ -232,6 +254,53 @@ static bool transmit(struct vmm_virtio *v, unsigned q, const struct vmm_virtq_ch
         vmm_ratelimit_allow(&n->tap_log))
         vmm_log_warn("%s: writing to the tap: %s", v->thread_name, strerror(errno));
     return true;
+}
+
+static void arm_tx_timer(struct virtio_net *n, bool on)
+{
+    if (n->tx_timer_armed == on)
+        return;
+    struct itimerspec when = { .it_value.tv_nsec = on ? TX_HOLD_NS : 0 };
+    if (timerfd_settime(n->tx_timer_fd, 0, &when, NULL) == 0)
+        n->tx_timer_armed = on;
+}
+
+/* The interrupt held for pair `p`'s transmitted frames (if the driver
+ * still wants one). */
+static void release_tx(struct virtio_net *n, unsigned p)
+{
+    struct net_pair *pair = &n->pair[p];
+    if (!pair->tx_held)
+        return;
+    pair->tx_held = 0;
+    pair->tx_held_bytes = 0;
+    virtio_queue_signal(&n->v, 2 * p + 1);
+}
+
+static void release_all_tx(struct virtio_net *n)
+{
+    for (unsigned p = 0; p < n->pairs; p++)
+        release_tx(n, p);
+    arm_tx_timer(n, false);
+}
+
+static void completed(struct vmm_virtio *v, unsigned q)
+{
+    struct virtio_net *n = net_of(v);
+    if (q == ctrl_queue(n)) {
+        virtio_queue_signal(v, q);
+        return;
+    }
+    const struct net_pair *pair = &n->pair[q / 2];
+    if (pair->tx_held >= TX_HOLD_FRAMES || pair->tx_held_bytes >= TX_HOLD_BYTES) {
+        release_tx(n, q / 2);
+    } else {
+        /* Not re-armed by later frames: the first one's wait is the bound. */
+        arm_tx_timer(n, true);
+        /* A timer that cannot be set must not strand the interrupt. */
+        if (!n->tx_timer_armed)
+            release_tx(n, q / 2);
+    }
 }
 
 /* Which tap queues take traffic: the first `pairs`, as the driver chose. */
@@ -327,6 +396,15 @@ static void fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
 {
     struct virtio_net *n = net_of(v);
     (void)events;
+    if (fd == n->tx_timer_fd) {
+        uint64_t expired;
+        ssize_t ignored = read(fd, &expired, sizeof(expired));
+        (void)ignored;
+        n->tx_timer_armed = false;
+        if (v->active)
+            release_all_tx(n);
+        return;
+    }
     for (unsigned p = 0; p < n->pairs && v->active; p++)
         if (n->pair[p].tap_fd == fd)
             receive(n, p);
@@ -335,6 +413,8 @@ static void fd_ready(struct vmm_virtio *v, int fd, uint32_t events)
 /* Buffers of a queue being reset or started again are the driver's anew. */
 static void drop_stage(struct net_pair *pair)
 {
+    pair->tx_held = 0;
+    pair->tx_held_bytes = 0;
     pair->held = false;
     pair->stage->chains = pair->stage->iovs = 0;
     pair->stage->bytes = 0;
@@ -358,6 +438,9 @@ static void activate(struct vmm_virtio *v)
 static void settle(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
+    /* A held interrupt goes now: the timer does not run while paused,
+     * and a snapshot keeps only what the guest has already been told. */
+    release_all_tx(n);
     for (unsigned p = 0; p < n->pairs; p++) {
         struct net_pair *pair = &n->pair[p];
         v->queues[2 * p].vq.last_avail -= (uint16_t)(pair->stage->chains + pair->held);
@@ -397,6 +480,7 @@ static void restore(struct vmm_virtio *v, const uint8_t *state)
 static void reset(struct vmm_virtio *v)
 {
     struct virtio_net *n = net_of(v);
+    arm_tx_timer(n, false);
     for (unsigned p = 0; p < n->pairs; p++) {
         watch_tap(n, p, false);
         drop_stage(&n->pair[p]);
@@ -410,6 +494,8 @@ static void destroy(struct vmm_virtio *v)
         vmm_sparse_free(n->pair[p].rx);
         vmm_sparse_free(n->pair[p].stage);
     }
+    if (n->tx_timer_fd >= 0)
+        close(n->tx_timer_fd);
     vmm_sparse_free(n);
 }
 
@@ -419,6 +505,7 @@ static const struct virtio_device_ops net_ops = {
     .config_access = config_access,
     .activate = activate,
     .queue_kick = queue_kick,
+    .completed = completed,
     .fd_ready = fd_ready,
     .settle = settle,
     .save = save,
@@ -458,8 +545,14 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
     memcpy(n->config + 8, &pairs, 2);
     memcpy(n->config + 10, &mtu, 2);
     n->rx_need = largest_frame(n, false); /* a new tap has no offloads */
-    int ret = virtio_init(&n->v, vm, &net_ops, c->thread_name, offered_features(c), 2 * c->queue_pairs + 1,
-                          c->queue_size);
+    n->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int ret = n->tx_timer_fd < 0 ? -errno : 0;
+    int core = virtio_init(&n->v, vm, &net_ops, c->thread_name, offered_features(c), 2 * c->queue_pairs + 1,
+                           c->queue_size);
+    if (ret == 0)
+        ret = core;
+    if (ret == 0)
+        ret = virtio_watch(&n->v, n->tx_timer_fd, EPOLLIN, true);
     for (unsigned p = 0; ret == 0 && p < c->queue_pairs; p++) {
         n->pair[p].tap_fd = c->tap_fds[p];
         /* Registered unwatched; activation's first receive turns it on. */

@@ -42,6 +42,7 @@ public final class SeccompFilter: @unchecked Sendable {
         VMM_THREAD_VIRTIO_NET: deviceThread + [
             "readv", "writev",   // a frame from and to the tap, the header included
             "epoll_ctl",         // the tap unwatched while the guest has no receive buffers
+            "timerfd_settime",   // the held transmit interrupt's deadline
         ],
         VMM_THREAD_VIRTIO_VSOCK: deviceThread + [
             "epoll_ctl",         // host sockets watched, paused while the guest has no buffers or credit
@@ -78,6 +79,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "mmap", "munmap", "mprotect", "madvise", "brk", // guest RAM, vCPU stacks, malloc
             "pread64",          // the kernel and initramfs again after a reset
             "eventfd2", "epoll_create1", // stop event, interrupt lines, device threads' kicks of a new boot
+            "timerfd_create",   // a new boot's virtio-net transmit interrupt timer
             "io_uring_setup", "io_uring_register", // a new boot's virtio-blk rings
             "clone",            // vCPU threads (restricted to CLONE_THREAD below)
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter

@@ -121,8 +121,9 @@ static inline unsigned virtio_map(uint32_t id, uint32_t bar)
 
 /* A driver's setup with `queues` queues of `size` entries at VQ_RING, no
  * vectors: reset, VIRTIO_F_VERSION_1 plus `features` (the low word),
- * rings zeroed, DRIVER_OK; -1 if the device refuses FEATURES_OK. */
-static inline int virtio_start_queues(uint32_t bar, uint32_t features, unsigned queues, uint16_t size)
+ * rings zeroed, queues enabled, not yet DRIVER_OK (the caller may still
+ * give queues vectors); -1 if the device refuses FEATURES_OK. */
+static inline int virtio_setup_queues(uint32_t bar, uint32_t features, unsigned queues, uint16_t size)
 {
     virtio_reset(bar);
     R8(bar + COMMON + STATUS) = 1 | 2;
@@ -143,6 +144,14 @@ static inline int virtio_start_queues(uint32_t bar, uint32_t features, unsigned 
         R32(bar + COMMON + QDEV) = VQ_USED(q); R32(bar + COMMON + QDEV + 4) = 0;
         R16(bar + COMMON + QEN) = 1;
     }
+    return 0;
+}
+
+/* virtio_setup_queues, then DRIVER_OK. */
+static inline int virtio_start_queues(uint32_t bar, uint32_t features, unsigned queues, uint16_t size)
+{
+    if (virtio_setup_queues(bar, features, queues, size) < 0)
+        return -1;
     R8(bar + COMMON + STATUS) = 1 | 2 | 4 | 8;
     return 0;
 }
