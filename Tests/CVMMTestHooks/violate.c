@@ -1,5 +1,6 @@
 /* Test-only violation hook; see vmm_test_hooks.h. */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -25,6 +26,13 @@ int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int 
 int vmm_test_tgkill(const struct vmm_seccomp_program *program, int pid, struct vmm_test_violation *out)
 {
     return confined_call(program, -1, SYS_tgkill, pid, pid, 0, out);
+}
+
+int vmm_test_sched_setscheduler(const struct vmm_seccomp_program *program, int pid, int policy,
+                                struct vmm_test_violation *out)
+{
+    static const struct sched_param none = { 0 };
+    return confined_call(program, -1, SYS_sched_setscheduler, pid, policy, (long)&none, out);
 }
 
 static int confined_call(const struct vmm_seccomp_program *program, int tty, long nr, long a0, long a1, long a2,

@@ -76,10 +76,10 @@ struct NetHostTests {
         run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net"] + command).stdout
     }
 
-    @Test("tap=, ip=, mask=, host_mac=, mtu=, four queues: configured before the drop to nobody, gone after",
+    @Test("tap=, ip=, mask=, host_mac=, mtu=, four queues: configured before the drop to nobody, gone after; the device thread is SCHED_BATCH",
           .enabled(if: canMakeTaps, "needs root and /dev/net/tun"))
     func tapMadeAndConfigured() throws {
-        var link = "", address = "", threads: [String] = [], vmm: pid_t = 0
+        var link = "", address = "", threads: [String] = [], vmm: pid_t = 0, policies: [String: Int] = [:]
         let r = run("/usr/bin/unshare", ["-n", "--", VMM.binary, "--kernel", try Guests.path("spin"), "--serial", "tty",
                                          "--console", "off", "--cpus", "2", "--seccomp", "true", "--user", "nobody",
                                          "--net", "tap=chtest0,ip=10.201.0.1,mask=255.255.255.0,host_mac=02:00:00:00:00:07,mtu=9000,num_queues=4"]) { child, output in
@@ -90,6 +90,14 @@ struct NetHostTests {
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(vmm)/task")) ?? []
             threads = tasks.compactMap { try? String(contentsOfFile: "/proc/\(vmm)/task/\($0)/comm", encoding: .utf8) }
                 .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            // Field 41 of stat (after the parenthesised name): the scheduling policy.
+            for task in tasks {
+                guard let stat = try? String(contentsOfFile: "/proc/\(vmm)/task/\(task)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                let name = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+                policies[String(name)] = fields.count > 38 ? Int(fields[38]) : nil
+            }
             child.terminate()
         }
         #expect(r.status == 0, "\(r.stderr)")
@@ -97,6 +105,8 @@ struct NetHostTests {
         #expect(link.contains("mq"), "one tap queue per pair, multi-queue: \(link)")
         #expect(address.contains("inet 10.201.0.1/24"), "\(address)")
         #expect(threads.contains("virtio-net0"), "\(threads)")
+        // Its wakeups do not preempt a vCPU (SCHED_BATCH, 3), under its seccomp filter; the vCPUs stay SCHED_OTHER.
+        #expect(policies["virtio-net0"] == 3 && policies["vcpu0"] == 0, "\(policies)")
     }
 
     @Test("fd=: a tap the caller opened survives the descriptor sweep and is served; a pipe or a closed descriptor is refused",

@@ -179,6 +179,21 @@ struct SandboxTests {
         #expect(text.contains("forbidden system call: tgkill (234)"), "\(text)")
     }
 
+    @Test("sched_setscheduler: the calling thread to SCHED_BATCH only (a device thread's start); another thread or another policy kills")
+    func schedBatchOnly() throws {
+        let filter = try SeccompFilter(kind: VMM_THREAD_VMM, mode: .enabled)
+        let program = filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self)
+        var own = vmm_test_violation()
+        #expect(vmm_test_sched_setscheduler(program, 0, SCHED_BATCH, &own) == 0)
+        #expect(own.exit_code == 0 && own.result == 0, "\(own.exit_code) \(own.result)")
+        for (pid, policy) in [(0, SCHED_IDLE), (0, SCHED_FIFO), (getpid(), SCHED_BATCH)] {
+            var refused = vmm_test_violation()
+            #expect(vmm_test_sched_setscheduler(program, pid, policy, &refused) == 0)
+            let text = withUnsafeBytes(of: refused.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            #expect(refused.exit_code == 1 && text.contains("forbidden system call: sched_setscheduler"), "\(pid) \(policy): \(text)")
+        }
+    }
+
     @Test("under --seccomp log a forbidden syscall is allowed and logged by the kernel")
     func violationLogged() throws {
         let filter = try SeccompFilter(kind: VMM_THREAD_VMM, mode: .log)

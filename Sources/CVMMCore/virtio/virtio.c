@@ -1,6 +1,7 @@
 /* The virtio device core: feature and status handshake, queue setup, and
  * the device thread that waits on the queues' kick eventfds. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,11 @@ static void *virtio_thread(void *arg)
 {
     struct vmm_virtio *v = arg;
     pthread_setname_np(pthread_self(), v->thread_name);
+    if (v->ops->batch_scheduled) {
+        /* A hint: without it the thread still works, only preempts more. */
+        struct sched_param none = { 0 };
+        (void)sched_setscheduler(0, SCHED_BATCH, &none);
+    }
     thread_run(v);
     pthread_mutex_lock(&v->lock);
     v->exited = true;

@@ -59,6 +59,12 @@ struct virtio_device_ops {
      * runs on the device thread right after a restored activation. */
     void (*save)(struct vmm_virtio *v, uint8_t *state);
     void (*restore)(struct vmm_virtio *v, const uint8_t *state);
+    /* The thread is SCHED_BATCH: its wakeups do not preempt the thread
+     * running on their CPU (a vCPU, most often), which keeps its CPU until
+     * it waits or the tick says; an idle CPU still takes the thread at
+     * once. Where vCPUs and the thread share a CPU, a guest then queues
+     * many requests for one wakeup instead of one each. */
+    bool batch_scheduled;
     /* The kind's state lives outside this process: no snapshot. */
     bool unsaveable;
     /* Drop every in-flight state: the driver reset the device. */

@@ -502,6 +502,7 @@ static void destroy(struct vmm_virtio *v)
 static const struct virtio_device_ops net_ops = {
     .device_id = VIRTIO_ID_NET,
     .pci_class = 0x020000, /* network, Ethernet */
+    .batch_scheduled = true,
     .config_access = config_access,
     .activate = activate,
     .queue_kick = queue_kick,

@@ -80,6 +80,7 @@ public final class SeccompFilter: @unchecked Sendable {
             "pread64",          // the kernel and initramfs again after a reset
             "eventfd2", "epoll_create1", // stop event, interrupt lines, device threads' kicks of a new boot
             "timerfd_create",   // a new boot's virtio-net transmit interrupt timer
+            "sched_setscheduler", // a device thread's own SCHED_BATCH at its start (restricted below)
             "io_uring_setup", "io_uring_register", // a new boot's virtio-blk rings
             "clone",            // vCPU threads (restricted to CLONE_THREAD below)
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
@@ -159,6 +160,12 @@ public final class SeccompFilter: @unchecked Sendable {
                 var threadOnly = scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ,
                                               datum_a: UInt64(CLONE_THREAD), datum_b: UInt64(CLONE_THREAD))
                 try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 1, &threadOnly), "seccomp: rule for clone")
+            } else if name == "sched_setscheduler" {
+                // Only the calling thread, only to SCHED_BATCH: no other
+                // thread's policy, and no real-time one.
+                var rules = [scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: 0, datum_b: 0),
+                             scmp_arg_cmp(arg: 1, op: SCMP_CMP_EQ, datum_a: UInt64(SCHED_BATCH), datum_b: 0)]
+                try Self.check(seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, nr, 2, &rules), "seccomp: rule for sched_setscheduler")
             } else if name == "tgkill" {
                 // Signals to this VMM's own threads only: VMMs that share a
                 // uid could otherwise signal each other.

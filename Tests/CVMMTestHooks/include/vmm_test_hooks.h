@@ -23,6 +23,10 @@ int vmm_test_violate_on_terminal(const struct vmm_seccomp_program *program, int 
 /* Forks; the child installs `program` and calls tgkill(pid, pid, 0): a
  * signal check that a filter allows towards its own VMM's pid only. */
 int vmm_test_tgkill(const struct vmm_seccomp_program *program, int pid, struct vmm_test_violation *out);
+/* Forks; the child installs `program` and calls sched_setscheduler(pid,
+ * policy, {0}) on itself (pid 0) or another (`pid`). */
+int vmm_test_sched_setscheduler(const struct vmm_seccomp_program *program, int pid, int policy,
+                                struct vmm_test_violation *out);
 
 /* Forks a child confined with Landlock to reading beneath `allowed_dir`
  * (the core's wrappers); results[0] is what opening `inside` gave (0 or
