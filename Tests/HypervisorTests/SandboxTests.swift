@@ -182,6 +182,7 @@ struct SandboxTests {
     @Test("sched_setscheduler: the calling thread to SCHED_BATCH only (a device thread's start); another thread or another policy kills")
     func schedBatchOnly() throws {
         let filter = try SeccompFilter(kind: VMM_THREAD_VMM, mode: .enabled)
+        #expect(SeccompFilter.trapInitialized == 0)
         let program = filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self)
         var own = vmm_test_violation()
         #expect(vmm_test_sched_setscheduler(program, 0, SCHED_BATCH, &own) == 0)
