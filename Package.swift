@@ -48,11 +48,13 @@ let package = Package(
         // Linked by the toolchain's lld with relative relocations packed
         // (DT_RELR, glibc 2.36+): the loader's table of the binary's 23,000
         // pointers to relocate is 5 KiB instead of 563 KiB of every VM's
-        // mapped pages (bench/memory.py).
+        // mapped pages (bench/memory.py). libstdc++ is linked statically
+        // (link/libstdc++.so says why).
         .executableTarget(
             name: "cloud-hypervisor",
             dependencies: ["Hypervisor"],
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                                           "-L\(Context.packageDirectory)/link"])]
         ),
         // One API request per run, as Cloud Hypervisor's ch-remote.
         .executableTarget(name: "ch-remote", dependencies: ["Hypervisor"]),

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import cloud_hypervisor
 @testable import Hypervisor
@@ -79,5 +80,17 @@ struct BinaryLinkTests {
             let uses = symbols.stdout.split(separator: "\n").filter { $0.contains(prefix) }
             #expect(uses.isEmpty, "\(module): \(uses.prefix(3))")
         }
+    }
+
+    static let release = Guests.repository.appendingPathComponent(".build/release/cloud-hypervisor").path
+
+    @Test("the release binary as the README builds it loads no C++ or Swift shared library: each would be mapped, relocated and partly resident in every VM",
+          .enabled(if: access(release, X_OK) == 0, "needs the release build: run scripts/test.sh"))
+    func sharedLibraries() {
+        let dynamic = run("/usr/bin/readelf", ["-d", Self.release])
+        #expect(dynamic.status == 0, "\(dynamic.stderr)")
+        let needed = dynamic.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(needed.contains { $0.contains("libc.so.6") }, "readelf listed the libraries: \(needed)")
+        #expect(!needed.contains { $0.contains("libstdc++") || $0.contains("libswift") || $0.contains("Foundation") }, "\(needed)")
     }
 }
