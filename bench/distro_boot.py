@@ -92,7 +92,7 @@ def inside(cache, result_path, runs):
                 samples[f"{name} {cpus}"].append({"units_up": uptime(text), "power_off": total, "rss": rss,
                                                   "analysis": analysis, **disk_stats(text),
                                                   **{f: stats.values.get(f, 0) for f in lab.KVMStats.FIELDS}})
-    lab.save(result_path, samples)
+        lab.save(result_path, samples)
 
 
 def main():

@@ -51,7 +51,7 @@ def inside(cache, result_path, runs):
             log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
             first, total, rss, _ = lab.timed(cmd, log, MARKER)
             samples[name].append((first, total, rss))
-    lab.save(result_path, samples)
+        lab.save(result_path, samples)
 
 
 def main():

@@ -166,7 +166,7 @@ def inside(cache, result_path, runs):
         for name in ("cloud-hypervisor", "qemu-q35"):
             log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
             samples.setdefault(name, []).append(one(name, cache, work, log))
-    lab.save(result_path, samples)
+        lab.save(result_path, samples)
 
 
 def main():

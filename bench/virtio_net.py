@@ -125,7 +125,7 @@ def inside(cache, result_path, runs):
         for name, cmd in commands(cache).items():
             log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
             samples[name].append(one_run(cmd, log))
-    lab.save(result_path, samples)
+        lab.save(result_path, samples)
 
 
 def main():
