@@ -25,13 +25,19 @@ func threadStatus(pid: Int32) -> [String: [String: String]] {
 struct SandboxTests {
     static let isRoot = getuid() == 0
 
-    /// Starts the spinning guest, inspects its threads, stops it with SIGTERM.
-    private func inspectRunningVMM(_ extra: [String]) throws -> (RunResult, [String: [String: String]]) {
+    /// Starts the spinning guest, inspects its threads once those `named`
+    /// have named themselves, stops it with SIGTERM.
+    private func inspectRunningVMM(_ extra: [String], named: [String] = []) throws -> (RunResult, [String: [String: String]]) {
         var seen: [String: [String: String]] = [:]
         let r = runVMM(["--kernel", try Guests.path("spin"), "--serial", "tty", "--cpus", "3"] + extra) { process, output in
             _ = eventually(10) { output().contains("spinning") }
             // vCPU threads install their filters before running guest code; the guest has printed, so all are up.
-            _ = eventually(5) { threadStatus(pid: process.processIdentifier).keys.filter { $0.hasPrefix("vcpu") }.count == 3 }
+            // A device thread started before them may not have run yet on a loaded host: it names itself first.
+            _ = eventually(5) {
+                let names = threadStatus(pid: process.processIdentifier).keys
+                return names.filter { $0.hasPrefix("vcpu") }.count == 3
+                    && named.allSatisfy { name in names.contains { $0.hasPrefix(name + "/") } }
+            }
             seen = threadStatus(pid: process.processIdentifier)
             process.terminate()
         }
@@ -46,11 +52,12 @@ struct SandboxTests {
         let socket = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-api-\(getpid()).sock").path
         let vsock = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-vsock-\(getpid()).sock").path
         let console = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-console-\(getpid()).sock").path
+        let named = ["virtio-blk0", "virtio-console", "virtio-rng", "api", "virtio-vsock", "console-socket", "virtio-iommu"]
         let (r, threads) = try inspectRunningVMM(["--disk", "path=\(disk.path),iommu=on", "--console", "socket=\(console)",
-                                                  "--api-socket", socket, "--vsock", "cid=3,socket=\(vsock)"])
+                                                  "--api-socket", socket, "--vsock", "cid=3,socket=\(vsock)"], named: named)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(threads.keys.filter { $0.hasPrefix("vcpu") }.count == 3, "\(threads.keys)")
-        for name in ["virtio-blk0", "virtio-console", "virtio-rng", "api", "virtio-vsock", "console-socket", "virtio-iommu"] {
+        for name in named {
             #expect(threads.keys.contains { $0.hasPrefix(name + "/") }, "no \(name) thread: \(threads.keys)")
         }
         for (name, status) in threads {
