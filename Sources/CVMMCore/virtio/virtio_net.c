@@ -546,14 +546,13 @@ int vmm_virtio_net_create(struct vmm_vm *vm, const struct vmm_virtio_net_config 
     memcpy(n->config + 8, &pairs, 2);
     memcpy(n->config + 10, &mtu, 2);
     n->rx_need = largest_frame(n, false); /* a new tap has no offloads */
-    n->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    int ret = n->tx_timer_fd < 0 ? -errno : 0;
-    int core = virtio_init(&n->v, vm, &net_ops, c->thread_name, offered_features(c), 2 * c->queue_pairs + 1,
-                           c->queue_size);
-    if (ret == 0)
-        ret = core;
-    if (ret == 0)
-        ret = virtio_watch(&n->v, n->tx_timer_fd, EPOLLIN, true);
+    n->tx_timer_fd = -1;
+    int ret = virtio_init(&n->v, vm, &net_ops, c->thread_name, offered_features(c), 2 * c->queue_pairs + 1,
+                          c->queue_size);
+    if (ret == 0) {
+        n->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        ret = n->tx_timer_fd < 0 ? -errno : virtio_watch(&n->v, n->tx_timer_fd, EPOLLIN, true);
+    }
     for (unsigned p = 0; ret == 0 && p < c->queue_pairs; p++) {
         n->pair[p].tap_fd = c->tap_fds[p];
         /* Registered unwatched; activation's first receive turns it on. */
