@@ -139,7 +139,7 @@ struct SandboxTests {
         #expect(SeccompFilter.trapInitialized == 0)
         var outcome = vmm_test_violation()
         #expect(vmm_test_violate(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), &outcome) == 0)
-        let text = withUnsafeBytes(of: outcome.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let text = outcome.stderrText
         #expect(outcome.exit_code == 1)
         #expect(text == "cloud-hypervisor: error: seccomp: the vcpu thread made a forbidden system call: socket (41); stopping the VMM\n")
     }
@@ -162,7 +162,7 @@ struct SandboxTests {
         #expect(SeccompFilter.trapInitialized == 0)
         var outcome = vmm_test_violation()
         #expect(vmm_test_violate_on_terminal(filter.opaque.assumingMemoryBound(to: vmm_seccomp_program.self), slave, &outcome) == 0)
-        let text = withUnsafeBytes(of: outcome.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let text = outcome.stderrText
         #expect(outcome.exit_code == 1, "the violation ended the child: signal \(outcome.signal), \(text)")
         var after = termios()
         try #require(tcgetattr(slave, &after) == 0)
@@ -181,7 +181,7 @@ struct SandboxTests {
         #expect(own.exit_code == 0 && own.result == 0, "\(own.exit_code) \(own.result)")
         var other = vmm_test_violation()
         #expect(vmm_test_tgkill(program, 1, &other) == 0)
-        let text = withUnsafeBytes(of: other.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let text = other.stderrText
         #expect(other.exit_code == 1)
         #expect(text.contains("forbidden system call: tgkill (234)"), "\(text)")
     }
@@ -197,7 +197,7 @@ struct SandboxTests {
         for (pid, policy) in [(0, SCHED_IDLE), (0, SCHED_FIFO), (getpid(), SCHED_BATCH)] {
             var refused = vmm_test_violation()
             #expect(vmm_test_sched_setscheduler(program, pid, policy, &refused) == 0)
-            let text = withUnsafeBytes(of: refused.stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let text = refused.stderrText
             #expect(refused.exit_code == 1 && text.contains("forbidden system call: sched_setscheduler"), "\(pid) \(policy): \(text)")
         }
     }
@@ -283,5 +283,12 @@ struct SandboxTests {
                 "virtio-net sets the tap's offloads and queues, nothing else")
         #expect(vcpu.count + 1 <= 27, "Firecracker's vCPU list is about 27")
         #expect(vmm.count + 1 <= 50, "Firecracker's VMM list is about 50")
+    }
+}
+
+extension vmm_test_violation {
+    /// What the confined child wrote to stderr (the SIGSYS report), up to its NUL.
+    var stderrText: String {
+        withUnsafeBytes(of: stderr_text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }
