@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// A section per function, so that the linker can lay out the functions a VM
+// runs together (link/hot-functions.txt); swiftc puts a module's functions in
+// one .text otherwise.
+let functionSections: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-function-sections"])]
+
 let package = Package(
     name: "cloud-hypervisor",
     products: [
@@ -26,7 +31,9 @@ let package = Package(
                 .define("_GNU_SOURCE"),
                 // Internal headers are named by subsystem: "virtio/virtio_dev.h".
                 .headerSearchPath("Sources/CVMMCore"),
-                .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration"]),
+                // A section per function: the linker lays out the core's
+                // functions by link/hot-functions.txt as the Swift ones.
+                .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-ffunction-sections"]),
             ],
             // virtio-blk's asynchronous I/O (Debian liburing-dev).
             linkerSettings: [.linkedLibrary("uring")]
@@ -41,7 +48,8 @@ let package = Package(
                 "CCapNG",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: functionSections
         ),
         // The command line is read by the target itself (ArgumentReader):
         // swift-argument-parser linked FoundationEssentials into every VMM.
@@ -49,12 +57,18 @@ let package = Package(
         // (DT_RELR, glibc 2.36+): the loader's table of the binary's 23,000
         // pointers to relocate is 5 KiB instead of 563 KiB of every VM's
         // mapped pages (bench/memory.py). libstdc++ is linked statically
-        // (link/libstdc++.so says why).
+        // (link/libstdc++.so says why). The functions a VM runs are laid
+        // out first, together (link/order-functions.py says why); a name
+        // the list has and the binary lacks is no error, the test
+        // BinaryLinkTests.hotFunctionsFirst tells when the list is stale.
         .executableTarget(
             name: "cloud-hypervisor",
             dependencies: ["Hypervisor"],
+            swiftSettings: functionSections,
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
-                                           "-L\(Context.packageDirectory)/link"])]
+                                           "-L\(Context.packageDirectory)/link",
+                                           "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/link/hot-functions.txt",
+                                           "-Xlinker", "--no-warn-symbol-ordering"])]
         ),
         // One API request per run, as Cloud Hypervisor's ch-remote.
         .executableTarget(name: "ch-remote", dependencies: ["Hypervisor"]),

@@ -93,4 +93,31 @@ struct BinaryLinkTests {
         #expect(needed.contains { $0.contains("libc.so.6") }, "readelf listed the libraries: \(needed)")
         #expect(!needed.contains { $0.contains("libstdc++") || $0.contains("libswift") || $0.contains("Foundation") }, "\(needed)")
     }
+
+    @Test("the functions a VM runs (link/hot-functions.txt) are laid out before every other function of this project's Swift modules, and the list still names the binary's functions",
+          .enabled(if: access(release, X_OK) == 0, "needs the release build: run scripts/test.sh"))
+    func hotFunctionsFirst() throws {
+        let listPath = Guests.repository.appendingPathComponent("link/hot-functions.txt").path
+        let hot = Set(try String(contentsOfFile: listPath, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") }.map(String.init))
+        let symbols = run("/usr/bin/nm", ["--defined-only", Self.release])
+        #expect(symbols.status == 0, "\(symbols.stderr)")
+        var address: [String: UInt64] = [:]
+        for line in symbols.stdout.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 2)
+            guard fields.count == 3, "tTwW".contains(fields[1]), let value = UInt64(fields[0], radix: 16) else { continue }
+            address[String(fields[2])] = value
+        }
+        // A toolchain or a change that renames much makes the list stale:
+        // link/order-functions.py writes it again.
+        let named = hot.filter { address[$0] != nil }.count
+        #expect(named * 10 >= hot.count * 9, "\(hot.count - named) of \(hot.count) listed functions are not in the binary: run link/order-functions.py")
+        let own = address.filter { $0.key.hasPrefix("$s10Hypervisor") || $0.key.hasPrefix("$s16cloud_hypervisor") }
+        let lastHot = own.filter { hot.contains($0.key) }.max { $0.value < $1.value }
+        let firstCold = own.filter { !hot.contains($0.key) }.min { $0.value < $1.value }
+        #expect(lastHot != nil && firstCold != nil, "nm listed the project's functions")
+        if let lastHot, let firstCold {
+            #expect(lastHot.value < firstCold.value, "\(lastHot.key) at \(String(lastHot.value, radix: 16)) comes after \(firstCold.key) at \(String(firstCold.value, radix: 16))")
+        }
+    }
 }
