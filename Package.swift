@@ -2,7 +2,7 @@
 import PackageDescription
 
 // A section per function, so that the linker can lay out the functions a VM
-// runs together (link/hot-functions.txt); swiftc puts a module's functions in
+// runs together (link/hot-symbols.txt); swiftc puts a module's functions in
 // one .text otherwise.
 let functionSections: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-function-sections"])]
 
@@ -32,14 +32,16 @@ let package = Package(
                 // Internal headers are named by subsystem: "virtio/virtio_dev.h".
                 .headerSearchPath("Sources/CVMMCore"),
                 // A section per function: the linker lays out the core's
-                // functions by link/hot-functions.txt as the Swift ones.
+                // functions by link/hot-symbols.txt as the Swift ones.
                 .unsafeFlags(["-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-ffunction-sections"]),
             ],
             // virtio-blk's asynchronous I/O (Debian liburing-dev).
             linkerSettings: [.linkedLibrary("uring")]
         ),
-        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-        .systemLibrary(name: "CCapNG", pkgConfig: "libcap-ng", providers: [.apt(["libcap-ng-dev"])]),
+        // Without pkgConfig: its -L/usr/lib/x86_64-linux-gnu would come
+        // ahead of link/ and pick the shared libraries (link/ says why not).
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCapNG", providers: [.apt(["libcap-ng-dev"])]),
         .target(
             name: "Hypervisor",
             dependencies: [
@@ -56,9 +58,12 @@ let package = Package(
         // Linked by the toolchain's lld with relative relocations packed
         // (DT_RELR, glibc 2.36+): the loader's table of the binary's 23,000
         // pointers to relocate is 5 KiB instead of 563 KiB of every VM's
-        // mapped pages (bench/memory.py). libstdc++ is linked statically
-        // (link/libstdc++.so says why). The functions a VM runs are laid
-        // out first, together (link/order-functions.py says why); a name
+        // mapped pages (bench/memory.py). libstdc++, libseccomp, libcap-ng,
+        // liburing and libgcc are linked statically (link/libstdc++.so says
+        // why; link/ holds the linker scripts that pick the archives): a
+        // shared library costs every VM its relocated data and the pages its
+        // loading touches, which only the VMMs share. The functions a VM runs are laid
+        // out first, together (link/order-symbols.py says why); a name
         // the list has and the binary lacks is no error, the test
         // BinaryLinkTests.hotFunctionsFirst tells when the list is stale.
         // The toolchain's static-stdlib link exports every function of the
@@ -70,9 +75,9 @@ let package = Package(
             swiftSettings: functionSections,
             linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                                            "-L\(Context.packageDirectory)/link",
-                                           "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/link/hot-functions.txt",
+                                           "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/link/hot-symbols.txt",
                                            "-Xlinker", "--no-warn-symbol-ordering",
-                                           "-Xlinker", "--no-export-dynamic"])]
+                                           "-Xlinker", "--no-export-dynamic", "-Xclang-linker", "-static-libgcc"])]
         ),
         // One API request per run, as Cloud Hypervisor's ch-remote.
         .executableTarget(name: "ch-remote", dependencies: ["Hypervisor"]),

@@ -1,5 +1,5 @@
 /* Which of a program's functions run, in the order they first run: the
- * training half of link/order-functions.py. Each function entry listed
+ * training half of link/order-symbols.py. Each function entry listed
  * gets a one-shot breakpoint (int3); its first hit is written out and the
  * original byte put back, so a function costs one trap whatever it does
  * afterwards and the program runs at nearly full speed (a VM boots).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes link/hot-functions.txt, the order lld lays out the VMM's code in
+"""Writes link/hot-symbols.txt, the order lld lays out the VMM's code in
 (Package.swift: --symbol-ordering-file): the functions a VM runs, first.
 
 Every VM maps the code it runs from the binary's page cache, and the
@@ -22,7 +22,7 @@ host run first. Run again after a toolchain or a large code change;
 BinaryLinkTests.hotFunctionsFirst fails when the list no longer names the
 binary's functions.
 
-    link/order-functions.py
+    link/order-symbols.py
 """
 import os
 import subprocess
@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, ".build", "order")
 VMM = os.path.join(ROOT, ".build", "release", "cloud-hypervisor")
 TRACER = os.path.join(OUT, "trace-functions")
-ORDER = os.path.join(ROOT, "link", "hot-functions.txt")
+ORDER = os.path.join(ROOT, "link", "hot-symbols.txt")
 
 
 def text_functions(binary):
@@ -155,7 +155,7 @@ def main():
                 seen.add(address)
                 order.append(address)
     with open(ORDER, "w") as f:
-        f.write("# Written by link/order-functions.py: the functions a VM runs, in the order\n"
+        f.write("# Written by link/order-symbols.py: the functions a VM runs, in the order\n"
                 "# they first ran. Package.swift hands it to lld (--symbol-ordering-file).\n")
         for address in order:
             f.writelines(name + "\n" for name in functions[address])
