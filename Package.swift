@@ -14,7 +14,6 @@ let package = Package(
         .library(name: "Hypervisor", targets: ["Hypervisor"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
@@ -48,7 +47,6 @@ let package = Package(
                 "CVMMCore",
                 "CSeccomp",
                 "CCapNG",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: functionSections

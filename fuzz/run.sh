@@ -23,7 +23,7 @@ spm="$out/spm"; package_built=
 # object behind, which must not be linked (it names what no longer exists).
 objects() {
     local o name
-    for o in $(find "$1"/{CSystem,CVMMCore,Hypervisor,Logging,SystemPackage,cloud_hypervisor}.build -name '*.o'); do
+    for o in $(find "$1"/{CSystem,CVMMCore,Hypervisor,SystemPackage,cloud_hypervisor}.build -name '*.o'); do
         case "$o" in
             *.build/Sources/*.c.o) name=${o#*.build/}; [ -e "${name%.o}" ] || continue ;;
             # `sources` quotes a path with spaces.

@@ -1,5 +1,4 @@
 import CVMMCore
-import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +13,7 @@ public struct Launcher {
     public let config: VMConfig
     let logger: Logger
 
-    public init(config: VMConfig, logger: Logger = Logger(label: "cloud-hypervisor")) {
+    public init(config: VMConfig, logger: Logger = Logger()) {
         self.config = config
         self.logger = logger
     }

@@ -1,5 +1,4 @@
 import CVMMCore
-import Logging
 
 #if canImport(Glibc)
 import Glibc

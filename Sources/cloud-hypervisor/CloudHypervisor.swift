@@ -1,6 +1,5 @@
 import CVMMCore
 import Hypervisor
-import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -128,9 +127,8 @@ struct CloudHypervisor {
         }
         guard closed == 0 else { fail("close the descriptors inherited from the parent: \(String(cString: strerror(-closed)))") }
         do {
-            let handler = try FileLogHandler.open(path: command.logFile, verbosity: command.verbose)
-            LoggingSystem.bootstrap { _ in handler }
-            let reason = try Launcher(config: command.vmConfig).run()
+            let logger = try Logger.open(path: command.logFile, verbosity: command.verbose)
+            let reason = try Launcher(config: command.vmConfig, logger: logger).run()
             if case let .failure(message) = reason { fail(message) }
             Glibc.exit(0)
         } catch {

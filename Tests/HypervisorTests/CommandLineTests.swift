@@ -95,6 +95,17 @@ struct BinaryLinkTests {
         #expect(needed.allSatisfy { line in glibc.contains { line.contains("[\($0)]") } }, "\(needed)")
     }
 
+    @Test("the release binary links neither the Swift Concurrency runtime nor libdispatch: their relocated tables and start-up cost every VM 120 KiB (swift-log's task-local logger brought them)",
+          .enabled(if: access(release, X_OK) == 0, "needs the release build: run scripts/test.sh"))
+    func noConcurrencyRuntime() {
+        let symbols = run("/usr/bin/nm", ["--defined-only", Self.release])
+        #expect(symbols.status == 0, "\(symbols.stderr)")
+        #expect(symbols.stdout.contains("swift_retain"), "nm read the binary's symbols")
+        for name in ["_libdispatch_init", "swift_task_create", "swift_task_localValueGet"] {
+            #expect(!symbols.stdout.contains(" \(name)\n"), "\(name) is linked")
+        }
+    }
+
     @Test("the functions a VM runs (link/hot-symbols.txt) are laid out before every other function of this project's Swift modules, and the list still names the binary's functions",
           .enabled(if: access(release, X_OK) == 0, "needs the release build: run scripts/test.sh"))
     func hotFunctionsFirst() throws {
