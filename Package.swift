@@ -60,13 +60,14 @@ let package = Package(
         // liburing and libgcc are linked statically (link/libstdc++.so says
         // why; link/ holds the linker scripts that pick the archives): a
         // shared library costs every VM its relocated data and the pages its
-        // loading touches, which only the VMMs share. The functions a VM runs are laid
-        // out first, together (link/order-symbols.py says why); a name
-        // the list has and the binary lacks is no error, the test
-        // BinaryLinkTests.hotFunctionsFirst tells when the list is stale.
-        // The toolchain's static-stdlib link exports every function of the
-        // executable (-export-dynamic): 3,000 dynamic symbols nothing looks
-        // up, whose tables the loader's lookups mapped in every VM (240 KiB).
+        // loading touches, which only the VMMs share. The functions a VM
+        // runs are laid out first, together (link/order-symbols.py says
+        // why); a name the list has and the binary lacks is no error, the
+        // test BinaryLinkTests.hotFunctionsFirst tells when the list is
+        // stale. The toolchain's static-stdlib link exports every function
+        // of the executable (-export-dynamic): 3,000 dynamic symbols nothing
+        // looks up, whose tables the loader's lookups mapped in every VM
+        // (240 KiB).
         .executableTarget(
             name: "cloud-hypervisor",
             dependencies: ["Hypervisor"],
