@@ -9,8 +9,9 @@ host->guest and guest->host (MB/s), and 64-byte TCP messages guest->host
 (TCP_NODELAY, messages received per second), with what the guest's
 driver did per 1,000 of those messages (virtio-net interrupts on its
 transmit and receive queues, packets out and in), which tells where a gap
-comes from. Runs are interleaved; prints medians and ratios against QEMU
-without vhost (goal: >= 1.0x).
+comes from, and the same per MB of TCP guest->host. Runs are
+interleaved; prints medians and ratios against QEMU without vhost (goal:
+>= 1.0x).
 
     bench/virtio_net.py
     BENCH_RUNS=5 bench/virtio_net.py
@@ -95,7 +96,7 @@ def one_run(cmd, log_path):
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         watchdog = threading.Timer(lab.TIMEOUT, proc.kill)
         watchdog.start()
-        test = 0
+        test, moved = 0, []
         for line in proc.stdout:
             log.write(line)
             log.flush()
@@ -103,16 +104,19 @@ def one_run(cmd, log_path):
                 name, args, kind = TESTS[test]
                 result = client(args)
                 figures[name] = figure(result, kind)
-                messages = result["end"]["sum_received"]["bytes"] / 64
+                moved.append(result["end"]["sum_received"]["bytes"])
                 test += 1
         status = proc.wait()
         watchdog.cancel()
     if status != 0 or len(figures) != len(TESTS):
         sys.exit(f"bench: {cmd[0]} exited {status} after {len(figures)} tests, see {log_path}")
-    # Per 1,000 small messages (the last test): what the guest's driver did.
+    # Per 1,000 small messages (the last test) and per MB of TCP guest to
+    # host (the second): what the guest's driver did.
     text = open(log_path, errors="replace").read()
     for key, value in guest_counts(text, len(TESTS)).items():
-        figures["per_kmsg_" + key] = value * 1000 / messages
+        figures["per_kmsg_" + key] = value * 1000 / (moved[-1] / 64)
+    for key, value in guest_counts(text, 2).items():
+        figures["per_mb_" + key] = value / (moved[1] / 1e6)
     return figures
 
 
@@ -142,6 +146,10 @@ def main():
     print("  the guest's driver per 1,000 64-byte messages (transmit and receive interrupts, packets out and in):")
     for name, runs in samples.items():
         print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r[c] for r in runs):7.1f}" for c in counts))
+    print("  the guest's driver per MB of TCP guest->host (the same counts):")
+    for name, runs in samples.items():
+        print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r.get('per_mb_' + c[9:], 0) for r in runs):7.1f}"
+                                          for c in counts))
     ch = med["cloud-hypervisor"]
     for base in ("qemu-q35", "qemu-q35-vhost"):
         goal = " (goal >= 1.0x)" if base == "qemu-q35" else " (the figure to aim at next)"
