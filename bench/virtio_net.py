@@ -115,8 +115,9 @@ def one_run(cmd, log_path):
     text = open(log_path, errors="replace").read()
     for key, value in guest_counts(text, len(TESTS)).items():
         figures["per_kmsg_" + key] = value * 1000 / (moved[-1] / 64)
-    for key, value in guest_counts(text, 2).items():
-        figures["per_mb_" + key] = value / (moved[1] / 1e6)
+    stream = [t[0] for t in TESTS].index("tcp_guest_to_host_mbps")
+    for key, value in guest_counts(text, stream + 1).items():
+        figures["per_mb_" + key] = value / (moved[stream] / 1e6)
     return figures
 
 
@@ -148,7 +149,7 @@ def main():
         print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r[c] for r in runs):7.1f}" for c in counts))
     print("  the guest's driver per MB of TCP guest->host (the same counts):")
     for name, runs in samples.items():
-        print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r.get('per_mb_' + c[9:], 0) for r in runs):7.1f}"
+        print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r['per_mb_' + c[9:]] for r in runs):7.1f}"
                                           for c in counts))
     ch = med["cloud-hypervisor"]
     for base in ("qemu-q35", "qemu-q35-vhost"):

@@ -79,20 +79,20 @@ def traced(hits, entries, command, until, exercise, netns=False):
         proc.wait()
 
 
-def vm_devices(work, disk_path, net):
-    with open(disk_path, "wb") as f:
+def vm_devices(work, net):
+    """A production launch's devices, in `work`: (API socket, arguments)."""
+    disk = os.path.join(work, "disk.raw")
+    with open(disk, "wb") as f:
         f.truncate(64 << 20)
     socket = os.path.join(work, "api.sock")
-    return socket, (["--disk", f"path={disk_path}"] + (["--net", "tap="] if net else []) +
-                    ["--api-socket", socket])
+    return socket, ["--disk", f"path={disk}"] + (["--net", "tap="] if net else []) + ["--api-socket", socket]
 
 
 def host_run(entries, hits):
     spin = os.path.join(OUT, "spin")
     subprocess.run(["scripts/build-guest.sh", "spin", spin], check=True, cwd=ROOT)
-    work = tempfile.mkdtemp(prefix="order-")
     net = os.getuid() == 0 and os.access("/dev/net/tun", os.R_OK | os.W_OK)
-    socket, devices = vm_devices(work, os.path.join(work, "disk.raw"), net)
+    socket, devices = vm_devices(tempfile.mkdtemp(prefix="order-"), net)
     command = [VMM, "--kernel", spin, "--memory", "size=64M", "--serial", "tty", "--console", "null"] + devices
 
     def exercise():
@@ -104,8 +104,7 @@ def host_run(entries, hits):
 
 def lab_inside(cache, entries, hits):
     """In L1: the lab's Linux guest, as a production launch has it."""
-    work = tempfile.mkdtemp(prefix="order-", dir="/run")
-    socket, devices = vm_devices(work, os.path.join(work, "disk.raw"), True)
+    socket, devices = vm_devices(tempfile.mkdtemp(prefix="order-", dir="/run"), True)
     command = [VMM, "--kernel", os.path.join(cache, "l2-vmlinux"), "--initramfs", os.path.join(cache, "l2-initramfs.cpio"),
                "--cmdline", "console=ttyS0 panic=-1 quiet l2.action=api", "--cpus", "1", "--memory", "size=256M",
                "--serial", "tty", "--console", "off"] + devices
@@ -159,8 +158,7 @@ def main():
                 "# they first ran. Package.swift hands it to lld (--symbol-ordering-file).\n")
         for address in order:
             f.writelines(name + "\n" for name in functions[address])
-    hot = sum(1 for _ in order)
-    print(f"order: {hot} of {len(functions)} functions ran ({', '.join(os.path.basename(r) for r in runs)}); "
+    print(f"order: {len(order)} of {len(functions)} functions ran ({', '.join(os.path.basename(r) for r in runs)}); "
           f"wrote {os.path.relpath(ORDER, ROOT)}")
 
 
