@@ -92,4 +92,32 @@ struct VirtioHostTests {
         #expect(r.stderr.contains("virtio-blk0: \(a), 1M") && r.stderr.contains("virtio-blk1: \(b), 1M"), "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: console))
     }
+
+    @Test("write-zeroes and discard read back as zeroes and leave the image so, where the file system zeroes ranges (the temporary directory) and where it cannot (tmpfs: a hole punched and allocated again)")
+    func writeZeroes() throws {
+        for directory in [FileManager.default.temporaryDirectory.path, "/dev/shm"] {
+            let path = "\(directory)/blkzero-\(getpid()).raw"
+            FileManager.default.createFile(atPath: path, contents: Data(repeating: 0xcd, count: 1 << 20))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let r = runVMM(["--kernel", try Guests.path("blkzero"), "--serial", "tty", "--console", "off", "--memory", "size=64M",
+                            "--disk", "path=\(path)"])
+            #expect(r.status == 0, "\(directory): \(r.stderr)")
+            for line in ["write-zeroes: write 0x00000000 status 0x00000000 read 0x00000000 zeroes",
+                         "write-zeroes unmap: write 0x00000000 status 0x00000000 read 0x00000000 zeroes",
+                         "discard: write 0x00000000 status 0x00000000 read 0x00000000 zeroes",
+                         "unknown flag: status 0x00000002", "blkzero done"] {
+                #expect(r.stdout.contains(line + "\n"), "\(directory): missing '\(line)': \(r.stdout)")
+            }
+            // Sectors 8-31 zeroed or discarded; the rest as the test wrote it.
+            let image = try Data(contentsOf: URL(fileURLWithPath: path))
+            #expect(image.count == 1 << 20 && image[..<4096].allSatisfy { $0 == 0xcd } && image[4096..<16384].allSatisfy { $0 == 0 }
+                    && image[16384...].allSatisfy { $0 == 0xcd }, "\(directory): the image around sectors 8-31")
+            if directory == "/dev/shm" {
+                // Zeroes without "may unmap" stay allocated; the unmapped and
+                // the discarded ranges (4 KiB each) are given back.
+                var info = stat()
+                #expect(stat(path, &info) == 0 && info.st_blocks == (1 << 20) / 512 - 2 * 8, "blocks: \(info.st_blocks)")
+            }
+        }
+    }
 }

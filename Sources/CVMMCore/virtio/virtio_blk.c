@@ -186,6 +186,22 @@ static int read_write(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_
     return VIRTIO_BLK_S_OK;
 }
 
+/* Zeroes that stay allocated (write-zeroes without "may unmap"). File
+ * systems without FALLOC_FL_ZERO_RANGE (tmpfs, where images of short-lived
+ * VMs often live) get the same from a hole punched and allocated again,
+ * as QEMU does: no zero byte is written, so a few-byte request never
+ * holds the device's thread for a write of the whole range. */
+static int zero_allocated(int fd, off_t at, off_t len)
+{
+    if (fallocate(fd, FALLOC_FL_ZERO_RANGE, at, len) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP)
+        return -errno;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len) < 0 || fallocate(fd, 0, at, len) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Discard and write-zeroes: a list of segments after the header. */
 static uint8_t ranges(struct virtio_blk *b, const struct vmm_virtq_chain *c, bool zeroes)
 {
@@ -204,16 +220,16 @@ static uint8_t ranges(struct virtio_blk *b, const struct vmm_virtq_chain *c, boo
             return VIRTIO_BLK_S_UNSUPP;
         if (!in_bounds(b, seg.sector, bytes))
             return VIRTIO_BLK_S_IOERR;
-        int mode = zeroes && !(seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
-                       ? FALLOC_FL_ZERO_RANGE
-                       : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-        if (bytes && fallocate(b->fd, mode, (off_t)(seg.sector * SECTOR), (off_t)bytes) < 0) {
-            /* A discard the file system cannot do is still a discard done;
-             * zeroes must be zeroes. */
-            if (!zeroes)
-                continue;
+        off_t at = (off_t)(seg.sector * SECTOR);
+        int ret = 0;
+        if (bytes && zeroes && !(seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
+            ret = zero_allocated(b->fd, at, (off_t)bytes);
+        else if (bytes && fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)bytes) < 0)
+            ret = -errno;
+        /* A discard the file system cannot do is still a discard done;
+         * zeroes must be zeroes. */
+        if (ret < 0 && zeroes)
             return VIRTIO_BLK_S_IOERR;
-        }
     }
     return VIRTIO_BLK_S_OK;
 }

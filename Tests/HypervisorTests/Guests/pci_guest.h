@@ -162,4 +162,27 @@ static inline void spin_until_status(uint32_t bar, uint8_t bit)
         __asm__ volatile("pause");
 }
 
+/* virtio-blk on queue 0 at VQ_RING(0) with 8 entries, one request at a
+ * time: its header at BLK_REQ, `len` bytes of data at BLK_DATA
+ * (device-writable for a read, type 0), its status at BLK_STATUS; polls
+ * the used ring. `*avail` counts the requests made. Returns the status,
+ * 0xee when the device never answers. */
+#define BLK_REQ 0x300000u
+#define BLK_DATA 0x301000u
+#define BLK_STATUS 0x303000u
+static inline int blk_request(uint32_t bar, uint16_t *avail, uint32_t type, uint32_t sector, uint32_t len)
+{
+    R32(BLK_REQ) = type; R32(BLK_REQ + 4) = 0; R32(BLK_REQ + 8) = sector; R32(BLK_REQ + 12) = 0;
+    R8(BLK_STATUS) = 0xff;
+    desc_at(VQ_DESCS(0), 0, BLK_REQ, 16, 1, 1);
+    desc_at(VQ_DESCS(0), 1, BLK_DATA, len, type == 0 ? 1 | 2 : 1, 2);
+    desc_at(VQ_DESCS(0), 2, BLK_STATUS, 1, 2, 0);
+    R16(VQ_AVAIL(0) + 4 + 2 * (*avail % 8)) = 0;
+    R16(VQ_AVAIL(0) + 2) = ++*avail;
+    R16(bar + NOTIFY) = 0;
+    for (int i = 0; i < 400000000 && R16(VQ_USED(0) + 2) != *avail; i++)
+        __asm__ volatile("pause");
+    return R16(VQ_USED(0) + 2) == *avail ? R8(BLK_STATUS) : 0xee;
+}
+
 #endif
