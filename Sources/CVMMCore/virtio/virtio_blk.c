@@ -186,6 +186,11 @@ static int read_write(struct virtio_blk *b, unsigned qi, const struct vmm_virtq_
     return VIRTIO_BLK_S_OK;
 }
 
+static int punch_hole(int fd, off_t at, off_t len)
+{
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len) < 0 ? -errno : 0;
+}
+
 /* Zeroes that stay allocated (write-zeroes without "may unmap"). File
  * systems without FALLOC_FL_ZERO_RANGE (tmpfs, where images of short-lived
  * VMs often live) get the same from a hole punched and allocated again,
@@ -197,9 +202,10 @@ static int zero_allocated(int fd, off_t at, off_t len)
         return 0;
     if (errno != EOPNOTSUPP)
         return -errno;
-    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len) < 0 || fallocate(fd, 0, at, len) < 0)
-        return -errno;
-    return 0;
+    int ret = punch_hole(fd, at, len);
+    if (ret == 0 && fallocate(fd, 0, at, len) < 0)
+        ret = -errno;
+    return ret;
 }
 
 /* Discard and write-zeroes: a list of segments after the header. */
@@ -220,12 +226,11 @@ static uint8_t ranges(struct virtio_blk *b, const struct vmm_virtq_chain *c, boo
             return VIRTIO_BLK_S_UNSUPP;
         if (!in_bounds(b, seg.sector, bytes))
             return VIRTIO_BLK_S_IOERR;
-        off_t at = (off_t)(seg.sector * SECTOR);
-        int ret = 0;
-        if (bytes && zeroes && !(seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
-            ret = zero_allocated(b->fd, at, (off_t)bytes);
-        else if (bytes && fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)bytes) < 0)
-            ret = -errno;
+        if (bytes == 0)
+            continue;
+        off_t offset = (off_t)(seg.sector * SECTOR), len = (off_t)bytes;
+        int ret = zeroes && !(seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) ? zero_allocated(b->fd, offset, len)
+                                                                              : punch_hole(b->fd, offset, len);
         /* A discard the file system cannot do is still a discard done;
          * zeroes must be zeroes. */
         if (ret < 0 && zeroes)
