@@ -9,9 +9,12 @@ host->guest and guest->host (MB/s), and 64-byte TCP messages guest->host
 (TCP_NODELAY, messages received per second), with what the guest's
 driver did per 1,000 of those messages (virtio-net interrupts on its
 transmit and receive queues, packets out and in), which tells where a gap
-comes from, and the same per MB of TCP guest->host. Runs are
-interleaved; prints medians and ratios against QEMU without vhost (goal:
->= 1.0x).
+comes from, and the same per MB of TCP guest->host. L1's side of the same
+two tests too: KVM's exits by reason and injected interrupts, the tap's
+frames, and the thread that moves the frames (this VMM's virtio-net
+thread, QEMU's main loop, its vhost worker): CPU time, time runnable but
+waiting for a CPU, and sleeps (its wakeups). Runs are interleaved; prints
+medians and ratios against QEMU without vhost (goal: >= 1.0x).
 
     bench/virtio_net.py
     BENCH_RUNS=5 bench/virtio_net.py
@@ -89,9 +92,45 @@ def figure(result, kind):
     return received / 1e6 if kind == "tcp" else received / 64
 
 
+def frame_mover(pid):
+    """The /proc directory of the thread that moves a VMM's frames: this
+    VMM's virtio-net thread, QEMU's vhost worker (named for the process: a
+    thread of it since Linux 6.4, a kernel thread before) or else QEMU's
+    main loop."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+        if comm.startswith("virtio-net") or comm == f"vhost-{pid}":
+            return f"/proc/{pid}/task/{tid}"
+    for other in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if open(f"/proc/{other}/comm").read().strip() == f"vhost-{pid}":
+                return f"/proc/{other}"
+        except OSError:
+            continue
+    return f"/proc/{pid}/task/{pid}"
+
+
+L1_FIELDS = ("exits", "halt_exits", "io_exits", "mmio_exits", "irq_injections",
+             "mover_run_ms", "mover_wait_ms", "mover_sleeps", "tap_frames_in", "tap_frames_out")
+
+
+def l1_counts(pid):
+    """L1's counters of a running VMM: its VM's exits and injected
+    interrupts, its frame mover's scheduling (schedstat: ns on a CPU and
+    runnable; voluntary switches: sleeps) and the tap's frames (in: from
+    the guest)."""
+    kvm = lab.KVMStats.read() or {}
+    mover = frame_mover(pid)
+    run, wait, _ = (int(v) for v in open(f"{mover}/schedstat").read().split())
+    sleeps = int(re.search(r"^voluntary_ctxt_switches:\s*(\d+)", open(f"{mover}/status").read(), re.M).group(1))
+    tap = {k: int(open(f"/sys/class/net/{TAP}/statistics/{k}").read()) for k in ("rx_packets", "tx_packets")}
+    return {**{f: kvm.get(f, 0) for f in L1_FIELDS[:5]}, "mover_run_ms": run / 1e6, "mover_wait_ms": wait / 1e6,
+            "mover_sleeps": sleeps, "tap_frames_in": tap["rx_packets"], "tap_frames_out": tap["tx_packets"]}
+
+
 def one_run(cmd, log_path):
     """Boots, runs every test when the guest's server is up, waits for power-off."""
-    figures = {}
+    figures, seen = {}, []
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         watchdog = threading.Timer(lab.TIMEOUT, proc.kill)
@@ -102,7 +141,10 @@ def one_run(cmd, log_path):
             log.flush()
             if b"L2: iperf ready" in line and test < len(TESTS):
                 name, args, kind = TESTS[test]
+                before = l1_counts(proc.pid)
                 result = client(args)
+                after = l1_counts(proc.pid)
+                seen.append({k: after[k] - before[k] for k in after})
                 figures[name] = figure(result, kind)
                 moved.append(result["end"]["sum_received"]["bytes"])
                 test += 1
@@ -113,10 +155,10 @@ def one_run(cmd, log_path):
     # Per 1,000 small messages (the last test) and per MB of TCP guest to
     # host (the second): what the guest's driver did.
     text = open(log_path, errors="replace").read()
-    for key, value in guest_counts(text, len(TESTS)).items():
+    for key, value in {**guest_counts(text, len(TESTS)), **seen[-1]}.items():
         figures["per_kmsg_" + key] = value * 1000 / (moved[-1] / 64)
     stream = [t[0] for t in TESTS].index("tcp_guest_to_host_mbps")
-    for key, value in guest_counts(text, stream + 1).items():
+    for key, value in {**guest_counts(text, stream + 1), **seen[stream]}.items():
         figures["per_mb_" + key] = value / (moved[stream] / 1e6)
     return figures
 
@@ -151,6 +193,13 @@ def main():
     for name, runs in samples.items():
         print(f"  {name:17s} " + "   ".join(f"{c[9:]} {statistics.median(r['per_mb_' + c[9:]] for r in runs):7.1f}"
                                           for c in counts))
+    for unit in ("kmsg", "mb"):
+        print("  L1 per " + ("1,000 64-byte messages" if unit == "kmsg" else "MB of TCP guest->host") +
+              ": KVM exits (halts, port I/O, MMIO), injected interrupts; the frame mover's ms on a CPU, ms waiting"
+              " for one, sleeps; tap frames in and out:")
+        for name, runs in samples.items():
+            print(f"  {name:17s} " + " ".join(f"{f} {statistics.median(r[f'per_{unit}_{f}'] for r in runs):.1f}"
+                                            for f in L1_FIELDS))
     ch = med["cloud-hypervisor"]
     for base in ("qemu-q35", "qemu-q35-vhost"):
         goal = " (goal >= 1.0x)" if base == "qemu-q35" else " (the figure to aim at next)"
