@@ -501,7 +501,7 @@ final class VMMLoop {
             resources.disks.append(backend)
             return address
         case .vmAddDevice(let device):
-            let opened = try VFIODevice.open([device], container: &resources.vfio)
+            let opened = try VFIODevice.open([device], container: &resources.vfio, beside: resources.assigned)
             let address = try vm.hotAdd(device: opened[0])
             resources.assigned.append(contentsOf: opened)
             return address

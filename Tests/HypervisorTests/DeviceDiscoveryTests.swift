@@ -82,6 +82,32 @@ struct DeviceDiscoveryTests {
         }
     }
 
+    @Test("functions of one IOMMU group: all without iommu=on, or one alone behind the virtual IOMMU, on the command line or beside the VM's devices")
+    func groupsAcrossTheIOMMU() throws {
+        let sysfs = FakeSysfs()
+        try sysfs.device("0000:01:00.0", driver: "vfio-pci", group: 7)
+        try sysfs.device("0000:01:00.1", driver: "vfio-pci", group: 7)
+        try sysfs.device("0000:02:00.0", driver: "vfio-pci", group: 8)
+        let discovery = DeviceDiscovery(sysfs: sysfs.root)
+        let function0 = try DeviceConfig(parsing: "path=0000:01:00.0"), function1 = try DeviceConfig(parsing: "path=0000:01:00.1")
+        let behind0 = try DeviceConfig(parsing: "path=0000:01:00.0,iommu=on"), behind1 = try DeviceConfig(parsing: "path=0000:01:00.1,iommu=on")
+        let other = try DeviceConfig(parsing: "path=0000:02:00.0,iommu=on")
+        #expect(try discovery.check([function0, function1, other]).map(\.group) == [7, 7, 8])
+        let refusal = { (config: DeviceConfig, held: String, with: String) in
+            ConfigError.invalidValue(option: "--device", key: "path", value: config.path,
+                reason: "IOMMU group 7 also holds \(held), assigned to this VM \(with) iommu=on: the functions of one group "
+                    + "share their DMA mappings; assign them all without iommu=on, or only one of the group with it")
+        }
+        #expect(throws: refusal(behind1, "0000:01:00.0", "without")) { _ = try discovery.check([function0, behind1]) }
+        #expect(throws: refusal(behind1, "0000:01:00.0", "with")) { _ = try discovery.check([behind0, behind1]) }
+        #expect(throws: refusal(function1, "0000:01:00.0", "with")) { _ = try discovery.check([behind0, function1]) }
+        // Hot-added beside what the VM has: the same rule, and only the new devices come back.
+        let assigned = [(config: behind0, device: try discovery.check(behind0))]
+        #expect(throws: refusal(function1, "0000:01:00.0", "with")) { _ = try discovery.check([function1], beside: assigned) }
+        #expect(try discovery.check([other], beside: [(function0, try discovery.check(function0))]).map(\.bdf) == ["0000:02:00.0"])
+        #expect(try discovery.check([function1], beside: [(function0, try discovery.check(function0))]).map(\.bdf) == ["0000:01:00.1"])
+    }
+
     @Test("a missing device, and the same device twice")
     func missingAndTwice() throws {
         let sysfs = FakeSysfs()

@@ -649,6 +649,7 @@ struct LabVFIOTests {
         ("preflight-driverless", "is bound to no driver, not vfio-pci: modprobe vfio-pci; echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id"),
         ("preflight-other-driver", "is bound to nvme, not vfio-pci: echo 0000:00:05.0 > /sys/bus/pci/drivers/nvme/unbind; modprobe vfio-pci; echo 1b36 0010 > /sys/bus/pci/drivers/vfio-pci/new_id"),
         ("preflight-group", "is not viable: 0000:01:02.0, in the same group, is bound to virtio-pci; give it to vfio-pci too (or unbind it: echo 0000:01:02.0 > /sys/bus/pci/drivers/virtio-pci/unbind)"),
+        ("preflight-group-iommu", "also holds 0000:01:01.0, assigned to this VM without iommu=on: the functions of one group share their DMA mappings; assign them all without iommu=on, or only one of the group with it"),
     ])
     func preflight(name: String, message: String) throws {
         let boot = try Lab.boot(name)

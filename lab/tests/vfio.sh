@@ -65,6 +65,17 @@ refused preflight-twice --device path=/sys/bus/pci/devices/$edu1/ path=$edu1
 refused preflight-missing --device path=/sys/bus/pci/devices/0000:00:1e.7/
 # Behind the bridge: its group also holds a virtio-rng on L1's virtio-pci driver.
 refused preflight-group --device path=/sys/bus/pci/devices/$edu_bridged/
+# With the rng on vfio-pci too the group is viable, but its two functions
+# cannot be split across the virtual IOMMU (one DMA address space).
+rng=$(for d in /sys/bus/pci/devices/*; do
+    [ "$(cat $d/vendor)" = 0x1af4 ] && [ "$(cat $d/device)" = 0x1005 ] && basename $d; done)
+echo "$rng" > /sys/bus/pci/drivers/virtio-pci/unbind
+echo vfio-pci > /sys/bus/pci/devices/$rng/driver_override
+echo "$rng" > /sys/bus/pci/drivers/vfio-pci/bind
+refused preflight-group-iommu --device path=/sys/bus/pci/devices/$edu_bridged/ path=$rng,iommu=on
+echo "$rng" > /sys/bus/pci/drivers/vfio-pci/unbind
+echo > /sys/bus/pci/devices/$rng/driver_override
+echo "$rng" > /sys/bus/pci/drivers_probe
 echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/unbind
 refused preflight-driverless --device path=/sys/bus/pci/devices/$edu2/
 echo "$edu2" > /sys/bus/pci/drivers/vfio-pci/bind

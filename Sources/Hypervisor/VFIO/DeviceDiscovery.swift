@@ -55,17 +55,30 @@ public struct DeviceDiscovery: Sendable {
         return Device(bdf: bdf, vendor: vendor, device: device, group: group, interruptPin: pin)
     }
 
-    /// Checks every device, and that none is given twice.
-    public func check(_ configs: [DeviceConfig]) throws(ConfigError) -> [Device] {
+    /// Checks every device, that none is given twice, and that none shares
+    /// an IOMMU group with one of them or of `assigned` (the VM's devices
+    /// already open) across the virtual IOMMU: a group is one DMA address
+    /// space, so its functions are in one VFIO container — the VMM's, all
+    /// without `iommu=on`, or with it a container of the guest's for a
+    /// single function. (The kernel would refuse the second container the
+    /// group with EBUSY, which reads as another process holding it.)
+    public func check(_ configs: [DeviceConfig], beside assigned: [(config: DeviceConfig, device: Device)] = [])
+        throws(ConfigError) -> [Device] {
         var seen = Set<String>()
-        var devices: [Device] = []
+        var placed = assigned
         for config in configs {
             guard seen.insert(config.bdf).inserted else {
                 throw fail(config, "\(config.bdf) is given twice; a device can be assigned once")
             }
-            devices.append(try check(config))
+            let device = try check(config)
+            if let other = placed.first(where: { $0.device.group == device.group && ($0.config.iommu || config.iommu) }) {
+                throw fail(config, "IOMMU group \(device.group) also holds \(other.device.bdf), assigned to this VM "
+                    + "\(other.config.iommu ? "with" : "without") iommu=on: the functions of one group share their DMA "
+                    + "mappings; assign them all without iommu=on, or only one of the group with it")
+            }
+            placed.append((config, device))
         }
-        return devices
+        return placed.dropFirst(assigned.count).map(\.device)
     }
 
     private func hexID(_ text: String?) -> String {

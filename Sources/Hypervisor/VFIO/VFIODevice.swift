@@ -47,10 +47,11 @@ final class VFIODevice {
     /// `container`, opening the container with the first device (one with
     /// `iommu=on` gets a container of its own, the guest's to map): every
     /// device checked (and, with `bind=auto`, moved to vfio-pci) first,
+    /// its IOMMU group against those of `assigned`, the VM's open devices,
     /// so that a refusal names the device and its fix before anything is
     /// opened. On failure, what was opened is closed and moved devices go
     /// back to their drivers.
-    static func open(_ configs: [DeviceConfig], container: inout VFIOContainer?,
+    static func open(_ configs: [DeviceConfig], container: inout VFIOContainer?, beside assigned: [VFIODevice] = [],
                      discovery: DeviceDiscovery = DeviceDiscovery()) throws(VMMError) -> [VFIODevice] {
         var bindings: [String: ManagedBinding] = [:]
         let found: [DeviceDiscovery.Device]
@@ -58,7 +59,7 @@ final class VFIODevice {
             for config in configs where config.managedBinding {
                 bindings[config.bdf] = try ManagedBinding(bdf: config.bdf, sysfs: discovery.sysfs)
             }
-            found = try discovery.check(configs)
+            found = try discovery.check(configs, beside: assigned.map { ($0.config, $0.found) })
         } catch {
             bindings.values.forEach { $0.restore() }
             throw .config(error)
