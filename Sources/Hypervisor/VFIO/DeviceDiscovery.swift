@@ -60,8 +60,8 @@ public struct DeviceDiscovery: Sendable {
     /// already open) across the virtual IOMMU: a group is one DMA address
     /// space, so its functions are in one VFIO container — the VMM's, all
     /// without `iommu=on`, or with it a container of the guest's for a
-    /// single function. (The kernel would refuse the second container the
-    /// group with EBUSY, which reads as another process holding it.)
+    /// single function. (A second container's open of the group fails
+    /// with EBUSY, which reads as another process holding it.)
     public func check(_ configs: [DeviceConfig], beside assigned: [(config: DeviceConfig, device: Device)] = [])
         throws(ConfigError) -> [Device] {
         var seen = Set<String>()
