@@ -195,10 +195,13 @@ final class VMMLoop {
             return .done
         case .vmInfo:
             guard let config, let state else { throw APIFailure(.noVM, "vm.info: no VM is created (vm.create first)") }
-            return .body(.object([
+            var info: [String: JSONValue] = [
                 "config": VmConfigJSON.json(config), "state": .string(state.reported),
-                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)), "device_tree": Self.deviceTree(booted),
-            ]))
+                "memory_actual_size": .integer(Int64(config.memory.sizeBytes)),
+            ]
+            // Cloud Hypervisor has a tree only while a VM is built.
+            if let booted { info["device_tree"] = DeviceTree.json(booted.pciDevices(), serial: config.serial != .off) }
+            return .body(.object(info))
         case .vmShutdown:
             _ = try running("vm.shutdown")
             try permit(.shutdown, "vm.shutdown")
@@ -646,15 +649,6 @@ final class VMMLoop {
 
     /// vm.info's `device_tree`: each PCI device by id with its address, in
     /// Cloud Hypervisor's node shape (its BAR resources not listed).
-    private static func deviceTree(_ vm: BootedVM?) -> JSONValue {
-        var nodes: [String: JSONValue] = [:]
-        for (id, address) in vm?.deviceAddresses() ?? [] {
-            nodes[id] = .object(["id": .string(id), "resources": .array([]), "parent": .null, "children": .array([]),
-                                 "pci_bdf": .string(address.description)])
-        }
-        return .object(nodes)
-    }
-
     private static func endpoint(_ request: APIRequest) -> String {
         switch request {
         case .vmAddDisk: "vm.add-disk"

@@ -2,7 +2,10 @@
 """Checks a JSON answer against a schema of an OpenAPI 3.0 description, as a
 strict generated client reads it: types and integer formats, required
 fields, `nullable` (null only where allowed), enums, and no field the schema
-does not name. Prints one line per problem; exit 1 if any.
+does not name — but for an object schema that names none (free-form, as a
+generated client reads it) and for the fields Cloud Hypervisor's own answers
+carry beyond its description (EMITTED). Prints one line per problem; exit 1
+if any.
 
     openapi_check.py SPEC.yaml SCHEMA_NAME < answer.json
 """
@@ -16,10 +19,15 @@ RANGES = {"int8": (-2**7, 2**7 - 1), "uint8": (0, 2**8 - 1), "int16": (-2**15, 2
           "int64": (-2**63, 2**63 - 1), "uint64": (0, 2**64 - 1)}
 
 
-def check(spec, schema, value, path, problems):
+# Fields Cloud Hypervisor's answers have and its description lacks, by
+# schema: a device node's parent (vmm/src/device_tree.rs serializes it).
+EMITTED = {"DeviceNode": {"parent"}}
+
+
+def check(spec, schema, value, path, problems, name=None):
     if "$ref" in schema:
         name = schema["$ref"].split("/")[-1]
-        return check(spec, spec["components"]["schemas"][name], value, path, problems)
+        return check(spec, spec["components"]["schemas"][name], value, path, problems, name)
     if value is None:
         if not schema.get("nullable", False):
             problems.append(f"{path}: null where the schema has no nullable")
@@ -35,14 +43,14 @@ def check(spec, schema, value, path, problems):
             if name not in value:
                 problems.append(f"{path}: required field {name!r} is missing")
         properties = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        for name, item in value.items():
-            if name in properties:
-                check(spec, properties[name], item, f"{path}.{name}", problems)
+        extra = schema.get("additionalProperties", True if not properties else None)
+        for field, item in value.items():
+            if field in properties:
+                check(spec, properties[field], item, f"{path}.{field}", problems)
             elif isinstance(extra, dict):
-                check(spec, extra, item, f"{path}.{name}", problems)
-            elif extra is not True:
-                problems.append(f"{path}: field {name!r} is not in the schema")
+                check(spec, extra, item, f"{path}.{field}", problems)
+            elif extra is not True and field not in EMITTED.get(name, ()):
+                problems.append(f"{path}: field {field!r} is not in the schema")
     elif kind == "array":
         if not isinstance(value, list):
             problems.append(f"{path}: expected an array, got {type(value).__name__}")

@@ -459,6 +459,44 @@ struct APITests {
          "a_field_from_a_newer_cloud_hypervisor":{"x":1}}
         """
 
+    @Test("vm.info's device tree is Cloud Hypervisor's: each virtio device under its _virtio-pci node, which has the address and the BARs; the IOAPIC and COM1; absent fields omitted",
+          .enabled(if: curlAvailable))
+    func deviceTree() throws {
+        let disk = FileManager.default.temporaryDirectory.appendingPathComponent("tree-\(getpid()).raw").path
+        _ = FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))
+        defer { unlink(disk) }
+        let vmm = try APIVMM(try guestArguments() + ["--disk", "path=\(disk)"])
+        #expect(eventually(10) { ticks(vmm) >= 1 })
+        let body = vmm.curl("GET", "vm.info").body
+        #expect(!body.contains("null"), "a null field: \(body)")
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        let tree = try #require(info["device_tree"] as? [String: [String: Any]], "\(body)")
+        #expect(Set(tree.keys) == ["__ioapic", "__serial", "_disk0", "_virtio-pci-_disk0", "__rng", "_virtio-pci-__rng"], "\(tree.keys)")
+        var bases: [Int] = []
+        for device in ["_disk0", "__rng"] {
+            let node = try #require(tree[device]), transport = try #require(tree["_virtio-pci-" + device])
+            #expect(node["id"] as? String == device && node["parent"] as? String == "_virtio-pci-" + device)
+            #expect(node["pci_bdf"] == nil && (node["resources"] as? [Any])?.isEmpty == true && (node["children"] as? [Any])?.isEmpty == true)
+            #expect(transport["parent"] == nil && transport["children"] as? [String] == [device])
+            let bdf = try #require(transport["pci_bdf"] as? String)
+            #expect(bdf.hasPrefix("0000:00:") && bdf.hasSuffix(".0"), "\(bdf)")
+            let bars = try #require(transport["resources"] as? [[String: [String: Any]]])
+            #expect(!bars.isEmpty, "\(device): no BARs")
+            for resource in bars {
+                let bar = try #require(resource["PciBar"], "\(resource)")
+                let base = try #require(bar["base"] as? Int), size = try #require(bar["size"] as? Int)
+                #expect(["Io", "Mmio32", "Mmio64"].contains(bar["type_"] as? String) && bar["prefetchable"] is Bool && bar["index"] is Int)
+                // Where firmware would put it: naturally aligned, not at 0, 64-bit ones above 4 GiB.
+                #expect(base != 0 && size > 0 && size & (size - 1) == 0 && base % size == 0, "\(bar)")
+                #expect(bar["type_"] as? String != "Mmio64" || base >= 1 << 32, "\(bar)")
+                bases.append(base)
+            }
+        }
+        #expect(Set(bases).count == bases.count, "two BARs at one place: \(bases)")
+        #expect(tree["__ioapic"]?["resources"] as? [Any] != nil && tree["__serial"]?["pci_bdf"] == nil)
+        #expect(vmm.shutdown() == 0)
+    }
+
     @Test("API-only launch: nothing runs until vm.create and vm.boot", .enabled(if: curlAvailable))
     func apiOnlyLaunch() throws {
         let vmm = try APIVMM([])
@@ -468,6 +506,7 @@ struct APITests {
         let created = vmm.curl("PUT", "vm.create", body: body)
         #expect(created.status == 204, "\(created.body)")
         #expect(vmm.state == "Created")
+        #expect(!vmm.curl("GET", "vm.info").body.contains("device_tree"), "a tree before the VM is built")
         #expect(vmm.curl("PUT", "vm.create", body: body).status == 500)
         #expect(ticks(vmm) == 0)
         #expect(vmm.curl("PUT", "vm.boot").status == 204)

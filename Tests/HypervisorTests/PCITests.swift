@@ -110,6 +110,34 @@ struct PCITests {
         #expect(mmioRead(0xc000_0000) == 0xffff_ffff)
     }
 
+    @Test("a BAR's record (vm.info's device tree) follows its registers: placed, moved by the guest, kept while not decoding")
+    func barRecord() throws {
+        var space = buses.space
+        var made: OpaquePointer?
+        try #require(vmm_pci_dev_create(&space, 0x1234, 0x5678, 0x018000, 1, 0x1af4, 0x1100, nil, nil, &made) == 0)
+        let dev = try #require(made)
+        defer { vmm_pci_dev_destroy(dev) }
+        let recorder = AccessRecorder(tag: 1, readBase: 0)
+        try #require(vmm_pci_dev_add_bar(dev, 0, VMM_PCI_BAR_MEM64, 0x4000, true, AccessRecorder.handler, recorder.opaque) == 0)
+        try #require(vmm_pci_dev_add_bar(dev, 2, VMM_PCI_BAR_IO, 0x20, false, AccessRecorder.handler, recorder.opaque) == 0)
+        func bar(_ index: UInt32) -> PCIBar? {
+            var info = vmm_pci_bar_info()
+            vmm_pci_dev_bar(dev, index, &info)
+            return info.size > 0 ? PCIBar(index: Int(index), info) : nil
+        }
+        try #require(vmm_pci_dev_set_bar_address(dev, 0, 0x1_0000_0000) == 0)
+        try #require(vmm_pci_dev_set_bar_address(dev, 2, 0xc100) == 0)
+        #expect(bar(0) == PCIBar(index: 0, kind: .mmio64, base: 0x1_0000_0000, size: 0x4000, prefetchable: true))
+        #expect(bar(2) == PCIBar(index: 2, kind: .io, base: 0xc100, size: 0x20, prefetchable: false))
+        #expect(bar(1) == nil && bar(3) == nil && bar(6) == nil, "the 64-bit BAR's upper half, an unused one, past the last")
+        write(dev, 0x04, 0x3, size: 2)
+        write(dev, 0x10, 0xc000_0000)
+        write(dev, 0x14, 0)
+        #expect(bar(0)?.base == 0xc000_0000)
+        write(dev, 0x04, 0x0, size: 2)
+        #expect(bar(0)?.base == 0xc000_0000 && vmm_pci_dev_bar_address(dev, 0) == 0, "not decoding, still where the guest put it")
+    }
+
     @Test("a BAR the guest puts over another device's stays unmapped; the other device keeps working")
     func overlap() throws {
         let first = AccessRecorder(tag: 1, readBase: 0x10), second = AccessRecorder(tag: 2, readBase: 0x20)

@@ -65,9 +65,15 @@ void vmm_pci_dev_destroy(struct vmm_pci_dev *dev);
  * accesses inside it go to `fn`, with offsets relative to the BAR. */
 int vmm_pci_dev_add_bar(struct vmm_pci_dev *dev, unsigned bar, enum vmm_pci_bar_kind kind,
                         uint64_t size, bool prefetchable, vmm_io_fn fn, void *opaque);
-/* Size and kind of a BAR, for placing it; size 0 if unused. */
-void vmm_pci_dev_bar(const struct vmm_pci_dev *dev, unsigned bar, enum vmm_pci_bar_kind *kind,
-                     uint64_t *size);
+/* A BAR as declared, and where its registers say it is: where firmware
+ * placed it or the guest moved it, decoding or not. Size 0 if unused. */
+struct vmm_pci_bar_info {
+    enum vmm_pci_bar_kind kind;
+    uint64_t size;
+    uint64_t address;
+    bool prefetchable;
+};
+void vmm_pci_dev_bar(struct vmm_pci_dev *dev, unsigned bar, struct vmm_pci_bar_info *out);
 /* Programs a BAR's address as firmware would, before the guest runs. */
 int vmm_pci_dev_set_bar_address(struct vmm_pci_dev *dev, unsigned bar, uint64_t address);
 /* Where the guest has the BAR now (0 if not decoding). */

@@ -132,13 +132,6 @@ int vmm_pci_dev_add_bar(struct vmm_pci_dev *dev, unsigned bar, enum vmm_pci_bar_
     return 0;
 }
 
-void vmm_pci_dev_bar(const struct vmm_pci_dev *dev, unsigned bar, enum vmm_pci_bar_kind *kind,
-                     uint64_t *size)
-{
-    *kind = bar < VMM_PCI_BARS ? dev->bars[bar].kind : VMM_PCI_BAR_NONE;
-    *size = bar < VMM_PCI_BARS ? dev->bars[bar].size : 0;
-}
-
 /* The address the BAR's registers hold now. */
 static uint64_t bar_register_address(const struct vmm_pci_dev *dev, unsigned i)
 {
@@ -150,6 +143,19 @@ static uint64_t bar_register_address(const struct vmm_pci_dev *dev, unsigned i)
     if (bar->kind == VMM_PCI_BAR_MEM64)
         addr |= (uint64_t)get32(dev->cfg + CFG_BAR0 + 4 * (i + 1)) << 32;
     return addr;
+}
+
+void vmm_pci_dev_bar(struct vmm_pci_dev *dev, unsigned bar, struct vmm_pci_bar_info *out)
+{
+    *out = (struct vmm_pci_bar_info){ .kind = VMM_PCI_BAR_NONE };
+    if (bar >= VMM_PCI_BARS || dev->bars[bar].size == 0)
+        return;
+    /* The registers change under a vCPU's config write. */
+    pthread_mutex_lock(&dev->lock);
+    *out = (struct vmm_pci_bar_info){ .kind = dev->bars[bar].kind, .size = dev->bars[bar].size,
+                                      .address = bar_register_address(dev, bar),
+                                      .prefetchable = dev->bars[bar].prefetchable };
+    pthread_mutex_unlock(&dev->lock);
 }
 
 static struct vmm_ratelimit bar_conflict_limit;

@@ -19,6 +19,8 @@ final class PCIBus {
     private var allocators: [vmm_pci_bar_kind: WindowAllocator]
     /// Where each slot's BARs were placed, given back when the slot empties.
     private var placed: [Int: [(kind: vmm_pci_bar_kind, address: UInt64)]] = [:]
+    /// Each slot's function, while it is on the bus.
+    private var functions: [Int: OpaquePointer] = [:]
 
     init(vm: VirtualMachine, segment: Int = 0, of segments: Int = 1) throws(VMMError) {
         var bus: OpaquePointer?
@@ -54,16 +56,15 @@ final class PCIBus {
         // A failure gives back what this add placed: the window is as before.
         func undo() { for bar in bars { allocators[bar.kind]?.release(bar.address) } }
         for bar in 0..<UInt32(VMM_PCI_BARS) {
-            var kind = VMM_PCI_BAR_NONE
-            var size: UInt64 = 0
-            vmm_pci_dev_bar(function, bar, &kind, &size)
-            guard size > 0, let window = allocators[kind] else { continue }
-            guard let address = window.allocate(size: size) else {
+            var info = vmm_pci_bar_info()
+            vmm_pci_dev_bar(function, bar, &info)
+            guard info.size > 0, let window = allocators[info.kind] else { continue }
+            guard let address = window.allocate(size: info.size) else {
                 undo()
-                throw .system(SystemError("\(name): no room for its \(ByteSize.describe(size)) BAR\(bar) in PCI segment \(segment)'s window",
+                throw .system(SystemError("\(name): no room for its \(ByteSize.describe(info.size)) BAR\(bar) in PCI segment \(segment)'s window",
                                           errno: ENOSPC))
             }
-            bars.append((kind, address))
+            bars.append((info.kind, address))
             let r = vmm_pci_dev_set_bar_address(function, bar, address)
             guard r == 0 else {
                 undo()
@@ -77,7 +78,19 @@ final class PCIBus {
         }
         used.insert(slot)
         placed[slot] = bars
+        functions[slot] = function
         return PCIAddress(segment: segment, slot: slot)
+    }
+
+    /// The BARs of the function in `slot`, where its registers say they
+    /// are now (vm.info's device tree).
+    func bars(slot: Int) -> [PCIBar] {
+        guard let function = functions[slot] else { return [] }
+        return (0..<UInt32(VMM_PCI_BARS)).compactMap { (bar) -> PCIBar? in
+            var info = vmm_pci_bar_info()
+            vmm_pci_dev_bar(function, bar, &info)
+            return info.size > 0 ? PCIBar(index: Int(bar), info) : nil
+        }
     }
 
     /// Empties `slot` (hot-unplug): call with the vCPUs paused, then
@@ -85,6 +98,7 @@ final class PCIBus {
     func remove(slot: Int) {
         _ = vmm_pci_bus_remove(handle, UInt32(slot))
         used.remove(slot)
+        functions.removeValue(forKey: slot)
         for bar in placed.removeValue(forKey: slot) ?? [] { allocators[bar.kind]?.release(bar.address) }
     }
 }

@@ -183,10 +183,15 @@ final class BootedVM {
     }
 
     /// Every PCI device of the VM with its id (given, or assigned when its
-    /// configuration was accepted: `DeviceIDs.swift`) and address: the
-    /// virtio devices, then assigned ones.
-    func deviceAddresses() -> [(id: String, address: PCIAddress)] {
-        virtio.addresses + (assigned?.addresses ?? []).map { ($0.device.config.id ?? "", $0.address) }
+    /// configuration was accepted: `DeviceIDs.swift`), address and BARs:
+    /// the virtio devices, then assigned ones.
+    func pciDevices() -> [DeviceTree.PCIDevice] {
+        let virtio = self.virtio.addresses.map { (id: $0.id, address: $0.address, virtio: true) }
+        let assigned = (assigned?.addresses ?? []).map { (id: $0.device.config.id ?? "", address: $0.address, virtio: false) }
+        return (virtio + assigned).map {
+            DeviceTree.PCIDevice(id: $0.id, address: $0.address, bars: buses[$0.address.segment].bars(slot: $0.address.slot),
+                                 virtio: $0.virtio)
+        }
     }
 
     /// The address of a virtio device (disk, network, share, vsock) by its id.
