@@ -497,6 +497,23 @@ struct APITests {
         #expect(vmm.shutdown() == 0)
     }
 
+    @Test("every thread the VMM starts (the API's, vCPUs, devices) blocks every signal: SIGTERM and the rest reach only the VMM thread's signalfd")
+    func threadSignals() throws {
+        let vmm = try APIVMM(try guestArguments())
+        #expect(eventually(10) { ticks(vmm) >= 1 })
+        let pid = vmm.child.processIdentifier
+        let started = threadStatus(pid: pid).filter { !$0.key.hasSuffix("/\(pid)") }
+        #expect(Set(started.keys.map { $0.split(separator: "/")[0] }).isSuperset(of: ["api", "vcpu0", "virtio-rng"]), "\(started.keys)")
+        for (thread, status) in started {
+            let blocked = UInt64(status["SigBlk"] ?? "", radix: 16) ?? 0
+            // SIGHUP, SIGINT, SIGUSR1, SIGALRM, SIGTERM, SIGCHLD, SIGWINCH: bit n-1 each.
+            for signal in [SIGHUP, SIGINT, SIGUSR1, SIGALRM, SIGTERM, SIGCHLD, SIGWINCH] {
+                #expect(blocked >> UInt64(signal - 1) & 1 == 1, "\(thread) takes signal \(signal): SigBlk \(status["SigBlk"] ?? "?")")
+            }
+        }
+        #expect(vmm.shutdown() == 0)
+    }
+
     @Test("API-only launch: nothing runs until vm.create and vm.boot", .enabled(if: curlAvailable))
     func apiOnlyLaunch() throws {
         let vmm = try APIVMM([])

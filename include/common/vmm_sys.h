@@ -39,6 +39,12 @@ int vmm_open_pty(int *main_fd, int *peer_fd, char *path, size_t path_size);
  * use is a few tens of KiB. */
 enum { VMM_THREAD_STACK_SIZE = 1 << 20 };
 
+/* Starts a thread with that stack and every signal blocked in it: process
+ * signals (SIGTERM, SIGINT...) go to the VMM thread's signalfd, never to a
+ * vCPU, device or API thread. 0 or -errno. */
+#include <pthread.h>
+int vmm_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
+
 /* Gives the heap's free pages back to the host (malloc_trim, which
  * malloc.h declares and Swift's Glibc does not export). */
 void vmm_heap_trim(void);

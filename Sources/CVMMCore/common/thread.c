@@ -1,7 +1,6 @@
-/* See thread.h. */
+/* See vmm_sys.h. */
 #include <signal.h>
 
-#include "common/thread.h"
 #include "common/vmm_sys.h"
 
 int vmm_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common/thread.h"
+#include "common/vmm_sys.h"
 #include "platform/vmm_console_socket.h"
 
 enum { TAG_LISTEN, TAG_CLIENT, TAG_OUTPUT, TAG_STOP };

@@ -9,7 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "common/thread.h"
+#include "common/vmm_sys.h"
 #include "virtio/virtio_dev.h"
 #include "vm/vm_internal.h"
 

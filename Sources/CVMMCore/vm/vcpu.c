@@ -6,7 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "common/thread.h"
+#include "common/vmm_sys.h"
 #include "vm/vmm_vcpu.h"
 #include "vm/vm_internal.h"
 

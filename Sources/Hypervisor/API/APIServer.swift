@@ -80,18 +80,14 @@ final class APIServer: @unchecked Sendable {
     /// Starts the thread and waits until it serves (its filter installed).
     func start() throws(VMMError) {
         let context = Unmanaged.passRetained(self).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, Int(VMM_THREAD_STACK_SIZE))
-        let created = pthread_create(&thread, &attributes, { context in
+        let created = vmm_thread_start(&thread, { context in
             let server = Unmanaged<APIServer>.fromOpaque(context!).takeRetainedValue()
             server.serve()
             return nil
         }, context)
         guard created == 0 else {
             Unmanaged<APIServer>.fromOpaque(context).release()
-            throw .system(SystemError("start the API thread", errno: created))
+            throw .system(SystemError("start the API thread", returned: created))
         }
         running = true
         var result: UInt64 = 0
