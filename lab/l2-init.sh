@@ -33,7 +33,7 @@ echo "L2: tsc_deadline_timer=$(grep -c -w tsc_deadline_timer /proc/cpuinfo)"
 echo "L2: $(dmesg | grep -o 'x86/PAT: Configuration.*' | tr -s ' ')"
 echo "L2: rtc $(cat /sys/class/rtc/rtc0/name 2>/dev/null) $(cat /sys/class/rtc/rtc0/date 2>/dev/null)"
 for d in /sys/bus/pci/devices/*; do
-    echo "L2: pci $(basename $d) $(cat $d/vendor):$(cat $d/device) class=$(cat $d/class) driver=$(basename $(readlink $d/driver) 2>/dev/null)"
+    echo "L2: pci $(basename $d) $(cat $d/vendor):$(cat $d/device) class=$(cat $d/class) driver=$(basename $(readlink $d/driver) 2>/dev/null) bar0=$(head -1 $d/resource | cut -d' ' -f1)"
 done
 # Kernel warnings and oopses by their headline, and PCI/ACPI complaints.
 dmesg | grep -A1 -e '-\[ cut here \]-' | grep -v -e 'cut here' -e '^--$' | sed 's/^/L2: kernel warning: /'

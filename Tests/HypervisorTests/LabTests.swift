@@ -431,18 +431,22 @@ struct LabAPITests {
         #expect(answer("vm.info", 1).contains("\"state\":\"Running\""), "\(answer("vm.info", 1))")
         #expect(answer("vm.info", 1).contains("\"boot_vcpus\":1") && answer("vm.info", 1).contains("\"shared\":true"), "\(answer("vm.info", 1))")
         #expect(answer("vm.info", 1).contains("\"id\":\"_net0\""), "\(answer("vm.info", 1))")
-        // The device tree gives each device's address as the guest sees it (its `L2: pci` lines).
-        // The NIC is on segment 1, as Kata puts devices there.
-        #expect(answer("vm.info", 1).contains("\"_net0\":{\"children\":[],\"id\":\"_net0\",\"pci_bdf\":\"0001:00:01.0\""),
+        // The device tree gives each device's address and BAR as the guest sees them (its `L2: pci`
+        // lines), in Cloud Hypervisor's shape. The NIC is on segment 1, as Kata puts devices there.
+        let nic = try #require(Lab.lines(boot.log, "L2: pci 0001:00:01.0 0x1af4:0x1041").first, "\(Lab.lines(boot.log, "L2: pci "))")
+        let bar0 = try #require(nic.split(separator: "bar0=0x").last.flatMap { UInt64($0, radix: 16) }, "\(nic)")
+        #expect(answer("vm.info", 1).contains("\"_virtio-pci-_net0\":{\"children\":[\"_net0\"],\"id\":\"_virtio-pci-_net0\",\"pci_bdf\":\"0001:00:01.0\",\"resources\":[{\"PciBar\":{\"base\":\(bar0),\"index\":0,"),
+                "guest's BAR0 \(bar0): \(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"_net0\":{\"children\":[],\"id\":\"_net0\",\"parent\":\"_virtio-pci-_net0\",\"resources\":[]}"),
                 "\(answer("vm.info", 1))")
-        #expect(Lab.lines(boot.log, "L2: pci 0001:00:01.0 0x1af4:0x1041").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         // Kata's two PCI segments: the guest finds the second one's host bridge.
         #expect(answer("vm.info", 1).contains("\"platform\":{\"iommu_address_width_bits\":64,\"num_pci_segments\":2}"), "\(answer("vm.info", 1))")
         #expect(Lab.lines(boot.log, "L2: pci 0001:00:00.0 0x8086:0x0d57").count >= 1, "\(Lab.lines(boot.log, "L2: pci "))")
         #expect(answer("vm.info", 1).contains("\"landlock_enable\":true"), "\(answer("vm.info", 1))")
         // Kata's pod: the share on segment 1 after the NIC, mounted by the guest; the agent's
         // vsock port reached through the hybrid socket, an echo of what the runtime sent.
-        #expect(answer("vm.info", 1).contains("\"_fs0\":{\"children\":[],\"id\":\"_fs0\",\"pci_bdf\":\"0001:00:02.0\""), "\(answer("vm.info", 1))")
+        #expect(answer("vm.info", 1).contains("\"_virtio-pci-_fs0\":{\"children\":[\"_fs0\"],\"id\":\"_virtio-pci-_fs0\",\"pci_bdf\":\"0001:00:02.0\""),
+                "\(answer("vm.info", 1))")
         #expect(answer("vm.info", 1).contains("\"vsock\":{\"cid\":3,\"id\":\"_vsock1\""), "\(answer("vm.info", 1))")
         #expect(boot.log.contains("L2: api share [shared by the pod]"), "\(Lab.lines(boot.log, "L2: api"))")
         #expect(Lab.lines(boot.log, "L2: api share").count == 2, "mounted again after the reboot: \(Lab.lines(boot.log, "L2: api"))")
@@ -514,7 +518,11 @@ struct LabAPITests {
         #expect(check.contains("remove-device: the guest let the command line's edu go"), "\(check)")
         #expect(answer("vm.add-device", 2).contains("\"id\":\"cli0\"}") && answer("vm.add-device", 2).hasSuffix("HTTP=200"), "\(check)")
         #expect(check.contains("add-device: the command line's edu is back"), "\(check)")
-        #expect(answer("vm.info", 6).contains("\"cli0\":{") && answer("vm.info", 6).contains("\"hot1\":{"), "\(answer("vm.info", 6))")
+        // An assigned device's node has its own address and BARs: the edu's 1 MiB of 32-bit MMIO.
+        #expect(answer("vm.info", 6).contains("\"cli0\":{\"children\":[],\"id\":\"cli0\",\"pci_bdf\":\"0000:00:")
+                && answer("vm.info", 6).contains("\"hot1\":{\"children\":[],\"id\":\"hot1\",\"pci_bdf\":\"0001:00:01.0\",\"resources\":[{\"PciBar\":{\"base\":")
+                && answer("vm.info", 6).contains("\"index\":0,\"prefetchable\":false,\"size\":1048576,\"type_\":\"Mmio32\"}}]}"),
+                "\(answer("vm.info", 6))")
         // "clock: N unplugs, guest clock offset A ms then B ms": the guest's clock did not move against L1's.
         let clock = try #require(check.first { $0.hasPrefix("clock: ") }, "\(check)")
         let figures = clock.split(separator: " ").compactMap { Double($0) }
