@@ -49,6 +49,8 @@ def samples(script, inside, runs, budget):
         if rounds(merged) >= runs:
             break
     print(f"(consoles of each run in {', '.join(outs)})")
+    if not merged:
+        sys.exit("bench: no lab run finished a round")
     return merged
 
 
@@ -72,7 +74,8 @@ def run_inside(script, cache, runs, budget):
                              "--", f"python3 {os.path.abspath(script)} --inside {cache} {result} {runs}"],
                             cwd=ROOT, stdout=subprocess.DEVNULL).returncode
     if not os.path.exists(result):
-        sys.exit(f"bench: the lab run failed ({status}) before a round was done, see {out}/console.log")
+        print(f"bench: the lab run ended ({status}) before a round was done, see {out}/console.log")
+        return {}, out
     samples = json.load(open(result))
     if status != 0 or rounds(samples) < runs:
         print(f"bench: the lab run ended early ({status}): {rounds(samples)} of {runs} rounds, see {out}/console.log")

@@ -68,8 +68,14 @@ def client(args):
     """One iperf3 test against the guest's server, retried while it starts."""
     for _ in range(50):
         # L1's root is the host's, read-only: iperf3's scratch file goes to /run.
-        r = subprocess.run(["iperf3", "-c", GUEST, "-J"] + args, capture_output=True, text=True,
-                           env=dict(os.environ, TMPDIR="/run"))
+        # A guest that stops answering (a 2-CPU L1's nested guests can
+        # hang) ends this L1's run instead of holding it to its budget;
+        # lab.samples boots another for the rounds left.
+        try:
+            r = subprocess.run(["iperf3", "-c", GUEST, "-J"] + args, capture_output=True, text=True,
+                               env=dict(os.environ, TMPDIR="/run"), timeout=SECONDS + 60)
+        except subprocess.TimeoutExpired:
+            sys.exit(f"bench: iperf3 {' '.join(args)} had no answer after {SECONDS + 60} s")
         if r.returncode == 0 and "error" not in json.loads(r.stdout):
             return json.loads(r.stdout)
         time.sleep(0.3)
