@@ -64,8 +64,24 @@ def commands(cache):
     }
 
 
-def client(args):
-    """One iperf3 test against the guest's server, retried while it starts."""
+def threads(pid):
+    """Each thread of `pid`: name, state, CPU ticks, system call and where it sleeps."""
+    rows = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        d = f"/proc/{pid}/task/{tid}"
+        try:
+            stat = open(f"{d}/stat").read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            rows.append(f"{open(d + '/comm').read().strip()}/{tid} {fields[0]} ticks={int(fields[11]) + int(fields[12])} "
+                        f"syscall={open(d + '/syscall').read().split(' ')[0].strip()} wchan={open(d + '/wchan').read()}")
+        except OSError:
+            continue
+    return rows
+
+
+def client(args, pid=None):
+    """One iperf3 test against the guest's server, retried while it starts;
+    on no answer, what the VMM `pid`'s threads were doing, twice 2 s apart."""
     for _ in range(50):
         # L1's root is the host's, read-only: iperf3's scratch file goes to /run.
         # A guest that stops answering (a 2-CPU L1's nested guests can
@@ -75,6 +91,9 @@ def client(args):
             r = subprocess.run(["iperf3", "-c", GUEST, "-J"] + args, capture_output=True, text=True,
                                env=dict(os.environ, TMPDIR="/run"), timeout=SECONDS + 60)
         except subprocess.TimeoutExpired:
+            for _ in range(2 if pid else 0):
+                print("bench: the VMM's threads: " + "; ".join(threads(pid)), file=sys.stderr)
+                time.sleep(2)
             sys.exit(f"bench: iperf3 {' '.join(args)} had no answer after {SECONDS + 60} s")
         if r.returncode == 0 and "error" not in json.loads(r.stdout):
             return json.loads(r.stdout)
@@ -148,7 +167,7 @@ def one_run(cmd, log_path):
             if b"L2: iperf ready" in line and test < len(TESTS):
                 name, args, kind = TESTS[test]
                 before = l1_counts(proc.pid)
-                result = client(args)
+                result = client(args, proc.pid)
                 after = l1_counts(proc.pid)
                 seen.append({k: after[k] - before[k] for k in after})
                 figures[name] = figure(result, kind)
@@ -187,7 +206,8 @@ def main():
         return
     fields = [t[0] for t in TESTS]
     med = lab.medians(samples, fields)
-    print(f"virtio-net in the nested lab ({lab.L1_CPUS} L1 CPU(s)), {RUNS} interleaved runs each (iperf3, {SECONDS} s per test, one tap)")
+    print(f"virtio-net in the nested lab ({lab.L1_CPUS} L1 CPU(s)), {lab.rounds(samples)} interleaved runs each "
+          f"(iperf3, {SECONDS} s per test, one tap)")
     for name, m in med.items():
         print(f"  {name:17s} TCP host->guest {m[fields[0]]:8.1f} MB/s   TCP guest->host {m[fields[1]]:8.1f} MB/s   "
               f"64 B messages guest->host {m[fields[2]]:9.0f}/s")
