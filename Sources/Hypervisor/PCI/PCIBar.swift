@@ -13,15 +13,10 @@ struct PCIBar: Equatable, Sendable {
     let base: UInt64
     let size: UInt64
     let prefetchable: Bool
+}
 
-    init(index: Int, kind: Kind, base: UInt64, size: UInt64, prefetchable: Bool) {
-        self.index = index
-        self.kind = kind
-        self.base = base
-        self.size = size
-        self.prefetchable = prefetchable
-    }
-
+extension PCIBar {
+    /// What the C core reports of BAR `index`; nil for an unused one.
     init?(index: Int, _ info: vmm_pci_bar_info) {
         switch info.kind {
         case VMM_PCI_BAR_IO: kind = .io
