@@ -33,7 +33,7 @@ enum Lab {
         let script = Guests.repository.appendingPathComponent("lab/tests/all.sh").path
         let run = startedRun != nil ? awaitStartedRun()
             : run(Guests.repository.appendingPathComponent("lab/run.sh").path,
-                  ["--out", out.path, "--timeout", "2700", "--", "sh \(script) \(vmm) \(cache)"], timeout: 2800)
+                  ["--out", out.path, "--timeout", "3600", "--", "sh \(script) \(vmm) \(cache)"], timeout: 3700)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [])
@@ -55,7 +55,7 @@ enum Lab {
         func text(_ name: String) -> String {
             (try? String(contentsOf: outDirectory.appendingPathComponent(name), encoding: .utf8)) ?? ""
         }
-        let deadline = Date().addingTimeInterval(2900)
+        let deadline = Date().addingTimeInterval(3800)
         while Date() < deadline {
             if let status = Int32(text("run.status").trimmingCharacters(in: .whitespacesAndNewlines)) {
                 return RunResult(status: status, stdout: text("run.out"), stderr: text("run.err"), timedOut: false)

@@ -27,7 +27,7 @@ virtiofsd() { # socket, directory
 virtiofsd $dir/fs.sock $dir/share
 fsd=$!
 say "in.bin md5=$(md5sum < $dir/share/in.bin | cut -d' ' -f1)"
-timeout -k 10 600 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+timeout -k 10 900 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --cmdline "console=ttyS0 panic=-1 quiet l2.action=fs" --cpus 2 \
     --memory size=512M,shared=on,hotplug_size=256M --platform num_pci_segments=2 \
     --console off --serial tty --seccomp true --user nobody -v --api-socket $dir/api.sock \
