@@ -35,7 +35,7 @@ timeout -k 10 900 "$vmm" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-ini
 vmm_pid=$!
 api() { "$chremote" --api-socket $dir/api.sock "$@" >> fs.check 2>&1; echo "$?"; }
 {
-    if wait_for fs.log "L2: fs small files done" 1; then
+    if wait_for fs.log "L2: fs small files done" 1 $vmm_pid; then
         say "renamed.bin md5=$(md5sum < $dir/share/renamed.bin 2>/dev/null | cut -d' ' -f1)"
         n=0; bad=0
         for i in $(seq 1 1000); do
@@ -45,17 +45,17 @@ api() { "$chremote" --api-socket $dir/api.sock "$@" >> fs.check 2>&1; echo "$?";
         say "renamed: $(ls $dir/share | tr '\n' ' ')"
         say "resize RAM status=$(api resize --memory 768M)"
     fi
-    if wait_for fs.log "L2: fs waiting for a second share" 1; then
+    if wait_for fs.log "L2: fs waiting for a second share" 1 $vmm_pid; then
         virtiofsd $dir/second.sock $dir/second
         say "add-fs status=$(api add-fs tag=second,socket=$dir/second.sock,id=second)"
     fi
-    if wait_for fs.log "L2: fs second share unmounted" 1; then
+    if wait_for fs.log "L2: fs second share unmounted" 1 $vmm_pid; then
         say "remove-device status=$(api remove-device second)"
-        wait_for fs.log "L2: fs second share gone" 1
+        wait_for fs.log "L2: fs second share gone" 1 $vmm_pid
     fi
-    if wait_for fs.log "L2: fs all done" 1; then
+    if wait_for fs.log "L2: fs all done" 1 $vmm_pid; then
         kill -9 $fsd
-        wait_for fs.log "the vhost-user backend closed its socket" 1 && say "backend death logged"
+        wait_for fs.log "the vhost-user backend closed its socket" 1 $vmm_pid && say "backend death logged"
         sleep 1
         say "ping after the backend's death status=$(api ping)"
         say "shutdown-vmm status=$(api shutdown-vmm)"
