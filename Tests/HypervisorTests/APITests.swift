@@ -228,8 +228,9 @@ struct APITests {
         #expect(eventually(10) { vmm.stdout.contains("hotplug guest ready") })
         let info = vmm.curl("GET", "vm.info").body
         // The console on segment 1 too, after the disk.
-        #expect(info.contains("\"cold\":{\"children\":[],\"id\":\"cold\",\"pci_bdf\":\"0001:00:01.0\""), "\(info)")
-        #expect(info.contains("\"__console\":{\"children\":[],\"id\":\"__console\",\"pci_bdf\":\"0001:00:02.0\""), "\(info)")
+        #expect(info.contains("\"_virtio-pci-cold\":{\"children\":[\"cold\"],\"id\":\"_virtio-pci-cold\",\"pci_bdf\":\"0001:00:01.0\""), "\(info)")
+        #expect(info.contains("\"_virtio-pci-__console\":{\"children\":[\"__console\"],\"id\":\"_virtio-pci-__console\",\"pci_bdf\":\"0001:00:02.0\""),
+                "\(info)")
         #expect(info.contains("\"console\":{\"iommu\":false,\"mode\":\"Null\",\"pci_segment\":1}"), "\(info)")
         #expect(info.contains("\"pci_segment\":1"), "\(info)")
         // Segment 1's next free slot, announced on segment 1's registers.
@@ -263,10 +264,11 @@ struct APITests {
         #expect(added.body == "{\"bdf\":\"0000:00:02.0\",\"id\":\"hot\"}", "\(added.body)")
         #expect(eventually(10) { vmm.stdout.contains("slot arrived") }, "\(vmm.stdout)")
         #expect(vmm.curl("GET", "vm.info").body.contains("\"id\":\"hot\""))
-        // vm.info's device tree: each device by id with its address.
+        // vm.info's device tree: each device under its transport's node, which has the address.
         let tree = vmm.curl("GET", "vm.info").body
-        #expect(tree.contains("\"hot\":{\"children\":[],\"id\":\"hot\",\"pci_bdf\":\"0000:00:02.0\",\"resources\":[]}")
-                && tree.contains("\"__rng\":{\"children\":[],\"id\":\"__rng\",\"pci_bdf\":\"0000:00:01.0\""), "\(tree)")
+        #expect(tree.contains("\"hot\":{\"children\":[],\"id\":\"hot\",\"parent\":\"_virtio-pci-hot\",\"resources\":[]}")
+                && tree.contains("\"_virtio-pci-hot\":{\"children\":[\"hot\"],\"id\":\"_virtio-pci-hot\",\"pci_bdf\":\"0000:00:02.0\"")
+                && tree.contains("\"_virtio-pci-__rng\":{\"children\":[\"__rng\"],\"id\":\"_virtio-pci-__rng\",\"pci_bdf\":\"0000:00:01.0\""), "\(tree)")
         let counters = vmm.curl("GET", "vm.counters")
         #expect(counters.status == 200 && counters.body == "{\"hot\":{\"read_bytes\":0,\"read_ops\":0,\"write_bytes\":0,\"write_ops\":0}}",
                 "\(counters.body)")
