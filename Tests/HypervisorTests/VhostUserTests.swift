@@ -114,6 +114,46 @@ extension VhostUserTests {
 }
 
 extension VhostUserTests {
+    /// The frontend's deadline for a reply after the handshake (VHOST_USER_REPLY_TIMEOUT_MS).
+    static let replyDeadline = 30.0
+
+    @Test("a backend that answers the device's start after the deadline: logged once, the VMM runs on, and the backend is asked nothing more — its late answer is never read as a later request's, across the guest's reset and a reboot",
+          .enabled(if: APITests.curlAvailable))
+    func lateBackend() throws {
+        let (dir, _, socket) = try shareDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let logPath = dir + "/backend.log"
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let fixture = Guests.repository.appendingPathComponent("Tests/Fixtures/vhost_user_stall.py").path
+        let backend = try Child("/usr/bin/python3", [fixture, socket, "\(Self.replyDeadline + 3)"], stdin: null, stdout: log, stderr: log)
+        [log, null].forEach { close($0) }
+        defer { backend.terminate(); backend.waitUntilExit() }
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: socket) })
+        let backendLog = { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+        let vmm = try APIVMM(["--kernel", try Guests.path("virtiofs"), "--serial", "tty", "--console", "off",
+                              "--memory", "size=64M,shared=on", "--fs", "tag=myfs,socket=\(socket)"])
+        #expect(eventually(Self.replyDeadline + 15) {
+            vmm.stderr.contains("warning: virtio-fs0: the vhost-user backend did not answer the device's start in time (Connection timed out); the device stays stopped")
+        }, "\(vmm.stderr)")
+        #expect(eventually(10) { backendLog().contains("late answer sent") }, "\(backendLog())")
+        #expect(vmm.state == "Running")
+        // A new boot's device would first reset the backend (RESET_OWNER):
+        // on a connection out of step, it is not asked.
+        #expect(vmm.curl("PUT", "vm.reboot").status == 204)
+        #expect(eventually(15) { vmm.stdout.components(separatedBy: "tag [myfs]").count > 2 }, "\(vmm.stdout)")
+        #expect(eventually(15) { vmm.stderr.contains("virtio-fs0: the vhost-user backend is gone (Connection reset by peer); the device stays stopped") },
+                "\(vmm.stderr)")
+        // The greeting (GET_FEATURES, GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, SET_OWNER), then the stalled SET_FEATURES: nothing after.
+        let requests = backendLog().split(separator: "\n").filter { $0.hasPrefix("request ") }
+        #expect(requests == ["request 1", "request 15", "request 16", "request 3", "request 2"], "\(backendLog())")
+        #expect(vmm.state == "Running")
+        #expect(vmm.shutdown() == 0, "\(vmm.stderr)")
+    }
+}
+
+extension VhostUserTests {
     static let storageDaemon = "/usr/bin/qemu-storage-daemon"
 
     /// qemu-storage-daemon exporting `image` as vhost-user-blk on `socket`, once its socket is there.

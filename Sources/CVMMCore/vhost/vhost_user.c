@@ -1,5 +1,7 @@
 /* The vhost-user frontend: see vhost_user.h. Every reply is awaited with a
- * deadline, so a backend that hangs costs its device, never the VMM. */
+ * deadline, so a backend that hangs costs its device, never the VMM; a
+ * reply that does not come (or comes malformed) ends the conversation for
+ * good, as its late arrival would be read as the answer to a later request. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@ enum {
 #define FLAG_VERSION 0x1u
 #define FLAG_REPLY 0x4u
 #define FLAG_NEED_REPLY 0x8u
-#define REPLY_TIMEOUT_MS 5000
+#define HANDSHAKE_TIMEOUT_MS 5000
 #define MAX_PAYLOAD 512
 
 #define WANTED_PROTOCOL ((1ull << VHOST_USER_PROTOCOL_F_MQ) | (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
@@ -74,12 +76,12 @@ static int send_msg(struct vmm_vhost_user *u, uint32_t request, uint32_t flags, 
     return (size_t)n == sizeof(h) + size ? 0 : -EPIPE;
 }
 
-static int read_exact(int fd, void *p, size_t len)
+static int read_exact(int fd, void *p, size_t len, int timeout_ms)
 {
     uint8_t *at = p;
     while (len) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int r = poll(&pfd, 1, REPLY_TIMEOUT_MS);
+        int r = poll(&pfd, 1, timeout_ms);
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0)
@@ -99,18 +101,23 @@ static int read_exact(int fd, void *p, size_t len)
 static int recv_reply(struct vmm_vhost_user *u, uint32_t request, void *payload, uint32_t size)
 {
     struct header h;
-    int r = read_exact(u->fd, &h, sizeof(h));
+    int timeout = u->greeted ? VHOST_USER_REPLY_TIMEOUT_MS : HANDSHAKE_TIMEOUT_MS;
+    int r = read_exact(u->fd, &h, sizeof(h), timeout);
+    if (r == 0 && (h.request != request || !(h.flags & FLAG_REPLY) || h.size != size || h.size > MAX_PAYLOAD))
+        r = -EPROTO;
+    if (r == 0)
+        r = read_exact(u->fd, payload, size, timeout);
     if (r < 0)
-        return r;
-    if (h.request != request || !(h.flags & FLAG_REPLY) || h.size != size || h.size > MAX_PAYLOAD)
-        return -EPROTO;
-    return read_exact(u->fd, payload, size);
+        atomic_store(&u->gone, true); /* out of step with the backend from here on */
+    return r;
 }
 
 /* A request without a reply of its own: with REPLY_ACK, the backend's
  * verdict is awaited. */
 static int request(struct vmm_vhost_user *u, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds)
 {
+    if (atomic_load(&u->gone))
+        return -ECONNRESET;
     bool ack = vhost_user_has_protocol(u, VHOST_USER_PROTOCOL_F_REPLY_ACK);
     int r = send_msg(u, req, ack ? FLAG_NEED_REPLY : 0, payload, size, fds, nfds);
     if (r < 0 || !ack)
@@ -122,6 +129,8 @@ static int request(struct vmm_vhost_user *u, uint32_t req, const void *payload, 
 
 static int get_u64(struct vmm_vhost_user *u, uint32_t req, uint64_t *out)
 {
+    if (atomic_load(&u->gone))
+        return -ECONNRESET;
     int r = send_msg(u, req, 0, NULL, 0, NULL, 0);
     return r < 0 ? r : recv_reply(u, req, out, sizeof(*out));
 }
@@ -157,6 +166,7 @@ int vmm_vhost_user_connect(int fd, struct vmm_vhost_user **out)
     atomic_init(&u->refs, 1);
     pthread_mutex_init(&u->lock, NULL);
     int r = handshake(u);
+    u->greeted = true;
     if (r == 0 && !(u->features >> 32 & 1))
         r = -EPROTONOSUPPORT; /* VIRTIO_F_VERSION_1: a legacy-only backend */
     if (r < 0) {
@@ -282,6 +292,8 @@ int vhost_user_stop_vring(struct vmm_vhost_user *u, unsigned index)
     if (u->features >> VHOST_USER_F_PROTOCOL_FEATURES & 1)
         r = request(u, SET_VRING_ENABLE, &state, sizeof(state), NULL, 0);
     /* GET_VRING_BASE has a reply of its own: the ring's last index. */
+    if (r == 0 && atomic_load(&u->gone))
+        r = -ECONNRESET;
     if (r == 0)
         r = send_msg(u, GET_VRING_BASE, 0, &state, sizeof(state), NULL, 0);
     if (r == 0)
@@ -300,7 +312,7 @@ int vhost_user_get_config(struct vmm_vhost_user *u, uint32_t offset, uint8_t *da
         return -ENOTSUP;
     uint32_t len = 12 + size;
     pthread_mutex_lock(&u->lock);
-    int r = send_msg(u, GET_CONFIG, 0, &config, len, NULL, 0);
+    int r = atomic_load(&u->gone) ? -ECONNRESET : send_msg(u, GET_CONFIG, 0, &config, len, NULL, 0);
     if (r == 0)
         r = recv_reply(u, GET_CONFIG, &config, len);
     pthread_mutex_unlock(&u->lock);

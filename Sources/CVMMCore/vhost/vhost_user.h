@@ -23,11 +23,19 @@ enum {
 };
 #define VHOST_USER_F_PROTOCOL_FEATURES 30
 #define VHOST_USER_MAX_RAM_SLOTS 8 /* the table SET_MEM_TABLE carries */
+/* How long a reply may take once the handshake (5 s) is over. One serving
+ * a guest can be slow to answer: virtiofsd drains its in-flight requests
+ * before GET_VRING_BASE, and on a loaded host its thread waits for a CPU
+ * (a nested lab's reboot saw more than 5 s). QEMU and Cloud Hypervisor
+ * wait without a deadline; this one bounds what a hung backend costs. */
+#define VHOST_USER_REPLY_TIMEOUT_MS 30000
 
 struct vmm_vhost_user {
     int fd;
-    /* The backend closed its socket (any thread reads it). */
+    /* The backend closed its socket, or a reply did not come or came
+     * malformed: nothing more is asked of it (any thread reads it). */
     _Atomic bool gone;
+    bool greeted; /* the handshake is over: replies get the longer deadline */
     /* Its owner and each device on it: the last to let go closes it. */
     _Atomic unsigned refs;
     /* One request and its reply at a time: the device thread (queues)

@@ -38,9 +38,11 @@ static void stop_rings(struct vhost_user_dev *d)
 
 static void broken(struct vhost_user_dev *d, const char *what, int error)
 {
+    /* A backend that went away, or fell out of step, is not asked again. */
+    bool gone = atomic_load(&d->backend->gone);
     if (vmm_ratelimit_allow(&d->v.broken_log))
-        vmm_log_warn("%s: the vhost-user backend %s (%s); the device stops until the guest resets it", d->v.thread_name,
-                     what, strerror(-error));
+        vmm_log_warn("%s: the vhost-user backend %s (%s); the device %s", d->v.thread_name, what, strerror(-error),
+                     gone ? "stays stopped" : "stops until the guest resets it");
     virtio_needs_reset(&d->v);
 }
 
@@ -72,7 +74,7 @@ void vhost_user_dev_activate(struct vmm_virtio *v)
     }
     if (r < 0) {
         stop_rings(d);
-        broken(d, "refused the device's start", r);
+        broken(d, r == -ETIMEDOUT ? "did not answer the device's start in time" : "refused the device's start", r);
     }
 }
 
