@@ -85,7 +85,8 @@ locked() {
     done
 }
 
-timeout -k 10 300 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
+# 900 s: on a slow day this VM's half of the scenario alone took 310 s.
+timeout -k 10 900 "$vmm" --api-socket "path=$sock" -v > api-vmm.log 2>&1 &
 pid=$!
 tries=0
 until [ -S $sock ] || [ $tries -ge 100 ]; do sleep 0.1; tries=$((tries + 1)); done
@@ -188,7 +189,7 @@ set -- $(edus)
 cp "$cache/l2-disk.raw" $work/disk.raw
 rm -f $work/serial2; mkfifo $work/serial2
 python3 "$here/stamp.py" < $work/serial2 > api2.log &
-timeout -k 10 300 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
+timeout -k 10 900 "$vmm" --api-socket "path=$sock" --kernel "$cache/l2-vmlinux" --initramfs "$cache/l2-initramfs.cpio" \
     --disk path=$work/disk.raw --cmdline "console=ttyS0 root=/dev/vda1 rw quiet panic=-1 l2.action=api" \
     --serial tty --console off --cpus 1 --memory size=512M --seccomp true --platform num_pci_segments=2 \
     --device "path=/sys/bus/pci/devices/$1/,id=cli0" -v < /dev/null > $work/serial2 2> api-vmm2.log &
