@@ -64,7 +64,7 @@ enum UnixSocket {
 /// the device's side of the protocol (Guests/vsock.c).
 @Suite("virtio-vsock", .enabled(if: Host.hasKVM, Host.kvmSkipReason))
 struct VsockTests {
-    @Test("streams both ways through the hybrid socket under seccomp: CONNECT/OK, <socket>_<port>, refused port, unknown stream, credit, shutdowns")
+    @Test("streams both ways through the hybrid socket under seccomp: CONNECT/OK, <socket>_<port>, refused port, unknown stream, a reset before a slow client has read (all of it still delivered), credit, shutdowns")
     func streams() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vsock-\(getpid())").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -73,7 +73,10 @@ struct VsockTests {
         let service = UnixSocket.listen(socket + "_5000")
         try #require(service >= 0)
         defer { close(service) }
-        var fromGuest: [UInt8] = []
+        let slowService = UnixSocket.listen(socket + "_5002")
+        try #require(slowService >= 0)
+        defer { close(slowService) }
+        var fromGuest: [UInt8] = [], afterReset: [UInt8] = []
         var okLine = "", pong: [UInt8] = []
         let pattern = (0..<10000).map { UInt8(truncatingIfNeeded: $0 * 7) }
         let r = runVMM(["--kernel", try Guests.path("vsock"), "--serial", "tty", "--console", "off", "--memory", "size=64M",
@@ -82,6 +85,14 @@ struct VsockTests {
             if UnixSocket.wait(service, 10) {
                 let peer = accept(service, nil, nil)
                 fromGuest = UnixSocket.read(peer, 100)
+                close(peer)
+            }
+            // A client that reads only after the guest has reset the stream.
+            if UnixSocket.wait(slowService, 10) {
+                let peer = accept(slowService, nil, nil)
+                _ = eventually(10) { output().contains("reset 5002 sent\n") }
+                usleep(300_000)
+                afterReset = UnixSocket.read(peer, 256 * 1024)
                 close(peer)
             }
             guard eventually(10, { output().contains("listening\n") }) else { return }
@@ -96,12 +107,14 @@ struct VsockTests {
         }
         #expect(r.status == 0, "\(r.stderr)")
         #expect(String(decoding: fromGuest, as: UTF8.self) == "hello from guest")
+        let sent = (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0) &* 13 }
+        #expect(afterReset.count == sent.count && afterReset == sent, "\(afterReset.count) of \(sent.count) bytes")
         #expect(okLine.hasPrefix("OK ") && okLine.hasSuffix("\n") && (UInt32(okLine.dropFirst(3).dropLast()) ?? 0) >= 1 << 30, "\(okLine)")
         #expect(String(decoding: pong, as: UTF8.self) == "pong")
         let sum = pattern.reduce(UInt32(0)) { $0 + UInt32($1) }
         let hex = { (v: UInt32) in "0x" + String(repeating: "0", count: 8 - String(v, radix: 16).count) + String(v, radix: 16) }
         for line in ["cid 0x0000002a", "connect 5000: ok op 0x00000002", "shutdown 5000: ok op 0x00000003",
-                     "connect 5001: ok op 0x00000003", "unknown stream: ok op 0x00000003", "request from a host port",
+                     "connect 5001: ok op 0x00000003", "unknown stream: ok op 0x00000003", "connect 5002: ok op 0x00000002", "request from a host port",
                      "credit request after 4096 bytes", "received \(hex(10000)) sum \(hex(sum))",
                      "host closed: flags 0x00000003", "vsock done"] {
             #expect(r.stdout.contains(line + "\n"), "missing '\(line)': \(r.stdout)")

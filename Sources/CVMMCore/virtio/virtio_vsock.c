@@ -31,6 +31,8 @@ enum { RX_QUEUE = 0, TX_QUEUE = 1, EVENT_QUEUE = 2 };
 /* How long a host client waits for the guest to answer its CONNECT
  * (Cloud Hypervisor's and Firecracker's 2 s). */
 #define REQUEST_TIMEOUT_MS 2000
+/* How long guest data a reset left behind may wait for its client to read it. */
+#define DRAIN_TIMEOUT_MS 30000
 #define ACCEPTS_PER_WAKE 16
 #define MAX_IOV 64
 /* Host-side ports of host-initiated streams, as Firecracker picks them. */
@@ -56,6 +58,8 @@ struct virtio_vsock {
 };
 
 static struct virtio_vsock *vsock_of(struct vmm_virtio *v) { return (struct virtio_vsock *)v; }
+
+static void arm_timer(struct virtio_vsock *s, bool on);
 
 static uint64_t now_ms(void)
 {
@@ -132,7 +136,7 @@ static void conn_kill(struct virtio_vsock *s, struct vsock_conn *c)
         close(c->fd);
         c->fd = -1;
     }
-    bool known = c->state == CONN_ESTABLISHED || (c->state == CONN_LOCAL_INIT && c->request_sent);
+    bool known = (c->state == CONN_ESTABLISHED && !c->peer_reset) || (c->state == CONN_LOCAL_INIT && c->request_sent);
     if (!known) {
         conn_remove(s, c);
         return;
@@ -445,6 +449,14 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
             orphan_rst(s, src_port, dst_port);
         return;
     }
+    if (c->peer_reset) {
+        /* The guest is done with it: a new stream on the same ports replaces it. */
+        if (op == VIRTIO_VSOCK_OP_REQUEST) {
+            conn_remove(s, c);
+            guest_connects(s, h);
+        }
+        return;
+    }
     c->peer_buf_alloc = le32toh(h->buf_alloc);
     c->peer_fwd_cnt = le32toh(h->fwd_cnt);
     c->credit_requested = false;
@@ -461,6 +473,19 @@ static void guest_packet(struct virtio_vsock *s, const struct virtio_vsock_hdr *
         rewatch(s, c);
         break;
     case VIRTIO_VSOCK_OP_RST:
+        /* What the guest sent before its reset is the client's, as the
+         * kernel's own vsock keeps it readable after one: Linux resets a
+         * stream it closed when the other end has not ended it 8 s on, and
+         * a slow client may not have read all of it by then. */
+        if (c->state == CONN_ESTABLISHED && c->fd >= 0 && c->tx_len) {
+            c->peer_reset = c->peer_no_send = c->peer_no_recv = true;
+            c->readable = false;
+            c->send = 0;
+            c->deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
+            arm_timer(s, true);
+            rewatch(s, c);
+            break;
+        }
         conn_remove(s, c); /* a host client waiting for CONNECT sees it closed: refused */
         break;
     case VIRTIO_VSOCK_OP_SHUTDOWN:
@@ -510,10 +535,10 @@ static void expire_requests(struct virtio_vsock *s)
     bool waiting = false;
     for (unsigned i = s->nconns; i-- > 0;) {
         struct vsock_conn *c = s->conns[i];
-        if (c->state != CONN_LOCAL_INIT || c->fd < 0)
+        if ((c->state != CONN_LOCAL_INIT && !c->peer_reset) || c->fd < 0)
             continue;
         if (now >= c->deadline_ms)
-            conn_kill(s, c); /* the client's socket closes: no answer */
+            conn_kill(s, c); /* the client's socket closes: no answer, or not read in time */
         else
             waiting = true;
     }

@@ -49,6 +49,7 @@ struct vsock_conn {
     bool peer_no_send, peer_no_recv; /* the guest's SHUTDOWN flags */
     bool write_shut;     /* shutdown(SHUT_WR) done after the guest's SEND shutdown */
     bool credit_requested;
+    bool peer_reset;     /* the guest reset it: what it sent goes to the client, then the socket closes */
     uint32_t watched;    /* the epoll events now asked for */
     /* Credit (virtio 1.2 §5.10.6.3): the guest's buffer, what was sent
      * into it, and what the host took of the guest's data. */
@@ -60,7 +61,7 @@ struct vsock_conn {
     uint32_t tx_start, tx_len;
     char line[VSOCK_LINE_MAX];
     unsigned line_len;
-    uint64_t deadline_ms; /* CONN_LOCAL_INIT: when the guest's answer is late */
+    uint64_t deadline_ms; /* CONN_LOCAL_INIT: when the guest's answer is late; peer_reset: when an unread client is given up */
 };
 
 /* vsock_host.c: the host side of a stream. */

@@ -1,7 +1,8 @@
 /* A virtio-vsock driver just large enough to exercise the device's
  * protocol with the host test (VsockTests): a stream to the host's
  * "<socket>_5000" with data and a shutdown, a refused port, a packet for
- * a stream that does not exist, then a stream the host opens with
+ * a stream that does not exist, a stream reset before its slow client
+ * has read it, then a stream the host opens with
  * "CONNECT 1024" into a small receive buffer (credit runs out, the device
  * asks for more, the rest comes), an answer back, and the host's close.
  * Prints what it saw; the test reads the lines. */
@@ -113,11 +114,27 @@ void guest_main(void)
     expect("connect 5001", OP_RST);
     send(OP_RW, 1002, 7777, 0, "stray", 5);
     expect("unknown stream", OP_RST);
+    /* A stream the guest resets while its client has not read what it
+     * sent (256 KiB, more than the host socket holds): the client must
+     * still get all of it. */
+    send(OP_REQUEST, 1003, 5002, 0, 0, 0);
+    expect("connect 5002", OP_RESPONSE);
+    static char chunk[4096];
+    for (unsigned i = 0; i < 64; i++) {
+        for (unsigned b = 0; b < sizeof(chunk); b++)
+            chunk[b] = (char)(i * 4096 + b) * 13;
+        send(OP_RW, 1003, 5002, 0, chunk, sizeof(chunk));
+    }
+    send(OP_RST, 1003, 5002, 0, 0, 0);
+    print("reset 5002 sent\n");
 
     /* From the host: its CONNECT 1024 arrives as a REQUEST. */
     print("listening\n");
     struct hdr h;
-    if (!receive(&h, 0) || h.op != OP_REQUEST || h.dst_port != 1024) {
+    int heard;
+    while ((heard = receive(&h, 0)) && h.dst_port == 1003)
+        ; /* credit updates of the stream reset above */
+    if (!heard || h.op != OP_REQUEST || h.dst_port != 1024) {
         print("vsock: no request for port 1024\n");
         return;
     }
