@@ -612,7 +612,8 @@ static void host_event(struct virtio_vsock *s, struct vsock_conn *c, uint32_t ev
     }
     if ((events & EPOLLIN) && open)
         c->readable = true;
-    if (c->fwd_cnt - c->fwd_cnt_told >= VSOCK_CREDIT_THRESHOLD)
+    /* A stream the guest reset is not spoken of to it again. */
+    if (!c->peer_reset && c->fwd_cnt - c->fwd_cnt_told >= VSOCK_CREDIT_THRESHOLD)
         c->send |= SEND_CREDIT;
     rewatch(s, c);
     settle(s, c);
