@@ -50,6 +50,8 @@ bool vhost_user_has_protocol(const struct vmm_vhost_user *u, unsigned bit) { ret
 static int send_msg(struct vmm_vhost_user *u, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
                     const int *fds, unsigned nfds)
 {
+    if (atomic_load(&u->gone))
+        return -ECONNRESET; /* closed, or out of step: nothing more is asked */
     struct header h = { request, FLAG_VERSION | flags, size };
     struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
     union {
@@ -116,8 +118,6 @@ static int recv_reply(struct vmm_vhost_user *u, uint32_t request, void *payload,
  * verdict is awaited. */
 static int request(struct vmm_vhost_user *u, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds)
 {
-    if (atomic_load(&u->gone))
-        return -ECONNRESET;
     bool ack = vhost_user_has_protocol(u, VHOST_USER_PROTOCOL_F_REPLY_ACK);
     int r = send_msg(u, req, ack ? FLAG_NEED_REPLY : 0, payload, size, fds, nfds);
     if (r < 0 || !ack)
@@ -129,8 +129,6 @@ static int request(struct vmm_vhost_user *u, uint32_t req, const void *payload, 
 
 static int get_u64(struct vmm_vhost_user *u, uint32_t req, uint64_t *out)
 {
-    if (atomic_load(&u->gone))
-        return -ECONNRESET;
     int r = send_msg(u, req, 0, NULL, 0, NULL, 0);
     return r < 0 ? r : recv_reply(u, req, out, sizeof(*out));
 }
@@ -292,8 +290,6 @@ int vhost_user_stop_vring(struct vmm_vhost_user *u, unsigned index)
     if (u->features >> VHOST_USER_F_PROTOCOL_FEATURES & 1)
         r = request(u, SET_VRING_ENABLE, &state, sizeof(state), NULL, 0);
     /* GET_VRING_BASE has a reply of its own: the ring's last index. */
-    if (r == 0 && atomic_load(&u->gone))
-        r = -ECONNRESET;
     if (r == 0)
         r = send_msg(u, GET_VRING_BASE, 0, &state, sizeof(state), NULL, 0);
     if (r == 0)
@@ -312,7 +308,7 @@ int vhost_user_get_config(struct vmm_vhost_user *u, uint32_t offset, uint8_t *da
         return -ENOTSUP;
     uint32_t len = 12 + size;
     pthread_mutex_lock(&u->lock);
-    int r = atomic_load(&u->gone) ? -ECONNRESET : send_msg(u, GET_CONFIG, 0, &config, len, NULL, 0);
+    int r = send_msg(u, GET_CONFIG, 0, &config, len, NULL, 0);
     if (r == 0)
         r = recv_reply(u, GET_CONFIG, &config, len);
     pthread_mutex_unlock(&u->lock);
