@@ -8,14 +8,15 @@ scripts/install-deps.sh
 lab/setup.sh >/dev/null
 lab/debian.sh >/dev/null
 swift build -c release --static-swift-stdlib
-# The lab's scenarios (one L1 boot, 25-45 minutes on one core) start now,
-# beside the fuzzing and the tests' own build; the lab tests then read what
-# they left (CLOUD_HYPERVISOR_LAB_RUN) instead of booting L1 themselves.
+# The lab's scenarios (two L1 boots side by side, 15-25 minutes on two
+# cores) start now, beside the fuzzing and the tests' own build; the lab
+# tests then read what they left (CLOUD_HYPERVISOR_LAB_RUN) instead of
+# booting L1 themselves.
 lab_run="$(mktemp -d /tmp/lab-run.XXXXXX)"
-(set +e; lab/run.sh --out "$lab_run" --timeout 3600 -- "sh $PWD/lab/tests/all.sh $PWD/.build/release/cloud-hypervisor $PWD/.lab-cache" \
+(set +e; lab/all.sh --out "$lab_run" --timeout 3600 "$PWD/.build/release/cloud-hypervisor" "$PWD/.lab-cache" \
      > "$lab_run/run.out" 2> "$lab_run/run.err"; echo $? > "$lab_run/run.status") &
 # An early failure (a fuzz crash) stops the lab too.
-trap 'pkill -f "lab.out=$lab_run " 2>/dev/null || true' EXIT
+trap 'pkill -f "lab.out=$lab_run/" 2>/dev/null || true' EXIT
 export CLOUD_HYPERVISOR_LAB_RUN="$lab_run"
 # The guest-facing parsers under libFuzzer (ASan, UBSan), briefly.
 fuzz/run.sh 10

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// The nested lab (lab/run.sh): Linux guests under the VMM, one level down.
-/// One L1 boot runs every lab scenario; the tests read its results.
+/// One lab run (lab/all.sh: two L1 boots side by side) runs every lab
+/// scenario; the tests read its results.
 enum Lab {
     static let cache = Guests.repository.appendingPathComponent(".lab-cache").path
     static let vmm = Guests.repository.appendingPathComponent(".build/release/cloud-hypervisor").path
@@ -26,24 +27,39 @@ enum Lab {
         let check: String
     }
 
-    /// name → result of every scenario, from one lab run of lab/tests/all.sh.
+    /// The directories the scenarios wrote to: one per lane (lab/all.sh).
+    static var laneDirectories: [URL] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: outDirectory.path)) ?? [])
+            .filter { $0.hasPrefix("lane-") }.sorted().map { outDirectory.appendingPathComponent($0) }
+    }
+
+    /// A file a scenario left, from the lane that ran it ("" if none has it).
+    static func file(_ name: String) -> String {
+        for lane in laneDirectories {
+            if let text = try? String(contentsOf: lane.appendingPathComponent(name), encoding: .utf8) { return text }
+        }
+        return ""
+    }
+
+    /// name → result of every scenario, from one lab run of lab/all.sh.
     static let linuxBoots: Result<[String: Boot], Failure> = {
         let out = outDirectory
         try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        let script = Guests.repository.appendingPathComponent("lab/tests/all.sh").path
         let run = startedRun != nil ? awaitStartedRun()
-            : run(Guests.repository.appendingPathComponent("lab/run.sh").path,
-                  ["--out", out.path, "--timeout", "3600", "--", "sh \(script) \(vmm) \(cache)"], timeout: 3700)
+            : run(Guests.repository.appendingPathComponent("lab/all.sh").path,
+                  ["--out", out.path, "--timeout", "3600", vmm, cache], timeout: 7300)
         guard run.status == 0 else { return .failure(Failure(message: "lab run failed (\(run.status)): \(run.stderr) \(run.stdout.suffix(2000))")) }
         var boots: [String: Boot] = [:]
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [])
-            .filter { $0.hasSuffix(".status") }.map { String($0.dropLast(".status".count)) }
-        for name in names {
-            func text(_ suffix: String) -> String {
-                (try? String(contentsOf: out.appendingPathComponent("\(name).\(suffix)"), encoding: .utf8)) ?? ""
+        for lane in laneDirectories {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: lane.path)) ?? [])
+                .filter { $0.hasSuffix(".status") && $0 != "run.status" }.map { String($0.dropLast(".status".count)) }
+            for name in names {
+                func text(_ suffix: String) -> String {
+                    (try? String(contentsOf: lane.appendingPathComponent("\(name).\(suffix)"), encoding: .utf8)) ?? ""
+                }
+                let status = Int32(text("status").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                boots[name] = Boot(status: status, log: text("log"), check: text("check").trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            let status = Int32(text("status").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-            boots[name] = Boot(status: status, log: text("log"), check: text("check").trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return .success(boots)
     }()
@@ -55,7 +71,7 @@ enum Lab {
         func text(_ name: String) -> String {
             (try? String(contentsOf: outDirectory.appendingPathComponent(name), encoding: .utf8)) ?? ""
         }
-        let deadline = Date().addingTimeInterval(3800)
+        let deadline = Date().addingTimeInterval(7300)
         while Date() < deadline {
             if let status = Int32(text("run.status").trimmingCharacters(in: .whitespacesAndNewlines)) {
                 return RunResult(status: status, stdout: text("run.out"), stderr: text("run.err"), timedOut: false)
@@ -264,7 +280,7 @@ struct LabVirtioTests {
         let boot = try Lab.boot("hvc")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: hello on hvc0"), "\(boot.log.suffix(2000))")
-        let serial = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("hvc-serial.log").path, encoding: .utf8)) ?? ""
+        let serial = Lab.file("hvc-serial.log")
         #expect(serial.contains("L2: hvc0 got [typed on hvc0]"), "\(serial.suffix(2000))")
     }
 }
@@ -413,7 +429,7 @@ struct LabAPITests {
     @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; the guest's clock steady across 20 unplugs; vmm.shutdown on a running guest")
     func kataShapedLaunch() throws {
         let boot = try Lab.boot("api")
-        let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("api-vmm.log").path, encoding: .utf8)) ?? ""
+        let vmmLog = Lab.file("api-vmm.log")
         let check = boot.check.split(separator: "\n").map(String.init)
         func answer(_ endpoint: String, _ index: Int = 0) -> String {
             let answers = check.filter { $0.hasPrefix("\(endpoint): ") }
@@ -579,7 +595,7 @@ struct LabVFIOTests {
 
     @Test("bind=auto moves a device from its driver to vfio-pci and gives it back after power-off, SIGTERM and a failed launch")
     func managedBinding() throws {
-        let before = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("nvme-auto-before.check").path, encoding: .utf8)) ?? ""
+        let before = Lab.file("nvme-auto-before.check")
         #expect(before.trimmingCharacters(in: .whitespacesAndNewlines) == "nvme", "L1's own driver first: \(before)")
         let run = try Lab.boot("nvme-auto")
         #expect(run.status == 0, "\(run.log.suffix(3000))")
@@ -631,7 +647,7 @@ struct LabVFIOTests {
     @Test("1,000 hot-add and removal cycles of an assigned device beside a command-line one: every cycle succeeds, memory and descriptors stay flat")
     func cycles() throws {
         let boot = try Lab.boot("cycles")
-        let vmmLog = (try? String(contentsOfFile: Lab.outDirectory.appendingPathComponent("cycles-vmm.log").path, encoding: .utf8)) ?? ""
+        let vmmLog = Lab.file("cycles-vmm.log")
         #expect(boot.status == 0, "\(vmmLog.suffix(2000))")
         // "cycles: DONE of 1000, VmRSS A kB then B kB, fds C then D"
         let line = try #require(boot.check.split(separator: "\n").first { $0.hasPrefix("cycles: ") && $0.contains(" of ") }, "\(boot.check)")
