@@ -12,7 +12,7 @@ enum Host {
 enum Guests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    static let names = ["hello", "io", "triple", "reset", "spin", "smp", "echo", "panic", "msr", "hostile", "hostile_net", "ticker", "counter", "button", "hotplug", "cpuhotplug", "memhotplug", "churn", "dirtier", "vsock", "virtiofs", "vhostblk", "blkzero", "mrgrx", "viommu", "txirq"]
+    static let names = ["hello", "io", "triple", "reset", "spin", "smp", "echo", "panic", "msr", "hostile", "hostile_net", "ticker", "counter", "button", "hotplug", "cpuhotplug", "memhotplug", "churn", "dirtier", "vsock", "vsock_reset", "virtiofs", "vhostblk", "blkzero", "mrgrx", "viommu", "txirq"]
 
     /// name → path of the built ELF; a build failure fails the test that asked.
     static let built: Result<[String: String], BuildError> = {

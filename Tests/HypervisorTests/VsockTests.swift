@@ -10,13 +10,13 @@ enum UnixSocket {
         return address
     }
 
-    static func listen(_ path: String) -> Int32 {
+    static func listen(_ path: String, backlog: Int32 = 8) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = address(path)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        return bound == 0 && Glibc.listen(fd, 8) == 0 ? fd : -1
+        return bound == 0 && Glibc.listen(fd, backlog) == 0 ? fd : -1
     }
 
     static func connect(_ path: String) -> Int32 {
@@ -134,5 +134,80 @@ extension VsockTests {
                         "--vsock", "cid=3,socket=\(dir)/v.sock"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir + "/v.sock"))
+    }
+}
+
+extension VsockTests {
+    @Test("streams the guest resets before their client has read them, twice up to the stream limit: each holds a slot until its client goes, then nothing is left (descriptors and memory flat across rounds)")
+    func resetChurn() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vsock-reset-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let socket = dir + "/v.sock"
+        // Room for every stream the guest opens before the test accepts it.
+        let service = UnixSocket.listen(socket + "_5003", backlog: 2048)
+        try #require(service >= 0)
+        defer { close(service) }
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        var baseline = (fds: -1, rss: -1), held: [Int] = [], connected: [Int] = [], fdsAfter: [Int] = [], rssAfter: [Int] = []
+        // The VMM's streams: its sockets but the listening one.
+        func streams(_ pid: pid_t) -> Int {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:") }.count - 1
+        }
+        let r = runVMM(["--kernel", try Guests.path("vsock_reset"), "--serial", "tty", "--console", "off", "--memory", "size=64M",
+                        "--vsock", "cid=42,socket=\(socket)"], timeout: 120) { child, output in
+            let pid = child.processIdentifier
+            guard eventually(10, { output().contains("vsock reset start\n") }) else { return }
+            baseline = (RobustnessTests.descriptors(pid), RobustnessTests.resident(pid))
+            // Accepted as they come, never read (a round's first is sent the
+            // guest's go); closed once the guest says a round is over.
+            let deadline = Date().addingTimeInterval(100)
+            var round = 1
+            while Date() < deadline, child.isRunning {
+                if UnixSocket.wait(service, 0.01) {
+                    let fd = accept(service, nil, nil)
+                    guard fd >= 0 else { continue }
+                    _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                    if clients.isEmpty { _ = write(fd, "g", 1) }
+                    clients.append(fd)
+                    continue
+                }
+                if round <= 2 && output().contains("round \(round): ") {
+                    held.append(streams(pid))
+                    connected.append(clients.count)
+                    clients.forEach { close($0) }
+                    clients = []
+                    // The device lets the streams go as it sees their clients
+                    // close; the guest's next stream may be open already.
+                    _ = eventually(10) { RobustnessTests.descriptors(pid) <= baseline.fds + 1 }
+                    fdsAfter.append(RobustnessTests.descriptors(pid))
+                    rssAfter.append(RobustnessTests.resident(pid))
+                    round += 1
+                }
+                if output().contains("vsock reset done\n") { break }
+            }
+            _ = eventually(10) { !child.isRunning }
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("vsock reset done\n"), "\(r.stdout)")
+        // With descriptors to spare the limit is the stream limit (1023, as
+        // in Cloud Hypervisor and Firecracker); the second round gets as many
+        // streams as the first: the first's were all let go.
+        var files = rlimit()
+        let limit = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0 && files.rlim_max >= 4096 ? 1023 : nil
+        let counts: [Int] = ["round 1: ", "round 2: "].compactMap { (prefix: String) -> Int? in
+            guard let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
+            return Int(line.dropFirst(prefix.count + 2).prefix(8), radix: 16)
+        }
+        #expect(counts.count == 2 && counts[0] == counts[1] && counts[0] <= 1023, "\(r.stdout)")
+        if let limit { #expect(counts.first == limit, "\(r.stdout)") }
+        // Each round's streams were all held at its end (a descriptor each),
+        // and a refused one never reached the host service.
+        #expect(held == counts && connected == counts, "held \(held), connected \(connected), accepted \(counts)")
+        #expect(fdsAfter.count == 2 && fdsAfter.allSatisfy { $0 <= baseline.fds + 1 }, "descriptors: \(fdsAfter) after each round, \(baseline.fds) before")
+        // The second round's buffers are the first's, freed and taken again.
+        #expect(rssAfter.count == 2 && rssAfter[1] - rssAfter[0] < 16 << 10, "resident after each round: \(rssAfter) KiB, \(baseline.rss) before")
     }
 }

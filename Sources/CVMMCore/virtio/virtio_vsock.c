@@ -370,7 +370,9 @@ static void orphan_rst(struct virtio_vsock *s, uint32_t src_port, uint32_t dst_p
 static void guest_connects(struct virtio_vsock *s, const struct virtio_vsock_hdr *h)
 {
     uint32_t src_port = le32toh(h->src_port), dst_port = le32toh(h->dst_port);
-    int fd = vsock_host_connect(s->socket_path, dst_port);
+    /* At the limit the host service is not even connected to: it would
+     * see a connection opened and closed at once for each such REQUEST. */
+    int fd = s->nconns < VSOCK_MAX_CONNS ? vsock_host_connect(s->socket_path, dst_port) : -1;
     struct vsock_conn *c = fd < 0 ? NULL : conn_add(s, fd, CONN_ESTABLISHED);
     if (!c) {
         if (fd >= 0)
