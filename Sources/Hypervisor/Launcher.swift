@@ -47,7 +47,7 @@ public struct Launcher {
         }
         // Before any thread exists: the allocator's policy, and the signals
         // blocked for the signalfd.
-        try Sandbox.useOneHeap()
+        try Sandbox.useMallocPolicy()
         let events = try EventLoop()
         let identity = try Sandbox.identity(config)
         let listener = try config.apiSocket.map { (socket) throws(VMMError) in try APIListener(socket) }

@@ -207,7 +207,10 @@ extension VsockTests {
         // and a refused one never reached the host service.
         #expect(held == counts && connected == counts, "held \(held), connected \(connected), accepted \(counts)")
         #expect(fdsAfter.count == 2 && fdsAfter.allSatisfy { $0 <= baseline.fds + 1 }, "descriptors: \(fdsAfter) after each round, \(baseline.fds) before")
-        // The second round's buffers are the first's, freed and taken again.
-        #expect(rssAfter.count == 2 && rssAfter[1] - rssAfter[0] < 16 << 10, "resident after each round: \(rssAfter) KiB, \(baseline.rss) before")
+        // Each round's buffers (up to 256 KiB for each of a thousand streams)
+        // went back to the system when their streams went, not into the
+        // VMM's heap.
+        #expect(rssAfter.count == 2 && rssAfter.allSatisfy { $0 - baseline.rss < 16 << 10 },
+                "resident after each round: \(rssAfter) KiB, \(baseline.rss) before")
     }
 }

@@ -15,8 +15,12 @@ int vmm_close_inherited_fds(const int *keep, unsigned count);
 /* Every thread allocates from glibc's main arena (M_ARENA_MAX 1), so that
  * no filtered thread makes glibc build, grow or shrink a heap of its own
  * (mmap, mprotect, and an open of /proc/sys/vm/overcommit_memory at the
- * first shrink). Call before any other thread starts. */
-int vmm_malloc_one_arena(void);
+ * first shrink). And a chunk of 128 KiB or more is always its own mapping,
+ * given back when freed: glibc otherwise raises that threshold after the
+ * first such free, and what a guest or client made the VMM allocate by the
+ * hundred (a slow vsock client's 256 KiB each) stays in the heap after it
+ * is freed. Call before any other thread starts. */
+int vmm_malloc_policy(void);
 
 /* PR_SET_NO_NEW_PRIVS: no later execve can gain privileges. */
 int vmm_set_no_new_privs(void);

@@ -95,8 +95,9 @@ int vmm_close_inherited_fds(const int *keep, unsigned count)
     return 0;
 }
 
-int vmm_malloc_one_arena(void)
+int vmm_malloc_policy(void)
 {
-    /* mallopt answers 1 on success and sets no errno. */
-    return mallopt(M_ARENA_MAX, 1) == 1 ? 0 : -EINVAL;
+    /* mallopt answers 1 on success and sets no errno. Fixing the mmap
+     * threshold also fixes the trim threshold at its default. */
+    return mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 ? 0 : -EINVAL;
 }

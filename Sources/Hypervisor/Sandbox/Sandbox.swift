@@ -39,12 +39,14 @@ final class Sandbox {
     /// shrink an open of /proc/sys/vm/overcommit_memory — which no filtered
     /// thread's list should need (the API thread died on that openat after
     /// a few large requests). The main arena grows and shrinks with brk, and
-    /// chunks past the mmap threshold come and go with mmap and munmap: the
-    /// calls each allocating thread kind's list has. One arena also spares
-    /// each thread its own heap's pages. Runs before any other thread exists.
-    static func useOneHeap() throws(VMMError) {
-        let r = vmm_malloc_one_arena()
-        guard r == 0 else { throw .system(SystemError("mallopt(M_ARENA_MAX, 1)", returned: r)) }
+    /// chunks of 128 KiB or more come and go with mmap and munmap (always:
+    /// the threshold is fixed, so a burst of large buffers goes back to the
+    /// system when freed): the calls each allocating thread kind's list has.
+    /// One arena also spares each thread its own heap's pages. Runs before
+    /// any other thread exists.
+    static func useMallocPolicy() throws(VMMError) {
+        let r = vmm_malloc_policy()
+        guard r == 0 else { throw .system(SystemError("mallopt(M_ARENA_MAX, M_MMAP_THRESHOLD)", returned: r)) }
     }
 
     /// The API thread's filter, nil with `--seccomp false`. Installed by the
