@@ -20,10 +20,4 @@ trap 'pkill -f "lab.out=$lab_run/" 2>/dev/null || true' EXIT
 export CLOUD_HYPERVISOR_LAB_RUN="$lab_run"
 # The guest-facing parsers under libFuzzer (ASan, UBSan), briefly.
 fuzz/run.sh 10
-# The tests that need no lab run while the lab does; the lab's after them.
-# In one run the lab's tests, each waiting for the lab, held every thread
-# of the test runner, and the other tests waited the whole lab out too.
-status=0
-swift test --skip 'HypervisorTests\.Lab' || status=$?
-swift test --skip-build --filter 'HypervisorTests\.Lab' || status=$?
-exit "$status"
+swift test

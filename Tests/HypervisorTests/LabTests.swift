@@ -41,8 +41,17 @@ enum Lab {
         return ""
     }
 
-    /// name → result of every scenario, from one lab run of lab/all.sh.
-    static let linuxBoots: Result<[String: Boot], Failure> = {
+    /// name → result of every scenario, from one lab run of lab/all.sh,
+    /// waited for on a thread of its own: a lab test awaiting it holds none
+    /// of the test runner's threads (one per core), so the other tests run
+    /// while the lab does.
+    static let linuxBoots = Task.detached { () -> Result<[String: Boot], Failure> in
+        await withCheckedContinuation { done in
+            Thread { done.resume(returning: loadBoots()) }.start()
+        }
+    }
+
+    private static func loadBoots() -> Result<[String: Boot], Failure> {
         let out = outDirectory
         try? FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let run = startedRun != nil ? awaitStartedRun()
@@ -62,7 +71,7 @@ enum Lab {
             }
         }
         return .success(boots)
-    }()
+    }
 
     struct Failure: Error, CustomStringConvertible { let message: String; var description: String { message } }
 
@@ -81,7 +90,9 @@ enum Lab {
         return RunResult(status: -1, stdout: text("run.out"), stderr: "the lab run in \(outDirectory.path) did not end", timedOut: true)
     }
 
-    static func boot(_ name: String) throws -> Boot { try #require(try linuxBoots.get()[name], "no result for \(name)") }
+    static func boot(_ name: String) async throws -> Boot {
+        try #require(try await linuxBoots.value.get()[name], "no result for \(name)")
+    }
 
     /// The guest's report lines, each from `prefix` on, the console's CR
     /// removed: a line can follow a prompt that ended without a newline
@@ -104,8 +115,8 @@ enum Lab {
 struct LabLinuxBootTests {
     @Test("the cloud kernel boots with 4 vCPUs and 512M, confined, and powers off with exit 0",
           arguments: ["vmlinux-4cpu", "bzimage-4cpu"])
-    func fourCPUs(name: String) throws {
-        let boot = try Lab.boot(name)
+    func fourCPUs(name: String) async throws {
+        let boot = try await Lab.boot(name)
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: nproc=4"))
         // One package of four single-thread cores, APIC ID = vCPU index.
@@ -130,47 +141,47 @@ struct LabLinuxBootTests {
     }
 
     @Test("one vCPU")
-    func oneCPU() throws {
-        let boot = try Lab.boot("vmlinux-1cpu-3g")
+    func oneCPU() async throws {
+        let boot = try await Lab.boot("vmlinux-1cpu-3g")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: nproc=1"))
         #expect(boot.log.contains("L2: topology packages=[0] cores=[1] siblings=[1] apicids=[0]"), "\(boot.log.suffix(2000))")
     }
 
     @Test("a guest kernel panic ends the run with an error through pvpanic, not a reboot loop")
-    func panic() throws {
-        let boot = try Lab.boot("vmlinux-panic")
+    func panic() async throws {
+        let boot = try await Lab.boot("vmlinux-panic")
         #expect(boot.status == 1, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("not syncing: sysrq triggered crash"), "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("cloud-hypervisor: error: the guest kernel panicked"), "\(boot.log.suffix(2000))")
     }
 
     @Test("a line on the VMM's standard input reaches the guest's shell through COM1's interrupt")
-    func consoleInput() throws {
-        let boot = try Lab.boot("vmlinux-input")
+    func consoleInput() async throws {
+        let boot = try await Lab.boot("vmlinux-input")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: got [hello from L1]"), "\(boot.log.suffix(2000))")
     }
 
     @Test("the guest's reboot restarts it in the same VMM, which SIGTERM then ends with exit 0")
-    func reboot() throws {
-        let boot = try Lab.boot("vmlinux-reboot")
+    func reboot() async throws {
+        let boot = try await Lab.boot("vmlinux-reboot")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let boots = boot.log.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("L2: userspace up") }.count
         #expect(boots >= 2, "\(boot.log.suffix(3000))")
     }
 
     @Test("3200M: RAM above the 32-bit hole is seen")
-    func aboveFourGiB() throws {
-        let boot = try Lab.boot("vmlinux-1cpu-3g")
+    func aboveFourGiB() async throws {
+        let boot = try await Lab.boot("vmlinux-1cpu-3g")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let mem = try #require(Lab.memTotal(boot.log), "\(boot.log.suffix(2000))")
         #expect(mem > 3_072_000, "MemTotal \(mem) kB: the RAM from 4 GiB up is missing")
     }
 
     @Test("a real distribution: Debian 12 boots systemd from its own kernel, initrd and virtio root disk, confined, to a running system with no failed unit, and powers off with exit 0")
-    func debian() throws {
-        let boot = try Lab.boot("distro")
+    func debian() async throws {
+        let boot = try await Lab.boot("distro")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         // "running": systemd has no start-up job left and no unit failed ("degraded" otherwise).
         let report = try #require(Lab.lines(boot.log, "LAB-BOOT: ").first, "\(boot.log.suffix(3000))")
@@ -180,8 +191,8 @@ struct LabLinuxBootTests {
     }
 
     @Test("snapshot and restore: a Linux guest on its virtio root disk, paused at its shell's read, snapshotted, its VMM killed; restored confined in a new VMM, resumed, it reads the line typed then and powers off")
-    func snapshotRestore() throws {
-        let boot = try Lab.boot("snapshot")
+    func snapshotRestore() async throws {
+        let boot = try await Lab.boot("snapshot")
         #expect(boot.check.contains("pause 204") && boot.check.contains("snapshot 204") && boot.check.contains("resume 204"), "\(boot.check)")
         #expect(boot.log.contains("L2: got [hello after restore]"), "\(boot.log.suffix(3000))")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
@@ -190,8 +201,8 @@ struct LabLinuxBootTests {
 
 extension LabLinuxBootTests {
     @Test("live migration of a running Linux guest (disk, tap, console): a → b over a UNIX socket, b → c over TCP, c → d with d killed half-way, then c snapshotted, killed and restored in e; the pattern, the TCP connection, the disk and both clocks come through")
-    func liveMigration() throws {
-        let boot = try Lab.boot("migration")
+    func liveMigration() async throws {
+        let boot = try await Lab.boot("migration")
         let check = boot.check
         for step in ["send a 204", "receive b 204", "send b 204", "receive c 204", "send c 500", "exited a [VMM exit 0]", "exited b [VMM exit 0]",
                      "pause c 204", "snapshot c 204", "resume e 204"] {
@@ -229,8 +240,8 @@ extension LabLinuxBootTests {
 @Suite("virtio over PCI in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVirtioTests {
     @Test("the seed's command shape: root on /dev/vda1 of a virtio disk, MSI-X interrupts, and the guest's write on the host image")
-    func rootDisk() throws {
-        let boot = try Lab.boot("disk")
+    func rootDisk() async throws {
+        let boot = try await Lab.boot("disk")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(boot.log.suffix(3000))")
         let wrote = try #require(Lab.lines(boot.log, "L2: wrote ").first, "\(boot.log.suffix(2000))")
@@ -250,8 +261,8 @@ struct LabVirtioTests {
     }
 
     @Test("readonly=on and num_queues=4, in the same --disk list: a read-only multiqueue disk that refuses writes")
-    func readonlyDisk() throws {
-        let boot = try Lab.boot("disk")
+    func readonlyDisk() async throws {
+        let boot = try await Lab.boot("disk")
         #expect(boot.log.contains("L2: vdb ro=1 size=16384 serial=ro-disk"), "\(boot.log.suffix(2000))")
         #expect(boot.log.contains("L2: vdb write refused"), "\(boot.log.suffix(2000))")
         #expect(boot.log.contains("L2: vdb reads seconddisk"), "\(boot.log.suffix(2000))")
@@ -261,23 +272,23 @@ struct LabVirtioTests {
     }
 
     @Test("/dev/hwrng yields bytes from virtio-rng")
-    func rng() throws {
-        let boot = try Lab.boot("disk")
+    func rng() async throws {
+        let boot = try await Lab.boot("disk")
         let line = try #require(Lab.lines(boot.log, "L2: hwrng ").first, "\(boot.log.suffix(2000))")
         let parts = line.split(separator: " ")
         #expect(parts.count == 4 && parts[2] == "virtio_rng.0" && parts[3].count == 32, "\(line)")
     }
 
     @Test("SIGTERM while the guest writes: the VMM exits 0 and what the guest flushed is on the host image")
-    func sigterm() throws {
-        let boot = try Lab.boot("sigterm")
+    func sigterm() async throws {
+        let boot = try await Lab.boot("sigterm")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.check == "first flushed data", "\(boot.log.suffix(2000))")
     }
 
     @Test("--console tty: the guest's hvc0 writes to standard output and reads a typed line")
-    func hvc0() throws {
-        let boot = try Lab.boot("hvc")
+    func hvc0() async throws {
+        let boot = try await Lab.boot("hvc")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: hello on hvc0"), "\(boot.log.suffix(2000))")
         let serial = Lab.file("hvc-serial.log")
@@ -288,8 +299,8 @@ struct LabVirtioTests {
 @Suite("virtio-net in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabNetTests {
     @Test("two interfaces from one --net list under seccomp + nobody: MAC, MTU and queue pairs as asked, pings both ways, TCP both ways")
-    func network() throws {
-        let boot = try Lab.boot("net")
+    func network() async throws {
+        let boot = try await Lab.boot("net")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let nets = Lab.lines(boot.log, "L2: net eth")
         // tap= with num_queues=8 on 4 vCPUs: four pairs; fd= with the default two queues: one. Both
@@ -330,8 +341,8 @@ struct LabNetTests {
 @Suite("virtio-vsock in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVsockTests {
     @Test("the hybrid vsock under seccomp + nobody: 64 MiB each way with matching md5, 50 streams at once, refused ports both ways, peers closing mid-stream, a host reader that stops (VMM memory flat), a guest reboot")
-    func streams() throws {
-        let boot = try Lab.boot("vsock")
+    func streams() async throws {
+        let boot = try await Lab.boot("vsock")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         func value(_ line: String?, _ key: String) -> String? {
             line?.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
@@ -371,8 +382,8 @@ struct LabVsockTests {
 @Suite("vhost-user devices in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabVhostUserTests {
     @Test("virtio-fs on virtiofsd under seccomp + nobody, on segment 1: md5s both ways, rename, unlink, 1,000 files, fsync, RAM hot-added under the mount, a reboot and a new mount, a second share hot-added and removed, the backend killed (the VMM logs it and runs on)")
-    func virtiofs() throws {
-        let boot = try Lab.boot("fs")
+    func virtiofs() async throws {
+        let boot = try await Lab.boot("fs")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         func value(_ text: String, _ prefix: String) -> String? {
             Lab.lines(text, prefix).first.map { String($0.dropFirst(prefix.count)).split(separator: " ")[0] }.map(String.init)
@@ -399,8 +410,8 @@ struct LabVhostUserTests {
     }
 
     @Test("root on vhost-user-blk (qemu-storage-daemon, two queues) under seccomp + nobody: the guest boots from it and its write is on the image")
-    func rootOnVhostUserBlk() throws {
-        let boot = try Lab.boot("vublk")
+    func rootOnVhostUserBlk() async throws {
+        let boot = try await Lab.boot("vublk")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(Lab.lines(boot.log, "L2: root"))")
         #expect(boot.check.hasPrefix("written by L2"), "\(boot.check)")
@@ -411,13 +422,13 @@ struct LabVhostUserTests {
 @Suite("Consoles on a socket and a pty in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabConsoleTests {
     @Test("a login-less shell on hvc0 through --console socket= (and again after a reconnect), and on ttyS0 through --serial pty; confined; the socket goes at exit")
-    func shells() throws {
-        let socket = try Lab.boot("consock")
+    func shells() async throws {
+        let socket = try await Lab.boot("consock")
         #expect(socket.status == 0, "\(socket.log.suffix(2000))")
         #expect(socket.check.contains("L1: socket: first answer ok"), "\(socket.check)")
         #expect(socket.check.contains("L1: socket: answer after a reconnect ok"), "\(socket.check)")
         #expect(socket.check.contains("L1: socket file after exit: gone"), "\(socket.check)")
-        let pty = try Lab.boot("conpty")
+        let pty = try await Lab.boot("conpty")
         #expect(pty.status == 0, "\(pty.log.suffix(2000))")
         #expect(pty.log.contains("--serial pty: /dev/pts/"), "\(pty.log.prefix(1000))")
         #expect(pty.check.contains("L1: pty: first answer ok"), "\(pty.check) \(pty.log.suffix(1500))")
@@ -427,8 +438,8 @@ struct LabConsoleTests {
 @Suite("The API in the nested lab", .enabled(if: Lab.ready, Lab.skipReason), .serialized)
 struct LabAPITests {
     @Test("an API-only launch in Kata's order with curl: vm.create with a whole VmConfig, vm.add-net with a tap over SCM_RIGHTS, vm.boot, pause and resume, vCPU, disk and VFIO hotplug both ways, a NIC and a hot-added disk and VFIO device on PCI segment 1, reboot, the power button; a command line's --device removed and added back beside a hot-added one in the same container; the guest's clock steady across 20 unplugs; vmm.shutdown on a running guest")
-    func kataShapedLaunch() throws {
-        let boot = try Lab.boot("api")
+    func kataShapedLaunch() async throws {
+        let boot = try await Lab.boot("api")
         let vmmLog = Lab.file("api-vmm.log")
         let check = boot.check.split(separator: "\n").map(String.init)
         func answer(_ endpoint: String, _ index: Int = 0) -> String {
@@ -563,8 +574,8 @@ struct LabVFIOTests {
     }
 
     @Test("the mission's command with --device, confined: the guest finds the edu device, uses its BAR, does DMA both ways and takes its INTx")
-    func seedCommand() throws {
-        let boot = try Lab.boot("edu")
+    func seedCommand() async throws {
+        let boot = try await Lab.boot("edu")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"))
         #expect(Lab.lines(boot.log, "L2: pci ").contains { $0.contains("0x1234:0x11e8 class=0x00ff00") }, "\(Lab.lines(boot.log, "L2: pci"))")
@@ -578,8 +589,8 @@ struct LabVFIOTests {
     }
 
     @Test("an MSI-X device with a stock driver: the guest's NVMe driver probes the assigned controller, reads through DMA, and its vectors count up")
-    func nvme() throws {
-        let boot = try Lab.boot("nvme")
+    func nvme() async throws {
+        let boot = try await Lab.boot("nvme")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         let line = try #require(Lab.lines(boot.log, "L2: nvme 0000:").first, "\(Lab.lines(boot.log, "L2: nvme"))")
         #expect(line.contains("driver=nvme"), "\(line)")
@@ -594,24 +605,24 @@ struct LabVFIOTests {
     }
 
     @Test("bind=auto moves a device from its driver to vfio-pci and gives it back after power-off, SIGTERM and a failed launch")
-    func managedBinding() throws {
+    func managedBinding() async throws {
         let before = Lab.file("nvme-auto-before.check")
         #expect(before.trimmingCharacters(in: .whitespacesAndNewlines) == "nvme", "L1's own driver first: \(before)")
-        let run = try Lab.boot("nvme-auto")
+        let run = try await Lab.boot("nvme-auto")
         #expect(run.status == 0, "\(run.log.suffix(3000))")
         #expect(Lab.lines(run.log, "L2: nvme ").contains { $0.contains("driver=nvme") }, "the guest's driver probed it")
         #expect(run.check == "nvme", "after power-off L1's driver has it back: \(run.check)")
-        let sigterm = try Lab.boot("nvme-auto-sigterm")
+        let sigterm = try await Lab.boot("nvme-auto-sigterm")
         #expect(sigterm.status == 0, "\(sigterm.log.suffix(2000))")
         #expect(sigterm.check == "nvme", "after SIGTERM: \(sigterm.check)")
-        let failed = try Lab.boot("nvme-auto-failed")
+        let failed = try await Lab.boot("nvme-auto-failed")
         #expect(failed.status == 1 && failed.log.contains("does not fit in guest memory"), "\(failed.log)")
         #expect(failed.check == "nvme", "after a failed launch: \(failed.check)")
     }
 
     @Test("two devices in one --device list (a sysfs path and a bare address): both work")
-    func twoDevices() throws {
-        let boot = try Lab.boot("edu-two")
+    func twoDevices() async throws {
+        let boot = try await Lab.boot("edu-two")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: edu devices=2"), "\(Lab.lines(boot.log, "L2: edu"))")
         expectEduWorks(boot.log, "0000:00:03.0")
@@ -621,8 +632,8 @@ struct LabVFIOTests {
     @Test("a virtual IOMMU under Debian 13's kernel, confined: the root disk and the edu (iommu=on) each in an IOMMU group of the guest's virtio-iommu; a userspace driver on the guest's own vfio-pci has the edu DMA through its mappings, matching, and a DMA to an IOVA it unmapped does not land while the guest runs on; the same with the edu hot-added (\"iommu\": true) onto a segment behind the IOMMU whole",
           arguments: [("viommu", "0000:00:04.0", ["0000:00:02.0", "0000:00:04.0"]),
                       ("viommu-hotplug", "0001:00:01.0", ["0001:00:01.0"])])
-    func virtualIOMMU(name: String, edu: String, behind: [String]) throws {
-        let boot = try Lab.boot(name)
+    func virtualIOMMU(name: String, edu: String, behind: [String]) async throws {
+        let boot = try await Lab.boot(name)
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: root=/dev/vda1 ext4 rw"), "\(boot.log.suffix(3000))")
         let groups = Lab.lines(boot.log, "L2: iommu group")
@@ -645,8 +656,8 @@ struct LabVFIOTests {
     }
 
     @Test("1,000 hot-add and removal cycles of an assigned device beside a command-line one: every cycle succeeds, memory and descriptors stay flat")
-    func cycles() throws {
-        let boot = try Lab.boot("cycles")
+    func cycles() async throws {
+        let boot = try await Lab.boot("cycles")
         let vmmLog = Lab.file("cycles-vmm.log")
         #expect(boot.status == 0, "\(vmmLog.suffix(2000))")
         // "cycles: DONE of 1000, VmRSS A kB then B kB, fds C then D"
@@ -660,8 +671,8 @@ struct LabVFIOTests {
     }
 
     @Test("a guest reboot with the device assigned: it works in the second boot too")
-    func reboot() throws {
-        let boot = try Lab.boot("edu-reboot")
+    func reboot() async throws {
+        let boot = try await Lab.boot("edu-reboot")
         #expect(boot.status == 0, "\(boot.log.suffix(3000))")
         #expect(boot.log.contains("L2: rebooting with the device assigned"))
         expectEduWorks(boot.log, "0000:00:03.0", count: 2)
@@ -675,8 +686,8 @@ struct LabVFIOTests {
         ("preflight-group", "is not viable: 0000:01:02.0, in the same group, is bound to virtio-pci; give it to vfio-pci too (or unbind it: echo 0000:01:02.0 > /sys/bus/pci/drivers/virtio-pci/unbind)"),
         ("preflight-group-iommu", "also holds 0000:01:01.0, assigned to this VM without iommu=on: the functions of one group share their DMA mappings; assign them all without iommu=on, or only one of the group with it"),
     ])
-    func preflight(name: String, message: String) throws {
-        let boot = try Lab.boot(name)
+    func preflight(name: String, message: String) async throws {
+        let boot = try await Lab.boot(name)
         #expect(boot.status == 1, "\(boot.log)")
         #expect(boot.log.hasPrefix("cloud-hypervisor: error: --device path: invalid value"), "\(boot.log)")
         #expect(boot.log.contains(message) && boot.log.filter { $0 == "\n" }.count == 1, "\(boot.log)")
