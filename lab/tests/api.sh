@@ -45,12 +45,14 @@ config() { # serial log, landlock_enable, landlock_rules
   \"kata_sandbox_extra\": {\"ignored\": true}
 }"
 }
+# 120 s an answer: the first VFIO hot-add pins all of guest RAM, which in a
+# slow L1 (another L1 and the host's tests beside it) took over 30 s.
 api() { # method, endpoint[, body]: one request, its status and body to api.check
     if [ -n "$3" ]; then
-        out=$(curl -s --max-time 30 --unix-socket $sock -X "$1" -H 'Content-Type: application/json' \
+        out=$(curl -s --max-time 120 --unix-socket $sock -X "$1" -H 'Content-Type: application/json' \
             --data-binary "$3" -w ' HTTP=%{http_code}' "http://localhost/api/v1/$2")
     else
-        out=$(curl -s --max-time 30 --unix-socket $sock -X "$1" -w ' HTTP=%{http_code}' "http://localhost/api/v1/$2")
+        out=$(curl -s --max-time 120 --unix-socket $sock -X "$1" -w ' HTTP=%{http_code}' "http://localhost/api/v1/$2")
     fi
     echo "$2: $out" >> api.check
 }
