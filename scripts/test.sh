@@ -8,10 +8,10 @@ scripts/install-deps.sh
 lab/setup.sh >/dev/null
 lab/debian.sh >/dev/null
 swift build -c release --static-swift-stdlib
-# The lab's scenarios (two L1 boots side by side, 15-25 minutes on two
-# cores) start now, beside the fuzzing and the tests' own build; the lab
-# tests then read what they left (CLOUD_HYPERVISOR_LAB_RUN) instead of
-# booting L1 themselves.
+# The lab's scenarios (two L1 boots side by side, 25-28 minutes on two
+# cores on a good day) start now, beside the fuzzing, the tests' own build
+# and the other tests; the lab tests then read what they left
+# (CLOUD_HYPERVISOR_LAB_RUN) instead of booting L1 themselves.
 lab_run="$(mktemp -d /tmp/lab-run.XXXXXX)"
 (set +e; lab/all.sh --out "$lab_run" --timeout 3600 "$PWD/.build/release/cloud-hypervisor" "$PWD/.lab-cache" \
      > "$lab_run/run.out" 2> "$lab_run/run.err"; echo $? > "$lab_run/run.status") &

@@ -99,9 +99,11 @@ static struct vsock_conn *find_fd(struct virtio_vsock *s, int fd)
     return NULL;
 }
 
+static bool has_room(const struct virtio_vsock *s) { return s->nconns < VSOCK_MAX_CONNS; }
+
 static struct vsock_conn *conn_add(struct virtio_vsock *s, int fd, enum vsock_conn_state state)
 {
-    if (s->nconns == VSOCK_MAX_CONNS)
+    if (!has_room(s))
         return NULL;
     struct vsock_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -372,7 +374,7 @@ static void guest_connects(struct virtio_vsock *s, const struct virtio_vsock_hdr
     uint32_t src_port = le32toh(h->src_port), dst_port = le32toh(h->dst_port);
     /* At the limit the host service is not even connected to: it would
      * see a connection opened and closed at once for each such REQUEST. */
-    int fd = s->nconns < VSOCK_MAX_CONNS ? vsock_host_connect(s->socket_path, dst_port) : -1;
+    int fd = has_room(s) ? vsock_host_connect(s->socket_path, dst_port) : -1;
     struct vsock_conn *c = fd < 0 ? NULL : conn_add(s, fd, CONN_ESTABLISHED);
     if (!c) {
         if (fd >= 0)
