@@ -89,10 +89,20 @@ def save(result_path, samples):
         json.dump(samples, f)
 
 
-def timed(cmd, log_path, marker):
+def cpu_times(pid):
+    """The user and system CPU seconds of the process `pid`, all its threads
+    (under KVM a vCPU's time in the guest counts as user time; system time
+    is L1's kernel working for it: exits, faults on guest RAM)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"user": int(fields[11]) / ticks, "sys": int(fields[12]) / ticks}
+
+
+def timed(cmd, log_path, marker, cpu=None):
     """Runs cmd to its end: seconds to the first console line holding
     `marker`, seconds to the process's exit, peak RSS (KiB, GNU time) and
-    the console text. Fails the benchmark on a non-zero exit."""
+    the console text. Fails the benchmark on a non-zero exit. A dict given
+    as `cpu` gets the command's CPU times (cpu_times) when the marker shows."""
     rss_path = log_path + ".rss"
     with open(log_path, "wb") as log:
         start = time.perf_counter()
@@ -106,6 +116,10 @@ def timed(cmd, log_path, marker):
             log.flush()
             if first is None and marker in line:
                 first = time.perf_counter() - start
+                if cpu is not None:
+                    # GNU time's one child is the command.
+                    child = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+                    cpu.update(cpu_times(int(child[0])) if child else {})
         status = proc.wait()
         total = time.perf_counter() - start
         watchdog.cancel()
