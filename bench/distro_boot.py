@@ -61,16 +61,6 @@ def disk_stats(text):
             "flushes": f[15], "flush_ms": f[16] / max(f[15], 1)}
 
 
-def settle():
-    """Each boot starts from the same L1: its page cache dropped and its
-    free memory compacted, so every guest finds huge pages for its RAM
-    (without it, later boots of a run were up to 3x slower than the first)."""
-    subprocess.run(["sync"])
-    for knob, value in (("drop_caches", "3"), ("compact_memory", "1")):
-        with open(f"/proc/sys/vm/{knob}", "w") as f:
-            f.write(value)
-
-
 def inside(cache, result_path, runs):
     image = os.path.join(cache, "debian12")
     out = os.path.dirname(result_path)
@@ -84,7 +74,7 @@ def inside(cache, result_path, runs):
         for cpus in SHAPES:
             for name, cmd in commands(image, disk, cpus).items():
                 log = os.path.join(out, f"{name}-{cpus}cpu-{run}.log")
-                settle()
+                lab.settle()
                 cpu = {}
                 with lab.KVMStats() as stats:
                     _, total, rss, text = lab.timed(cmd, log, MARKER, cpu)
@@ -113,8 +103,7 @@ def main():
         print(f"  ratio cloud-hypervisor / QEMU q35, {cpus} vCPU(s): units up {ch['units_up'] / qemu['units_up']:.2f}x, "
               f"power-off {ch['power_off'] / qemu['power_off']:.2f}x (goal <= 0.8x)")
     print("  the VMM's CPU time up to the units-up line, each boot: user (the guest, and a VMM's own user space) + system")
-    print("  (L1's kernel for it: exits, guest RAM's faults and zeroing); a boot's wall time follows the system part,")
-    print("  which varies from boot to boot of the same guest under either VMM in this lab:")
+    print("  (L1's kernel for it: exits, guest RAM's faults and zeroing; lab.settle says why it must stay small):")
     for key, runs in samples.items():
         each = ", ".join(f"{r.get('cpu_user', 0):.1f}+{r.get('cpu_sys', 0):.1f}" for r in runs)
         print(f"    {key:20s} {each}")

@@ -3,6 +3,7 @@ prepare the lab and the release build, run one script inside L1, and time
 a VMM process against a console marker. Imported by every benchmark that
 runs in the lab; their --inside mode runs in L1 (`samples`)."""
 import json
+import mmap
 import os
 import statistics
 import subprocess
@@ -87,6 +88,35 @@ def run_inside(script, cache, runs, budget):
 def save(result_path, samples):
     with open(result_path, "w") as f:
         json.dump(samples, f)
+
+
+def settle():
+    """Each boot starts from the same L1: its page cache dropped, its free
+    memory compacted (so every guest finds huge pages for its RAM: without
+    it, later boots of a run were up to 3x slower than the first) and then
+    written once. L1's kernel zeroes each page it hands a guest; the first
+    write to a page of L1's RAM that an earlier guest used is many times
+    slower under this lab's emulation than a later one (a perf profile of
+    a slow Debian boot in L1: 54% of the samples in that zeroing, against
+    1% in a fresh L1). A boot's time then depended on which pages it got:
+    the vCPU's system time ranged 1.1-30 s between identical boots under
+    either VMM. Writing most of the free memory here, unmeasured, leaves
+    none of that for the boot (three boots: 1.15-1.19 s)."""
+    def knob(name, value):
+        with open(f"/proc/sys/vm/{name}", "w") as f:
+            f.write(value)
+    subprocess.run(["sync"])
+    knob("drop_caches", "3")
+    knob("compact_memory", "1")
+    available = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemAvailable:")) << 10
+    size = max(available - (512 << 20), 0) & ~((2 << 20) - 1)
+    if size:
+        ram = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        ram.madvise(mmap.MADV_HUGEPAGE)
+        for offset in range(0, size, 4096):
+            ram[offset] = 1
+        ram.close()
+    knob("compact_memory", "1")
 
 
 def cpu_times(pid):

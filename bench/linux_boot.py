@@ -61,6 +61,7 @@ def inside(cache, result_path, runs):
         for name, cmd in commands(cache, disk).items():
             shutil.copyfile(os.path.join(cache, "l2-disk.raw"), disk)
             log = os.path.join(os.path.dirname(result_path), f"{name}-{run}.log")
+            lab.settle()
             first, total, rss, text = lab.timed(cmd, log, MARKER)
             samples[name].append({"root_fs": first, "power_off": total, "rss": rss, "guest": guest_uptime(text)})
         lab.save(result_path, samples)
