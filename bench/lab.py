@@ -92,9 +92,9 @@ def save(result_path, samples):
 
 def settle():
     """Each boot starts from the same L1: its page cache dropped, its free
-    memory compacted (so every guest finds huge pages for its RAM: without
-    it, later boots of a run were up to 3x slower than the first) and then
-    written once. L1's kernel zeroes each page it hands a guest; the first
+    memory written once, then compacted (so every guest finds huge pages
+    for its RAM: without it, later boots of a run were up to 3x slower
+    than the first). L1's kernel zeroes each page it hands a guest; the first
     write to a page of L1's RAM that an earlier guest used is many times
     slower under this lab's emulation than a later one (a perf profile of
     a slow Debian boot in L1: 54% of the samples in that zeroing, against
@@ -107,7 +107,6 @@ def settle():
             f.write(value)
     subprocess.run(["sync"])
     knob("drop_caches", "3")
-    knob("compact_memory", "1")
     available = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemAvailable:")) << 10
     size = max(available - (512 << 20), 0) & ~((2 << 20) - 1)
     if size:

@@ -103,7 +103,7 @@ case "$action" in
         # Learns of a hot-added edu device as a distribution's udev does,
         # from the kernel's uevent, with no polling to take the CPU the
         # VMM's work needs (bench/vfio_hotplug.py); uses it once, as api's
-        # loop does. The listener's socket is bound before the line.
+        # loop does. A second for the listener to bind its socket first.
         uevent sh -c '[ "$ACTION $SUBSYSTEM $PCI_ID" = "add pci 1234:11E8" ] || exit 0
             echo "L2: uevent edu added $PCI_SLOT_NAME"; edutest probe' &
         sleep 1; echo "L2: uevent listening"

@@ -8,8 +8,8 @@ scripts/install-deps.sh
 lab/setup.sh >/dev/null
 lab/debian.sh >/dev/null
 swift build -c release --static-swift-stdlib
-# The lab's scenarios (two L1 boots side by side, 25-28 minutes on two
-# cores on a good day) start now, beside the fuzzing, the tests' own build
+# The lab's scenarios (two L1 boots side by side, 12-28 minutes on two
+# cores: this lab's speed varies that much between days) start now, beside the fuzzing, the tests' own build
 # and the other tests; the lab tests then read what they left
 # (CLOUD_HYPERVISOR_LAB_RUN) instead of booting L1 themselves.
 lab_run="$(mktemp -d /tmp/lab-run.XXXXXX)"
