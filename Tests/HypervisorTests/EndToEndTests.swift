@@ -112,6 +112,28 @@ struct EndToEndTests {
         #expect(r.stdout == "APs started: \(cpus - 1)\n")
     }
 
+    /// Started with fewer CPUs than vCPUs (taskset), the vCPU threads take
+    /// turns and are SCHED_BATCH (3), under the VMM's seccomp filter; with a
+    /// CPU each they stay SCHED_OTHER (0); a policy the VMM was started with
+    /// (SCHED_IDLE, 5) is kept.
+    @Test("vCPUs that outnumber the VMM's CPUs do not preempt each other (SCHED_BATCH); others keep their policy",
+          arguments: [(["0"], 2, 3), (["0"], 1, 0), (["0", "idle"], 2, 5)])
+    func vcpusSharingCPUs(setting: [String], cpus: Int, policy: Int) throws {
+        var policies: [String: Int] = [:]
+        let chrt = setting.contains("idle") ? ["/usr/bin/chrt", "--idle", "0"] : []
+        let r = run("/usr/bin/taskset", ["-c", setting[0]] + chrt + [VMM.binary, "--kernel", try Guests.path("spin"),
+                    "--serial", "tty", "--cpus", "\(cpus)", "--seccomp", "true"]) { process, output in
+            _ = eventually(10) { output().contains("spinning") }
+            _ = eventually(5) { threadPolicies(of: process.processIdentifier).keys.filter { $0.hasPrefix("vcpu") }.count == cpus }
+            policies = threadPolicies(of: process.processIdentifier)
+            process.terminate()
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        let vcpus = policies.filter { $0.key.hasPrefix("vcpu") }
+        #expect(vcpus.count == cpus && vcpus.values.allSatisfy { $0 == policy }, "\(policies)")
+        #expect(policies["cloud-hyperviso"] == (policy == 5 ? 5 : 0), "the VMM thread keeps its policy: \(policies)")
+    }
+
     /// Each boot races vCPU 0's reset against the start of the other vCPU
     /// threads: a stop must reach a thread that is still starting.
     @Test("a guest reset reboots it, again and again, and SIGTERM then stops the VMM cleanly", arguments: [1, 2, 3, 4])

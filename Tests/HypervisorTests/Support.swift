@@ -172,6 +172,19 @@ func runVMM(_ arguments: [String], timeout: Double = 30, input: String? = nil,
     run(VMM.binary, arguments, timeout: timeout, input: input, whileRunning: whileRunning)
 }
 
+/// The scheduling policy of each thread of process `pid`, by thread name
+/// (SCHED_OTHER 0, SCHED_BATCH 3, SCHED_IDLE 5): field 41 of its stat.
+func threadPolicies(of pid: pid_t) -> [String: Int] {
+    var policies: [String: Int] = [:]
+    for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        policies[String(stat[stat.index(after: open)..<close])] = fields.count > 38 ? Int(fields[38]) : nil
+    }
+    return policies
+}
+
 /// Polls `condition` for up to `seconds`.
 func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)

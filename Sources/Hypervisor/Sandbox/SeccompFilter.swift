@@ -80,7 +80,8 @@ public final class SeccompFilter: @unchecked Sendable {
             "pread64",          // the kernel and initramfs again after a reset
             "eventfd2", "epoll_create1", // stop event, interrupt lines, device threads' kicks of a new boot
             "timerfd_create",   // a new boot's virtio-net transmit interrupt timer
-            "sched_setscheduler", // a device thread's own SCHED_BATCH at its start (restricted below)
+            "sched_setscheduler", // a device or vCPU thread's own SCHED_BATCH at its start (restricted below)
+            "sched_getaffinity", "sched_getscheduler", // a vCPU thread's: whether it shares CPUs, the policy it was given
             "io_uring_setup", "io_uring_register", // a new boot's virtio-blk rings
             "clone",            // vCPU threads (restricted to CLONE_THREAD below)
             "set_robust_list", "rseq", "prctl", // a new vCPU thread's start, before its own filter
