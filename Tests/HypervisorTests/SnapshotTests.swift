@@ -156,6 +156,28 @@ struct SnapshotTests {
         #expect(vmm_vcpu_restore_cpuid(vm.handle, 0, &empty) == -EINVAL)
     }
 
+    @Test("A vCPU's CPUID names the host's processor (leaves 0x80000002-4, which KVM leaves empty)")
+    func processorName() throws {
+        let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
+        try vm.createVCPUs(CPUsConfig())
+        var saved = vmm_cpuid_state()
+        #expect(vmm_vcpu_save_cpuid(vm.handle, 0, &saved) == 0)
+        var name: [UInt8] = []
+        withUnsafeBytes(of: &saved.entries) { raw in
+            let entries = raw.bindMemory(to: kvm_cpuid_entry2.self)
+            for leaf in UInt32(0x8000_0002)...0x8000_0004 {
+                guard let e = entries.prefix(Int(saved.nent)).first(where: { $0.function == leaf }) else { continue }
+                for word in [e.eax, e.ebx, e.ecx, e.edx] { name += withUnsafeBytes(of: word.littleEndian) { Array($0) } }
+            }
+        }
+        let guest = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        // The host kernel's own reading of the same leaves.
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let host = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? ""
+        #expect(!guest.isEmpty && guest == host, "guest '\(guest)', host '\(host)'")
+    }
+
     @Test("A power-button press the guest has not read yet is in the snapshot, and raised again by the restore")
     func pendingGuestEvent() throws {
         let first = try snapshotDirectory(), second = try snapshotDirectory()

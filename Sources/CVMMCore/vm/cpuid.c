@@ -4,6 +4,7 @@
  * vCPU index, so a vCPU plugged later already has its place. KVM
  * passes the host's topology leaves through, which would tell the guest
  * about cores and siblings it does not have. */
+#include <cpuid.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -88,6 +89,17 @@ static void set_topology(struct kvm_cpuid_entry2 *e, const struct topology *t)
     }
 }
 
+/* KVM leaves the processor's name (leaves 0x80000002-4) empty, and a
+ * guest then names its CPU from a family table ("AMD Hammer" in
+ * /proc/cpuinfo). The host's name, as Cloud Hypervisor and QEMU's
+ * `-cpu host` give it. */
+static void host_name(struct kvm_cpuid_entry2 *e)
+{
+    if (e->function < 0x80000002 || e->function > 0x80000004 || __get_cpuid_max(0x80000000, NULL) < 0x80000004)
+        return;
+    __cpuid(e->function, e->eax, e->ebx, e->ecx, e->edx);
+}
+
 static struct kvm_cpuid2 *cpuid_alloc(void)
 {
     return calloc(1, sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
@@ -108,6 +120,7 @@ int vmm_cpuid_supported(const struct vmm_vm *vm, struct kvm_cpuid2 **out)
     bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (uint32_t i = 0; i < cpuid->nent; i++) {
         struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        host_name(e);
         if (e->function != 1)
             continue;
         e->ecx |= CPUID_1_ECX_HYPERVISOR;
