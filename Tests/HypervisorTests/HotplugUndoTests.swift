@@ -17,8 +17,9 @@ struct HotplugFootprint: Equatable, CustomStringConvertible {
     init(_ vmm: APIVMM) {
         let pid = vmm.child.processIdentifier
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-        // API connections come and go with each request: not the VM's.
-        descriptors = fds.map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "?" }
+        // API connections come and go with each request: not the VM's. One
+        // closed between the listing and its read has no target left.
+        descriptors = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
             .filter { !$0.hasPrefix("socket:") }.sorted()
         threads = threadStatus(pid: pid).keys.map { String($0.prefix { $0 != "/" }) }.sorted()
         mappings = ((try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)) ?? "").split(separator: "\n").count
