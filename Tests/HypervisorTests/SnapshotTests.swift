@@ -138,12 +138,18 @@ struct SnapshotTests {
         #expect(exists("rdst2") && !exists("rsrc0"), "the tap did not outlive ch-remote: the VMM did not take it")
     }
 
-    @Test("A vCPU's CPUID goes with its state: taken back as saved, refused when it names a feature this host's KVM lacks")
-    func cpuidTravels() throws {
+    /// A VM with one vCPU, and that vCPU's CPUID as a snapshot saves it.
+    func vcpuCPUID() throws -> (VirtualMachine, vmm_cpuid_state) {
         let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
         try vm.createVCPUs(CPUsConfig())
         var saved = vmm_cpuid_state()
         #expect(vmm_vcpu_save_cpuid(vm.handle, 0, &saved) == 0)
+        return (vm, saved)
+    }
+
+    @Test("A vCPU's CPUID goes with its state: taken back as saved, refused when it names a feature this host's KVM lacks")
+    func cpuidTravels() throws {
+        var (vm, saved) = try vcpuCPUID()
         #expect(saved.nent > 0)
         #expect(vmm_vcpu_restore_cpuid(vm.handle, 0, &saved) == 0)
         var foreign = saved
@@ -158,10 +164,7 @@ struct SnapshotTests {
 
     @Test("A vCPU's CPUID names the host's processor (leaves 0x80000002-4, which KVM leaves empty)")
     func processorName() throws {
-        let vm = try VirtualMachine(kvm: try KVMDevice(), memory: MemoryConfig(sizeBytes: 16 << 20))
-        try vm.createVCPUs(CPUsConfig())
-        var saved = vmm_cpuid_state()
-        #expect(vmm_vcpu_save_cpuid(vm.handle, 0, &saved) == 0)
+        var (_, saved) = try vcpuCPUID()
         var name: [UInt8] = []
         withUnsafeBytes(of: &saved.entries) { raw in
             let entries = raw.bindMemory(to: kvm_cpuid_entry2.self)
