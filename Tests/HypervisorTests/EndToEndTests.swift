@@ -124,8 +124,10 @@ struct EndToEndTests {
         let r = run("/usr/bin/taskset", ["-c", setting[0]] + chrt + [VMM.binary, "--kernel", try Guests.path("spin"),
                     "--serial", "tty", "--cpus", "\(cpus)", "--seccomp", "true"]) { process, output in
             _ = eventually(10) { output().contains("spinning") }
-            _ = eventually(5) { threadPolicies(of: process.processIdentifier).keys.filter { $0.hasPrefix("vcpu") }.count == cpus }
-            policies = threadPolicies(of: process.processIdentifier)
+            _ = eventually(5) {
+                policies = threadPolicies(of: process.processIdentifier)
+                return policies.keys.filter { $0.hasPrefix("vcpu") }.count == cpus
+            }
             process.terminate()
         }
         #expect(r.status == 0, "\(r.stderr)")
